@@ -1,0 +1,123 @@
+"""Command line: ``python -m rtl_gen build | sim | synth``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .errors import SpikeForgeError, VerificationError
+from .targets import TARGETS
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m rtl_gen", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    b = sub.add_parser("build", help="generate the accelerator for a model")
+    src = b.add_mutually_exclusive_group()
+    src.add_argument("--ckpt", type=Path, help="checkpoint (default: the shipped spikelm-mlp.pt)")
+    src.add_argument("--onnx", type=Path, help="an ONNX file written by model.export")
+    b.add_argument("--inputs", type=Path, help=".npz with held-out contexts (array 'input')")
+    b.add_argument("--out", type=Path, required=True, help="output folder (must not exist)")
+    b.add_argument("--rows", type=_positive, default=8, help="array rows (default 8)")
+    b.add_argument("--cols", type=_positive, default=8, help="array columns (default 8)")
+    b.add_argument("--target", choices=sorted(TARGETS), default="ecp5-85k",
+                   help="FPGA the build must fit (default ecp5-85k)")
+    b.add_argument("--dense", action="store_true", help="scan every spike, zero or not")
+    b.add_argument("--threshold-scale", help="scale hidden thresholds, e.g. 1.5 or 3/2")
+    b.add_argument("--samples", type=_positive, default=256, help="golden samples (default 256)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the held-out sample")
+    b.add_argument("--force", action="store_true", help="replace an existing build in --out")
+
+    s = sub.add_parser("sim", help="check a build bit for bit in Verilator")
+    s.add_argument("dir", type=Path)
+    s.add_argument("--samples", type=_positive, help="how many golden samples (default all)")
+    s.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+
+    y = sub.add_parser("synth", help="synthesize, place and route with yosys + nextpnr")
+    y.add_argument("dir", type=Path)
+    y.add_argument("--target", choices=sorted(TARGETS), default="ecp5-85k")
+    y.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    return parser
+
+
+def _build(args) -> None:
+    from .build import BuildConfig, build
+
+    start = time.perf_counter()
+    config = BuildConfig(
+        out=args.out, ckpt=args.ckpt, onnx_path=args.onnx, inputs=args.inputs, rows=args.rows,
+        cols=args.cols, target=args.target, dense=args.dense,
+        threshold_scale=args.threshold_scale, samples=args.samples, seed=args.seed,
+        force=args.force,
+    )
+    out = build(config)
+    from .report import load_report
+
+    r = load_report(out)
+    print(f"built {out} in {time.perf_counter() - start:.1f} s: {r['array']['rows']}x"
+          f"{r['array']['cols']} array, membrane {r['widths']['membrane']} bits,"
+          f" ideal {r['ideal_cycles_per_inference']:.0f} / dense"
+          f" {r['dense_cycles_per_inference']:.0f} cycles per inference")
+    print(f"next: python -m rtl_gen sim {out}")
+
+
+def _sim(args) -> None:
+    from .simulate import simulate
+
+    r = simulate(args.dir, args.samples, args.simulator)
+    sim = r["sim"]
+    print(f"{sim['matched']}/{sim['samples']} samples matched the integer reference bit for bit")
+    print(f"cycles per inference: {r['cycles_per_inference']:.1f} (ideal"
+          f" {r['ideal_cycles_per_inference']:.1f}, dense {r['dense_cycles_per_inference']:.1f})")
+    print("firing rates (hardware counters): " + ", ".join(
+        f"{k} {v:.3f}" for k, v in r["hardware_firing_rates"].items()))
+
+
+def _synth(args) -> None:
+    from .synth import synthesize
+
+    s = synthesize(args.dir, args.target, seed=args.seed)
+    print(f"{args.target}: {s['luts']} LUTs ({s['lut_percent']:.1f}%), {s['ffs']} FFs,"
+          f" {s['brams']} BRAMs, {s['dsps']} DSPs, Fmax {s['fmax_mhz']:.1f} MHz"
+          f" ({s['seconds']:.0f} s)")
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s")
+    try:
+        {"build": _build, "sim": _sim, "synth": _synth}[args.command](args)
+    except SpikeForgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, VerificationError) else 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

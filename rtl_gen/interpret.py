@@ -1,0 +1,58 @@
+"""The IR interpreter: runs a graph node by node with the integer reference's own functions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from contract import IntModel
+from contract import Readout as ContractReadout
+from contract import SpikingLayer as ContractLayer
+from contract import reference
+
+from .ir import Accumulate, Embed, Fire, Graph, Readout, SpikingLayer
+
+__all__ = ["interpret", "to_int_model"]
+
+
+def interpret(graph: Graph, ids) -> reference.Trace:
+    """Logits and the spikes of every spiking node, for contexts ``ids[N, k]``."""
+    ids = np.asarray(ids)
+    values = None
+    spikes = []
+    logits = None
+    for node in graph.nodes:
+        if isinstance(node, Embed):
+            values = node.table[ids].transpose(0, 2, 1, 3).reshape(ids.shape[0], node.timesteps, -1)
+            spikes.append(values)
+        elif isinstance(node, Accumulate):
+            values = reference.accumulate(values, node.weight)
+        elif isinstance(node, Fire):
+            values = reference.fire(values, node.bias, node.threshold, node.reset)
+            spikes.append(values)
+        elif isinstance(node, SpikingLayer):
+            values = reference.fire(
+                reference.accumulate(values, node.weight), node.bias, node.threshold, node.reset
+            )
+            spikes.append(values)
+        elif isinstance(node, Readout):
+            logits = reference.readout(values, ContractReadout(node.weight, node.bias))
+        else:
+            raise TypeError(f"the interpreter has no rule for {type(node).__name__}")
+    return reference.Trace(logits, tuple(spikes))
+
+
+def to_int_model(graph: Graph) -> IntModel:
+    """The contract's model of a fused graph (Embed, SpikingLayer*, Readout)."""
+    embed, *layers, readout = graph.nodes
+    if not all(isinstance(layer, SpikingLayer) for layer in layers):
+        raise TypeError("to_int_model needs a fused graph: run the FuseLayers pass first")
+    return IntModel(
+        context=graph.context,
+        embed_dim=embed.embed_dim,
+        timesteps=embed.timesteps,
+        weight_bits=graph.weight_bits,
+        spike_table=embed.table,
+        layers=tuple(ContractLayer(n.weight, n.bias, n.threshold, n.reset) for n in layers),
+        readout=ContractReadout(readout.weight, readout.bias),
+        logit_scale=graph.logit_scale,
+    )

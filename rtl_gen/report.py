@@ -1,0 +1,93 @@
+"""``report.json`` and ``report.md``: what a build is, what it costs, what it measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["load_report", "render_markdown", "save_report"]
+
+
+def load_report(build_dir: Path) -> dict:
+    return json.loads((Path(build_dir) / "report.json").read_text())
+
+
+def save_report(build_dir: Path, report: dict) -> None:
+    """Write both files; the Markdown is always derived from the JSON."""
+    build_dir = Path(build_dir)
+    (build_dir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (build_dir / "report.md").write_text(render_markdown(report))
+
+
+def _fmt(value, digits=1) -> str:
+    if value is None:
+        return "not measured yet"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def render_markdown(r: dict) -> str:
+    m, a = r["model"], r["array"]
+    lines = [
+        f"# SpikeForge build: {r['name']}",
+        "",
+        "## Model",
+        "",
+        f"- context {m['context']} bytes, {m['embed_dim']} spikes per byte, {m['timesteps']} time"
+        f" steps, {m['weight_bits']}-bit weights",
+        f"- layers: {' -> '.join(str(n) for n in m['layer_sizes'])}"
+        f" ({m['parameters']:,} weights)",
+        f"- threshold scale: {r['threshold_scale']}",
+        "",
+        "## Array",
+        "",
+        f"- {a['rows']} x {a['cols']} = {a['pes']} accumulate-only PEs,"
+        f" {'dense' if a['dense'] else 'event-driven (zero skipping)'} scan",
+        f"- widths: weight {r['widths']['weight']}, bias {r['widths']['bias']},"
+        f" membrane {r['widths']['membrane']} bits",
+        f"- multipliers: {r['multipliers']}",
+        "",
+        "## Firing rates (reference, golden inputs)",
+        "",
+        "| layer | rate |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {name} | {rate:.3f} |" for name, rate in r["firing_rates"].items()]
+    hw_rates = r.get("hardware_firing_rates")
+    if hw_rates:
+        lines += ["", "Hardware spike counters agree: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in hw_rates.items())]
+    c = r["cycles"] if "cycles" in r else {}
+    lines += [
+        "",
+        "## Cycles per inference",
+        "",
+        "| measured (simulation) | ideal (non-zero accumulations / PEs) | dense |",
+        "| --- | --- | --- |",
+        f"| {_fmt(r['cycles_per_inference'])} | {_fmt(r['ideal_cycles_per_inference'])} |"
+        f" {_fmt(r['dense_cycles_per_inference'])} |",
+    ]
+    if c.get("measured_over_ideal") is not None:
+        lines.append(f"\nmeasured / ideal = {c['measured_over_ideal']:.2f}")
+    sim = r.get("sim")
+    if sim:
+        lines += ["", "## Simulation", "",
+                  f"- {sim['matched']} of {sim['samples']} golden samples bit-exact on"
+                  f" {sim['simulator']}",
+                  f"- compile {sim['compile_seconds']:.1f} s, run {sim['run_seconds']:.1f} s"]
+    synth = r.get("synth") or {}
+    if synth:
+        lines += ["", "## Synthesis", "", "| target | LUTs | FFs | BRAMs | DSPs | Fmax (MHz) |"
+                  " wall (s) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for target, s in sorted(synth.items()):
+            lines.append(
+                f"| {target} | {_fmt(s['luts'])} ({s['lut_percent']:.0f}%) | {_fmt(s['ffs'])} |"
+                f" {_fmt(s['brams'])} | {_fmt(s['dsps'])} | {s['fmax_mhz']:.1f} |"
+                f" {s['seconds']:.0f} |"
+            )
+    timings = r.get("timings") or {}
+    if timings:
+        lines += ["", "## Wall time (s)", ""]
+        lines += [f"- {k}: {v:.1f}" for k, v in timings.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,65 @@
+"""``rtl_gen sim``: run a build's golden samples through the RTL and record what it measured."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sim.runner import SimulatorError, run_build
+
+from .errors import BuildError, VerificationError
+from .report import save_report
+from .workdir import check_build_dir
+
+__all__ = ["simulate"]
+
+log = logging.getLogger(__name__)
+
+
+def simulate(build_dir: Path, samples: int | None, simulator: str = "verilator",
+             progress=print) -> dict:
+    """Run, update ``report.json`` and return its ``sim`` section; raise on any mismatch."""
+    report = check_build_dir(build_dir)
+    if samples is not None and samples < 1:
+        raise BuildError(f"--samples must be a positive integer, not {samples}")
+    progress(f"compiling {report['name']} with {simulator} and running the golden samples")
+    try:
+        result = run_build(build_dir, samples, simulator)
+    except SimulatorError as exc:
+        raise BuildError(str(exc)) from None
+    if not result.samples:
+        raise VerificationError("the testbench ran no samples")
+    counts = [s["spike_counts"] for s in result.samples]
+    timesteps = report["model"]["timesteps"]
+    names = list(report["firing_rates"])
+    sizes = report["spiking_layer_sizes"]
+    rates = {}
+    for layer, name in enumerate(names):
+        fired = sum(sum(c[layer * timesteps:(layer + 1) * timesteps]) for c in counts)
+        rates[name] = fired / (len(counts) * timesteps * sizes[layer])
+    report["sim"] = {
+        "simulator": simulator,
+        "samples": len(result.samples),
+        "matched": result.matched,
+        "compile_seconds": round(result.compile_seconds, 2),
+        "run_seconds": round(result.run_seconds, 2),
+    }
+    report["cycles_per_inference"] = round(result.mean_cycles, 1)
+    report["cycles"]["measured_over_ideal"] = round(
+        result.mean_cycles / report["ideal_cycles_per_inference"], 3
+    ) if report["ideal_cycles_per_inference"] else None
+    report["cycles"]["measured_over_dense"] = round(
+        result.mean_cycles / report["dense_cycles_per_inference"], 3
+    )
+    report["hardware_firing_rates"] = rates
+    report.setdefault("timings", {})[f"sim_{simulator}"] = round(
+        result.compile_seconds + result.run_seconds, 2
+    )
+    save_report(build_dir, report)
+    if result.matched != len(result.samples):
+        bad = [s["sample"] for s in result.samples if not s["match"]][:5]
+        raise VerificationError(
+            f"{len(result.samples) - result.matched} of {len(result.samples)} samples differ"
+            f" from the reference (first: {bad}); see {build_dir}/sim_build_{simulator}/test.log"
+        )
+    return report

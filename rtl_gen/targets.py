@@ -1,0 +1,53 @@
+"""FPGA targets: their resources, their nextpnr flags, and a block-RAM fit estimate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import BuildError
+
+__all__ = ["TARGETS", "Target", "get_target"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One FPGA: family, nextpnr device flags and the resources the fit check uses."""
+
+    name: str
+    family: str  # "ice40" or "ecp5"
+    nextpnr_args: tuple[str, ...]
+    luts: int
+    brams: int
+    dsps: int
+    bram_configs: tuple[tuple[int, int], ...]  # (depth, width) of one block RAM
+
+    def brams_for(self, width: int, depth: int) -> int:
+        """Block RAMs one ``width`` x ``depth`` memory takes, in its best configuration."""
+        if width <= 0 or depth <= 0:
+            return 0
+        return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in self.bram_configs)
+
+
+_ECP5_BRAM = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+_ICE40_BRAM = ((2048, 2), (1024, 4), (512, 8), (256, 16))
+
+TARGETS = {
+    t.name: t
+    for t in (
+        Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"), 5280, 30, 8, _ICE40_BRAM),
+        Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA381"), 24288, 56, 28, _ECP5_BRAM),
+        Target("ecp5-45k", "ecp5", ("--45k", "--package", "CABGA381"), 43848, 108, 72, _ECP5_BRAM),
+        Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381"), 83640, 208, 156, _ECP5_BRAM),
+    )
+}
+
+
+def get_target(name: str) -> Target:
+    """The target called ``name``, or a one-line error listing the known ones."""
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise BuildError(
+            f"unknown target {name!r}; choose one of {', '.join(TARGETS)}"
+        ) from None

