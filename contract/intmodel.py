@@ -126,9 +126,7 @@ class IntModel:
         limit = weight_limit(self.weight_bits)
         for index, layer in enumerate((*self.layers, self.readout)):
             if layer.n_in != n_in:
-                raise ContractError(
-                    f"layer {index} takes {layer.n_in} inputs but receives {n_in}"
-                )
+                raise ContractError(f"layer {index} takes {layer.n_in} inputs but receives {n_in}")
             if np.abs(layer.weight).max(initial=0) > limit:
                 raise ContractError(
                     f"layer {index} has weights beyond ±{limit} for {self.weight_bits}-bit weights"

@@ -6,8 +6,8 @@ nodes by domain and op type:
 
 | node | inputs | output |
 | --- | --- | --- |
-| ``SpikeEmbed`` | ids ``int64 [N, k]``, spike table ``int32 [256, T, E]`` | spikes ``int32 [N, T, k*E]`` |
-| ``SpikeAccumulate`` | spikes ``[N, T, n_in]``, weight ``int32 [n_in, n_out]`` | ``[N, T, n_out]`` |
+| ``SpikeEmbed`` | ids ``int64 [N, k]``, table ``int32 [256, T, E]`` | ``int32 [N, T, k*E]`` |
+| ``SpikeAccumulate`` | spikes ``[N, T, n_in]``, weight ``[n_in, n_out]`` | ``[N, T, n_out]`` |
 | ``TernaryIF`` | currents, bias ``[n_out]``, threshold ``[]``, reset ``[]`` | spikes |
 | ``SpikeReadout`` | spikes, weight ``[n_in, 256]``, bias ``[256]`` | logits ``int32 [N, 256]`` |
 
@@ -86,9 +86,7 @@ def _fire_function(timesteps: int) -> onnx.FunctionProto:
         membrane = f"u{t}"
         steps.append(f"su{t}")
     nodes.append(helper.make_node("Concat", steps, ["spikes"], axis=1))
-    return _function(
-        "TernaryIF", ["currents", "bias", "threshold", "reset"], ["spikes"], nodes
-    )
+    return _function("TernaryIF", ["currents", "bias", "threshold", "reset"], ["spikes"], nodes)
 
 
 def _readout_function(timesteps: int) -> onnx.FunctionProto:
@@ -110,8 +108,11 @@ def _i32(name: str, value) -> onnx.TensorProto:
 def to_onnx(model: IntModel, name: str = "spikelm") -> onnx.ModelProto:
     """The ONNX model of ``model``: input ``input`` (int64 ``[N, k]``), output ``output``."""
     inits = [_i32("spike_table", model.spike_table)]
-    nodes = [helper.make_node("SpikeEmbed", ["input", "spike_table"], ["s0"], domain=DOMAIN,
-                              name="embed")]
+    nodes = [
+        helper.make_node(
+            "SpikeEmbed", ["input", "spike_table"], ["s0"], domain=DOMAIN, name="embed"
+        )
+    ]
     spikes = "s0"
     for index, layer in enumerate(model.layers):
         inits += [
@@ -121,16 +122,28 @@ def to_onnx(model: IntModel, name: str = "spikelm") -> onnx.ModelProto:
             _i32(f"reset{index}", layer.reset),
         ]
         nodes += [
-            helper.make_node("SpikeAccumulate", [spikes, f"w{index}"], [f"a{index}"],
-                             domain=DOMAIN, name=f"accumulate{index}"),
-            helper.make_node("TernaryIF", [f"a{index}", f"b{index}", f"theta{index}",
-                                           f"reset{index}"], [f"s{index + 1}"],
-                             domain=DOMAIN, name=f"fire{index}"),
+            helper.make_node(
+                "SpikeAccumulate",
+                [spikes, f"w{index}"],
+                [f"a{index}"],
+                domain=DOMAIN,
+                name=f"accumulate{index}",
+            ),
+            helper.make_node(
+                "TernaryIF",
+                [f"a{index}", f"b{index}", f"theta{index}", f"reset{index}"],
+                [f"s{index + 1}"],
+                domain=DOMAIN,
+                name=f"fire{index}",
+            ),
         ]
         spikes = f"s{index + 1}"
     inits += [_i32("w_out", model.readout.weight.T), _i32("b_out", model.readout.bias)]
-    nodes.append(helper.make_node("SpikeReadout", [spikes, "w_out", "b_out"], ["output"],
-                                  domain=DOMAIN, name="readout"))
+    nodes.append(
+        helper.make_node(
+            "SpikeReadout", [spikes, "w_out", "b_out"], ["output"], domain=DOMAIN, name="readout"
+        )
+    )
     graph = helper.make_graph(
         nodes,
         name,

@@ -42,8 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, required=True, help="output folder (must not exist)")
     b.add_argument("--rows", type=_positive, default=8, help="array rows (default 8)")
     b.add_argument("--cols", type=_positive, default=8, help="array columns (default 8)")
-    b.add_argument("--target", choices=sorted(TARGETS), default="ecp5-85k",
-                   help="FPGA the build must fit (default ecp5-85k)")
+    b.add_argument(
+        "--target",
+        choices=sorted(TARGETS),
+        default="ecp5-85k",
+        help="FPGA the build must fit (default ecp5-85k)",
+    )
     b.add_argument("--dense", action="store_true", help="scan every spike, zero or not")
     b.add_argument("--threshold-scale", help="scale hidden thresholds, e.g. 1.5 or 3/2")
     b.add_argument("--samples", type=_positive, default=256, help="golden samples (default 256)")
@@ -67,19 +71,29 @@ def _build(args) -> None:
 
     start = time.perf_counter()
     config = BuildConfig(
-        out=args.out, ckpt=args.ckpt, onnx_path=args.onnx, inputs=args.inputs, rows=args.rows,
-        cols=args.cols, target=args.target, dense=args.dense,
-        threshold_scale=args.threshold_scale, samples=args.samples, seed=args.seed,
+        out=args.out,
+        ckpt=args.ckpt,
+        onnx_path=args.onnx,
+        inputs=args.inputs,
+        rows=args.rows,
+        cols=args.cols,
+        target=args.target,
+        dense=args.dense,
+        threshold_scale=args.threshold_scale,
+        samples=args.samples,
+        seed=args.seed,
         force=args.force,
     )
     out = build(config)
     from .report import load_report
 
     r = load_report(out)
-    print(f"built {out} in {time.perf_counter() - start:.1f} s: {r['array']['rows']}x"
-          f"{r['array']['cols']} array, membrane {r['widths']['membrane']} bits,"
-          f" ideal {r['ideal_cycles_per_inference']:.0f} / dense"
-          f" {r['dense_cycles_per_inference']:.0f} cycles per inference")
+    print(
+        f"built {out} in {time.perf_counter() - start:.1f} s: {r['array']['rows']}x"
+        f"{r['array']['cols']} array, membrane {r['widths']['membrane']} bits,"
+        f" ideal {r['ideal_cycles_per_inference']:.0f} / dense"
+        f" {r['dense_cycles_per_inference']:.0f} cycles per inference"
+    )
     print(f"next: python -m rtl_gen sim {out}")
 
 
@@ -89,25 +103,32 @@ def _sim(args) -> None:
     r = simulate(args.dir, args.samples, args.simulator)
     sim = r["sim"]
     print(f"{sim['matched']}/{sim['samples']} samples matched the integer reference bit for bit")
-    print(f"cycles per inference: {r['cycles_per_inference']:.1f} (ideal"
-          f" {r['ideal_cycles_per_inference']:.1f}, dense {r['dense_cycles_per_inference']:.1f})")
-    print("firing rates (hardware counters): " + ", ".join(
-        f"{k} {v:.3f}" for k, v in r["hardware_firing_rates"].items()))
+    print(
+        f"cycles per inference: {r['cycles_per_inference']:.1f} (ideal"
+        f" {r['ideal_cycles_per_inference']:.1f}, dense {r['dense_cycles_per_inference']:.1f})"
+    )
+    print(
+        "firing rates (hardware counters): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in r["hardware_firing_rates"].items())
+    )
 
 
 def _synth(args) -> None:
     from .synth import synthesize
 
     s = synthesize(args.dir, args.target, seed=args.seed)
-    print(f"{args.target}: {s['luts']} LUTs ({s['lut_percent']:.1f}%), {s['ffs']} FFs,"
-          f" {s['brams']} BRAMs, {s['dsps']} DSPs, Fmax {s['fmax_mhz']:.1f} MHz"
-          f" ({s['seconds']:.0f} s)")
+    print(
+        f"{args.target}: {s['luts']} LUTs ({s['lut_percent']:.1f}%), {s['ffs']} FFs,"
+        f" {s['brams']} BRAMs, {s['dsps']} DSPs, Fmax {s['fmax_mhz']:.1f} MHz"
+        f" ({s['seconds']:.0f} s)"
+    )
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
+    )
     try:
         {"build": _build, "sim": _sim, "synth": _synth}[args.command](args)
     except SpikeForgeError as exc:

@@ -6,7 +6,7 @@ integer reference before the next step runs:
 | step | artefact | check |
 | --- | --- | --- |
 | export | ``source.onnx``, held-out inputs | (``model.export`` from a checkpoint, in a subprocess) |
-| frontend | the IR | onnxruntime on the source ONNX == IR interpreter |
+| frontend | the IR | onnxruntime on the source ONNX == the IR interpreter |
 | passes | the IR after the pipeline | every semantics-preserving pass keeps the logits |
 | golden | ``model.onnx``, ``golden.npz`` | onnxruntime on ``model.onnx`` == IR interpreter |
 | plan | ``plan.json``, ``mem/*.hex`` | widths cover the range analysis; the model fits the target |
@@ -17,7 +17,6 @@ integer reference before the next step runs:
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import subprocess
@@ -123,8 +122,19 @@ def step_export(state: BuildState) -> None:
         shutil.copyfile(cfg.onnx_path, state.dir / "source.onnx")
         return
     export_dir = state.dir / "export"
-    cmd = [sys.executable, "-m", "model.export", "--ckpt", str(cfg.ckpt), "--out",
-           str(export_dir), "--samples", str(cfg.samples), "--seed", str(cfg.seed)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "model.export",
+        "--ckpt",
+        str(cfg.ckpt),
+        "--out",
+        str(export_dir),
+        "--samples",
+        str(cfg.samples),
+        "--seed",
+        str(cfg.seed),
+    ]
     log.info("exporting %s", cfg.ckpt)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -144,9 +154,20 @@ def _load_inputs(state: BuildState, context: int) -> None:
         except (OSError, ValueError, KeyError):
             raise BuildError(f"{cfg.inputs}: not an .npz file with an array named input") from None
     elif state.inputs is None:
-        cmd = [sys.executable, "-m", "model.export", "--heldout-only", "--context", str(context),
-               "--out", str(state.dir / "export"), "--samples", str(cfg.samples),
-               "--seed", str(cfg.seed)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "model.export",
+            "--heldout-only",
+            "--context",
+            str(context),
+            "--out",
+            str(state.dir / "export"),
+            "--samples",
+            str(cfg.samples),
+            "--seed",
+            str(cfg.seed),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise BuildError(f"could not sample held-out text: {_tail(proc.stderr)}")
@@ -190,8 +211,7 @@ def step_golden(state: BuildState) -> None:
         raise VerificationError("onnxruntime on model.onnx disagrees with the integer reference")
     if not np.any(trace.logits):
         raise VerificationError("the reference logits are all zero: the model computes nothing")
-    np.savez(state.dir / "golden.npz", input=state.inputs,
-             output=trace.logits.astype(np.int32))
+    np.savez(state.dir / "golden.npz", input=state.inputs, output=trace.logits.astype(np.int32))
     state.trace = trace
 
 
@@ -216,5 +236,14 @@ def build(config: BuildConfig, progress=print) -> Path:
             start = time.perf_counter()
             step(state)
             state.timings[name] = round(time.perf_counter() - start, 3)
-        (staging / "timings.json").write_text(json.dumps(state.timings, indent=2) + "\n")
+        _record_timings(staging, state.timings)
     return Path(config.out)
+
+
+def _record_timings(build_dir: Path, timings: dict) -> None:
+    from .report import load_report, save_report
+
+    report = load_report(build_dir)
+    report["timings"] = {f"build_{k}": v for k, v in timings.items()}
+    report["timings"]["build"] = round(sum(timings.values()), 2)
+    save_report(build_dir, report)

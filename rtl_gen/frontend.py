@@ -111,7 +111,8 @@ def read_onnx(path: Path) -> onnx.ModelProto:
 
 
 def _context_length(model: onnx.ModelProto) -> int:
-    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    constants = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in constants]
     if len(inputs) != 1:
         raise FrontendError(f"the graph must have one input (token ids), not {len(inputs)}")
     dims = inputs[0].type.tensor_type.shape.dim
@@ -154,7 +155,7 @@ def _metadata(model: onnx.ModelProto) -> tuple[int, float, dict]:
         weight_bits = int(props.get("weight_bits", "8"))
         logit_scale = float(props.get("logit_scale", "1.0"))
     except ValueError:
-        raise FrontendError("the model's metadata weight_bits/logit_scale are not numbers") from None
+        raise FrontendError("the metadata weight_bits/logit_scale are not numbers") from None
     if not np.isfinite(logit_scale) or logit_scale <= 0:
         raise FrontendError(f"logit_scale must be a positive finite number, not {logit_scale}")
     return weight_bits, logit_scale, props

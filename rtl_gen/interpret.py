@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract import IntModel
+from contract import IntModel, reference
 from contract import Readout as ContractReadout
 from contract import SpikingLayer as ContractLayer
-from contract import reference
 
 from .ir import Accumulate, Embed, Fire, Graph, Readout, SpikingLayer
 

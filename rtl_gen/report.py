@@ -34,18 +34,26 @@ def render_markdown(r: dict) -> str:
         "",
         "## Model",
         "",
-        f"- context {m['context']} bytes, {m['embed_dim']} spikes per byte, {m['timesteps']} time"
-        f" steps, {m['weight_bits']}-bit weights",
-        f"- layers: {' -> '.join(str(n) for n in m['layer_sizes'])}"
-        f" ({m['parameters']:,} weights)",
+        (
+            f"- context {m['context']} bytes, {m['embed_dim']} spikes per byte, {m['timesteps']} time"
+            f" steps, {m['weight_bits']}-bit weights"
+        ),
+        (
+            f"- layers: {' -> '.join(str(n) for n in m['layer_sizes'])}"
+            f" ({m['parameters']:,} weights)"
+        ),
         f"- threshold scale: {r['threshold_scale']}",
         "",
         "## Array",
         "",
-        f"- {a['rows']} x {a['cols']} = {a['pes']} accumulate-only PEs,"
-        f" {'dense' if a['dense'] else 'event-driven (zero skipping)'} scan",
-        f"- widths: weight {r['widths']['weight']}, bias {r['widths']['bias']},"
-        f" membrane {r['widths']['membrane']} bits",
+        (
+            f"- {a['rows']} x {a['cols']} = {a['pes']} accumulate-only PEs,"
+            f" {'dense' if a['dense'] else 'event-driven (zero skipping)'} scan"
+        ),
+        (
+            f"- widths: weight {r['widths']['weight']}, bias {r['widths']['bias']},"
+            f" membrane {r['widths']['membrane']} bits"
+        ),
         f"- multipliers: {r['multipliers']}",
         "",
         "## Firing rates (reference, golden inputs)",
@@ -56,8 +64,11 @@ def render_markdown(r: dict) -> str:
     lines += [f"| {name} | {rate:.3f} |" for name, rate in r["firing_rates"].items()]
     hw_rates = r.get("hardware_firing_rates")
     if hw_rates:
-        lines += ["", "Hardware spike counters agree: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in hw_rates.items())]
+        lines += [
+            "",
+            "Hardware spike counters agree: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in hw_rates.items()),
+        ]
     c = r["cycles"] if "cycles" in r else {}
     lines += [
         "",
@@ -65,21 +76,34 @@ def render_markdown(r: dict) -> str:
         "",
         "| measured (simulation) | ideal (non-zero accumulations / PEs) | dense |",
         "| --- | --- | --- |",
-        f"| {_fmt(r['cycles_per_inference'])} | {_fmt(r['ideal_cycles_per_inference'])} |"
-        f" {_fmt(r['dense_cycles_per_inference'])} |",
+        (
+            f"| {_fmt(r['cycles_per_inference'])} | {_fmt(r['ideal_cycles_per_inference'])} |"
+            f" {_fmt(r['dense_cycles_per_inference'])} |"
+        ),
     ]
     if c.get("measured_over_ideal") is not None:
         lines.append(f"\nmeasured / ideal = {c['measured_over_ideal']:.2f}")
     sim = r.get("sim")
     if sim:
-        lines += ["", "## Simulation", "",
-                  f"- {sim['matched']} of {sim['samples']} golden samples bit-exact on"
-                  f" {sim['simulator']}",
-                  f"- compile {sim['compile_seconds']:.1f} s, run {sim['run_seconds']:.1f} s"]
+        lines += [
+            "",
+            "## Simulation",
+            "",
+            (
+                f"- {sim['matched']} of {sim['samples']} golden samples bit-exact on"
+                f" {sim['simulator']}"
+            ),
+            f"- compile {sim['compile_seconds']:.1f} s, run {sim['run_seconds']:.1f} s",
+        ]
     synth = r.get("synth") or {}
     if synth:
-        lines += ["", "## Synthesis", "", "| target | LUTs | FFs | BRAMs | DSPs | Fmax (MHz) |"
-                  " wall (s) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "## Synthesis",
+            "",
+            ("| target | LUTs | FFs | BRAMs | DSPs | Fmax (MHz) | wall (s) |"),
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for target, s in sorted(synth.items()):
             lines.append(
                 f"| {target} | {_fmt(s['luts'])} ({s['lut_percent']:.0f}%) | {_fmt(s['ffs'])} |"

@@ -16,8 +16,9 @@ __all__ = ["simulate"]
 log = logging.getLogger(__name__)
 
 
-def simulate(build_dir: Path, samples: int | None, simulator: str = "verilator",
-             progress=print) -> dict:
+def simulate(
+    build_dir: Path, samples: int | None, simulator: str = "verilator", progress=print
+) -> dict:
     """Run, update ``report.json`` and return its ``sim`` section; raise on any mismatch."""
     report = check_build_dir(build_dir)
     if samples is not None and samples < 1:
@@ -35,7 +36,7 @@ def simulate(build_dir: Path, samples: int | None, simulator: str = "verilator",
     sizes = report["spiking_layer_sizes"]
     rates = {}
     for layer, name in enumerate(names):
-        fired = sum(sum(c[layer * timesteps:(layer + 1) * timesteps]) for c in counts)
+        fired = sum(sum(c[layer * timesteps : (layer + 1) * timesteps]) for c in counts)
         rates[name] = fired / (len(counts) * timesteps * sizes[layer])
     report["sim"] = {
         "simulator": simulator,
@@ -45,9 +46,11 @@ def simulate(build_dir: Path, samples: int | None, simulator: str = "verilator",
         "run_seconds": round(result.run_seconds, 2),
     }
     report["cycles_per_inference"] = round(result.mean_cycles, 1)
-    report["cycles"]["measured_over_ideal"] = round(
-        result.mean_cycles / report["ideal_cycles_per_inference"], 3
-    ) if report["ideal_cycles_per_inference"] else None
+    report["cycles"]["measured_over_ideal"] = (
+        round(result.mean_cycles / report["ideal_cycles_per_inference"], 3)
+        if report["ideal_cycles_per_inference"]
+        else None
+    )
     report["cycles"]["measured_over_dense"] = round(
         result.mean_cycles / report["dense_cycles_per_inference"], 3
     )

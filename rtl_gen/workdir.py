@@ -19,7 +19,9 @@ def staged_output(out: Path, force: bool = False):
     """Yield a staging folder that becomes ``out`` on success and vanishes on failure."""
     out = Path(out)
     if out.exists() and not force:
-        raise BuildError(f"{out} already exists; choose another --out or pass --force to replace it")
+        raise BuildError(
+            f"{out} already exists; choose another --out or pass --force to replace it"
+        )
     if out.exists() and not (out / MARKER).is_file():
         raise BuildError(f"{out} exists and is not a SpikeForge build; refusing to replace it")
     staging = out.with_name(out.name + ".partial")

