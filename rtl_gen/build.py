@@ -5,7 +5,7 @@ integer reference before the next step runs:
 
 | step | artefact | check |
 | --- | --- | --- |
-| export | ``source.onnx``, held-out inputs | (``model.export`` from a checkpoint, in a subprocess) |
+| export | ``source.onnx``, held-out inputs | ``model.export`` on a checkpoint, in a subprocess |
 | frontend | the IR | onnxruntime on the source ONNX == the IR interpreter |
 | passes | the IR after the pipeline | every semantics-preserving pass keeps the logits |
 | golden | ``model.onnx``, ``golden.npz`` | onnxruntime on ``model.onnx`` == IR interpreter |

@@ -35,8 +35,8 @@ def render_markdown(r: dict) -> str:
         "## Model",
         "",
         (
-            f"- context {m['context']} bytes, {m['embed_dim']} spikes per byte, {m['timesteps']} time"
-            f" steps, {m['weight_bits']}-bit weights"
+            f"- context {m['context']} bytes, {m['embed_dim']} spikes per byte,"
+            f" {m['timesteps']} time steps, {m['weight_bits']}-bit weights"
         ),
         (
             f"- layers: {' -> '.join(str(n) for n in m['layer_sizes'])}"
