@@ -4,11 +4,12 @@ See ``docs/integer-contract.md``. This package needs NumPy only: no torch, no fl
 datapath.
 """
 
-from .intmodel import IntModel, Readout, SpikingLayer
+from .intmodel import ContractError, IntModel, Readout, SpikingLayer
 from .reference import accumulate, embed, fire, forward, next_token, readout
 from .widths import Widths, derive_widths
 
 __all__ = [
+    "ContractError",
     "IntModel",
     "Readout",
     "SpikingLayer",

@@ -32,18 +32,24 @@ def accumulate(spikes: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return np.asarray(spikes, dtype=np.int64) @ np.asarray(weight, dtype=np.int64).T
 
 
-def fire(currents: np.ndarray, bias, threshold: int, reset: int) -> np.ndarray:
-    """Ternary integrate-and-fire with soft reset over axis 1 (time) of ``currents[N, T, M]``."""
+def fire(currents: np.ndarray, bias, threshold: int, reset: int, membranes: bool = False):
+    """Ternary integrate-and-fire with soft reset over axis 1 (time) of ``currents[N, T, M]``.
+
+    Returns the spikes, or with ``membranes`` the pair (spikes, ``V`` of every step before its
+    reset), which the range analysis is checked against.
+    """
     currents = np.asarray(currents, dtype=np.int64)
     bias = np.asarray(bias, dtype=np.int64)
     membrane = np.zeros((currents.shape[0], currents.shape[2]), dtype=np.int64)
     spikes = np.zeros_like(currents)
+    before_reset = np.zeros_like(currents)
     for t in range(currents.shape[1]):
         v = membrane + currents[:, t] + bias
         s = (v >= threshold).astype(np.int64) - (v <= -threshold).astype(np.int64)
         membrane = v - reset * s
         spikes[:, t] = s
-    return spikes
+        before_reset[:, t] = v
+    return (spikes, before_reset) if membranes else spikes
 
 
 def readout(spikes: np.ndarray, layer: Readout) -> np.ndarray:

@@ -1,0 +1,127 @@
+"""The integer reference and its range analysis."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contract import ContractError, IntModel, derive_widths, forward, reference
+from contract.intmodel import SpikingLayer
+from contract.onnx_io import to_onnx
+from contract.random_model import random_model
+from contract.widths import layer_bound, signed_bits
+
+
+def test_fire_is_the_documented_neuron():
+    # V = U + A + B; +1 at V >= 3, -1 at V <= -3; U = V - 5*s
+    currents = np.array([[[2], [2], [-9], [0]]])
+    spikes, v = reference.fire(currents, [1], threshold=3, reset=5, membranes=True)
+    assert v[0, :, 0].tolist() == [3, 1, -7, -1]
+    assert spikes[0, :, 0].tolist() == [1, 0, -1, 0]
+
+
+def test_round_half_to_even_threshold():
+    # R = 4: round(u/α) >= 1 only for 2U > R, so U = 2 (exactly half) does not fire
+    spikes = reference.fire(np.array([[[2], [1]]]), [0], threshold=4 // 2 + 1, reset=4)
+    assert spikes[0, :, 0].tolist() == [0, 1]
+
+
+def test_next_token_breaks_ties_low():
+    assert reference.next_token(np.array([[1, 5, 5, 0]])).tolist() == [1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_onnxruntime_gives_the_reference_integers(seed, tmp_path):
+    model = random_model(seed, hidden=(7, 3), timesteps=1 + seed)
+    ids = np.random.default_rng(seed).integers(0, 256, size=(64, model.context))
+    session = ort.InferenceSession(to_onnx(model).SerializeToString())
+    logits = session.run(None, {"input": ids})[0]
+    expected = forward(model, ids)
+    assert np.any(expected != 0)
+    assert np.array_equal(logits, expected)
+
+
+def test_one_corrupted_weight_is_seen():
+    model = random_model(1, hidden=(7,))
+    ids = np.random.default_rng(0).integers(0, 256, size=(64, model.context))
+    weight = model.readout.weight.copy()
+    weight[int(np.argmax(forward(model, ids)[0])), :] += 1
+    tampered = IntModel(
+        **{**model.__dict__, "readout": type(model.readout)(weight, model.readout.bias)}
+    )
+    assert not np.array_equal(forward(model, ids), forward(tampered, ids))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_in=st.integers(1, 13),
+    timesteps=st.integers(1, 8),
+    bits=st.sampled_from([2, 4, 8]),
+    threshold=st.integers(1, 400),
+    extra_reset=st.integers(0, 400),
+    sign=st.sampled_from([1, -1]),
+    seed=st.integers(0, 2**16),
+)
+def test_membrane_never_exceeds_the_derived_bound(
+    n_in, timesteps, bits, threshold, extra_reset, sign, seed
+):
+    rng = np.random.default_rng(seed)
+    limit = (1 << (bits - 1)) - 1
+    weight = rng.integers(-limit, limit + 1, size=(3, n_in))
+    weight[0] = sign * limit  # a neuron with maximal weights ...
+    bias = np.array([sign * limit, 0, -1])
+    layer = SpikingLayer(weight, bias, threshold=threshold, reset=threshold + extra_reset)
+    spikes = np.ones((2, timesteps, n_in), dtype=np.int64)  # ... against all +1 spikes
+    spikes[1] = -1
+    random = rng.choice([-1, 0, 1], size=(16, timesteps, n_in))
+    for s in (spikes, random):
+        _, v = reference.fire(
+            reference.accumulate(s, weight), bias, layer.threshold, layer.reset, membranes=True
+        )
+        bound = layer_bound(layer, timesteps)
+        assert np.abs(v).max() <= bound
+        assert np.abs(v).max() < 1 << (signed_bits(bound) - 1)
+
+
+def test_bound_is_reached_when_nothing_fires():
+    limit = 127
+    weight = np.full((1, 5), limit)
+    layer = SpikingLayer(weight, np.array([limit]), threshold=10**6, reset=10**6)
+    _, v = reference.fire(
+        reference.accumulate(np.ones((1, 4, 5)), weight),
+        layer.bias,
+        layer.threshold,
+        layer.reset,
+        membranes=True,
+    )
+    assert v.max() == 4 * (5 * limit + limit) == layer_bound(layer, 4) - 0
+
+
+def test_widths_cover_every_layer():
+    model = random_model(7, hidden=(11, 5))
+    widths = derive_widths(model)
+    assert widths.weight == 8
+    assert widths.membrane >= max(signed_bits(b) for b in widths.membrane_bounds)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"timesteps": 0}, "timesteps"),
+        ({"weight_bits": 9}, "weight_bits"),
+        ({"spike_table": np.full((256, 4, 4), 2)}, "spike_table"),
+    ],
+)
+def test_contract_rejects_bad_models(change, message):
+    model = random_model(0)
+    with pytest.raises(ContractError, match=message):
+        IntModel(**{**model.__dict__, **change})
+
+
+def test_threshold_scale_is_exact_rounding():
+    model = random_model(0, hidden=(5,))
+    theta = model.layers[0].threshold
+    scaled = model.with_threshold_scale("1.5")
+    assert scaled.layers[0].threshold == max(1, round(theta * 3 / 2))
+    assert scaled.layers[0].reset == model.layers[0].reset
