@@ -1,0 +1,96 @@
+"""The command line: bad input gets one line, a non-zero exit and no finished-looking output."""
+
+import subprocess
+import sys
+
+import onnx
+import pytest
+from onnx import helper
+
+from contract.onnx_io import to_onnx
+from contract.random_model import random_model
+
+
+def run(*args, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "rtl_gen", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_one_line_error(code, stderr, *fragments):
+    assert code != 0
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def onnx_file(tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(to_onnx(random_model(0, hidden=(5,))), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--rows", "0"], "--rows"),
+        (["--cols", "x"], "--cols"),
+        (["--target", "xc7a35t"], "--target"),
+        (["--threshold-scale", "-1"], "threshold-scale"),
+    ],
+)
+def test_invalid_flags(tmp_path, onnx_file, flags, fragment):
+    out = tmp_path / "out"
+    code, _, err = run("build", "--onnx", onnx_file, "--out", out, *flags)
+    assert_one_line_error(code, err, fragment)
+    assert not out.exists()
+
+
+def test_missing_checkpoint(tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run("build", "--ckpt", tmp_path / "nope.pt", "--out", out)
+    assert_one_line_error(code, err, "nope.pt")
+    assert not out.exists()
+
+
+def test_not_onnx(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("hello")
+    out = tmp_path / "out"
+    code, _, err = run("build", "--onnx", bad, "--out", out)
+    assert_one_line_error(code, err, "not a valid ONNX model")
+    assert not out.exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_unsupported_op(tmp_path):
+    model = to_onnx(random_model(0))
+    model.graph.node.insert(1, helper.make_node("Relu", ["s0"], ["r"], name="relu7"))
+    path = tmp_path / "u.onnx"
+    onnx.save(model, path)
+    out = tmp_path / "out"
+    code, _, err = run("build", "--onnx", path, "--out", out)
+    assert_one_line_error(code, err, "Relu", "relu7")
+    assert not out.exists()
+
+
+def test_existing_output_is_not_overwritten(tmp_path, onnx_file):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    code, _, err = run("build", "--onnx", onnx_file, "--out", out)
+    assert_one_line_error(code, err, "already exists")
+    assert (out / "mine.txt").read_text() == "keep me"
+    code, _, err = run("build", "--onnx", onnx_file, "--out", out, "--force")
+    assert_one_line_error(code, err, "not a SpikeForge build")
+    assert (out / "mine.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("command", ["sim", "synth"])
+def test_folder_that_is_not_a_build(tmp_path, command):
+    code, _, err = run(command, tmp_path)
+    assert_one_line_error(code, err, "not a SpikeForge build")
+    code, _, err = run(command, tmp_path / "missing")
+    assert_one_line_error(code, err, "no such folder")
