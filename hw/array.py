@@ -1,0 +1,208 @@
+"""The systolic array: ``R`` rows of ``C`` PEs and neuron lanes; tokens move one row per cycle."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .layout import bias_bank_images, weight_bank_images
+from .neuron import NeuronLane
+from .params import AcceleratorParams, address_bits
+from .pe import PEOp, ProcessingElement
+from .token import TokenKind, token_layout
+
+__all__ = ["ArrayRow", "SystolicArray", "logit_write_layout", "spike_write_layout"]
+
+
+def _check_params(params) -> AcceleratorParams:
+    if not isinstance(params, AcceleratorParams):
+        raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
+    return params
+
+
+def array_token_layout(params: AcceleratorParams) -> data.StructLayout:
+    """The token layout of an array built from ``params``."""
+    return token_layout(params.addr_bits, params.oaddr_bits)
+
+
+def spike_write_layout(params: AcceleratorParams) -> data.StructLayout:
+    """A row's spike-bank write: address and ``C`` spike codes."""
+    return data.StructLayout({
+        "addr": unsigned(address_bits(params.spike_buffer_depth)),
+        "data": data.ArrayLayout(unsigned(2), params.cols),
+    })
+
+
+def logit_write_layout(params: AcceleratorParams) -> data.StructLayout:
+    """A logit-memory write: address and ``C`` membranes."""
+    return data.StructLayout({
+        "addr": unsigned(address_bits(params.logit_depth)),
+        "data": data.ArrayLayout(signed(params.membrane_bits), params.cols),
+    })
+
+
+class ArrayRow(wiring.Component):
+    """Row ``row`` of the array: ``C`` PEs, ``C`` neuron lanes, its weight and bias banks.
+
+    In the cycle a token is on ``tok_in`` the row presents its address to both banks (sync read
+    ports); in the next cycle the token is on ``tok_out`` (the input of the next row) and the
+    PEs act on it with the bank data (docs/architecture.md, "Rows"). A FIRE of a hidden layer
+    writes the ``C`` spikes on ``spikes`` in that cycle, a READOUT writes the ``C`` membranes
+    on ``logits`` (address ``oaddr + row``) and clears them.
+
+    Latency: 1 cycle from ``tok_in`` to ``tok_out``; the PEs' registers change at the end of
+    the cycle the token is on ``tok_out``. Throughput: one token per cycle.
+    """
+
+    def __init__(self, params: AcceleratorParams, row: int):
+        self._params = _check_params(params)
+        if isinstance(row, bool) or not isinstance(row, int):
+            raise TypeError(f"row must be an integer, not {row!r}")
+        if not 0 <= row < params.rows:
+            raise ValueError(f"row must lie in 0..{params.rows - 1}, not {row}")
+        self._row = row
+        tokens = stream.Signature(array_token_layout(params), always_ready=True)
+        mb = params.membrane_bits
+        super().__init__({
+            "tok_in": In(tokens),
+            "tok_out": Out(tokens),
+            "threshold": In(unsigned(mb - 1)),
+            "reset": In(unsigned(mb - 1)),
+            "readout": In(1),
+            "spikes": Out(stream.Signature(spike_write_layout(params), always_ready=True)),
+            "logits": Out(stream.Signature(logit_write_layout(params), always_ready=True)),
+        })
+
+    @property
+    def row(self) -> int:
+        return self._row
+
+    @property
+    def latency(self) -> int:
+        """Cycles from ``tok_in`` to ``tok_out``."""
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        cols = p.cols
+        m.submodules.weights = weights = Memory(
+            shape=unsigned(cols * p.weight_bits), depth=p.weight_depth,
+            init=weight_bank_images(p)[self._row],
+        )
+        m.submodules.biases = biases = Memory(
+            shape=unsigned(cols * p.bias_bits), depth=p.bias_depth,
+            init=bias_bank_images(p)[self._row],
+        )
+        w_port = weights.read_port()
+        b_port = biases.read_port()
+        m.d.comb += [
+            w_port.addr.eq(self.tok_in.payload.addr),
+            b_port.addr.eq(self.tok_in.payload.addr),
+        ]
+        m.d.sync += [
+            self.tok_out.valid.eq(self.tok_in.valid),
+            self.tok_out.payload.eq(self.tok_in.payload),
+        ]
+        w = data.ArrayLayout(signed(p.weight_bits), cols)(w_port.data)
+        b = data.ArrayLayout(signed(p.bias_bits), cols)(b_port.data)
+
+        tok = self.tok_out.payload
+        kind = Signal(TokenKind)
+        m.d.comb += kind.eq(tok.kind)
+        with m.If(~self.tok_out.valid):
+            m.d.comb += kind.eq(TokenKind.SKIP)
+        op = Signal(PEOp)
+        with m.Switch(kind):
+            with m.Case(TokenKind.EVENT):
+                m.d.comb += op.eq(PEOp.ADD)
+                with m.If(tok.neg):
+                    m.d.comb += op.eq(PEOp.SUB)
+            with m.Case(TokenKind.FIRE):
+                m.d.comb += op.eq(PEOp.LOAD)
+            with m.Case(TokenKind.READOUT):
+                m.d.comb += op.eq(PEOp.CLEAR)
+
+        m.d.comb += [
+            self.spikes.valid.eq((kind == TokenKind.FIRE) & ~self.readout),
+            self.spikes.payload.addr.eq(tok.oaddr),
+            self.logits.valid.eq(kind == TokenKind.READOUT),
+            self.logits.payload.addr.eq(tok.oaddr + self._row),
+        ]
+        for col in range(cols):
+            pe = ProcessingElement(operand_bits=p.weight_bits, membrane_bits=p.membrane_bits)
+            lane = NeuronLane(bias_bits=p.bias_bits, membrane_bits=p.membrane_bits)
+            m.submodules[f"pe{col}"] = pe
+            m.submodules[f"neuron{col}"] = lane
+            m.d.comb += [
+                pe.op.eq(op),
+                pe.operand.eq(w[col]),
+                pe.load.eq(lane.value),
+                lane.membrane.eq(pe.membrane),
+                lane.bias.eq(b[col]),
+                lane.threshold.eq(self.threshold),
+                lane.reset.eq(self.reset),
+                lane.last.eq(tok.last),
+                lane.readout.eq(self.readout),
+                self.spikes.payload.data[col].eq(lane.spike),
+                self.logits.payload.data[col].eq(pe.membrane),
+            ]
+        return m
+
+
+class SystolicArray(wiring.Component):
+    """The ``R x C`` array: a token enters row 0 and moves down one row per cycle.
+
+    Row ``r`` presents the token's bank address ``r`` cycles after it is on ``tokens`` and acts
+    one cycle later. Row ``r``'s spike writes come out on ``spikes[r]`` (each row owns its spike
+    bank); the rows' logit writes are merged onto ``logits``, which is correct as long as
+    READOUT tokens are at least ``R`` cycles apart (the scanner's ``readout_gap``).
+
+    Latency: :attr:`latency` = ``R + 1`` cycles: a token on ``tokens`` in cycle ``n`` has all
+    its effects (membranes, spike banks, logit memory) visible from cycle ``n + R + 1``.
+    Throughput: one token per cycle.
+    """
+
+    def __init__(self, params: AcceleratorParams):
+        self._params = _check_params(params)
+        tokens = stream.Signature(array_token_layout(params), always_ready=True)
+        mb = params.membrane_bits
+        super().__init__({
+            "tokens": In(tokens),
+            "threshold": In(unsigned(mb - 1)),
+            "reset": In(unsigned(mb - 1)),
+            "readout": In(1),
+            "spikes": Out(
+                stream.Signature(spike_write_layout(params), always_ready=True)
+            ).array(params.rows),
+            "logits": Out(stream.Signature(logit_write_layout(params), always_ready=True)),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a token on ``tokens`` until all its effects are visible."""
+        return self._params.rows + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        previous = wiring.flipped(self.tokens)
+        logit_valid = 0
+        for r in range(p.rows):
+            row = ArrayRow(p, r)
+            m.submodules[f"row{r}"] = row
+            wiring.connect(m, previous, row.tok_in)
+            previous = row.tok_out
+            m.d.comb += [
+                row.threshold.eq(self.threshold),
+                row.reset.eq(self.reset),
+                row.readout.eq(self.readout),
+            ]
+            wiring.connect(m, row.spikes, wiring.flipped(self.spikes[r]))
+            with m.If(row.logits.valid):
+                m.d.comb += self.logits.payload.eq(row.logits.payload)
+            logit_valid = logit_valid | row.logits.valid
+        m.d.comb += self.logits.valid.eq(logit_valid)
+        return m

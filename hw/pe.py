@@ -1,0 +1,89 @@
+"""The accumulate-only processing element: one membrane register, no multiplier."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import enum, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["PEOp", "ProcessingElement"]
+
+
+class PEOp(enum.Enum, shape=3):
+    """What a PE does to its membrane ``U`` this cycle."""
+
+    SKIP = 0  #: ``U`` unchanged (a zero spike, or no token)
+    ADD = 1  #: ``U += operand`` (a +1 spike on a weight, or a bias)
+    SUB = 2  #: ``U -= operand`` (a -1 spike on a weight)
+    LOAD = 3  #: ``U = load`` (the neuron lane's post-fire value)
+    CLEAR = 4  #: ``U = 0``
+
+
+def check_width(name: str, value) -> int:
+    """A signed width: an integer of at least 2 bits."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer number of bits, not {value!r}")
+    if value < 2:
+        raise ValueError(f"{name} must be at least 2 (a signed width), not {value}")
+    return value
+
+
+class ProcessingElement(wiring.Component):
+    """One PE: a signed ``membrane_bits`` register updated by add, subtract, skip, load, clear.
+
+    The datapath is one adder/subtracter and a multiplexer; the ternary spike selects add,
+    subtract or skip, so there is no multiplier. Arithmetic wraps at ``membrane_bits``; the
+    integer contract sizes the membrane so that it never does.
+
+    Latency: 1 cycle (``op`` and operands in cycle ``n``, ``membrane`` updated in ``n + 1``).
+    Throughput: one operation per cycle.
+
+    Ports
+    -----
+    op : In(PEOp)
+    operand : In(signed(operand_bits))  -- a weight (or a bias, for ADD)
+    load : In(signed(membrane_bits))  -- value taken by LOAD
+    membrane : Out(signed(membrane_bits))  -- the register ``U``
+    """
+
+    def __init__(self, *, operand_bits: int, membrane_bits: int):
+        self._operand_bits = check_width("operand_bits", operand_bits)
+        self._membrane_bits = check_width("membrane_bits", membrane_bits)
+        if operand_bits > membrane_bits:
+            raise ValueError(
+                f"operand_bits ({operand_bits}) must not exceed membrane_bits ({membrane_bits})"
+            )
+        super().__init__({
+            "op": In(PEOp),
+            "operand": In(signed(operand_bits)),
+            "load": In(signed(membrane_bits)),
+            "membrane": Out(signed(membrane_bits)),
+        })
+
+    @property
+    def operand_bits(self) -> int:
+        return self._operand_bits
+
+    @property
+    def membrane_bits(self) -> int:
+        return self._membrane_bits
+
+    @property
+    def latency(self) -> int:
+        """Cycles from ``op`` to the updated ``membrane``."""
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        u = Signal(signed(self._membrane_bits))
+        m.d.comb += self.membrane.eq(u)
+        with m.Switch(self.op):
+            with m.Case(PEOp.ADD):
+                m.d.sync += u.eq(u + self.operand)
+            with m.Case(PEOp.SUB):
+                m.d.sync += u.eq(u - self.operand)
+            with m.Case(PEOp.LOAD):
+                m.d.sync += u.eq(self.load)
+            with m.Case(PEOp.CLEAR):
+                m.d.sync += u.eq(0)
+        return m

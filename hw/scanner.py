@@ -1,0 +1,233 @@
+"""The event scanner and the word fetch stage in front of it.
+
+The fetch stage turns a stream of word read requests into a stream of words (one synchronous
+memory read, prefetched so that back-to-back words cost no bubble); the scanner turns words into
+tokens for the array, one per cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .token import TokenKind, meta_layout, request_layout, token_layout, word_layout
+
+__all__ = ["Scanner", "WordFetch"]
+
+
+def _positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive integer, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return value
+
+
+class Scanner(wiring.Component):
+    """The event scanner: one token per cycle from a stream of spike words.
+
+    A word whose template token is an EVENT is scanned: one EVENT per non-zero spike among its
+    first ``nlanes`` lanes, lowest lane first (a priority encoder), with ``addr`` = the
+    template's ``addr`` + lane and ``neg`` = the spike's sign. A word without a non-zero spike
+    costs one cycle and emits nothing. In ``dense`` mode every valid lane is emitted, a zero
+    spike as a SKIP token. Any other template (FIRE, READOUT) is emitted as it is, in one cycle;
+    a READOUT waits until at least ``readout_gap`` cycles separate it from the previous one.
+
+    For every non-zero spike of a word with ``count`` set, ``count`` carries the word's
+    ``count_index`` for one cycle (the spike counters).
+
+    Latency: 2 cycles from a word handshake to its first token on ``tokens``.
+    Throughput: ``max(1, nnz)`` cycles per word (``nlanes`` in dense mode), 1 per FIRE/READOUT;
+    the next word is taken in the cycle the current one finishes, so there are no bubbles.
+
+    Ports
+    -----
+    words : In(stream.Signature(word_layout))
+    tokens : Out(stream.Signature(token_layout, always_ready=True))
+    count : Out(stream.Signature(unsigned(count_bits), always_ready=True))
+    busy : Out(1)  -- a word is held or a token is on ``tokens``
+    """
+
+    def __init__(self, lanes: int, *, addr_bits: int, oaddr_bits: int = 1, count_bits: int = 1,
+                 dense: bool = False, readout_gap: int = 1):
+        self._lanes = _positive("lanes", lanes)
+        self._readout_gap = _positive("readout_gap", readout_gap)
+        if not isinstance(dense, bool):
+            raise TypeError(f"dense must be a bool, not {dense!r}")
+        self._dense = dense
+        self._token_layout = token_layout(addr_bits, oaddr_bits)
+        self._meta_layout = meta_layout(self._token_layout, lanes, count_bits)
+        self._word_layout = word_layout(self._meta_layout, lanes)
+        super().__init__({
+            "words": In(stream.Signature(self._word_layout)),
+            "tokens": Out(stream.Signature(self._token_layout, always_ready=True)),
+            "count": Out(stream.Signature(unsigned(count_bits), always_ready=True)),
+            "busy": Out(1),
+        })
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def dense(self) -> bool:
+        return self._dense
+
+    @property
+    def readout_gap(self) -> int:
+        return self._readout_gap
+
+    @property
+    def token_layout(self) -> data.StructLayout:
+        return self._token_layout
+
+    @property
+    def meta_layout(self) -> data.StructLayout:
+        return self._meta_layout
+
+    @property
+    def word_layout(self) -> data.StructLayout:
+        return self._word_layout
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a word handshake to its first token."""
+        return 2
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self._lanes
+
+        s_valid = Signal()
+        s_meta = Signal(self._meta_layout)
+        s_data = Signal(data.ArrayLayout(unsigned(2), lanes))
+        s_mask = Signal(lanes)
+
+        index = Signal(range(lanes))
+        for lane in reversed(range(lanes)):
+            with m.If(s_mask[lane]):
+                m.d.comb += index.eq(lane)
+        rest = Signal(lanes)
+        m.d.comb += rest.eq(s_mask & (s_mask - 1))
+        code = s_data[index]
+
+        kind = s_meta.token.kind
+        is_event = Signal()
+        hold = Signal()
+        finishing = Signal()
+        m.d.comb += is_event.eq(kind == TokenKind.EVENT)
+        if self._readout_gap > 1:
+            since = Signal(range(self._readout_gap + 1), init=self._readout_gap)
+            emitting_readout = s_valid & (kind == TokenKind.READOUT) & ~hold
+            m.d.comb += hold.eq((kind == TokenKind.READOUT) & (since < self._readout_gap - 1))
+            with m.If(emitting_readout):
+                m.d.sync += since.eq(0)
+            with m.Elif(since != self._readout_gap):
+                m.d.sync += since.eq(since + 1)
+        m.d.comb += [
+            finishing.eq(s_valid & ((is_event & (rest == 0)) | (~is_event & ~hold))),
+            self.words.ready.eq(~s_valid | finishing),
+            self.busy.eq(s_valid | self.tokens.valid),
+        ]
+
+        m.d.sync += [self.tokens.valid.eq(0), self.count.valid.eq(0)]
+        with m.If(s_valid):
+            with m.If(is_event):
+                with m.If(s_mask != 0):
+                    m.d.sync += [
+                        self.tokens.valid.eq(1),
+                        self.tokens.payload.eq(s_meta.token),
+                        self.tokens.payload.addr.eq(s_meta.token.addr + index),
+                        self.tokens.payload.neg.eq(code[1]),
+                        self.count.valid.eq(s_meta.count & code[0]),
+                        self.count.payload.eq(s_meta.count_index),
+                        s_mask.eq(rest),
+                    ]
+                    with m.If(~code[0]):
+                        m.d.sync += self.tokens.payload.kind.eq(TokenKind.SKIP)
+            with m.Elif(~hold):
+                m.d.sync += [self.tokens.valid.eq(1), self.tokens.payload.eq(s_meta.token)]
+            with m.If(finishing):
+                m.d.sync += s_valid.eq(0)
+
+        with m.If(self.words.valid & self.words.ready):
+            word = self.words.payload
+            m.d.sync += [s_valid.eq(1), s_meta.eq(word.meta), s_data.eq(word.data)]
+            for lane in range(lanes):
+                in_range = lane < word.meta.nlanes
+                bit = in_range if self._dense else in_range & word.data[lane][0]
+                m.d.sync += s_mask[lane].eq(bit)
+        return m
+
+
+class WordFetch(wiring.Component):
+    """One synchronous memory read between the sequencer's requests and the scanner's words.
+
+    ``mem_addr``/``mem_en`` drive the read ports of every source memory (all with the same
+    address); ``mem_data[src]`` is source ``src``'s read data, zero-extended to ``2*lanes``
+    bits. The read port holds its data while ``mem_en`` is low, so a word waits in the port
+    itself while the scanner is busy.
+
+    Latency: 1 cycle. Throughput: one word per cycle (``requests.ready`` follows
+    ``words.ready`` combinationally, so the next read is issued in the cycle the scanner takes
+    the current word).
+
+    Ports
+    -----
+    requests : In(stream.Signature(request_layout))
+    words : Out(stream.Signature(word_layout))
+    mem_addr : Out(raddr_bits), mem_en : Out(1)
+    mem_data : In(ArrayLayout(unsigned(2*lanes), sources))
+    busy : Out(1)  -- a word is waiting on ``words``
+    """
+
+    def __init__(self, meta: data.StructLayout, *, lanes: int, sources: int, raddr_bits: int):
+        if not isinstance(meta, data.StructLayout):
+            raise TypeError(f"meta must be a data.StructLayout, not {meta!r}")
+        self._lanes = _positive("lanes", lanes)
+        self._sources = _positive("sources", sources)
+        self._meta_layout = meta
+        self._request_layout = request_layout(meta, sources, _positive("raddr_bits", raddr_bits))
+        self._word_layout = word_layout(meta, lanes)
+        super().__init__({
+            "requests": In(stream.Signature(self._request_layout)),
+            "words": Out(stream.Signature(self._word_layout)),
+            "mem_addr": Out(raddr_bits),
+            "mem_en": Out(1),
+            "mem_data": In(data.ArrayLayout(unsigned(2 * lanes), sources)),
+            "busy": Out(1),
+        })
+
+    @property
+    def request_layout(self) -> data.StructLayout:
+        return self._request_layout
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a request handshake to its word on ``words``."""
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        f_valid = Signal()
+        f_meta = Signal(self._meta_layout)
+        f_src = Signal(range(self._sources))
+        enable = Signal()
+        m.d.comb += [
+            enable.eq(~f_valid | self.words.ready),
+            self.requests.ready.eq(enable),
+            self.mem_en.eq(enable),
+            self.mem_addr.eq(self.requests.payload.raddr),
+            self.words.valid.eq(f_valid),
+            self.words.payload.meta.eq(f_meta),
+            self.words.payload.data.eq(self.mem_data[f_src]),
+            self.busy.eq(f_valid),
+        ]
+        with m.If(enable):
+            m.d.sync += [
+                f_valid.eq(self.requests.valid),
+                f_meta.eq(self.requests.payload.meta),
+                f_src.eq(self.requests.payload.src),
+            ]
+        return m

@@ -1,0 +1,82 @@
+"""The output streamer: the 256 logits in index order, then their arg-max."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import VOCAB, AcceleratorParams, address_bits
+
+__all__ = ["OutputStreamer"]
+
+
+class OutputStreamer(wiring.Component):
+    """Reads the logit memory (``C`` logits per row) and streams the logits, then the arg-max.
+
+    On ``start`` (a level; sampled while idle) it reads row 0, then sends logit ``j`` from
+    lane ``j % C`` of row ``j // C`` on ``logits``, one per accepted beat; the read port holds
+    its data while ``mem_en`` is low, and the next row is read in the cycle the last lane of a
+    row is accepted, so there is no bubble. After the 256th logit it sends the index of the
+    largest logit (the lowest index on ties) on ``next_token``, and pulses ``finished`` in the
+    cycle that beat is accepted.
+
+    Latency: 1 cycle from ``start`` to the first logit. Throughput: one logit per cycle.
+    """
+
+    def __init__(self, params: AcceleratorParams):
+        if not isinstance(params, AcceleratorParams):
+            raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
+        self._params = params
+        mb = params.membrane_bits
+        super().__init__({
+            "start": In(1),
+            "finished": Out(1),
+            "mem_addr": Out(address_bits(params.logit_depth)),
+            "mem_en": Out(1),
+            "mem_data": In(data.ArrayLayout(signed(mb), params.cols)),
+            "logits": Out(stream.Signature(signed(mb))),
+            "next_token": Out(stream.Signature(unsigned(8))),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from ``start`` to the first logit on ``logits``."""
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        index = Signal(range(VOCAB))
+        lane = Signal(range(p.cols))
+        addr = Signal.like(self.mem_addr)
+        best = Signal(signed(p.membrane_bits))
+        best_index = Signal(unsigned(8))
+        value = self.mem_data[lane]
+        m.d.comb += [self.logits.payload.eq(value), self.next_token.payload.eq(best_index)]
+
+        with m.FSM(name="streamer"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.comb += [self.mem_addr.eq(0), self.mem_en.eq(1)]
+                    m.d.sync += [index.eq(0), lane.eq(0), addr.eq(0)]
+                    m.next = "LOGITS"
+            with m.State("LOGITS"):
+                m.d.comb += self.logits.valid.eq(1)
+                with m.If(self.logits.ready):
+                    with m.If((index == 0) | (value > best)):
+                        m.d.sync += [best.eq(value), best_index.eq(index)]
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == VOCAB - 1):
+                        m.next = "TOKEN"
+                    with m.Elif(lane == p.cols - 1):
+                        m.d.comb += [self.mem_addr.eq(addr + 1), self.mem_en.eq(1)]
+                        m.d.sync += [lane.eq(0), addr.eq(addr + 1)]
+                    with m.Else():
+                        m.d.sync += lane.eq(lane + 1)
+            with m.State("TOKEN"):
+                m.d.comb += self.next_token.valid.eq(1)
+                with m.If(self.next_token.ready):
+                    m.d.comb += self.finished.eq(1)
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,94 @@
+"""The whole accelerator in the Amaranth simulator against contract.reference, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hwsim import params_from_model, run_accelerator, tamper
+
+from contract import forward
+from contract.random_model import random_model
+
+# (seed, context, embed_dim, hidden, timesteps, weight_bits, rows, cols): array shapes that
+# divide none of the layers, layer sizes 1 and primes, T in 1..5, weight bits 2/4/8.
+CASES = [
+    (1, 2, 3, (7,), 3, 4, 3, 2),
+    (2, 3, 2, (7, 5), 1, 2, 2, 3),
+    (3, 2, 4, (1,), 5, 8, 1, 1),
+    (4, 3, 2, (3, 11), 2, 8, 4, 1),
+    (5, 1, 5, (13,), 4, 4, 1, 6),
+]
+
+
+def _model(case):
+    seed, context, embed_dim, hidden, timesteps, weight_bits, _, _ = case
+    return random_model(seed, context=context, embed_dim=embed_dim, hidden=hidden,
+                        timesteps=timesteps, weight_bits=weight_bits)
+
+
+def _contexts(seed, model, n=2):
+    rng = np.random.default_rng(1000 + seed)
+    return rng.integers(0, 256, size=(n, model.context))
+
+
+def _check(model, ids, results, seed):
+    assert len(results) == len(ids), f"seed {seed}"
+    for n, result in enumerate(results):
+        trace = forward(model, ids[n : n + 1], trace=True)
+        assert result.logits.shape == (256,), f"seed {seed} sample {n}"
+        assert np.array_equal(result.logits, trace.logits[0]), f"seed {seed} sample {n}"
+        assert result.token == int(np.argmax(trace.logits[0])), f"seed {seed} sample {n}"
+        assert np.array_equal(result.spike_counts, trace.spike_counts()), f"seed {seed}"
+        assert np.any(result.logits != 0), f"seed {seed}: logits trivially zero"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"seed{c[0]}-{c[6]}x{c[7]}-h{c[3]}")
+def test_sparse_matches_reference(case):
+    model = _model(case)
+    ids = _contexts(case[0], model)
+    params = params_from_model(model, case[6], case[7])
+    results = run_accelerator(params, ids.tolist())
+    _check(model, ids, results, case[0])
+    trace = forward(model, ids, trace=True)
+    rates = trace.firing_rates()
+    assert all(0.0 < r < 1.0 for r in rates), f"seed {case[0]}: implausible rates {rates}"
+
+
+@pytest.mark.parametrize("case", CASES[:2], ids=lambda c: f"seed{c[0]}-{c[6]}x{c[7]}")
+def test_dense_matches_reference_and_is_slower(case):
+    model = _model(case)
+    ids = _contexts(case[0], model)
+    sparse = run_accelerator(params_from_model(model, case[6], case[7]), ids.tolist())
+    params = params_from_model(model, case[6], case[7], dense=True)
+    dense = run_accelerator(params, ids.tolist())
+    _check(model, ids, dense, case[0])
+    for s, d in zip(sparse, dense, strict=True):
+        assert d.cycles > s.cycles, f"seed {case[0]}: dense {d.cycles} <= sparse {s.cycles}"
+
+
+def test_stalls_do_not_change_results():
+    case = CASES[0]
+    model = _model(case)
+    ids = _contexts(case[0], model)
+    params = params_from_model(model, case[6], case[7])
+    calm = run_accelerator(params, ids.tolist())
+    stalled = run_accelerator(params, ids.tolist(), stall_seed=11)
+    _check(model, ids, stalled, case[0])
+    for a, b in zip(calm, stalled, strict=True):
+        assert b.cycles > a.cycles
+
+
+def test_tampered_weight_is_caught():
+    case = CASES[0]
+    model = _model(case)
+    ids = _contexts(case[0], model, n=1)
+    params = params_from_model(model, case[6], case[7])
+    # the readout weight of the winning logit on an input whose spikes do not cancel over time:
+    # the tampered weight must move that logit
+    trace = forward(model, ids, trace=True)
+    net = trace.spikes[-1][0].sum(axis=0)
+    index = int(np.flatnonzero(net)[0])
+    winner = int(np.argmax(trace.logits[0]))
+    bad = tamper(params, params.n_hidden, winner, index)
+    result = run_accelerator(bad, ids.tolist())[0]
+    assert not np.array_equal(result.logits, trace.logits[0])
