@@ -14,6 +14,7 @@ from .pe import PEOp, ProcessingElement
 from .scanner import Scanner, WordFetch
 from .sequencer import Sequencer
 from .streamer import OutputStreamer
+from .synth_top import SynthTop
 from .token import TokenKind
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ReadoutParams",
     "Scanner",
     "Sequencer",
+    "SynthTop",
     "SystolicArray",
     "TokenKind",
     "WordFetch",

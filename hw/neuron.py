@@ -36,7 +36,7 @@ class NeuronLane(wiring.Component):
 
     def __init__(self, *, bias_bits: int, membrane_bits: int):
         self._bias_bits = check_width("bias_bits", bias_bits)
-        self._membrane_bits = check_width("membrane_bits", membrane_bits)
+        self._membrane_bits = check_width("membrane_bits", membrane_bits, 2)
         if bias_bits > membrane_bits:
             raise ValueError(
                 f"bias_bits ({bias_bits}) must not exceed membrane_bits ({membrane_bits})"

@@ -148,10 +148,12 @@ class AcceleratorParams:
         for name in ("rows", "cols", "timesteps", "context", "embed_dim"):
             object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
         for name in ("weight_bits", "bias_bits", "membrane_bits"):
-            value = _positive_int(name, getattr(self, name))
-            if value < 2:
-                raise ValueError(f"{name} must be at least 2 (a signed width), not {value}")
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+        if self.membrane_bits < 2:
+            raise ValueError(
+                f"membrane_bits must be at least 2 (it holds a threshold >= 1), "
+                f"not {self.membrane_bits}"
+            )
         for name in ("weight_bits", "bias_bits"):
             if getattr(self, name) > self.membrane_bits:
                 raise ValueError(

@@ -19,12 +19,12 @@ class PEOp(enum.Enum, shape=3):
     CLEAR = 4  #: ``U = 0``
 
 
-def check_width(name: str, value) -> int:
-    """A signed width: an integer of at least 2 bits."""
+def check_width(name: str, value, minimum: int = 1) -> int:
+    """A signed width: an integer of at least ``minimum`` bits."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer number of bits, not {value!r}")
-    if value < 2:
-        raise ValueError(f"{name} must be at least 2 (a signed width), not {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum} bits, not {value}")
     return value
 
 
@@ -48,7 +48,7 @@ class ProcessingElement(wiring.Component):
 
     def __init__(self, *, operand_bits: int, membrane_bits: int):
         self._operand_bits = check_width("operand_bits", operand_bits)
-        self._membrane_bits = check_width("membrane_bits", membrane_bits)
+        self._membrane_bits = check_width("membrane_bits", membrane_bits, 2)
         if operand_bits > membrane_bits:
             raise ValueError(
                 f"operand_bits ({operand_bits}) must not exceed membrane_bits ({membrane_bits})"

@@ -10,7 +10,14 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from contract import IntModel, derive_widths
-from hw import Accelerator, AcceleratorParams, HiddenLayerParams, ReadoutParams
+from hw import (
+    Accelerator,
+    AcceleratorParams,
+    HiddenLayerParams,
+    InferenceHarness,
+    ReadoutParams,
+)
+from hw.layout import unpack
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +39,8 @@ def params_from_model(model: IntModel, rows: int, cols: int, dense: bool = False
         ),
         readout=ReadoutParams(model.readout.weight, model.readout.bias),
         weight_bits=widths.weight,
-        bias_bits=max(2, widths.bias),
-        membrane_bits=max(2, widths.membrane),
+        bias_bits=widths.bias,
+        membrane_bits=widths.membrane,
         dense=dense,
     )
 
@@ -121,6 +128,45 @@ def run_accelerator(params: AcceleratorParams, contexts, *, stall_seed=None,
                 token=token,
                 cycles=ctx.get(dut.cycles),
                 spike_counts=counts.reshape(params.n_hidden + 1, params.timesteps),
+            ))
+
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+def run_harness(params: AcceleratorParams, contexts, *, stall_seed=None,
+                max_cycles: int = 200_000) -> list[Inference]:
+    """Run ``contexts`` through an Amaranth simulation of :class:`hw.InferenceHarness`, the
+    way the cocotb testbench does: set ``context``, pulse ``start``, wait for ``done``."""
+    dut = InferenceHarness(params, stall_seed=stall_seed)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    results: list[Inference] = []
+    mb, n = params.membrane_bits, params.spike_counters
+
+    async def bench(ctx):
+        await ctx.tick()
+        for ids in contexts:
+            word = sum(int(b) << (8 * p) for p, b in enumerate(ids))
+            ctx.set(dut.context, word)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            ctx.set(dut.context, 0)
+            cycles = 0
+            async for _, _, done in ctx.tick().sample(dut.done):
+                cycles += 1
+                if cycles > max_cycles:
+                    raise TimeoutError(f"done not raised after {max_cycles} cycles")
+                if done:
+                    break
+            counts = unpack(ctx.get(dut.spike_counts), n, params.spike_count_bits, signed=False)
+            results.append(Inference(
+                logits=np.array(unpack(ctx.get(dut.logits_flat), 256, mb), dtype=np.int64),
+                token=ctx.get(dut.token),
+                cycles=ctx.get(dut.cycles),
+                spike_counts=np.array(counts).reshape(params.n_hidden + 1, params.timesteps),
             ))
 
     sim.add_testbench(bench)

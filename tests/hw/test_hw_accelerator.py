@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hwsim import params_from_model, run_accelerator, tamper
+from hwsim import params_from_model, run_accelerator, run_harness, tamper
 
 from contract import forward
 from contract.random_model import random_model
@@ -92,3 +92,19 @@ def test_tampered_weight_is_caught():
     bad = tamper(params, params.n_hidden, winner, index)
     result = run_accelerator(bad, ids.tolist())[0]
     assert not np.array_equal(result.logits, trace.logits[0])
+
+
+@pytest.mark.parametrize("stall_seed", [None, 0xACE1])
+def test_harness_matches_reference(stall_seed):
+    case = CASES[1]
+    model = _model(case)
+    ids = _contexts(case[0], model)
+    params = params_from_model(model, case[6], case[7])
+    results = run_harness(params, ids.tolist(), stall_seed=stall_seed)
+    _check(model, ids, results, case[0])
+    direct = run_accelerator(params, ids.tolist())
+    for h, d in zip(results, direct, strict=True):
+        if stall_seed is None:
+            assert h.cycles == d.cycles
+        else:
+            assert h.cycles > d.cycles
