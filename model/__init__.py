@@ -1,0 +1,1 @@
+"""SpikeForge model: the spiking byte-level LM, its training, evaluation and export."""

@@ -1,0 +1,100 @@
+"""Bits per byte of a spiking checkpoint (its integer model) and of its float twin.
+
+``python -m model.evaluate --ckpt PATH [--text FILE] [--float-ckpt PATH] [--samples N]
+[--seed S]`` prints::
+
+    spiking: X.XXX bits/byte
+    float twin: Y.YYY bits/byte
+    spiking before integer rounding: Z.ZZZ bits/byte
+    firing rates: embed 0.xxx, layer1 0.xxx, ...
+
+The spiking figure uses the integer model's logits times ``logit_scale`` (the contract's
+datapath); the "before integer rounding" line is the float forward pass of the same
+checkpoint, so the difference is what rounding ``B`` and ``R`` costs. The twin is
+``<stem>-float.pt`` beside the checkpoint unless ``--float-ckpt`` names one. Without ``--text``
+the figures are on ``--samples`` seeded held-out positions (default 32768); with it on
+``--samples`` positions of that file (all of them if the file is shorter).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from . import data
+from .checkpoint import load_checkpoint
+from .cli import ArgumentParser, non_negative_int, positive_int, run
+from .errors import CheckpointError, UsageError
+from .metrics import evaluate_float, evaluate_int
+
+__all__ = ["DEFAULT_SAMPLES", "main", "twin_path"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SAMPLES = 32768
+
+
+def twin_path(ckpt: Path) -> Path:
+    """Where the float twin of ``ckpt`` is looked for: ``<stem>-float.pt`` beside it."""
+    return ckpt.with_name(f"{ckpt.stem}-float.pt")
+
+
+def _samples(args, context: int):
+    if args.text is None:
+        try:
+            return data.heldout_samples(args.samples, context, seed=args.seed)
+        except ValueError as exc:
+            raise UsageError(f"{exc}; lower --samples") from exc
+    try:
+        text = args.text.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read --text {args.text}: {exc.strerror}") from exc
+    if not text:
+        raise UsageError(f"--text {args.text} is empty; give a file with some text")
+    return data.samples_from_bytes(text, args.samples, context, seed=args.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m model.evaluate``."""
+    parser = ArgumentParser(prog="python -m model.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", required=True, type=Path, help="spiking checkpoint (.pt)")
+    parser.add_argument("--float-ckpt", type=Path, default=None,
+                        help="float twin checkpoint (default: <stem>-float.pt beside --ckpt)")
+    parser.add_argument("--text", type=Path, default=None,
+                        help="evaluate on this file instead of the held-out split")
+    parser.add_argument("--samples", type=positive_int, default=DEFAULT_SAMPLES)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    args = parser.parse_args(argv)
+
+    model, _ = load_checkpoint(args.ckpt, kind="spiking")
+    twin_file = args.float_ckpt or twin_path(args.ckpt)
+    twin = None
+    if args.float_ckpt is not None or twin_file.exists():
+        twin, _ = load_checkpoint(twin_file, kind="float")
+        if twin.config.context != model.config.context:
+            raise CheckpointError(
+                f"float twin {twin_file} has context {twin.config.context} but the spiking"
+                f" model has {model.config.context}; pass the matching --float-ckpt"
+            )
+    inputs, targets = _samples(args, model.config.context)
+    int_model = model.to_int_model()
+    spiking = evaluate_int(int_model, inputs, targets)
+    before = evaluate_float(model, inputs, targets)
+    print(f"spiking: {spiking['bits_per_byte']:.3f} bits/byte")
+    if twin is not None:
+        print(f"float twin: {evaluate_float(twin, inputs, targets)['bits_per_byte']:.3f} bits/byte")
+    else:
+        print(f"float twin: none (no {twin_file}; pass --float-ckpt)")
+    print(f"spiking before integer rounding: {before['bits_per_byte']:.3f} bits/byte")
+    names = ["embed"] + [f"layer{i + 1}" for i in range(len(int_model.layers))]
+    rates = ", ".join(f"{n} {r:.3f}" for n, r in zip(names, spiking["rates"], strict=True))
+    print(f"firing rates: {rates}")
+    layers = ", ".join(f"layer{i + 1} R={layer.reset} theta={layer.threshold}"
+                       for i, layer in enumerate(int_model.layers))
+    print(f"integer model: {layers}, logit_scale={int_model.logit_scale:.6g},"
+          f" samples={spiking['samples']}")
+    return 0
+
+
+if __name__ == "__main__":
+    run("python -m model.evaluate", main)

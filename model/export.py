@@ -1,0 +1,90 @@
+"""Export a spiking checkpoint for rtl_gen: the ONNX integer model and real held-out inputs.
+
+``python -m model.export --ckpt PATH --out DIR [--samples N] [--seed S]`` writes
+
+* ``DIR/model.onnx``: ``contract.onnx_io.to_onnx`` of the checkpoint's integer model;
+* ``DIR/heldout.npz``: ``input`` (int64 ``[N, k]``, held-out contexts) and ``target``
+  (int64 ``[N]``, the byte that followed each), from :func:`model.data.heldout_samples`.
+
+rtl_gen may not import ``model``, so it runs this as a subprocess. Both files are built in
+memory first and renamed into place, so a failure leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from contract.intmodel import IntModel
+from contract.onnx_io import to_onnx
+
+from . import data
+from .checkpoint import load_checkpoint
+from .cli import ArgumentParser, non_negative_int, positive_int, run
+from .errors import UsageError
+
+__all__ = ["DEFAULT_SAMPLES", "export", "main"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SAMPLES = 256
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        Path(tmp).chmod(0o644)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export(int_model: IntModel, out: Path, samples: int, seed: int = 0) -> tuple[Path, Path]:
+    """Write ``model.onnx`` and ``heldout.npz`` of ``int_model`` into ``out``."""
+    inputs, targets = data.heldout_samples(samples, int_model.context, seed=seed)
+    onnx_bytes = to_onnx(int_model).SerializeToString()
+    buffer = io.BytesIO()
+    np.savez(buffer, input=inputs.astype(np.int64), target=targets.astype(np.int64))
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path, npz_path = out / "model.onnx", out / "heldout.npz"
+    _write_atomic(onnx_path, onnx_bytes)
+    _write_atomic(npz_path, buffer.getvalue())
+    onnx.load(str(onnx_path))  # read back: a truncated write would fail here, not in rtl_gen
+    logger.info("wrote %s and %s (%d held-out samples, seed %d)", onnx_path, npz_path,
+                samples, seed)
+    return onnx_path, npz_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m model.export``."""
+    parser = ArgumentParser(prog="python -m model.export", description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", required=True, type=Path, help="spiking checkpoint (.pt)")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--samples", type=positive_int, default=DEFAULT_SAMPLES,
+                        help=f"held-out samples in heldout.npz (default {DEFAULT_SAMPLES})")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the held-out sample choice")
+    args = parser.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a directory")
+    model, _ = load_checkpoint(args.ckpt, kind="spiking")
+    int_model = model.to_int_model()
+    try:
+        onnx_path, npz_path = export(int_model, args.out, args.samples, args.seed)
+    except ValueError as exc:
+        raise UsageError(f"{exc}; lower --samples") from exc
+    print(f"wrote {onnx_path} and {npz_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    run("python -m model.export", main)

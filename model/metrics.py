@@ -1,0 +1,66 @@
+"""Bits per byte of the integer model (via ``logit_scale``) and of a float twin."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from contract.intmodel import IntModel
+
+from .lm import SpikingLM, int_forward
+
+__all__ = ["EvalResult", "evaluate_float", "evaluate_int"]
+
+_CHUNK = 4096
+
+
+class EvalResult(dict):
+    """``{"bits_per_byte": float, "rates": [float, ...], "samples": int}``."""
+
+
+def _bits(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Summed cross-entropy in bits of float64 ``logits`` against ``targets``."""
+    return float(F.cross_entropy(logits, targets, reduction="sum")) / math.log(2)
+
+
+@torch.no_grad()
+def evaluate_int(int_model: IntModel, inputs: np.ndarray, targets: np.ndarray) -> EvalResult:
+    """Bits/byte of the integer logits times ``logit_scale``, and the firing rates.
+
+    Rates are the fraction of non-zero spikes of every spiking layer, embedding first.
+    """
+    total, nonzero, sizes = 0.0, None, None
+    for start in range(0, inputs.shape[0], _CHUNK):
+        trace = int_forward(int_model, inputs[start : start + _CHUNK], trace=True)
+        logits = torch.from_numpy(trace.logits).double() * int_model.logit_scale
+        total += _bits(logits, torch.from_numpy(targets[start : start + _CHUNK]).long())
+        counts = [int(np.count_nonzero(s)) for s in trace.spikes]
+        nonzero = counts if nonzero is None else [a + b for a, b in zip(nonzero, counts,
+                                                                           strict=True)]
+        chunk_sizes = [int(s.size) for s in trace.spikes]
+        sizes = chunk_sizes if sizes is None else [a + b for a, b in zip(sizes, chunk_sizes,
+                                                                          strict=True)]
+    n = max(1, inputs.shape[0])
+    rates = [c / max(1, s) for c, s in zip(nonzero or [], sizes or [], strict=True)]
+    return EvalResult(bits_per_byte=total / n, rates=rates, samples=int(inputs.shape[0]))
+
+
+@torch.no_grad()
+def evaluate_float(model: SpikingLM, inputs: np.ndarray, targets: np.ndarray) -> EvalResult:
+    """Bits/byte of the float forward pass (the twin, or a spiking model before rounding)."""
+    model.eval()
+    total, rate_sums, chunks = 0.0, None, 0
+    for start in range(0, inputs.shape[0], _CHUNK):
+        ids = torch.from_numpy(inputs[start : start + _CHUNK]).long()
+        logits, rates = model(ids)
+        total += _bits(logits.double(), torch.from_numpy(targets[start : start + _CHUNK]).long())
+        values = [float(r) * ids.shape[0] for r in rates]
+        rate_sums = values if rate_sums is None else [a + b for a, b in zip(rate_sums, values,
+                                                                             strict=True)]
+        chunks += ids.shape[0]
+    n = max(1, inputs.shape[0])
+    rates = [r / max(1, chunks) for r in rate_sums or []]
+    return EvalResult(bits_per_byte=total / n, rates=rates, samples=int(inputs.shape[0]))

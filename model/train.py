@@ -1,0 +1,219 @@
+"""Train a SpikingLM (or its float twin) on the standard-library corpus, on CPU.
+
+``python -m model.train --out PATH [--steps N] [--seed S] [--hidden H] [--layers N]
+[--timesteps T] [--weight-bits B] [--context K] [--embed E] [--float] [--force]``
+
+Adam with a linear warm-up and cosine decay, cross-entropy plus the firing-rate regulariser,
+batches of random ``(k-byte context, next byte)`` pairs. Everything random is seeded from
+``--seed``. At the end the held-out bits/byte are measured (the integer model's for a spiking
+run) and stored with the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data
+from .checkpoint import save_checkpoint
+from .cli import ArgumentParser, non_negative_int, positive_int, run
+from .errors import CheckpointError, UsageError
+from .lm import LMConfig, SpikingLM
+from .metrics import evaluate_float, evaluate_int
+
+__all__ = ["DEFAULT_STEPS", "TrainOptions", "main", "train"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STEPS = 20000
+DEFAULT_BATCH = 256
+DEFAULT_LR = 3e-3
+FINAL_EVAL_SAMPLES = 32768
+PROGRESS_EVAL_SAMPLES = 4096
+
+
+class TrainOptions:
+    """Optimisation settings that are not part of the architecture."""
+
+    def __init__(self, steps: int = DEFAULT_STEPS, batch: int = DEFAULT_BATCH,
+                 lr: float = DEFAULT_LR, seed: int = 0, log_every: int = 500,
+                 eval_every: int = 2500, eval_samples: int = FINAL_EVAL_SAMPLES):
+        self.steps = steps
+        self.batch = batch
+        self.lr = lr
+        self.seed = seed
+        self.log_every = log_every
+        self.eval_every = eval_every
+        self.eval_samples = eval_samples
+
+    def as_dict(self) -> dict:
+        """Plain-Python form for the checkpoint's metrics."""
+        return dict(vars(self))
+
+
+def _seed_everything(seed: int) -> np.random.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def _lr_factor(step: int, steps: int) -> float:
+    warmup = min(500, max(1, steps // 20))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _heldout_bpb(model: SpikingLM, samples: int) -> dict:
+    inputs, targets = data.heldout_samples(samples, model.config.context, seed=0)
+    if model.config.float_twin:
+        result = evaluate_float(model, inputs, targets)
+    else:
+        result = evaluate_int(model.to_int_model(), inputs, targets)
+    model.train()
+    return dict(result)
+
+
+def train(config: LMConfig, options: TrainOptions) -> tuple[SpikingLM, dict]:
+    """Train a model from scratch; returns it (eval mode) and its metrics."""
+    rng = _seed_everything(options.seed)
+    corpus = data.load_corpus(config.context)
+    model = SpikingLM(config)
+    first_x, _ = data.sample_batch(rng, corpus, options.batch)
+    model.calibrate(torch.from_numpy(first_x))
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: _lr_factor(step, options.steps)
+    )
+    model.train()
+    start = time.monotonic()
+    window_ce, window_rates, window_n = 0.0, None, 0
+    for step in range(1, options.steps + 1):
+        x, y = data.sample_batch(rng, corpus, options.batch)
+        logits, rates = model(torch.from_numpy(x))
+        ce = F.cross_entropy(logits, torch.from_numpy(y))
+        loss = ce + model.rate_penalty(rates)
+        if not torch.isfinite(loss):
+            raise UsageError(
+                f"training diverged at step {step} (loss {loss.item()}); lower the learning rate"
+                " or change the seed"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        window_ce += ce.item()
+        values = [r.item() for r in rates]
+        window_rates = values if window_rates is None else [
+            a + b for a, b in zip(window_rates, values, strict=True)
+        ]
+        window_n += 1
+        if step % options.log_every == 0 or step == options.steps:
+            rate_text = " ".join(f"{r / window_n:.3f}" for r in window_rates or [])
+            logger.info(
+                "step %d/%d loss %.4f train %.3f bits/byte rates [%s] lr %.2e %.0fs",
+                step, options.steps, window_ce / window_n,
+                window_ce / window_n / math.log(2), rate_text,
+                scheduler.get_last_lr()[0], time.monotonic() - start,
+            )
+            window_ce, window_rates, window_n = 0.0, None, 0
+        if step % options.eval_every == 0 and step != options.steps:
+            result = _heldout_bpb(model, PROGRESS_EVAL_SAMPLES)
+            logger.info(
+                "step %d held-out %.3f bits/byte (%s) rates [%s]",
+                step, result["bits_per_byte"], "float" if config.float_twin else "integer",
+                " ".join(f"{r:.3f}" for r in result["rates"]),
+            )
+    wall = time.monotonic() - start
+    model.eval()
+    result = _heldout_bpb(model, options.eval_samples)
+    model.eval()
+    metrics = {
+        "heldout_bits_per_byte": result["bits_per_byte"],
+        "heldout_samples": result["samples"],
+        "firing_rates": result["rates"],
+        "train_seconds": wall,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "options": options.as_dict(),
+    }
+    return model, metrics
+
+
+def build_parser() -> ArgumentParser:
+    """The command-line interface of ``python -m model.train``."""
+    defaults = LMConfig()
+    parser = ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path, help="checkpoint path to write")
+    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--hidden", type=positive_int, default=defaults.hidden[0],
+                        help="width of every hidden layer")
+    parser.add_argument("--layers", type=positive_int, default=len(defaults.hidden),
+                        help="number of hidden layers")
+    parser.add_argument("--timesteps", type=positive_int, default=defaults.timesteps)
+    parser.add_argument("--weight-bits", type=int, default=defaults.weight_bits,
+                        help="weight bits: 8, 4 or 2 (ternary)")
+    parser.add_argument("--context", type=positive_int, default=defaults.context)
+    parser.add_argument("--embed", type=positive_int, default=defaults.embed)
+    parser.add_argument("--rate-target", type=float, default=defaults.rate_target,
+                        help="target fraction of non-zero spikes per layer")
+    parser.add_argument("--rate-lambda", type=float, default=defaults.rate_lambda,
+                        help="weight of the firing-rate regulariser (0 disables it)")
+    parser.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH)
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR)
+    parser.add_argument("--float", dest="float_twin", action="store_true",
+                        help="train the float twin (float activations, float weights)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m model.train``."""
+    args = build_parser().parse_args(argv)
+    if args.out.exists() and not args.force:
+        raise CheckpointError(f"{args.out} already exists; pass --force to overwrite it")
+    if args.out.exists() and args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a directory; give a file path such as model.pt")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a positive number, not {args.lr}")
+    config = LMConfig(
+        context=args.context,
+        embed=args.embed,
+        hidden=(args.hidden,) * args.layers,
+        timesteps=args.timesteps,
+        weight_bits=args.weight_bits,
+        float_twin=args.float_twin,
+        rate_target=args.rate_target,
+        rate_lambda=args.rate_lambda,
+    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+    logger.info("training %s model %s for %d steps (seed %d)",
+                "float" if config.float_twin else "spiking", config.to_dict(), args.steps,
+                args.seed)
+    model, metrics = train(config, options)
+    save_checkpoint(args.out, model, metrics, force=args.force)
+    print(f"{'float twin' if config.float_twin else 'spiking'}:"
+          f" {metrics['heldout_bits_per_byte']:.3f} bits/byte held-out,"
+          f" rates {' '.join(f'{r:.3f}' for r in metrics['firing_rates'])},"
+          f" {metrics['train_seconds']:.0f}s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run("python -m model.train", main)
