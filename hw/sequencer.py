@@ -41,12 +41,14 @@ class Sequencer(wiring.Component):
     cycles, so the next layer reads what this one wrote. ``threshold``, ``reset``, ``readout``
     and ``side`` (the spike-bank side the running layer writes) come from a per-layer constant
     table. When the readout has drained, ``output`` rises and stays high until ``resume``.
+    ``drain`` is the array's latency: the first read of the next layer (or of the logit memory)
+    comes at least ``drain`` cycles after the last token of this layer left the scanner.
 
     ``spike_counts[l*T + t]`` counts the ``count`` beats of the scanner (non-zero spikes of
     tile 0); the counters are cleared when an inference starts.
 
     Throughput: one request per cycle while the fetch stage accepts; ``k`` cycles to take the
-    context; 2 + ``drain`` cycles between layers once the scanner is idle.
+    context; ``drain`` cycles between layers once the scanner is idle.
     """
 
     def __init__(self, params: AcceleratorParams, *, drain: int):
@@ -144,7 +146,11 @@ class Sequencer(wiring.Component):
         spike_addr = Signal(oaddr_bits)
         logit_base = Signal(oaddr_bits)
         count_index = Signal(p.count_bits)
-        drain = Signal(range(self._drain + 1))
+        # The last token is on the scanner's output at the latest in the cycle before `idle`
+        # rises; the next layer's first read (two cycles after DRAIN ends: LAYER, then RUN) and
+        # the streamer's first read (one cycle after) must come `drain` cycles after that token.
+        wait = max(0, self._drain - 2)
+        drain = Signal(range(wait + 1))
         counts = Array(self.spike_counts[i] for i in range(p.spike_counters))
 
         m.d.comb += [
@@ -274,7 +280,7 @@ class Sequencer(wiring.Component):
             with m.State("DRAIN"):
                 with m.If(~self.idle):
                     m.d.sync += drain.eq(0)
-                with m.Elif(drain == self._drain):
+                with m.Elif(drain == wait):
                     with m.If(layer == p.n_hidden):
                         m.next = "OUTPUT"
                     with m.Else():

@@ -172,3 +172,26 @@ def run_harness(params: AcceleratorParams, contexts, *, stall_seed=None,
     sim.add_testbench(bench)
     sim.run()
     return results
+
+
+def scan_cycles(params: AcceleratorParams, spikes) -> int:
+    """Cycles the scanner spends on one sample, by docs/architecture.md "Cycles": per layer,
+    tile and step ``Σ max(1, nnz)`` over the input words (``n_in`` in dense mode) plus one
+    FIRE, plus one READOUT per readout tile. ``spikes``: the trace's spikes of that sample,
+    ``[T, n]`` per spiking layer (embedding first)."""
+    total = 0
+    for layer, tiles in enumerate(params.tiles):
+        s = np.asarray(spikes[layer])
+        lanes = params.embed_dim if layer == 0 else params.cols
+        per_tile = 0
+        for t in range(params.timesteps):
+            if params.dense:
+                per_tile += s.shape[1] + 1
+                continue
+            for start in range(0, s.shape[1], lanes):
+                per_tile += max(1, int(np.count_nonzero(s[t, start : start + lanes])))
+            per_tile += 1
+        if layer == params.n_hidden:
+            per_tile += 1
+        total += tiles * per_tile
+    return total
