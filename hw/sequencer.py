@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from amaranth.hdl import Array, Module, Signal, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -179,7 +179,7 @@ class Sequencer(wiring.Component):
                     m.d.comb += [req.src.eq(0), req.raddr.eq(contexts[word] + step)]
                 with m.Else():
                     m.d.comb += [
-                        req.src.eq(1 + bank + lc.side_in * p.rows),
+                        req.src.eq(1 + bank + Mux(lc.side_in, p.rows, 0)),
                         req.raddr.eq(row_addr),
                     ]
             with m.Case(_FIRE):

@@ -1,0 +1,259 @@
+# amaranth: UnusedElaboratable=no
+"""The building blocks alone: PE, neuron lane and scanner against tiny Python models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contract.reference import fire
+from hw import NeuronLane, PEOp, ProcessingElement, Scanner, TokenKind
+from hw.layout import pack
+
+
+def _wrap(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+# -- processing element ---------------------------------------------------------------------
+
+OPERAND_BITS, MEMBRANE_BITS = 4, 9
+_op = st.tuples(
+    st.sampled_from(list(PEOp)),
+    st.integers(-(1 << (OPERAND_BITS - 1)), (1 << (OPERAND_BITS - 1)) - 1),
+    st.integers(-(1 << (MEMBRANE_BITS - 1)), (1 << (MEMBRANE_BITS - 1)) - 1),
+)
+
+
+def _pe_model(ops):
+    u, seen = 0, []
+    for op, operand, load in ops:
+        seen.append(u)
+        if op is PEOp.ADD:
+            u = _wrap(u + operand, MEMBRANE_BITS)
+        elif op is PEOp.SUB:
+            u = _wrap(u - operand, MEMBRANE_BITS)
+        elif op is PEOp.LOAD:
+            u = load
+        elif op is PEOp.CLEAR:
+            u = 0
+    seen.append(u)
+    return seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_op, min_size=1, max_size=60))
+def test_pe_random_ops_match_model(ops):
+    dut = ProcessingElement(operand_bits=OPERAND_BITS, membrane_bits=MEMBRANE_BITS)
+    seen = []
+
+    async def bench(ctx):
+        for op, operand, load in ops:
+            seen.append(ctx.get(dut.membrane))
+            ctx.set(dut.op, op)
+            ctx.set(dut.operand, operand)
+            ctx.set(dut.load, load)
+            await ctx.tick()
+        seen.append(ctx.get(dut.membrane))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == _pe_model(ops)
+
+
+def test_pe_validates_widths():
+    with pytest.raises(TypeError, match="operand_bits"):
+        ProcessingElement(operand_bits="4", membrane_bits=8)
+    with pytest.raises(ValueError, match="membrane_bits"):
+        ProcessingElement(operand_bits=1, membrane_bits=1)
+    with pytest.raises(ValueError, match="must not exceed"):
+        ProcessingElement(operand_bits=9, membrane_bits=8)
+    pe = ProcessingElement(operand_bits=4, membrane_bits=8)
+    assert (pe.operand_bits, pe.membrane_bits, pe.latency) == (4, 8, 1)
+
+
+# -- neuron lane ------------------------------------------------------------------------------
+
+
+def _run_lane(currents, bias, threshold, reset, readout=False, bits=10):
+    """Drive a lane through ``T`` FIRE steps per neuron, the testbench playing the PE: before
+    step ``t`` the membrane has taken the step's accumulated input ``A[t]``."""
+    dut = NeuronLane(bias_bits=6, membrane_bits=bits)
+    n, steps = currents.shape
+    spikes = np.zeros((n, steps), dtype=np.int64)
+    values = np.zeros((n, steps), dtype=np.int64)
+
+    async def bench(ctx):
+        ctx.set(dut.threshold, threshold)
+        ctx.set(dut.reset, reset)
+        ctx.set(dut.readout, int(readout))
+        for j in range(n):
+            u = 0
+            ctx.set(dut.bias, int(bias[j]))
+            for t in range(steps):
+                ctx.set(dut.membrane, u + int(currents[j, t]))
+                ctx.set(dut.last, int(t == steps - 1))
+                code = ctx.get(dut.spike)
+                spikes[j, t] = 0 if not code & 1 else (-1 if code & 2 else 1)
+                u = values[j, t] = ctx.get(dut.value)
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    return spikes, values
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_neuron_lane_fires_like_the_reference(seed):
+    rng = np.random.default_rng(seed)
+    threshold = int(rng.integers(1, 8))
+    reset = 2 * threshold - int(rng.integers(1, 3))
+    currents = rng.integers(-12, 13, size=(40, 5))
+    bias = rng.integers(-4, 5, size=40)
+    spikes, values = _run_lane(currents, bias, threshold, max(1, reset))
+    expected = fire(currents.T[None], bias, threshold, max(1, reset))[0].T
+    assert np.array_equal(spikes, expected), f"seed {seed}"
+    assert np.all(values[:, -1] == 0), "last must clear the membrane"
+    assert np.count_nonzero(spikes) > 0 and np.count_nonzero(spikes == 0) > 0
+
+
+def test_neuron_lane_readout_adds_the_bias_and_never_fires():
+    rng = np.random.default_rng(7)
+    currents = rng.integers(-30, 31, size=(20, 3))
+    bias = rng.integers(-20, 21, size=20)
+    spikes, values = _run_lane(currents, bias, threshold=1, reset=1, readout=True)
+    assert not spikes.any()
+    assert np.array_equal(values[:, -1], currents.sum(axis=1) + 3 * bias)
+
+
+def test_neuron_lane_validates_widths():
+    with pytest.raises(ValueError, match="bias_bits"):
+        NeuronLane(bias_bits=9, membrane_bits=8)
+    with pytest.raises(TypeError, match="membrane_bits"):
+        NeuronLane(bias_bits=2, membrane_bits=8.0)
+
+
+# -- scanner ------------------------------------------------------------------------------------
+
+LANES = 5
+
+
+def _random_words(rng, n, fire_every=4):
+    words = []
+    for index in range(n):
+        if index % fire_every == fire_every - 1:
+            words.append({"kind": TokenKind.FIRE, "addr": int(rng.integers(0, 256)),
+                          "last": int(rng.integers(0, 2))})
+            continue
+        density = rng.choice([0.0, 0.3, 1.0])
+        codes = [int(rng.choice([1, 3])) if rng.random() < density else 0 for _ in range(LANES)]
+        words.append({
+            "kind": TokenKind.EVENT,
+            "addr": int(rng.integers(0, 200)),
+            "codes": codes,
+            "nlanes": int(rng.integers(1, LANES + 1)),
+            "count": int(rng.integers(0, 2)),
+            "index": int(rng.integers(0, 8)),
+        })
+    return words
+
+
+def _expected(words, dense):
+    tokens, counts, costs = [], [], []
+    for word in words:
+        if word["kind"] is not TokenKind.EVENT:
+            tokens.append((word["kind"], word["addr"], 0, word["last"]))
+            costs.append(1)
+            continue
+        lanes = [i for i in range(word["nlanes"]) if dense or word["codes"][i] & 1]
+        for i in lanes:
+            code = word["codes"][i]
+            kind = TokenKind.EVENT if code & 1 else TokenKind.SKIP
+            tokens.append((kind, word["addr"] + i, code >> 1, 0))
+            if code & 1 and word["count"]:
+                counts.append(word["index"])
+        costs.append(max(1, len(lanes)))
+    return tokens, counts, costs
+
+
+def _run_scanner(words, dense, readout_gap=1):
+    dut = Scanner(LANES, addr_bits=8, oaddr_bits=4, count_bits=3, dense=dense,
+                  readout_gap=readout_gap)
+    tokens, counts, handshakes = [], [], []
+    token_cycles = []
+
+    def load(ctx, word):
+        meta = dut.words.payload.meta
+        ctx.set(meta.token.kind, word["kind"])
+        ctx.set(meta.token.addr, word["addr"])
+        ctx.set(meta.token.last, word.get("last", 0))
+        ctx.set(meta.nlanes, word.get("nlanes", 0))
+        ctx.set(meta.count, word.get("count", 0))
+        ctx.set(meta.count_index, word.get("index", 0))
+        ctx.set(dut.words.payload.data.as_value(), pack(word.get("codes", [0] * LANES), 2))
+
+    async def bench(ctx):
+        pending = list(words)
+        load(ctx, pending[0])
+        ctx.set(dut.words.valid, 1)
+        cycle = 0
+        idle = 0
+        async for _, _, w_valid, w_ready, t_valid, kind, addr, neg, last, c_valid, c_index in \
+                ctx.tick().sample(dut.words.valid, dut.words.ready, dut.tokens.valid,
+                                  dut.tokens.payload.kind, dut.tokens.payload.addr,
+                                  dut.tokens.payload.neg, dut.tokens.payload.last,
+                                  dut.count.valid, dut.count.payload):
+            cycle += 1
+            if t_valid:
+                tokens.append((kind, addr, neg, last))
+                token_cycles.append((cycle, kind))
+            if c_valid:
+                counts.append(c_index)
+            if w_valid and w_ready:
+                handshakes.append(cycle)
+                pending.pop(0)
+                if pending:
+                    load(ctx, pending[0])
+                else:
+                    ctx.set(dut.words.valid, 0)
+            if not pending and not ctx.get(dut.busy):
+                idle += 1
+                if idle > 3:
+                    break
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return tokens, counts, handshakes, token_cycles
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_scanner_emits_events_in_order_without_bubbles(seed, dense):
+    words = _random_words(np.random.default_rng(seed), 60)
+    tokens, counts, handshakes, _ = _run_scanner(words, dense)
+    want_tokens, want_counts, costs = _expected(words, dense)
+    assert tokens == want_tokens, f"seed {seed}"
+    assert counts == want_counts, f"seed {seed}"
+    assert np.diff(handshakes).tolist() == costs[:-1], f"seed {seed}"
+
+
+def test_scanner_spaces_readouts():
+    gap = 4
+    words = [
+        {"kind": TokenKind.READOUT, "addr": 0},
+        {"kind": TokenKind.FIRE, "addr": 1},
+        {"kind": TokenKind.READOUT, "addr": 2},
+        {"kind": TokenKind.READOUT, "addr": 3},
+    ]
+    tokens, _, _, token_cycles = _run_scanner(words, dense=False, readout_gap=gap)
+    assert [t[1] for t in tokens] == [0, 1, 2, 3]
+    readouts = [c for c, kind in token_cycles if kind is TokenKind.READOUT]
+    assert np.diff(readouts).tolist() == [gap, gap]
