@@ -1,8 +1,20 @@
-"""A top level for synthesis, place and route: the accelerator with few pins."""
+"""The synthesis top: the accelerator with few pins, for place and route on a real package.
+
+The simulation harness exposes every logit at once, far more pins than any FPGA package has.
+This top keeps the token streams and reads the status (the cycle counter and the spike
+counters) through a byte-wide register port, so nothing is trimmed away by synthesis and the
+design fits the 39 user I/Os of an iCE40 UP5K in its SG48 package:
+
+- ``tokens`` (in) and ``next_token`` (out): the accelerator's streams;
+- ``status_addr`` (in) selects byte ``a`` of ``cycles`` (bytes 0..3, little endian) followed by
+  the spike counters (3 bytes each); ``status_data`` (out) is that byte, one cycle later.
+
+The logits stream is consumed internally (always ready): the arg-max still needs every logit.
+"""
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, signed, unsigned
+from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -13,36 +25,48 @@ __all__ = ["SynthTop"]
 
 
 class SynthTop(wiring.Component):
-    """:class:`Accelerator` with its wide status outputs behind a selector, so that the design
-    fits an FPGA package while nothing is optimized away.
-
-    Ports
-    -----
-    tokens, logits, next_token : the accelerator's streams, unchanged.
-    stat_select : In(range(N + 1))  -- ``N = (L+1)*T``
-    stat : Out(unsigned(32))  -- ``spike_counts[stat_select]`` for ``stat_select < N``,
-        ``cycles`` for ``stat_select = N`` (combinational).
-    """
+    """:class:`hw.Accelerator` behind a pin-frugal interface (see the module docstring)."""
 
     def __init__(self, params: AcceleratorParams):
         if not isinstance(params, AcceleratorParams):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         self._params = params
+        status_bytes = 4 + params.spike_counters * ((params.spike_count_bits + 7) // 8)
+        self._status_bytes = status_bytes
         super().__init__({
-            "tokens": In(stream.Signature(unsigned(8))),
-            "logits": Out(stream.Signature(signed(params.membrane_bits))),
-            "next_token": Out(stream.Signature(unsigned(8))),
-            "stat_select": In(range(params.spike_counters + 1)),
-            "stat": Out(unsigned(32)),
+            "tokens": In(stream.Signature(8)),
+            "next_token": Out(stream.Signature(8)),
+            "status_addr": In(max(1, (status_bytes - 1).bit_length())),
+            "status_data": Out(8),
         })
+
+    @property
+    def params(self) -> AcceleratorParams:
+        return self._params
+
+    @property
+    def status_bytes(self) -> int:
+        """Bytes behind ``status_addr``."""
+        return self._status_bytes
 
     def elaborate(self, platform):
         m = Module()
-        p = self._params
-        m.submodules.accelerator = acc = Accelerator(p)
+        m.submodules.accelerator = acc = Accelerator(self._params)
         wiring.connect(m, wiring.flipped(self.tokens), acc.tokens)
-        wiring.connect(m, acc.logits, wiring.flipped(self.logits))
         wiring.connect(m, acc.next_token, wiring.flipped(self.next_token))
-        stats = Array([*(acc.spike_counts[i] for i in range(p.spike_counters)), acc.cycles])
-        m.d.comb += self.stat.eq(stats[self.stat_select])
+        m.d.comb += acc.logits.ready.eq(1)
+
+        counter_bytes = (self._params.spike_count_bits + 7) // 8
+        fields = [acc.cycles[8 * b:8 * (b + 1)] for b in range(4)]
+        for index in range(self._params.spike_counters):
+            counter = acc.spike_counts[index]
+            fields += [counter.as_value()[8 * b:8 * (b + 1)] for b in range(counter_bytes)]
+        data = Signal(8)
+        with m.Switch(self.status_addr):
+            for addr, field in enumerate(fields):
+                with m.Case(addr):
+                    m.d.sync += data.eq(field)
+            with m.Default():
+                m.d.sync += data.eq(0)
+        m.d.comb += self.status_data.eq(data)
         return m
