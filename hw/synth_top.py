@@ -14,7 +14,7 @@ The logits stream is consumed internally (always ready): the arg-max still needs
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Module, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -60,7 +60,7 @@ class SynthTop(wiring.Component):
         fields = [acc.cycles[8 * b:8 * (b + 1)] for b in range(4)]
         for index in range(self._params.spike_counters):
             counter = acc.spike_counts[index]
-            fields += [counter.as_value()[8 * b:8 * (b + 1)] for b in range(counter_bytes)]
+            fields += [Value.cast(counter)[8 * b:8 * (b + 1)] for b in range(counter_bytes)]
         data = Signal(8)
         with m.Switch(self.status_addr):
             for addr, field in enumerate(fields):

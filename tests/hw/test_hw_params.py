@@ -123,6 +123,8 @@ def test_verilog_is_reproducible_and_has_the_documented_ports():
     harness = hw.verilog(hw.InferenceHarness(p, stall_seed=3), "spikeforge_top")
     for port in ("context", "start", "done", "logits_flat", "token", "cycles", "spike_counts"):
         assert re.search(rf"\b(input|output)\b[^;]*\b{port}\b", harness), port
+    synth = hw.verilog(hw.SynthTop(p), "spikeforge_synth")
+    assert synth == hw.verilog(hw.SynthTop(p), "spikeforge_synth")
     with pytest.raises(ValueError, match="identifier"):
         hw.verilog(hw.Accelerator(p), "not a name")
 
