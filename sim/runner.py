@@ -86,30 +86,47 @@ def run_build(
     results = sim_dir / "results.json"
     runner = get_runner(simulator)
     start = time.perf_counter()
-    runner.build(
-        sources=[build_dir / "rtl" / plan["top_file"]],
-        hdl_toplevel=plan["top_module"],
-        build_dir=sim_dir,
-        build_args=build_args,
-        timescale=timescale,
-        log_file=sim_dir / "build.log",
-    )
+    try:
+        runner.build(
+            sources=[build_dir / "rtl" / plan["top_file"]],
+            hdl_toplevel=plan["top_module"],
+            build_dir=sim_dir,
+            build_args=build_args,
+            timescale=timescale,
+            log_file=sim_dir / "build.log",
+        )
+    except RuntimeError:
+        raise SimulatorError(
+            f"{simulator} could not compile the design; see {sim_dir / 'build.log'}"
+        ) from None
     compiled = time.perf_counter()
     results.unlink(missing_ok=True)
-    runner.test(
-        test_module="testbench",
-        test_dir=build_dir / "tb",
-        hdl_toplevel=plan["top_module"],
-        build_dir=sim_dir,
-        seed=seed,
-        extra_env={
-            "SPIKEFORGE_GOLDEN": str(build_dir / "golden.npz"),
-            "SPIKEFORGE_PLAN": str(build_dir / "plan.json"),
-            "SPIKEFORGE_SAMPLES": str(samples if samples is not None else 1 << 30),
-            "SPIKEFORGE_RESULTS": str(results),
-        },
-        log_file=sim_dir / "test.log",
-    )
+    # The runner judges results itself, and exits, when it believes it runs under pytest;
+    # here the testbench's results file is the verdict, so hide pytest from it.
+    under_pytest = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        runner.test(
+            test_module="testbench",
+            test_dir=build_dir / "tb",
+            hdl_toplevel=plan["top_module"],
+            build_dir=sim_dir,
+            seed=seed,
+            extra_env={
+                "SPIKEFORGE_GOLDEN": str(build_dir / "golden.npz"),
+                "SPIKEFORGE_PLAN": str(build_dir / "plan.json"),
+                "SPIKEFORGE_SAMPLES": str(samples if samples is not None else 1 << 30),
+                "SPIKEFORGE_RESULTS": str(results),
+            },
+            log_file=sim_dir / "test.log",
+        )
+    except SystemExit as exc:
+        if not results.is_file():
+            raise SimulatorError(
+                f"the simulator failed (exit {exc.code}); see {sim_dir / 'test.log'}"
+            ) from None
+    finally:
+        if under_pytest is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = under_pytest
     finished = time.perf_counter()
     if not results.is_file():
         raise SimulatorError(f"the testbench wrote no results; see {sim_dir / 'test.log'}")

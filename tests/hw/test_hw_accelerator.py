@@ -130,3 +130,68 @@ def test_cycles_are_the_scan_plus_a_fixed_overhead(dense):
             trace = forward(model, ids[n : n + 1], trace=True)
             scan = scan_cycles(params, [s[0] for s in trace.spikes])
             assert result.cycles == scan + overhead, f"seed {case[0]} sample {n}"
+
+
+def test_harness_done_is_a_level_and_outputs_hold():
+    """done falls after an accepted start, rises after the next-token beat and stays high
+    with stable outputs; a start during an inference is ignored."""
+    from amaranth.sim import Simulator
+
+    from hw import InferenceHarness
+
+    case = CASES[1]
+    model = _model(case)
+    params = params_from_model(model, case[6], case[7])
+    dut = InferenceHarness(params)
+    ids = [[1, 2, 3], [200, 100, 7]]
+    seen = []
+
+    async def bench(ctx):
+        assert ctx.get(dut.done) == 0
+        for context in ids:
+            ctx.set(dut.context, sum(b << (8 * p) for p, b in enumerate(context)))
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            assert ctx.get(dut.done) == 0
+            await ctx.tick().repeat(20)
+            ctx.set(dut.context, 0xFFFFFF)  # a start while busy must be ignored
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            await ctx.tick().until(dut.done)
+            snapshot = (ctx.get(dut.logits_flat), ctx.get(dut.token), ctx.get(dut.cycles))
+            await ctx.tick().repeat(50)
+            assert ctx.get(dut.done) == 1
+            assert (ctx.get(dut.logits_flat), ctx.get(dut.token), ctx.get(dut.cycles)) == snapshot
+            seen.append(snapshot[1])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    expected = np.argmax(forward(model, np.array(ids)), axis=1).tolist()
+    assert seen == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(12))
+def test_random_configurations(seed):
+    """Seeded random models and array shapes, sparse or dense, one context each."""
+    rng = np.random.default_rng(500 + seed)
+    sizes = [1, 2, 3, 5, 7, 11, 13]
+    hidden = tuple(int(rng.choice(sizes)) for _ in range(int(rng.integers(1, 3))))
+    model = random_model(
+        500 + seed, context=int(rng.integers(1, 4)), embed_dim=int(rng.integers(1, 5)),
+        hidden=hidden, timesteps=int(rng.integers(1, 6)),
+        weight_bits=int(rng.choice([2, 4, 8])),
+    )
+    rows, cols = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    params = params_from_model(model, rows, cols, dense=bool(rng.integers(0, 2)))
+    ids = rng.integers(0, 256, size=(1, model.context))
+    result = run_accelerator(params, ids.tolist())[0]
+    trace = forward(model, ids, trace=True)
+    detail = f"seed {seed}: {rows}x{cols} hidden {hidden} T {model.timesteps}"
+    assert np.array_equal(result.logits, trace.logits[0]), detail
+    assert result.token == int(np.argmax(trace.logits[0])), detail
+    assert np.array_equal(result.spike_counts, trace.spike_counts()), detail
