@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import check_width
+from .checks import signed_width
 
 __all__ = ["NeuronLane"]
 
@@ -35,8 +35,8 @@ class NeuronLane(wiring.Component):
     """
 
     def __init__(self, *, bias_bits: int, membrane_bits: int):
-        self._bias_bits = check_width("bias_bits", bias_bits)
-        self._membrane_bits = check_width("membrane_bits", membrane_bits, 2)
+        self._bias_bits = signed_width("bias_bits", bias_bits)
+        self._membrane_bits = signed_width("membrane_bits", membrane_bits, 2)
         if bias_bits > membrane_bits:
             raise ValueError(
                 f"bias_bits ({bias_bits}) must not exceed membrane_bits ({membrane_bits})"

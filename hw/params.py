@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import positive_int
+
 __all__ = ["VOCAB", "AcceleratorParams", "HiddenLayerParams", "ReadoutParams"]
 
 logger = logging.getLogger(__name__)
@@ -24,14 +26,6 @@ SPIKE_COUNT_BITS = 24
 def address_bits(depth: int) -> int:
     """Bits of an address into ``depth`` rows (at least 1)."""
     return max(1, (depth - 1).bit_length())
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be a positive integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return int(value)
 
 
 def _int_array(name: str, value, shape: tuple) -> np.ndarray:
@@ -71,8 +65,8 @@ class HiddenLayerParams:
         object.__setattr__(
             self, "bias", _int_array("hidden layer bias", self.bias, (weight.shape[0],))
         )
-        object.__setattr__(self, "threshold", _positive_int("threshold", self.threshold))
-        object.__setattr__(self, "reset", _positive_int("reset", self.reset))
+        object.__setattr__(self, "threshold", positive_int("threshold", self.threshold))
+        object.__setattr__(self, "reset", positive_int("reset", self.reset))
         if 0 in weight.shape:
             raise ValueError(f"hidden layer weight must not be empty, not shape {weight.shape}")
 
@@ -146,9 +140,9 @@ class AcceleratorParams:
 
     def __post_init__(self):
         for name in ("rows", "cols", "timesteps", "context", "embed_dim"):
-            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+            object.__setattr__(self, name, positive_int(name, getattr(self, name)))
         for name in ("weight_bits", "bias_bits", "membrane_bits"):
-            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+            object.__setattr__(self, name, positive_int(name, getattr(self, name)))
         if self.membrane_bits < 2:
             raise ValueError(
                 f"membrane_bits must be at least 2 (it holds a threshold >= 1), "

@@ -6,6 +6,8 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import signed_width
+
 __all__ = ["PEOp", "ProcessingElement"]
 
 
@@ -17,15 +19,6 @@ class PEOp(enum.Enum, shape=3):
     SUB = 2  #: ``U -= operand`` (a -1 spike on a weight)
     LOAD = 3  #: ``U = load`` (the neuron lane's post-fire value)
     CLEAR = 4  #: ``U = 0``
-
-
-def check_width(name: str, value, minimum: int = 1) -> int:
-    """A signed width: an integer of at least ``minimum`` bits."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer number of bits, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum} bits, not {value}")
-    return value
 
 
 class ProcessingElement(wiring.Component):
@@ -47,8 +40,8 @@ class ProcessingElement(wiring.Component):
     """
 
     def __init__(self, *, operand_bits: int, membrane_bits: int):
-        self._operand_bits = check_width("operand_bits", operand_bits)
-        self._membrane_bits = check_width("membrane_bits", membrane_bits, 2)
+        self._operand_bits = signed_width("operand_bits", operand_bits)
+        self._membrane_bits = signed_width("membrane_bits", membrane_bits, 2)
         if operand_bits > membrane_bits:
             raise ValueError(
                 f"operand_bits ({operand_bits}) must not exceed membrane_bits ({membrane_bits})"

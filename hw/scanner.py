@@ -11,17 +11,10 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import positive_int
 from .token import TokenKind, meta_layout, request_layout, token_layout, word_layout
 
 __all__ = ["Scanner", "WordFetch"]
-
-
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return value
 
 
 class Scanner(wiring.Component):
@@ -51,8 +44,8 @@ class Scanner(wiring.Component):
 
     def __init__(self, lanes: int, *, addr_bits: int, oaddr_bits: int = 1, count_bits: int = 1,
                  dense: bool = False, readout_gap: int = 1):
-        self._lanes = _positive("lanes", lanes)
-        self._readout_gap = _positive("readout_gap", readout_gap)
+        self._lanes = positive_int("lanes", lanes)
+        self._readout_gap = positive_int("readout_gap", readout_gap)
         if not isinstance(dense, bool):
             raise TypeError(f"dense must be a bool, not {dense!r}")
         self._dense = dense
@@ -185,10 +178,10 @@ class WordFetch(wiring.Component):
     def __init__(self, meta: data.StructLayout, *, lanes: int, sources: int, raddr_bits: int):
         if not isinstance(meta, data.StructLayout):
             raise TypeError(f"meta must be a data.StructLayout, not {meta!r}")
-        self._lanes = _positive("lanes", lanes)
-        self._sources = _positive("sources", sources)
+        self._lanes = positive_int("lanes", lanes)
+        self._sources = positive_int("sources", sources)
         self._meta_layout = meta
-        self._request_layout = request_layout(meta, sources, _positive("raddr_bits", raddr_bits))
+        self._request_layout = request_layout(meta, sources, positive_int("raddr_bits", raddr_bits))
         self._word_layout = word_layout(meta, lanes)
         super().__init__({
             "requests": In(stream.Signature(self._request_layout)),

@@ -8,8 +8,8 @@ from amaranth.hdl import Array, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import positive_int
 from .params import AcceleratorParams
-from .scanner import _positive
 from .token import TokenKind, meta_layout, request_layout, token_layout
 
 __all__ = ["Sequencer"]
@@ -55,7 +55,7 @@ class Sequencer(wiring.Component):
         if not isinstance(params, AcceleratorParams):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         self._params = params
-        self._drain = _positive("drain", drain)
+        self._drain = positive_int("drain", drain)
         p = params
         self._meta_layout = meta_layout(
             token_layout(p.addr_bits, p.oaddr_bits), p.lanes, p.count_bits

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,7 +53,26 @@ class OutputStreamer(wiring.Component):
         best = Signal(signed(p.membrane_bits))
         best_index = Signal(unsigned(8))
         value = self.mem_data[lane]
-        m.d.comb += [self.logits.payload.eq(value), self.next_token.payload.eq(best_index)]
+        # The arg-max compares a registered copy of each accepted logit one cycle later, off
+        # the memory's read path; the last one is folded in combinationally on next_token.
+        candidate = Signal(signed(p.membrane_bits))
+        candidate_index = Signal(unsigned(8))
+        candidate_valid = Signal()
+        wins = Signal()
+        m.d.comb += [
+            self.logits.payload.eq(value),
+            wins.eq(candidate_valid & ((candidate_index == 0) | (candidate > best))),
+            self.next_token.payload.eq(Mux(wins, candidate_index, best_index)),
+        ]
+        m.d.sync += candidate_valid.eq(0)
+        with m.If(wins):
+            m.d.sync += [best.eq(candidate), best_index.eq(candidate_index)]
+        with m.If(self.logits.valid & self.logits.ready):
+            m.d.sync += [
+                candidate.eq(value),
+                candidate_index.eq(index),
+                candidate_valid.eq(1),
+            ]
 
         with m.FSM(name="streamer"):
             with m.State("IDLE"):
@@ -64,8 +83,6 @@ class OutputStreamer(wiring.Component):
             with m.State("LOGITS"):
                 m.d.comb += self.logits.valid.eq(1)
                 with m.If(self.logits.ready):
-                    with m.If((index == 0) | (value > best)):
-                        m.d.sync += [best.eq(value), best_index.eq(index)]
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == VOCAB - 1):
                         m.next = "TOKEN"

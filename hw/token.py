@@ -15,6 +15,8 @@ from __future__ import annotations
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
+from .checks import positive_int
+
 __all__ = ["TokenKind", "meta_layout", "request_layout", "token_layout", "word_layout"]
 
 
@@ -27,20 +29,14 @@ class TokenKind(enum.Enum, shape=2):
     READOUT = 3
 
 
-def _bits(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TypeError(f"{name} must be a positive integer, not {value!r}")
-    return value
-
-
 def token_layout(addr_bits: int, oaddr_bits: int) -> data.StructLayout:
     """The token: ``kind``, ``neg``, ``last``, ``addr`` (bank address), ``oaddr`` (output)."""
     return data.StructLayout({
         "kind": TokenKind,
         "neg": 1,
         "last": 1,
-        "addr": unsigned(_bits("addr_bits", addr_bits)),
-        "oaddr": unsigned(_bits("oaddr_bits", oaddr_bits)),
+        "addr": unsigned(positive_int("addr_bits", addr_bits)),
+        "oaddr": unsigned(positive_int("oaddr_bits", oaddr_bits)),
     })
 
 
@@ -49,9 +45,9 @@ def meta_layout(token: data.StructLayout, lanes: int, count_bits: int) -> data.S
     of lane 0), the number of valid lanes, and the spike-counter index to count into."""
     return data.StructLayout({
         "token": token,
-        "nlanes": range(_bits("lanes", lanes) + 1),
+        "nlanes": range(positive_int("lanes", lanes) + 1),
         "count": 1,
-        "count_index": unsigned(_bits("count_bits", count_bits)),
+        "count_index": unsigned(positive_int("count_bits", count_bits)),
     })
 
 
@@ -64,6 +60,6 @@ def request_layout(meta: data.StructLayout, sources: int, raddr_bits: int) -> da
     """A word read request: ``meta``, which memory (``src``) and the address to read."""
     return data.StructLayout({
         "meta": meta,
-        "src": range(_bits("sources", sources)),
-        "raddr": unsigned(_bits("raddr_bits", raddr_bits)),
+        "src": range(positive_int("sources", sources)),
+        "raddr": unsigned(positive_int("raddr_bits", raddr_bits)),
     })
