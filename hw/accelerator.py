@@ -41,10 +41,15 @@ class Accelerator(wiring.Component):
         last context beat arrives, final from the ``next_token`` beat until the next context.
 
     Dataflow: sequencer → word fetch → scanner → systolic array → spike banks / logit memory →
-    output streamer. Cycles per inference: ``k`` for the context, then per layer, tile and step
-    ``Σ max(1, nnz)`` over the input words plus one FIRE (``n_in`` instead in dense mode), one
-    READOUT per readout tile (spaced at least ``R`` apart), a drain of about ``R + 4`` cycles
-    per layer, then 257 beats of output.
+    output streamer.
+
+    Cycles per inference (``cycles``, without backpressure): the scan, per layer, tile and step
+    ``Σ max(1, nnz)`` over the input words (``n_in`` in dense mode) plus one FIRE, plus one
+    READOUT per readout tile; plus the fixed ``k + (L+1)*(R+4) + 257`` (context beats, per
+    layer pipeline fill and drain, 256 logits and the next byte). A READOUT waits if the
+    previous one is less than ``R`` cycles before it, which only happens when a readout tile
+    costs fewer than ``R`` cycles. Throughput: one inference at a time; the next context is
+    taken after the ``next_token`` beat.
     """
 
     def __init__(self, params: AcceleratorParams):

@@ -174,7 +174,6 @@ def test_harness_done_is_a_level_and_outputs_hold():
     assert seen == expected
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(12))
 def test_random_configurations(seed):
     """Seeded random models and array shapes, sparse or dense, one context each."""
