@@ -88,3 +88,38 @@ def test_one_corrupted_weight_fails_the_check(small_build, tmp_path):
     code, output = rtl_gen("sim", tampered_dir, "--samples", 4)
     assert code == 1, output
     assert "differ from the reference" in output
+
+
+@pytest.mark.slow
+def test_synth_places_and_routes_with_a_bitstream(small_build):
+    """yosys + nextpnr + icepack from PyPI on the iCE40 UP5K: figures land in report.json."""
+    _, _, out = small_build
+    code, text = rtl_gen("synth", out, "--target", "ice40-up5k")
+    assert code == 0, text
+    synth = json.loads((out / "report.json").read_text())["synth"]["ice40-up5k"]
+    assert 0 < synth["luts"] <= 5280
+    assert synth["ffs"] > 0 and synth["brams"] > 0
+    assert synth["dsps"] == 0, "the accelerator must contain no multiplier"
+    assert synth["fmax_mhz"] > 10
+    assert (out / synth["bitstream"]).stat().st_size > 1000
+    assert "ice40-up5k" in (out / "report.md").read_text()
+
+
+def test_trained_model_with_other_flags_on_a_non_dividing_array(tmp_path):
+    """A really trained model (prime width, T=3, 4-bit weights) on a 3 x 5 array, real text."""
+    ckpt = tmp_path / "nd.pt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "model.train", "--out", ckpt, "--steps", "60", "--seed", "7",
+         "--hidden", "97", "--timesteps", "3", "--weight-bits", "4", "--threads", "1"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "build"
+    code, text = rtl_gen("build", "--ckpt", ckpt, "--out", out, "--rows", 3, "--cols", 5,
+                         "--samples", 48)
+    assert code == 0, text
+    report = json.loads((out / "report.json").read_text())
+    assert all(n % 15 for n in report["model"]["layer_sizes"][1:])
+    code, text = rtl_gen("sim", out)
+    assert code == 0, text
+    assert "48/48 samples matched" in text
