@@ -6,6 +6,9 @@
 * ``DIR/heldout.npz``: ``input`` (int64 ``[N, k]``, held-out contexts) and ``target``
   (int64 ``[N]``, the byte that followed each), from :func:`model.data.heldout_samples`.
 
+``python -m model.export --heldout-only --context K --out DIR`` writes ``heldout.npz`` alone,
+for ``rtl_gen build --onnx`` (an ONNX file comes with no text to check it on).
+
 rtl_gen may not import ``model``, so it runs this as a subprocess. Both files are built in
 memory first and renamed into place, so a failure leaves no partial output.
 """
@@ -29,7 +32,7 @@ from .checkpoint import load_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import UsageError
 
-__all__ = ["DEFAULT_SAMPLES", "export", "main"]
+__all__ = ["DEFAULT_SAMPLES", "export", "export_heldout", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +51,29 @@ def _write_atomic(path: Path, payload: bytes) -> None:
         raise
 
 
-def export(int_model: IntModel, out: Path, samples: int, seed: int = 0) -> tuple[Path, Path]:
-    """Write ``model.onnx`` and ``heldout.npz`` of ``int_model`` into ``out``."""
-    inputs, targets = data.heldout_samples(samples, int_model.context, seed=seed)
-    onnx_bytes = to_onnx(int_model).SerializeToString()
+def _heldout_npz(samples: int, context: int, seed: int) -> bytes:
+    inputs, targets = data.heldout_samples(samples, context, seed=seed)
     buffer = io.BytesIO()
     np.savez(buffer, input=inputs.astype(np.int64), target=targets.astype(np.int64))
+    return buffer.getvalue()
+
+
+def export_heldout(out: Path, samples: int, context: int, seed: int = 0) -> Path:
+    """Write ``heldout.npz`` (held-out contexts of ``context`` bytes) into ``out``."""
+    payload = _heldout_npz(samples, context, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out / "heldout.npz", payload)
+    return out / "heldout.npz"
+
+
+def export(int_model: IntModel, out: Path, samples: int, seed: int = 0) -> tuple[Path, Path]:
+    """Write ``model.onnx`` and ``heldout.npz`` of ``int_model`` into ``out``."""
+    npz_bytes = _heldout_npz(samples, int_model.context, seed)
+    onnx_bytes = to_onnx(int_model).SerializeToString()
     out.mkdir(parents=True, exist_ok=True)
     onnx_path, npz_path = out / "model.onnx", out / "heldout.npz"
     _write_atomic(onnx_path, onnx_bytes)
-    _write_atomic(npz_path, buffer.getvalue())
+    _write_atomic(npz_path, npz_bytes)
     onnx.load(str(onnx_path))  # read back: a truncated write would fail here, not in rtl_gen
     logger.info("wrote %s and %s (%d held-out samples, seed %d)", onnx_path, npz_path,
                 samples, seed)
@@ -67,7 +83,10 @@ def export(int_model: IntModel, out: Path, samples: int, seed: int = 0) -> tuple
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m model.export``."""
     parser = ArgumentParser(prog="python -m model.export", description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", required=True, type=Path, help="spiking checkpoint (.pt)")
+    parser.add_argument("--ckpt", type=Path, help="spiking checkpoint (.pt)")
+    parser.add_argument("--heldout-only", action="store_true",
+                        help="write heldout.npz only (needs --context, no --ckpt)")
+    parser.add_argument("--context", type=positive_int, help="context bytes, with --heldout-only")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--samples", type=positive_int, default=DEFAULT_SAMPLES,
                         help=f"held-out samples in heldout.npz (default {DEFAULT_SAMPLES})")
@@ -76,6 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file; give a directory")
+    if args.heldout_only:
+        if args.ckpt is not None or args.context is None:
+            raise UsageError("--heldout-only takes --context K and no --ckpt")
+        try:
+            npz_path = export_heldout(args.out, args.samples, args.context, args.seed)
+        except ValueError as exc:
+            raise UsageError(f"{exc}; lower --samples") from exc
+        print(f"wrote {npz_path}")
+        return 0
+    if args.ckpt is None:
+        raise UsageError("--ckpt is required (or --heldout-only --context K)")
     model, _ = load_checkpoint(args.ckpt, kind="spiking")
     int_model = model.to_int_model()
     try:

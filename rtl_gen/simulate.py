@@ -23,7 +23,8 @@ def simulate(
     report = check_build_dir(build_dir)
     if samples is not None and samples < 1:
         raise BuildError(f"--samples must be a positive integer, not {samples}")
-    progress(f"compiling {report['name']} with {simulator} and running the golden samples")
+    count = min(samples or report["golden_samples"], report["golden_samples"])
+    progress(f"compiling {report['name']} with {simulator}, then running {count} golden samples")
     try:
         result = run_build(build_dir, samples, simulator)
     except SimulatorError as exc:

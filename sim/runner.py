@@ -85,6 +85,8 @@ def run_build(
     sim_dir = build_dir / f"sim_build_{simulator}"
     results = sim_dir / "results.json"
     runner = get_runner(simulator)
+    # The runner logs every command at INFO; our logs and the CLI say what matters.
+    logging.getLogger(type(runner).__qualname__).setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
         runner.build(

@@ -94,3 +94,19 @@ def test_folder_that_is_not_a_build(tmp_path, command):
     assert_one_line_error(code, err, "not a SpikeForge build")
     code, _, err = run(command, tmp_path / "missing")
     assert_one_line_error(code, err, "no such folder")
+
+
+def test_onnx_build_samples_real_heldout_text(tmp_path, onnx_file):
+    """--onnx without --inputs: the golden inputs are held-out text, not random bytes."""
+    import numpy as np
+
+    out = tmp_path / "out"
+    code, stdout, err = run("build", "--onnx", onnx_file, "--out", out, "--rows", 2, "--cols",
+                            3, "--samples", 16)
+    assert code == 0, err
+    with np.load(out / "golden.npz") as golden:
+        ids = golden["input"]
+    assert ids.shape == (16, 3)
+    printable = np.isin(ids, list(range(32, 127)) + [9, 10])
+    assert printable.mean() > 0.9  # Python source, mostly printable ASCII
+    assert not (tmp_path / "out.partial").exists()
