@@ -20,7 +20,7 @@ from .interpret import to_int_model
 from .ir import Graph
 from .targets import Target
 
-__all__ = ["HardwarePlan", "MemoryPlan", "plan_hardware"]
+__all__ = ["HardwarePlan", "MemoryPlan", "accelerator_params", "plan_hardware"]
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,11 @@ def _memories(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
     )
 
 
-def plan_hardware(graph: Graph, rows: int, cols: int, target: Target, dense: bool) -> HardwarePlan:
-    """Place ``graph`` (fused) on a ``rows`` x ``cols`` array; raise if it cannot fit."""
-    model = to_int_model(graph)
+def accelerator_params(
+    model: IntModel, rows: int, cols: int, dense: bool = False
+) -> tuple[AcceleratorParams, Widths]:
+    """``hw.Accelerator``'s parameters for ``model`` on a ``rows`` x ``cols`` array, with the
+    widths of the range analysis."""
     widths = derive_widths(model)
     params = AcceleratorParams(
         rows=rows,
@@ -95,6 +97,13 @@ def plan_hardware(graph: Graph, rows: int, cols: int, target: Target, dense: boo
         membrane_bits=widths.membrane,
         dense=dense,
     )
+    return params, widths
+
+
+def plan_hardware(graph: Graph, rows: int, cols: int, target: Target, dense: bool) -> HardwarePlan:
+    """Place ``graph`` (fused) on a ``rows`` x ``cols`` array; raise if it cannot fit."""
+    model = to_int_model(graph)
+    params, widths = accelerator_params(model, rows, cols, dense)
     memories = _memories(params, target)
     plan = HardwarePlan(model, params, widths, target, memories)
     if plan.brams > target.brams:

@@ -9,40 +9,22 @@ from dataclasses import dataclass, replace
 import numpy as np
 from amaranth.sim import Simulator
 
-from contract import IntModel, derive_widths
+from contract import IntModel
 from hw import (
     Accelerator,
     AcceleratorParams,
-    HiddenLayerParams,
     InferenceHarness,
-    ReadoutParams,
 )
 from hw.layout import unpack
+from rtl_gen.plan import accelerator_params
 
 logger = logging.getLogger(__name__)
 
 
 def params_from_model(model: IntModel, rows: int, cols: int, dense: bool = False
                       ) -> AcceleratorParams:
-    """The AcceleratorParams of an integer model on an ``rows x cols`` array."""
-    widths = derive_widths(model)
-    return AcceleratorParams(
-        rows=rows,
-        cols=cols,
-        timesteps=model.timesteps,
-        context=model.context,
-        embed_dim=model.embed_dim,
-        spike_table=model.spike_table,
-        layers=tuple(
-            HiddenLayerParams(layer.weight, layer.bias, layer.threshold, layer.reset)
-            for layer in model.layers
-        ),
-        readout=ReadoutParams(model.readout.weight, model.readout.bias),
-        weight_bits=widths.weight,
-        bias_bits=widths.bias,
-        membrane_bits=widths.membrane,
-        dense=dense,
-    )
+    """The AcceleratorParams of an integer model on an ``rows x cols`` array (rtl_gen's plan)."""
+    return accelerator_params(model, rows, cols, dense)[0]
 
 
 def tamper(params: AcceleratorParams, layer: int, row: int, col: int, delta: int = 1
