@@ -110,3 +110,22 @@ def test_onnx_build_samples_real_heldout_text(tmp_path, onnx_file):
     printable = np.isin(ids, list(range(32, 127)) + [9, 10])
     assert printable.mean() > 0.9  # Python source, mostly printable ASCII
     assert not (tmp_path / "out.partial").exists()
+
+
+def test_corrupted_checkpoint(tmp_path):
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "spikelm-mlp.pt"
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(shipped.read_bytes()[:5000])
+    out = tmp_path / "out"
+    code, _, err = run("build", "--ckpt", broken, "--out", out)
+    assert_one_line_error(code, err, "broken.pt")
+    assert not out.exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_model_too_large_for_the_target(tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run("build", "--out", out, "--target", "ice40-up5k")
+    assert_one_line_error(code, err, "block RAMs", "ice40-up5k", "--target")
+    assert not out.exists() and not (tmp_path / "out.partial").exists()
