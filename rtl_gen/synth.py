@@ -39,8 +39,12 @@ def _run(cmd: list[str], log_path: Path, what: str, cwd: Path) -> None:
         raise BuildError(f"{what} failed: {detail} (log: {log_path})")
 
 
-def _yosys_script(target: Target, top_file: str, top: str, out_json: str, stat: str) -> str:
-    synth = "synth_ecp5" if target.family == "ecp5" else "synth_ice40 -dsp"
+def _yosys_script(target: Target, top_file: str, top: str, out_json: str, stat: str,
+                  dsp: bool = True) -> str:
+    if target.family == "ecp5":
+        synth = "synth_ecp5" if dsp else "synth_ecp5 -nodsp"
+    else:
+        synth = "synth_ice40 -dsp" if dsp else "synth_ice40"
     return (
         f"read_verilog {top_file}\n"
         f"{synth} -top {top} -json {out_json}\n"
@@ -49,13 +53,14 @@ def _yosys_script(target: Target, top_file: str, top: str, out_json: str, stat: 
 
 
 def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print,
-             bitstream: bool = True) -> dict:
+             bitstream: bool = True, dsp: bool = True) -> dict:
     """yosys, nextpnr (and the bitstream packer) on ``work/top.v``; return the figures.
 
-    Every tool runs inside ``work`` and leaves its log there.
+    Every tool runs inside ``work`` and leaves its log there. ``dsp=False`` keeps yosys from
+    mapping multipliers to DSP blocks (for comparisons in the fabric).
     """
     (work / "synth.ys").write_text(
-        _yosys_script(target, "top.v", top, "netlist.json", "stat.json")
+        _yosys_script(target, "top.v", top, "netlist.json", "stat.json", dsp)
     )
     start = time.perf_counter()
     progress(f"[1/3] yosys: synthesizing {top} for {target.family}")
