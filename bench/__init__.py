@@ -1,0 +1,1 @@
+"""SpikeForge benchmarks: scripts that print tables (and JSON with ``--json``), run by ``all``."""
