@@ -42,6 +42,7 @@ def plot(path: Path, rows: list[list]) -> None:
     right.set_ylabel("cycles per inference (Verilator)", color="tab:red")
     for r in rows:
         left.annotate(f"x{r[0]}", (r[1], r[2]), textcoords="offset points", xytext=(4, 4))
+    left.margins(x=0.12, y=0.08)
     left.set_title("Threshold scale: accuracy against work")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
