@@ -1,38 +1,63 @@
-"""Tool speed: wall time of build, sim and synth for the default model.
+"""Tool speed and Fmax: build, sim and synth of the default model (ecp5-85k) and of the small
+one (ice40-up5k, 2 x 2 array); wall times, utilisation and Fmax against the targets.
 
-``python -m bench.toolspeed [--target T] [--samples N] [--json PATH]``
+``python -m bench.toolspeed [--samples N] [--json PATH]``
+
+The small model is ``checkpoints/spikelm-mlp-small.pt`` (``--context 4 --embed 8 --hidden 64
+--layers 1 --weight-bits 4``, 20,000 steps).
 """
 
 from __future__ import annotations
 
-from .common import DEFAULT_CKPT, emit, parser, report, rtl_gen, table
+from .common import DEFAULT_CKPT, ROOT, emit, parser, report, rtl_gen, table
+
+SMALL_CKPT = ROOT / "checkpoints" / "spikelm-mlp-small.pt"
+
+#: (name, checkpoint, build flags, target, Fmax target in MHz)
+DESIGNS = (
+    ("default", DEFAULT_CKPT, (), "ecp5-85k", 150.0),
+    ("small", SMALL_CKPT, ("--rows", 2, "--cols", 2, "--target", "ice40-up5k"), "ice40-up5k",
+     50.0),
+)
 
 
 def main(argv=None) -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--target", default="ecp5-85k")
     p.add_argument("--samples", type=int, default=256)
     args = p.parse_args(argv)
-    out = args.work / "toolspeed"
-    times = {
-        "build": rtl_gen("build", "--ckpt", DEFAULT_CKPT, "--out", out, "--samples",
-                         args.samples, "--force"),
-        "sim": rtl_gen("sim", out),
-        f"synth {args.target}": rtl_gen("synth", out, "--target", args.target),
-    }
-    r = report(out)
-    steps = {k.removeprefix("build_"): v for k, v in r["timings"].items()
-             if k.startswith("build_")}
-    rows = [[name, seconds] for name, seconds in times.items()]
-    rows.append(["(sim: Verilator compile)", r["sim"]["compile_seconds"]])
-    rows.append([f"(sim: {r['sim']['samples']} samples)", r["sim"]["run_seconds"]])
-    synth = r["synth"][args.target]
-    rows.append(["(synth: yosys)", synth["yosys_seconds"]])
-    rows.append(["(synth: nextpnr)", synth["nextpnr_seconds"]])
-    text = table("Wall time of the default flow (s, 2-core machine)", ["command", "seconds"],
-                 rows)
-    emit(args, text, {"wall_seconds": times, "build_steps": steps, "sim": r["sim"],
-                      "synth": {k: v for k, v in synth.items() if k != "yosys_cells"}})
+    times, fmax, figures = [], [], {}
+    for name, ckpt, flags, target, goal in DESIGNS:
+        out = args.work / f"toolspeed_{name}"
+        wall = {
+            "build": rtl_gen("build", "--ckpt", ckpt, "--out", out, "--samples", args.samples,
+                             "--force", *flags),
+            "sim": rtl_gen("sim", out),
+            "synth": rtl_gen("synth", out, "--target", target),
+        }
+        r = report(out)
+        synth = r["synth"][target]
+        times += [[name, step, seconds] for step, seconds in wall.items()]
+        times += [
+            [name, "(sim: Verilator compile)", r["sim"]["compile_seconds"]],
+            [name, f"(sim: {r['sim']['samples']} samples)", r["sim"]["run_seconds"]],
+            [name, "(synth: yosys)", synth["yosys_seconds"]],
+            [name, "(synth: nextpnr)", synth["nextpnr_seconds"]],
+        ]
+        array = f"{r['array']['rows']}x{r['array']['cols']}"
+        fmax.append([name, target, array, synth["luts"], synth["ffs"], synth["brams"],
+                     synth["dsps"], synth["fmax_mhz"], goal,
+                     "met" if synth["fmax_mhz"] >= goal else "not met",
+                     r["cycles_per_inference"], synth["fmax_mhz"] * 1e6
+                     / r["cycles_per_inference"]])
+        figures[name] = {"target": target, "fmax_goal_mhz": goal, "wall_seconds": wall,
+                         "sim": r["sim"], "cycles_per_inference": r["cycles_per_inference"],
+                         "synth": {k: v for k, v in synth.items() if k != "yosys_cells"}}
+    text = table("Utilisation and Fmax (nextpnr), against the targets",
+                 ["design", "target", "array", "LUTs", "FFs", "BRAMs", "DSPs", "Fmax (MHz)",
+                  "goal (MHz)", "", "cycles/inference", "bytes/s at Fmax"], fmax)
+    text += "\n" + table("Wall time of the flow (s, 2-core machine)",
+                         ["design", "step", "seconds"], times)
+    emit(args, text, figures)
 
 
 if __name__ == "__main__":
