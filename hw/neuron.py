@@ -12,7 +12,7 @@ __all__ = ["NeuronLane"]
 
 
 class NeuronLane(wiring.Component):
-    """One neuron lane, combinational: it turns a PE's membrane into its post-FIRE value.
+    """One neuron lane: it turns a PE's membrane into its post-FIRE value, in two stages.
 
     Hidden mode (``readout = 0``)::
 
@@ -22,14 +22,24 @@ class NeuronLane(wiring.Component):
 
     Readout mode (``readout = 1``): ``U' = U + b`` and no spike.
 
-    Latency: 0 cycles (combinational); the PE takes ``value`` with a LOAD.
+    So that no adder feeds a comparator or another adder, the first stage (registered, one
+    cycle before the FIRE) derives from ``b``, ``Θ`` and ``R`` the addends ``b``, ``b - R``,
+    ``b + R`` and the bounds ``Θ - b``, ``-Θ - b``; in the FIRE cycle the lane computes the three
+    sums ``U + …`` and the two comparisons ``U >= Θ - b``, ``U <= -Θ - b`` side by side and
+    selects one sum.
+
+    Latency: :attr:`prepare_latency` = 1 cycle: ``bias``, ``threshold``, ``reset`` and
+    ``readout`` are sampled in cycle ``n`` for a FIRE whose ``membrane`` and ``last`` are on the
+    ports in cycle ``n + 1``; ``value`` and ``spike`` follow those combinationally (the PE takes
+    ``value`` with a LOAD). Throughput: one FIRE per cycle.
 
     Ports
     -----
-    membrane : In(signed(membrane_bits))  -- ``U``
     bias : In(signed(bias_bits))  -- ``b``
     threshold, reset : In(unsigned(membrane_bits - 1))  -- ``Θ >= 1``, ``R >= 1``
-    last, readout : In(1)
+    readout : In(1)
+    membrane : In(signed(membrane_bits))  -- ``U``
+    last : In(1)
     value : Out(signed(membrane_bits))  -- ``U'``
     spike : Out(2)  -- code of ``s``: bit 0 non-zero, bit 1 negative
     """
@@ -42,12 +52,12 @@ class NeuronLane(wiring.Component):
                 f"bias_bits ({bias_bits}) must not exceed membrane_bits ({membrane_bits})"
             )
         super().__init__({
-            "membrane": In(signed(membrane_bits)),
             "bias": In(signed(bias_bits)),
             "threshold": In(unsigned(membrane_bits - 1)),
             "reset": In(unsigned(membrane_bits - 1)),
-            "last": In(1),
             "readout": In(1),
+            "membrane": In(signed(membrane_bits)),
+            "last": In(1),
             "value": Out(signed(membrane_bits)),
             "spike": Out(2),
         })
@@ -61,29 +71,40 @@ class NeuronLane(wiring.Component):
         return self._membrane_bits
 
     @property
-    def latency(self) -> int:
-        """Combinational: 0 cycles."""
-        return 0
+    def prepare_latency(self) -> int:
+        """Cycles from ``bias``/``threshold``/``reset``/``readout`` to the FIRE they serve."""
+        return 1
 
     def elaborate(self, platform):
         m = Module()
-        v = Signal(signed(self._membrane_bits))
+        wide = signed(self._membrane_bits + 1)
+        bias, fired_pos, fired_neg = Signal(wide), Signal(wide), Signal(wide)
+        upper, lower = Signal(wide), Signal(wide)
+        readout = Signal()
+        m.d.sync += [
+            bias.eq(self.bias),
+            fired_pos.eq(self.bias - self.reset),
+            fired_neg.eq(self.bias + self.reset),
+            upper.eq(self.threshold - self.bias),
+            lower.eq(-self.threshold - self.bias),
+            readout.eq(self.readout),
+        ]
+
+        u = self.membrane
         pos = Signal()
         neg = Signal()
         m.d.comb += [
-            v.eq(self.membrane + self.bias),
-            pos.eq(~self.readout & (v >= self.threshold)),
-            neg.eq(~self.readout & (v <= -self.threshold)),
+            # ``u >= upper`` and ``u <= lower`` as signs of differences: carry chains.
+            pos.eq(~readout & ~(u - upper)[-1]),
+            neg.eq(~readout & ~(lower - u)[-1]),
             self.spike.eq(Mux(pos, 0b01, Mux(neg, 0b11, 0b00))),
         ]
-        with m.If(self.readout):
-            m.d.comb += self.value.eq(v)
-        with m.Elif(self.last):
+        with m.If(~readout & self.last):
             m.d.comb += self.value.eq(0)
         with m.Elif(pos):
-            m.d.comb += self.value.eq(v - self.reset)
+            m.d.comb += self.value.eq(u + fired_pos)
         with m.Elif(neg):
-            m.d.comb += self.value.eq(v + self.reset)
+            m.d.comb += self.value.eq(u + fired_neg)
         with m.Else():
-            m.d.comb += self.value.eq(v)
+            m.d.comb += self.value.eq(u + bias)
         return m

@@ -24,9 +24,10 @@ class PEOp(enum.Enum, shape=3):
 class ProcessingElement(wiring.Component):
     """One PE: a signed ``membrane_bits`` register updated by add, subtract, skip, load, clear.
 
-    The datapath is one adder/subtracter and a multiplexer; the ternary spike selects add,
-    subtract or skip, so there is no multiplier. Arithmetic wraps at ``membrane_bits``; the
-    integer contract sizes the membrane so that it never does.
+    The datapath is one adder (``SUB`` inverts the operand and carries in a one) and a
+    multiplexer; the ternary spike selects add, subtract or skip, so there is no multiplier.
+    Arithmetic wraps at ``membrane_bits``; the integer contract sizes the membrane so that it
+    never does.
 
     Latency: 1 cycle (``op`` and operands in cycle ``n``, ``membrane`` updated in ``n + 1``).
     Throughput: one operation per cycle.
@@ -70,11 +71,17 @@ class ProcessingElement(wiring.Component):
         m = Module()
         u = Signal(signed(self._membrane_bits))
         m.d.comb += self.membrane.eq(u)
+        # One adder for ADD and SUB: u - w = u + ~w + 1, so the operand is XORed with the
+        # subtract flag and the flag is the carry in.
+        sub = Signal()
+        addend = Signal(signed(self._operand_bits))
+        m.d.comb += [
+            sub.eq(self.op == PEOp.SUB),
+            addend.eq(self.operand ^ sub.replicate(self._operand_bits)),
+        ]
         with m.Switch(self.op):
-            with m.Case(PEOp.ADD):
-                m.d.sync += u.eq(u + self.operand)
-            with m.Case(PEOp.SUB):
-                m.d.sync += u.eq(u - self.operand)
+            with m.Case(PEOp.ADD, PEOp.SUB):
+                m.d.sync += u.eq(u + addend + sub)
             with m.Case(PEOp.LOAD):
                 m.d.sync += u.eq(self.load)
             with m.Case(PEOp.CLEAR):

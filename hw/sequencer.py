@@ -151,7 +151,6 @@ class Sequencer(wiring.Component):
         # the streamer's first read (one cycle after) must come `drain` cycles after that token.
         wait = max(0, self._drain - 2)
         drain = Signal(range(wait + 1))
-        counts = Array(self.spike_counts[i] for i in range(p.spike_counters))
 
         m.d.comb += [
             self.threshold.eq(lc.threshold),
@@ -159,8 +158,12 @@ class Sequencer(wiring.Component):
             self.readout.eq(lc.readout),
             self.side.eq(lc.side_out),
         ]
-        with m.If(self.count.valid):
-            m.d.sync += counts[self.count.payload].eq(counts[self.count.payload] + 1)
+        # One incrementer per counter, enabled by a decode of the index: no wide multiplexer
+        # between the counters and a shared adder.
+        for index in range(p.spike_counters):
+            counter = self.spike_counts[index]
+            with m.If(self.count.valid & (self.count.payload == index)):
+                m.d.sync += counter.eq(counter + 1)
 
         req = self.requests.payload
         meta = req.meta

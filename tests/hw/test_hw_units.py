@@ -83,7 +83,8 @@ def test_pe_validates_widths():
 
 def _run_lane(currents, bias, threshold, reset, readout=False, bits=10):
     """Drive a lane through ``T`` FIRE steps per neuron, the testbench playing the PE: before
-    step ``t`` the membrane has taken the step's accumulated input ``A[t]``."""
+    step ``t`` the membrane has taken the step's accumulated input ``A[t]``. The bias and the
+    constants go in ``prepare_latency`` cycles before the FIRE's membrane."""
     dut = NeuronLane(bias_bits=6, membrane_bits=bits)
     n, steps = currents.shape
     spikes = np.zeros((n, steps), dtype=np.int64)
@@ -96,6 +97,7 @@ def _run_lane(currents, bias, threshold, reset, readout=False, bits=10):
         for j in range(n):
             u = 0
             ctx.set(dut.bias, int(bias[j]))
+            await ctx.tick().repeat(dut.prepare_latency)
             for t in range(steps):
                 ctx.set(dut.membrane, u + int(currents[j, t]))
                 ctx.set(dut.last, int(t == steps - 1))
@@ -104,6 +106,7 @@ def _run_lane(currents, bias, threshold, reset, readout=False, bits=10):
                 u = values[j, t] = ctx.get(dut.value)
 
     sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
     return spikes, values
