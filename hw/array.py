@@ -131,25 +131,30 @@ class ArrayRow(wiring.Component):
         m.d.sync += [w1.eq(w_port.data), b1.eq(b_port.data), tok1.eq(self.tok_out.payload)]
         m.d.sync += kind1.eq(Mux(self.tok_out.valid, self.tok_out.payload.kind, TokenKind.SKIP))
 
-        # Stage 2: the neuron lanes prepare from b1; the PE operation is decoded.
-        w2 = Signal(w_layout)
+        # Stage 2: the neuron lanes prepare from b1; the PE operation is decoded and its operand
+        # chosen: the weight (inverted for a -1 spike, the PE adds the carry) or the bias. A
+        # FIRE is an ADD of the bias (V = U + b), a CLEAR when ``last``, and the PE takes the
+        # lane's ``V - R*s`` instead when the lane fires (``spiking`` and ``fired``).
+        operand_bits = max(p.weight_bits, p.bias_bits)
+        operand = Signal(data.ArrayLayout(signed(operand_bits), cols))
+        carry = Signal()
         op = Signal(PEOp)
-        last, fire, readout_tok = Signal(), Signal(), Signal()
+        fire, spiking, readout_tok = Signal(), Signal(), Signal()
         oaddr = Signal.like(tok1.oaddr)
         logit_addr = Signal.like(self.logits.payload.addr)
         m.d.sync += [
-            w2.eq(w1),
-            last.eq(tok1.last),
+            carry.eq((kind1 == TokenKind.EVENT) & tok1.neg),
             fire.eq((kind1 == TokenKind.FIRE) & ~self.readout),
+            spiking.eq((kind1 == TokenKind.FIRE) & ~self.readout & ~tok1.last),
             readout_tok.eq(kind1 == TokenKind.READOUT),
             oaddr.eq(tok1.oaddr),
             logit_addr.eq(tok1.oaddr + self._row),
         ]
         with m.Switch(kind1):
             with m.Case(TokenKind.EVENT):
-                m.d.sync += op.eq(Mux(tok1.neg, PEOp.SUB, PEOp.ADD))
+                m.d.sync += op.eq(PEOp.ADD)
             with m.Case(TokenKind.FIRE):
-                m.d.sync += op.eq(PEOp.LOAD)
+                m.d.sync += op.eq(Mux(tok1.last & ~self.readout, PEOp.CLEAR, PEOp.ADD))
             with m.Case(TokenKind.READOUT):
                 m.d.sync += op.eq(PEOp.CLEAR)
             with m.Default():
@@ -166,7 +171,7 @@ class ArrayRow(wiring.Component):
             self.spikes.payload.addr.eq(oaddr),
         ]
         for col in range(cols):
-            pe = ProcessingElement(operand_bits=p.weight_bits, membrane_bits=p.membrane_bits)
+            pe = ProcessingElement(operand_bits=operand_bits, membrane_bits=p.membrane_bits)
             lane = NeuronLane(bias_bits=p.bias_bits, membrane_bits=p.membrane_bits)
             m.submodules[f"pe{col}"] = pe
             m.submodules[f"neuron{col}"] = lane
@@ -176,13 +181,19 @@ class ArrayRow(wiring.Component):
                 lane.reset.eq(self.reset),
                 lane.readout.eq(self.readout),
                 pe.op.eq(op),
-                pe.operand.eq(w2[col]),
+                pe.operand.eq(operand[col]),
+                pe.carry.eq(carry),
                 pe.load.eq(lane.value),
+                pe.take.eq(spiking & lane.fired),
                 lane.membrane.eq(pe.membrane),
-                lane.last.eq(last),
                 self.logits.payload.data[col].eq(pe.membrane),
             ]
-            m.d.sync += self.spikes.payload.data[col].eq(lane.spike)
+            m.d.sync += [
+                operand[col].eq(Mux(
+                    kind1 == TokenKind.EVENT, w1[col] ^ tok1.neg.replicate(operand_bits), b1[col]
+                )),
+                self.spikes.payload.data[col].eq(lane.spike),
+            ]
         return m
 
 

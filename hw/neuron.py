@@ -12,7 +12,7 @@ __all__ = ["NeuronLane"]
 
 
 class NeuronLane(wiring.Component):
-    """One neuron lane: it turns a PE's membrane into its post-FIRE value, in two stages.
+    """One neuron lane: the spike decision of a FIRE and the soft-reset value, in two stages.
 
     Hidden mode (``readout = 0``)::
 
@@ -22,16 +22,18 @@ class NeuronLane(wiring.Component):
 
     Readout mode (``readout = 1``): ``U' = U + b`` and no spike.
 
-    So that no adder feeds a comparator or another adder, the first stage (registered, one
-    cycle before the FIRE) derives from ``b``, ``Θ`` and ``R`` the addends ``b``, ``b - R``,
-    ``b + R`` and the bounds ``Θ - b``, ``-Θ - b``; in the FIRE cycle the lane computes the three
-    sums ``U + …`` and the two comparisons ``U >= Θ - b``, ``U <= -Θ - b`` side by side and
-    selects one sum.
+    The lane computes the spike and, for ``s != 0`` (``fired``), ``value = V - R*s``; the PE
+    computes the other cases itself (``V = U + b`` with its own adder, or a clear when
+    ``last``) and takes ``value`` when ``fired``. So that no adder feeds a comparator or
+    another adder, the first stage (registered, one cycle before the FIRE) derives from ``b``,
+    ``Θ`` and ``R`` the addends ``b - R``, ``b + R`` and the bounds ``Θ - b``, ``-Θ - b``; in the
+    FIRE cycle the two sums ``U + …`` and the two comparisons ``U >= Θ - b``, ``U <= -Θ - b``
+    run side by side.
 
     Latency: :attr:`prepare_latency` = 1 cycle: ``bias``, ``threshold``, ``reset`` and
-    ``readout`` are sampled in cycle ``n`` for a FIRE whose ``membrane`` and ``last`` are on the
-    ports in cycle ``n + 1``; ``value`` and ``spike`` follow those combinationally (the PE takes
-    ``value`` with a LOAD). Throughput: one FIRE per cycle.
+    ``readout`` are sampled in cycle ``n`` for a FIRE whose ``membrane`` is on the port in
+    cycle ``n + 1``; ``value``, ``fired`` and ``spike`` follow it combinationally.
+    Throughput: one FIRE per cycle.
 
     Ports
     -----
@@ -39,8 +41,8 @@ class NeuronLane(wiring.Component):
     threshold, reset : In(unsigned(membrane_bits - 1))  -- ``Θ >= 1``, ``R >= 1``
     readout : In(1)
     membrane : In(signed(membrane_bits))  -- ``U``
-    last : In(1)
-    value : Out(signed(membrane_bits))  -- ``U'``
+    value : Out(signed(membrane_bits))  -- ``V - R*s``, meaningful when ``fired``
+    fired : Out(1)  -- ``s != 0``
     spike : Out(2)  -- code of ``s``: bit 0 non-zero, bit 1 negative
     """
 
@@ -57,8 +59,8 @@ class NeuronLane(wiring.Component):
             "reset": In(unsigned(membrane_bits - 1)),
             "readout": In(1),
             "membrane": In(signed(membrane_bits)),
-            "last": In(1),
             "value": Out(signed(membrane_bits)),
+            "fired": Out(1),
             "spike": Out(2),
         })
 
@@ -78,11 +80,10 @@ class NeuronLane(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         wide = signed(self._membrane_bits + 1)
-        bias, fired_pos, fired_neg = Signal(wide), Signal(wide), Signal(wide)
+        fired_pos, fired_neg = Signal(wide), Signal(wide)
         upper, lower = Signal(wide), Signal(wide)
         readout = Signal()
         m.d.sync += [
-            bias.eq(self.bias),
             fired_pos.eq(self.bias - self.reset),
             fired_neg.eq(self.bias + self.reset),
             upper.eq(self.threshold - self.bias),
@@ -91,20 +92,17 @@ class NeuronLane(wiring.Component):
         ]
 
         u = self.membrane
-        pos = Signal()
-        neg = Signal()
+        above, below = Signal(), Signal()
+        pos, neg = Signal(), Signal()
         m.d.comb += [
             # ``u >= upper`` and ``u <= lower`` as signs of differences: carry chains.
-            pos.eq(~readout & ~(u - upper)[-1]),
-            neg.eq(~readout & ~(lower - u)[-1]),
+            above.eq(~(u - upper)[-1]),
+            below.eq(~(lower - u)[-1]),
+            pos.eq(~readout & above),
+            neg.eq(~readout & below),
             self.spike.eq(Mux(pos, 0b01, Mux(neg, 0b11, 0b00))),
+            self.fired.eq(~readout & (above | below)),
+            # Θ >= 1, so ``above`` and ``below`` never hold together.
+            self.value.eq(Mux(above, u + fired_pos, u + fired_neg)),
         ]
-        with m.If(~readout & self.last):
-            m.d.comb += self.value.eq(0)
-        with m.Elif(pos):
-            m.d.comb += self.value.eq(u + fired_pos)
-        with m.Elif(neg):
-            m.d.comb += self.value.eq(u + fired_neg)
-        with m.Else():
-            m.d.comb += self.value.eq(u + bias)
         return m

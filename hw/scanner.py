@@ -7,7 +7,7 @@ tokens for the array, one per cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,6 +15,21 @@ from .checks import positive_int
 from .token import TokenKind, meta_layout, request_layout, token_layout, word_layout
 
 __all__ = ["Scanner", "WordFetch"]
+
+
+def at_most_one(bits):
+    """Whether at most one bit of ``bits`` is set: a tree of ORs and ANDs, no carry chain (and
+    nothing that synthesis would share behind a multiplexer)."""
+
+    def tree(lo, hi):
+        if hi - lo == 1:
+            return bits[lo], 0
+        mid = (lo + hi) // 2
+        any_lo, many_lo = tree(lo, mid)
+        any_hi, many_hi = tree(mid, hi)
+        return any_lo | any_hi, many_lo | many_hi | (any_lo & any_hi)
+
+    return ~Value.cast(tree(0, len(bits))[1])
 
 
 class Scanner(wiring.Component):
@@ -139,7 +154,7 @@ class Scanner(wiring.Component):
                         self.count.valid.eq(s_meta.count & code[0]),
                         self.count.payload.eq(s_meta.count_index),
                         s_mask.eq(rest),
-                        single.eq((rest & (rest - 1)) == 0),
+                        single.eq(at_most_one(rest)),
                     ]
                     with m.If(~code[0]):
                         m.d.sync += self.tokens.payload.kind.eq(TokenKind.SKIP)
@@ -156,7 +171,7 @@ class Scanner(wiring.Component):
                 in_range = lane < word.meta.nlanes
                 bit = in_range if self._dense else in_range & word.data[lane][0]
                 m.d.comb += mask[lane].eq(bit)
-            m.d.sync += [s_mask.eq(mask), single.eq((mask & (mask - 1)) == 0)]
+            m.d.sync += [s_mask.eq(mask), single.eq(at_most_one(mask))]
         return m
 
 

@@ -146,10 +146,14 @@ class Sequencer(wiring.Component):
         spike_addr = Signal(oaddr_bits)
         logit_base = Signal(oaddr_bits)
         count_index = Signal(p.count_bits)
-        # The last token is on the scanner's output at the latest in the cycle before `idle`
-        # rises; the next layer's first read (two cycles after DRAIN ends: LAYER, then RUN) and
-        # the streamer's first read (one cycle after) must come `drain` cycles after that token.
-        wait = max(0, self._drain - 2)
+        # `idle` is registered (`idle_r`, held low while requests go out) so that the busy
+        # signals of the pipeline do not reach the FSM combinationally. The last token is on the
+        # scanner's output at the latest two cycles before `idle_r` rises; the next layer's
+        # first read (two cycles after DRAIN ends: LAYER, then RUN) and the streamer's first read
+        # (one cycle after) must come `drain` cycles after that token.
+        idle_r = Signal()
+        m.d.sync += idle_r.eq(self.idle)
+        wait = max(0, self._drain - 3)
         drain = Signal(range(wait + 1))
 
         m.d.comb += [
@@ -279,9 +283,9 @@ class Sequencer(wiring.Component):
                                 ]
                         with m.Case(_READOUT):
                             next_tile()
-                m.d.sync += drain.eq(0)
+                m.d.sync += [drain.eq(0), idle_r.eq(0)]
             with m.State("DRAIN"):
-                with m.If(~self.idle):
+                with m.If(~idle_r):
                     m.d.sync += drain.eq(0)
                 with m.Elif(drain == wait):
                     with m.If(layer == p.n_hidden):
