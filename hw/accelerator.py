@@ -14,6 +14,7 @@ from .layout import spike_table_image
 from .params import AcceleratorParams
 from .scanner import Scanner, WordFetch
 from .sequencer import Sequencer
+from .skid import SkidBuffer
 from .streamer import OutputStreamer
 
 __all__ = ["Accelerator"]
@@ -40,12 +41,14 @@ class Accelerator(wiring.Component):
         Non-zero spikes into layer ``l`` at step ``t`` at index ``l*T + t``; cleared when the
         last context beat arrives, final from the ``next_token`` beat until the next context.
 
-    Dataflow: sequencer → word fetch → scanner → systolic array → spike banks / logit memory →
-    output streamer.
+    Dataflow: sequencer → register slice → word fetch → register slice → scanner → systolic
+    array → spike banks / logit memory → output streamer. The register slices
+    (:class:`hw.skid.SkidBuffer`) keep ``ready`` and the block RAMs' read data off long
+    combinational paths.
 
     Cycles per inference (``cycles``, without backpressure): the scan, per layer, tile and step
     ``Σ max(1, nnz)`` over the input words (``n_in`` in dense mode) plus one FIRE, plus one
-    READOUT per readout tile; plus the fixed ``k + (L+1)*(R+4) + 257`` (context beats, per
+    READOUT per readout tile; plus the fixed ``k + (L+1)*(R+10) + 258`` (context beats, per
     layer pipeline fill and drain, 256 logits and the next byte). A READOUT waits if the
     previous one is less than ``R`` cycles before it, which only happens when a readout tile
     costs fewer than ``R`` cycles. Throughput: one inference at a time; the next context is
@@ -87,14 +90,18 @@ class Accelerator(wiring.Component):
         m.submodules.streamer = streamer = OutputStreamer(p)
 
         wiring.connect(m, wiring.flipped(self.tokens), seq.tokens)
-        wiring.connect(m, seq.requests, fetch.requests)
-        wiring.connect(m, fetch.words, scanner.words)
+        m.submodules.requests = requests = SkidBuffer(seq.requests.payload.shape())
+        wiring.connect(m, seq.requests, requests.i)
+        wiring.connect(m, requests.o, fetch.requests)
+        m.submodules.words = words = SkidBuffer(fetch.words.payload.shape())
+        wiring.connect(m, fetch.words, words.i)
+        wiring.connect(m, words.o, scanner.words)
         wiring.connect(m, scanner.tokens, array.tokens)
         wiring.connect(m, scanner.count, seq.count)
         wiring.connect(m, streamer.logits, wiring.flipped(self.logits))
         wiring.connect(m, streamer.next_token, wiring.flipped(self.next_token))
         m.d.comb += [
-            seq.idle.eq(~fetch.busy & ~scanner.busy),
+            seq.idle.eq(~requests.busy & ~fetch.busy & ~words.busy & ~scanner.busy),
             array.threshold.eq(seq.threshold),
             array.reset.eq(seq.reset),
             array.readout.eq(seq.readout),

@@ -11,22 +11,25 @@ from .checks import signed_width
 __all__ = ["PEOp", "ProcessingElement"]
 
 
-class PEOp(enum.Enum, shape=3):
+class PEOp(enum.Enum, shape=2):
     """What a PE does to its membrane ``U`` this cycle."""
 
     SKIP = 0  #: ``U`` unchanged (a zero spike, or no token)
-    ADD = 1  #: ``U += operand`` (a +1 spike on a weight, or a bias)
-    SUB = 2  #: ``U -= operand`` (a -1 spike on a weight)
-    LOAD = 3  #: ``U = load`` (the neuron lane's post-fire value)
-    CLEAR = 4  #: ``U = 0``
+    ADD = 1  #: ``U += operand + carry`` (``U -= w`` is ``operand = ~w``, ``carry = 1``)
+    LOAD = 2  #: ``U = load``
+    CLEAR = 3  #: ``U = 0``
 
 
 class ProcessingElement(wiring.Component):
-    """One PE: a signed ``membrane_bits`` register updated by add, subtract, skip, load, clear.
+    """One PE: a signed ``membrane_bits`` register updated by add, skip, load or clear.
 
-    The datapath is one adder/subtracter and a multiplexer; the ternary spike selects add,
-    subtract or skip, so there is no multiplier. Arithmetic wraps at ``membrane_bits``; the
-    integer contract sizes the membrane so that it never does.
+    The datapath is one adder with a carry in and a multiplexer. A subtraction ``U -= w`` is an
+    ADD of the inverted operand with ``carry = 1``; the row inverts the weight a cycle earlier,
+    in a register, so the adder's inputs all come straight from registers. The ternary spike
+    selects add, subtract or skip, so there is no multiplier. ``take`` overrides ``op`` with
+    ``U = load``: it is the neuron lane's late "fired" decision, so it sits in the last
+    multiplexer before the register. Arithmetic wraps at ``membrane_bits``; the integer
+    contract sizes the membrane so that it never does.
 
     Latency: 1 cycle (``op`` and operands in cycle ``n``, ``membrane`` updated in ``n + 1``).
     Throughput: one operation per cycle.
@@ -34,8 +37,10 @@ class ProcessingElement(wiring.Component):
     Ports
     -----
     op : In(PEOp)
-    operand : In(signed(operand_bits))  -- a weight (or a bias, for ADD)
-    load : In(signed(membrane_bits))  -- value taken by LOAD
+    operand : In(signed(operand_bits))  -- a weight, or its bitwise inverse
+    carry : In(1)  -- added with ``operand`` by ADD
+    load : In(signed(membrane_bits))  -- value taken by LOAD or ``take``
+    take : In(1)  -- ``U = load`` whatever ``op``
     membrane : Out(signed(membrane_bits))  -- the register ``U``
     """
 
@@ -49,7 +54,9 @@ class ProcessingElement(wiring.Component):
         super().__init__({
             "op": In(PEOp),
             "operand": In(signed(operand_bits)),
+            "carry": In(1),
             "load": In(signed(membrane_bits)),
+            "take": In(1),
             "membrane": Out(signed(membrane_bits)),
         })
 
@@ -70,13 +77,14 @@ class ProcessingElement(wiring.Component):
         m = Module()
         u = Signal(signed(self._membrane_bits))
         m.d.comb += self.membrane.eq(u)
-        with m.Switch(self.op):
-            with m.Case(PEOp.ADD):
-                m.d.sync += u.eq(u + self.operand)
-            with m.Case(PEOp.SUB):
-                m.d.sync += u.eq(u - self.operand)
-            with m.Case(PEOp.LOAD):
-                m.d.sync += u.eq(self.load)
-            with m.Case(PEOp.CLEAR):
-                m.d.sync += u.eq(0)
+        with m.If(self.take):
+            m.d.sync += u.eq(self.load)
+        with m.Else():
+            with m.Switch(self.op):
+                with m.Case(PEOp.ADD):
+                    m.d.sync += u.eq(u + self.operand + self.carry)
+                with m.Case(PEOp.LOAD):
+                    m.d.sync += u.eq(self.load)
+                with m.Case(PEOp.CLEAR):
+                    m.d.sync += u.eq(0)
         return m

@@ -7,7 +7,7 @@ tokens for the array, one per cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,6 +15,21 @@ from .checks import positive_int
 from .token import TokenKind, meta_layout, request_layout, token_layout, word_layout
 
 __all__ = ["Scanner", "WordFetch"]
+
+
+def at_most_one(bits):
+    """Whether at most one bit of ``bits`` is set: a tree of ORs and ANDs, no carry chain (and
+    nothing that synthesis would share behind a multiplexer)."""
+
+    def tree(lo, hi):
+        if hi - lo == 1:
+            return bits[lo], 0
+        mid = (lo + hi) // 2
+        any_lo, many_lo = tree(lo, mid)
+        any_hi, many_hi = tree(mid, hi)
+        return any_lo | any_hi, many_lo | many_hi | (any_lo & any_hi)
+
+    return ~Value.cast(tree(0, len(bits))[1])
 
 
 class Scanner(wiring.Component):
@@ -104,6 +119,9 @@ class Scanner(wiring.Component):
         rest = Signal(lanes)
         m.d.comb += rest.eq(s_mask & (s_mask - 1))
         code = s_data[index]
+        # ``single``: at most one bit of ``s_mask`` is set, kept in a register beside the mask,
+        # so that ``words.ready`` does not wait for the subtraction in ``rest``.
+        single = Signal()
 
         kind = s_meta.token.kind
         is_event = Signal()
@@ -119,7 +137,7 @@ class Scanner(wiring.Component):
             with m.Elif(since != self._readout_gap):
                 m.d.sync += since.eq(since + 1)
         m.d.comb += [
-            finishing.eq(s_valid & ((is_event & (rest == 0)) | (~is_event & ~hold))),
+            finishing.eq(s_valid & ((is_event & single) | (~is_event & ~hold))),
             self.words.ready.eq(~s_valid | finishing),
             self.busy.eq(s_valid | self.tokens.valid),
         ]
@@ -136,6 +154,7 @@ class Scanner(wiring.Component):
                         self.count.valid.eq(s_meta.count & code[0]),
                         self.count.payload.eq(s_meta.count_index),
                         s_mask.eq(rest),
+                        single.eq(at_most_one(rest)),
                     ]
                     with m.If(~code[0]):
                         m.d.sync += self.tokens.payload.kind.eq(TokenKind.SKIP)
@@ -147,10 +166,12 @@ class Scanner(wiring.Component):
         with m.If(self.words.valid & self.words.ready):
             word = self.words.payload
             m.d.sync += [s_valid.eq(1), s_meta.eq(word.meta), s_data.eq(word.data)]
+            mask = Signal(lanes)
             for lane in range(lanes):
                 in_range = lane < word.meta.nlanes
                 bit = in_range if self._dense else in_range & word.data[lane][0]
-                m.d.sync += s_mask[lane].eq(bit)
+                m.d.comb += mask[lane].eq(bit)
+            m.d.sync += [s_mask.eq(mask), single.eq(at_most_one(mask))]
         return m
 
 
@@ -159,10 +180,12 @@ class WordFetch(wiring.Component):
 
     ``mem_addr``/``mem_en`` drive the read ports of every source memory (all with the same
     address); ``mem_data[src]`` is source ``src``'s read data, zero-extended to ``2*lanes``
-    bits. The read port holds its data while ``mem_en`` is low, so a word waits in the port
-    itself while the scanner is busy.
+    bits. The read data goes into a register straight from the block RAMs (whose clock-to-out
+    time is long) before it is selected by ``src``. The two stages (read, register) stall
+    together while the word on ``words`` is not taken; the read port holds its data while
+    ``mem_en`` is low, so the word of the first stage waits in the port itself.
 
-    Latency: 1 cycle. Throughput: one word per cycle (``requests.ready`` follows
+    Latency: 2 cycles. Throughput: one word per cycle (``requests.ready`` follows
     ``words.ready`` combinationally, so the next read is issued in the cycle the scanner takes
     the current word).
 
@@ -172,7 +195,7 @@ class WordFetch(wiring.Component):
     words : Out(stream.Signature(word_layout))
     mem_addr : Out(raddr_bits), mem_en : Out(1)
     mem_data : In(ArrayLayout(unsigned(2*lanes), sources))
-    busy : Out(1)  -- a word is waiting on ``words``
+    busy : Out(1)  -- a read is in flight or a word is waiting on ``words``
     """
 
     def __init__(self, meta: data.StructLayout, *, lanes: int, sources: int, raddr_bits: int):
@@ -199,28 +222,33 @@ class WordFetch(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a request handshake to its word on ``words``."""
-        return 1
+        return 2
 
     def elaborate(self, platform):
         m = Module()
-        f_valid = Signal()
-        f_meta = Signal(self._meta_layout)
-        f_src = Signal(range(self._sources))
+        f_valid, r_valid = Signal(), Signal()
+        f_meta, r_meta = Signal(self._meta_layout), Signal(self._meta_layout)
+        f_src, r_src = Signal(range(self._sources)), Signal(range(self._sources))
+        r_data = Signal.like(self.mem_data)
         enable = Signal()
         m.d.comb += [
-            enable.eq(~f_valid | self.words.ready),
+            enable.eq(~r_valid | self.words.ready),
             self.requests.ready.eq(enable),
             self.mem_en.eq(enable),
             self.mem_addr.eq(self.requests.payload.raddr),
-            self.words.valid.eq(f_valid),
-            self.words.payload.meta.eq(f_meta),
-            self.words.payload.data.eq(self.mem_data[f_src]),
-            self.busy.eq(f_valid),
+            self.words.valid.eq(r_valid),
+            self.words.payload.meta.eq(r_meta),
+            self.words.payload.data.eq(r_data[r_src]),
+            self.busy.eq(f_valid | r_valid),
         ]
         with m.If(enable):
             m.d.sync += [
                 f_valid.eq(self.requests.valid),
                 f_meta.eq(self.requests.payload.meta),
                 f_src.eq(self.requests.payload.src),
+                r_valid.eq(f_valid),
+                r_meta.eq(f_meta),
+                r_src.eq(f_src),
+                r_data.eq(self.mem_data),
             ]
         return m

@@ -146,12 +146,15 @@ class Sequencer(wiring.Component):
         spike_addr = Signal(oaddr_bits)
         logit_base = Signal(oaddr_bits)
         count_index = Signal(p.count_bits)
-        # The last token is on the scanner's output at the latest in the cycle before `idle`
-        # rises; the next layer's first read (two cycles after DRAIN ends: LAYER, then RUN) and
-        # the streamer's first read (one cycle after) must come `drain` cycles after that token.
-        wait = max(0, self._drain - 2)
+        # `idle` is registered (`idle_r`, held low while requests go out) so that the busy
+        # signals of the pipeline do not reach the FSM combinationally. The last token is on the
+        # scanner's output at the latest two cycles before `idle_r` rises; the next layer's
+        # first read (two cycles after DRAIN ends: LAYER, then RUN) and the streamer's first read
+        # (one cycle after) must come `drain` cycles after that token.
+        idle_r = Signal()
+        m.d.sync += idle_r.eq(self.idle)
+        wait = max(0, self._drain - 3)
         drain = Signal(range(wait + 1))
-        counts = Array(self.spike_counts[i] for i in range(p.spike_counters))
 
         m.d.comb += [
             self.threshold.eq(lc.threshold),
@@ -159,8 +162,12 @@ class Sequencer(wiring.Component):
             self.readout.eq(lc.readout),
             self.side.eq(lc.side_out),
         ]
-        with m.If(self.count.valid):
-            m.d.sync += counts[self.count.payload].eq(counts[self.count.payload] + 1)
+        # One incrementer per counter, enabled by a decode of the index: no wide multiplexer
+        # between the counters and a shared adder.
+        for index in range(p.spike_counters):
+            counter = self.spike_counts[index]
+            with m.If(self.count.valid & (self.count.payload == index)):
+                m.d.sync += counter.eq(counter + 1)
 
         req = self.requests.payload
         meta = req.meta
@@ -276,9 +283,9 @@ class Sequencer(wiring.Component):
                                 ]
                         with m.Case(_READOUT):
                             next_tile()
-                m.d.sync += drain.eq(0)
+                m.d.sync += [drain.eq(0), idle_r.eq(0)]
             with m.State("DRAIN"):
-                with m.If(~self.idle):
+                with m.If(~idle_r):
                     m.d.sync += drain.eq(0)
                 with m.Elif(drain == wait):
                     with m.If(layer == p.n_hidden):

@@ -14,14 +14,16 @@ __all__ = ["OutputStreamer"]
 class OutputStreamer(wiring.Component):
     """Reads the logit memory (``C`` logits per row) and streams the logits, then the arg-max.
 
-    On ``start`` (a level; sampled while idle) it reads row 0, then sends logit ``j`` from
-    lane ``j % C`` of row ``j // C`` on ``logits``, one per accepted beat; the read port holds
-    its data while ``mem_en`` is low, and the next row is read in the cycle the last lane of a
-    row is accepted, so there is no bubble. After the 256th logit it sends the index of the
-    largest logit (the lowest index on ties) on ``next_token``, and pulses ``finished`` in the
-    cycle that beat is accepted.
+    On ``start`` (a level; sampled while idle) it reads row 0 and, one cycle later, row 1; it
+    sends logit ``j`` from lane ``j % C`` of row ``j // C`` on ``logits``, one per accepted beat,
+    out of a register that takes a whole row straight from the memory (whose clock-to-out time
+    is long). The read port holds the prefetched row while ``mem_en`` is low; in the cycle the
+    last lane of a row is accepted the register takes it and the row after it is read, so
+    there is no bubble. After the 256th logit it sends the index of the largest logit (the
+    lowest index on ties) on ``next_token``, and pulses ``finished`` in the cycle that beat is
+    accepted.
 
-    Latency: 1 cycle from ``start`` to the first logit. Throughput: one logit per cycle.
+    Latency: 2 cycles from ``start`` to the first logit. Throughput: one logit per cycle.
     """
 
     def __init__(self, params: AcceleratorParams):
@@ -42,7 +44,7 @@ class OutputStreamer(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from ``start`` to the first logit on ``logits``."""
-        return 1
+        return 2
 
     def elaborate(self, platform):
         m = Module()
@@ -52,7 +54,8 @@ class OutputStreamer(wiring.Component):
         addr = Signal.like(self.mem_addr)
         best = Signal(signed(p.membrane_bits))
         best_index = Signal(unsigned(8))
-        value = self.mem_data[lane]
+        row = Signal.like(self.mem_data)
+        value = row[lane]
         # The arg-max compares a registered copy of each accepted logit one cycle later, off
         # the memory's read path; the last one is folded in combinationally on next_token.
         candidate = Signal(signed(p.membrane_bits))
@@ -61,7 +64,8 @@ class OutputStreamer(wiring.Component):
         wins = Signal()
         m.d.comb += [
             self.logits.payload.eq(value),
-            wins.eq(candidate_valid & ((candidate_index == 0) | (candidate > best))),
+            # ``candidate > best`` as the sign of ``best - candidate``: one carry chain.
+            wins.eq(candidate_valid & ((candidate_index == 0) | (best - candidate)[-1])),
             self.next_token.payload.eq(Mux(wins, candidate_index, best_index)),
         ]
         m.d.sync += candidate_valid.eq(0)
@@ -74,12 +78,19 @@ class OutputStreamer(wiring.Component):
                 candidate_valid.eq(1),
             ]
 
+        # ``addr`` is the next row to read; it is always on ``mem_addr``, so that only the
+        # read enable depends on the handshake.
+        m.d.comb += self.mem_addr.eq(addr)
         with m.FSM(name="streamer"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.comb += [self.mem_addr.eq(0), self.mem_en.eq(1)]
-                    m.d.sync += [index.eq(0), lane.eq(0), addr.eq(0)]
-                    m.next = "LOGITS"
+                    m.d.comb += self.mem_en.eq(1)
+                    m.d.sync += [index.eq(0), lane.eq(0), addr.eq(addr + 1)]
+                    m.next = "FIRST"
+            with m.State("FIRST"):
+                m.d.comb += self.mem_en.eq(1)
+                m.d.sync += [row.eq(self.mem_data), addr.eq(addr + 1)]
+                m.next = "LOGITS"
             with m.State("LOGITS"):
                 m.d.comb += self.logits.valid.eq(1)
                 with m.If(self.logits.ready):
@@ -87,13 +98,14 @@ class OutputStreamer(wiring.Component):
                     with m.If(index == VOCAB - 1):
                         m.next = "TOKEN"
                     with m.Elif(lane == p.cols - 1):
-                        m.d.comb += [self.mem_addr.eq(addr + 1), self.mem_en.eq(1)]
-                        m.d.sync += [lane.eq(0), addr.eq(addr + 1)]
+                        m.d.comb += self.mem_en.eq(1)
+                        m.d.sync += [lane.eq(0), addr.eq(addr + 1), row.eq(self.mem_data)]
                     with m.Else():
                         m.d.sync += lane.eq(lane + 1)
             with m.State("TOKEN"):
                 m.d.comb += self.next_token.valid.eq(1)
                 with m.If(self.next_token.ready):
                     m.d.comb += self.finished.eq(1)
+                    m.d.sync += addr.eq(0)
                     m.next = "IDLE"
         return m

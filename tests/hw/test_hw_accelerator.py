@@ -119,13 +119,13 @@ def test_harness_matches_reference(stall_seed):
 @pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
 def test_cycles_are_the_scan_plus_a_fixed_overhead(dense):
     """No bubbles: every cycle beyond the scan of docs/architecture.md "Cycles" is a fixed
-    cost, ``k + (L+1)*(R+4) + 257`` (context, per-layer pipeline fill and drain, output)."""
+    cost, ``k + (L+1)*(R+10) + 258`` (context, per-layer pipeline fill and drain, output)."""
     for case in (CASES[0], CASES[3]):
         model = _model(case)
         ids = _contexts(case[0], model, n=3)
         params = params_from_model(model, case[6], case[7], dense=dense)
         results = run_accelerator(params, ids.tolist())
-        overhead = params.context + (params.n_hidden + 1) * (params.rows + 4) + 257
+        overhead = params.context + (params.n_hidden + 1) * (params.rows + 10) + 258
         for n, result in enumerate(results):
             trace = forward(model, ids[n : n + 1], trace=True)
             scan = scan_cycles(params, [s[0] for s in trace.spikes])

@@ -25,18 +25,22 @@ OPERAND_BITS, MEMBRANE_BITS = 4, 9
 _op = st.tuples(
     st.sampled_from(list(PEOp)),
     st.integers(-(1 << (OPERAND_BITS - 1)), (1 << (OPERAND_BITS - 1)) - 1),
+    st.booleans(),
     st.integers(-(1 << (MEMBRANE_BITS - 1)), (1 << (MEMBRANE_BITS - 1)) - 1),
+    st.booleans(),
 )
 
 
 def _pe_model(ops):
+    """``carry`` with the inverted operand is a subtraction: ``~w + 1 == -w``; ``take`` wins
+    over ``op``."""
     u, seen = 0, []
-    for op, operand, load in ops:
+    for op, operand, carry, load, take in ops:
         seen.append(u)
-        if op is PEOp.ADD:
-            u = _wrap(u + operand, MEMBRANE_BITS)
-        elif op is PEOp.SUB:
-            u = _wrap(u - operand, MEMBRANE_BITS)
+        if take:
+            u = load
+        elif op is PEOp.ADD:
+            u = _wrap(u + operand + carry, MEMBRANE_BITS)
         elif op is PEOp.LOAD:
             u = load
         elif op is PEOp.CLEAR:
@@ -52,11 +56,13 @@ def test_pe_random_ops_match_model(ops):
     seen = []
 
     async def bench(ctx):
-        for op, operand, load in ops:
+        for op, operand, carry, load, take in ops:
             seen.append(ctx.get(dut.membrane))
             ctx.set(dut.op, op)
             ctx.set(dut.operand, operand)
+            ctx.set(dut.carry, carry)
             ctx.set(dut.load, load)
+            ctx.set(dut.take, take)
             await ctx.tick()
         seen.append(ctx.get(dut.membrane))
 
@@ -65,6 +71,25 @@ def test_pe_random_ops_match_model(ops):
     sim.add_testbench(bench)
     sim.run()
     assert seen == _pe_model(ops)
+
+
+def test_pe_subtracts_with_the_inverted_operand_and_a_carry():
+    dut = ProcessingElement(operand_bits=OPERAND_BITS, membrane_bits=MEMBRANE_BITS)
+    seen = []
+
+    async def bench(ctx):
+        for w in (5, -3, 7, -8):
+            ctx.set(dut.op, PEOp.ADD)
+            ctx.set(dut.operand, ~w)
+            ctx.set(dut.carry, 1)
+            await ctx.tick()
+            seen.append(ctx.get(dut.membrane))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [-5, -2, -9, -1]
 
 
 def test_pe_validates_widths():
@@ -82,8 +107,10 @@ def test_pe_validates_widths():
 
 
 def _run_lane(currents, bias, threshold, reset, readout=False, bits=10):
-    """Drive a lane through ``T`` FIRE steps per neuron, the testbench playing the PE: before
-    step ``t`` the membrane has taken the step's accumulated input ``A[t]``."""
+    """Drive a lane through ``T`` FIRE steps per neuron, the testbench playing the PE as the
+    row drives it (``U + b``, a clear when ``last``, the lane's ``value`` when it fires): before
+    step ``t`` the membrane has taken the step's accumulated input ``A[t]``. The bias and the
+    constants go in ``prepare_latency`` cycles before the FIRE's membrane."""
     dut = NeuronLane(bias_bits=6, membrane_bits=bits)
     n, steps = currents.shape
     spikes = np.zeros((n, steps), dtype=np.int64)
@@ -96,14 +123,23 @@ def _run_lane(currents, bias, threshold, reset, readout=False, bits=10):
         for j in range(n):
             u = 0
             ctx.set(dut.bias, int(bias[j]))
+            await ctx.tick().repeat(dut.prepare_latency)
             for t in range(steps):
-                ctx.set(dut.membrane, u + int(currents[j, t]))
-                ctx.set(dut.last, int(t == steps - 1))
+                membrane = u + int(currents[j, t])
+                ctx.set(dut.membrane, membrane)
                 code = ctx.get(dut.spike)
                 spikes[j, t] = 0 if not code & 1 else (-1 if code & 2 else 1)
-                u = values[j, t] = ctx.get(dut.value)
+                assert ctx.get(dut.fired) == code & 1
+                if t == steps - 1 and not readout:
+                    u = 0
+                elif ctx.get(dut.fired):
+                    u = ctx.get(dut.value)
+                else:
+                    u = membrane + int(bias[j])
+                values[j, t] = u
 
     sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
     return spikes, values

@@ -1,0 +1,61 @@
+"""A register slice for a stream: every output, ``ready`` included, comes from a register."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SkidBuffer"]
+
+
+class SkidBuffer(wiring.Component):
+    """A two-entry register slice: it cuts the combinational ``ready`` path of a stream.
+
+    ``o.valid`` and ``o.payload`` are registers, and so is ``i.ready``: a beat that arrives
+    while the consumer stalls waits in the skid register, so ``i.ready`` can fall one cycle
+    late without a beat being lost.
+
+    Latency: 1 cycle from an ``i`` handshake to the beat on ``o``.
+    Throughput: one beat per cycle.
+
+    Ports
+    -----
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
+    busy : Out(1)  -- a beat is held
+    """
+
+    def __init__(self, shape):
+        self._shape = shape
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+            "busy": Out(1),
+        })
+
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an ``i`` handshake to the beat on ``o``."""
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        skid_valid = Signal()
+        skid = Signal.like(self.i.payload)
+        m.d.comb += [
+            self.i.ready.eq(~skid_valid),
+            self.busy.eq(self.o.valid | skid_valid),
+        ]
+        with m.If(self.o.ready | ~self.o.valid):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(skid), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+        with m.Elif(self.i.valid & ~skid_valid):
+            m.d.sync += [skid_valid.eq(1), skid.eq(self.i.payload)]
+        return m
