@@ -9,7 +9,7 @@ MAC array), broadcast to its ``C`` PEs through a register, as in ``hw.SystolicAr
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,6 +72,11 @@ class PEArray(wiring.Component):
         for r in range(self.rows):
             row_input = Signal(8, name=f"row{r}")
             m.d.sync += row_input.eq(inputs[r])
+            row_clear = Signal(name=f"clear{r}")
+            row_nonzero = Signal(name=f"nonzero{r}")
+            row_neg = Signal(name=f"neg{r}")
+            m.d.sync += [row_clear.eq(clear), row_nonzero.eq(row_input[0]),
+                         row_neg.eq(row_input[0] & row_input[1])]
             for c in range(self.cols):
                 weight = weights[r * self.cols + c]
                 if self.kind == "mac":
@@ -80,13 +85,16 @@ class PEArray(wiring.Component):
                                  pe.weight.eq(weight)]
                     value = pe.acc
                 else:
+                    # As in hw.ArrayRow: the operand (the weight, or its inverse for a -1
+                    # spike) and the op come from registers; a -1 spike is ADD ~w + 1.
                     pe = ProcessingElement(operand_bits=8, membrane_bits=self.acc_bits)
-                    m.d.comb += pe.operand.eq(weight)
-                    with m.If(clear):
+                    operand = Signal(signed(8), name=f"operand{r}_{c}")
+                    negative = row_input[0] & row_input[1]  # spike code 0b11: -1
+                    m.d.sync += operand.eq(Mux(negative, ~weight, weight))
+                    m.d.comb += [pe.operand.eq(operand), pe.carry.eq(row_neg)]
+                    with m.If(row_clear):
                         m.d.comb += pe.op.eq(PEOp.CLEAR)
-                    with m.Elif(row_input[0] & row_input[1]):  # spike code 0b11: -1
-                        m.d.comb += pe.op.eq(PEOp.SUB)
-                    with m.Elif(row_input[0]):  # 0b01: +1
+                    with m.Elif(row_nonzero):
                         m.d.comb += pe.op.eq(PEOp.ADD)
                     value = pe.membrane
                 m.submodules[f"pe_{r}_{c}"] = pe
