@@ -1,6 +1,6 @@
 """Checkpoints: a plain dict saved with ``torch.save`` and validated on load.
 
-Format ``spikeforge-ckpt/1``::
+Format ``spikeforge-ckpt/1`` (a transformer's config carries ``"arch": "transformer"``)::
 
     {"format": "spikeforge-ckpt/1", "kind": "spiking" | "float", "config": {...},
      "state_dict": {...}, "metrics": {...}}
@@ -20,6 +20,7 @@ import torch
 
 from .errors import CheckpointError, ModelConfigError
 from .lm import LMConfig, SpikingLM
+from .transformer import SpikingTransformer, TransformerConfig
 
 __all__ = ["FORMAT", "load_checkpoint", "save_checkpoint"]
 
@@ -33,7 +34,8 @@ def _plain(metrics: dict) -> dict:
     return json.loads(json.dumps(metrics, default=float))
 
 
-def save_checkpoint(path: Path, model: SpikingLM, metrics: dict, force: bool = False) -> None:
+def save_checkpoint(path: Path, model: SpikingLM | SpikingTransformer, metrics: dict,
+                    force: bool = False) -> None:
     """Write ``model`` to ``path`` atomically (a temporary file renamed into place)."""
     path = Path(path)
     if path.exists() and not force:
@@ -58,7 +60,8 @@ def save_checkpoint(path: Path, model: SpikingLM, metrics: dict, force: bool = F
     logger.info("saved %s checkpoint to %s", payload["kind"], path)
 
 
-def load_checkpoint(path: Path, kind: str | None = None) -> tuple[SpikingLM, dict]:
+def load_checkpoint(path: Path, kind: str | None = None) -> tuple[SpikingLM | SpikingTransformer,
+                                                                  dict]:
     """Load and validate a checkpoint; returns ``(model in eval mode, metrics)``.
 
     ``kind`` (``"spiking"`` or ``"float"``), when given, is required of the checkpoint.
@@ -88,12 +91,15 @@ def load_checkpoint(path: Path, kind: str | None = None) -> tuple[SpikingLM, dic
         raise CheckpointError(f"{path} is a {found_kind} checkpoint but a {kind} one is needed;"
                               f" {hint}")
     try:
-        config = LMConfig.from_dict(dict(payload.get("config") or {}))
+        raw = dict(payload.get("config") or {})
+        config_cls = TransformerConfig if raw.get("arch") == "transformer" else LMConfig
+        config = config_cls.from_dict(raw)
     except (ModelConfigError, TypeError) as exc:
         raise CheckpointError(f"{path} has an invalid config: {exc}") from exc
     if config.float_twin != (found_kind == "float"):
         raise CheckpointError(f"{path} says kind {found_kind!r} but its config disagrees")
-    model = SpikingLM(config)
+    model = SpikingTransformer(config) if isinstance(config, TransformerConfig) else SpikingLM(
+        config)
     state = payload.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} has no state_dict")

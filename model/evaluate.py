@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from contract.transformer import IntTransformer, derive_transformer_widths
+
 from . import data
 from .checkpoint import load_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
@@ -52,6 +54,19 @@ def _samples(args, context: int):
     if not text:
         raise UsageError(f"--text {args.text} is empty; give a file with some text")
     return data.samples_from_bytes(text, args.samples, context, seed=args.seed)
+
+
+def _print_transformer(int_model: IntTransformer, spiking: dict) -> None:
+    names = [f"b{i}.{p}" for i in range(len(int_model.blocks))
+             for p in ("norm1", "q", "k", "v", "attn", "norm2", "ff1")] + ["norm_f"]
+    rates = ", ".join(f"{n} {r:.3f}" for n, r in zip(names, spiking["rates"], strict=True))
+    print(f"firing rates: {rates}")
+    widths = derive_transformer_widths(int_model)
+    shifts = ", ".join(f"b{i} out<<{b.out.shift} ff2<<{b.ff2.shift}"
+                       for i, b in enumerate(int_model.blocks))
+    print(f"integer model: {shifts}, residual {widths.residual} bits, membrane"
+          f" {widths.membrane} bits, logit {widths.logit} bits,"
+          f" logit_scale={int_model.logit_scale:.6g}, samples={spiking['samples']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"float twin: none (no {twin_file}; pass --float-ckpt)")
     print(f"spiking before integer rounding: {before['bits_per_byte']:.3f} bits/byte")
+    if isinstance(int_model, IntTransformer):
+        _print_transformer(int_model, spiking)
+        return 0
     names = ["embed"] + [f"layer{i + 1}" for i in range(len(int_model.layers))]
     rates = ", ".join(f"{n} {r:.3f}" for n, r in zip(names, spiking["rates"], strict=True))
     print(f"firing rates: {rates}")

@@ -8,9 +8,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from contract import transformer as int_transformer
 from contract.intmodel import IntModel
 
-from .lm import SpikingLM, int_forward
+from .lm import int_forward
 
 __all__ = ["EvalResult", "evaluate_float", "evaluate_int"]
 
@@ -27,15 +28,21 @@ def _bits(logits: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate_int(int_model: IntModel, inputs: np.ndarray, targets: np.ndarray) -> EvalResult:
+def evaluate_int(int_model: IntModel | int_transformer.IntTransformer, inputs: np.ndarray,
+                 targets: np.ndarray) -> EvalResult:
     """Bits/byte of the integer logits times ``logit_scale``, and the firing rates.
 
     Rates are the fraction of non-zero spikes of every spiking layer, embedding first.
     """
     total, nonzero, sizes = 0.0, None, None
     for start in range(0, inputs.shape[0], _CHUNK):
-        trace = int_forward(int_model, inputs[start : start + _CHUNK], trace=True)
-        logits = torch.from_numpy(trace.logits).double() * int_model.logit_scale
+        if isinstance(int_model, int_transformer.IntTransformer):
+            trace = int_transformer.forward(int_model, inputs[start : start + _CHUNK], trace=True)
+            last = trace.logits[:, -1]
+        else:
+            trace = int_forward(int_model, inputs[start : start + _CHUNK], trace=True)
+            last = trace.logits
+        logits = torch.from_numpy(last).double() * int_model.logit_scale
         total += _bits(logits, torch.from_numpy(targets[start : start + _CHUNK]).long())
         counts = [int(np.count_nonzero(s)) for s in trace.spikes]
         nonzero = counts if nonzero is None else [a + b for a, b in zip(nonzero, counts,
@@ -49,7 +56,7 @@ def evaluate_int(int_model: IntModel, inputs: np.ndarray, targets: np.ndarray) -
 
 
 @torch.no_grad()
-def evaluate_float(model: SpikingLM, inputs: np.ndarray, targets: np.ndarray) -> EvalResult:
+def evaluate_float(model, inputs: np.ndarray, targets: np.ndarray) -> EvalResult:
     """Bits/byte of the float forward pass (the twin, or a spiking model before rounding)."""
     model.eval()
     total, rate_sums, chunks = 0.0, None, 0

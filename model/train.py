@@ -28,6 +28,7 @@ from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
 from .lm import LMConfig, SpikingLM
 from .metrics import evaluate_float, evaluate_int
+from .transformer import SpikingTransformer, TransformerConfig
 
 __all__ = ["DEFAULT_STEPS", "TrainOptions", "main", "train"]
 
@@ -74,9 +75,30 @@ def _lr_factor(step: int, steps: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _heldout_bpb(model: SpikingLM, samples: int) -> dict:
+def build_model(config: LMConfig | TransformerConfig) -> SpikingLM | SpikingTransformer:
+    """A fresh model of the architecture ``config`` describes."""
+    if isinstance(config, TransformerConfig):
+        return SpikingTransformer(config)
+    return SpikingLM(config)
+
+
+def _has_int_form(model) -> bool:
+    return not model.config.float_twin and getattr(model.config, "integer_exportable", True)
+
+
+def _loss_terms(model, x: torch.Tensor, y: torch.Tensor):
+    """Cross-entropy and rates; a transformer is trained on every position of the context."""
+    if isinstance(model, SpikingTransformer):
+        logits, rates = model.forward_all(x)
+        targets = torch.cat([x[:, 1:], y[:, None]], dim=1)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)), rates
+    logits, rates = model(x)
+    return F.cross_entropy(logits, y), rates
+
+
+def _heldout_bpb(model, samples: int) -> dict:
     inputs, targets = data.heldout_samples(samples, model.config.context, seed=0)
-    if model.config.float_twin:
+    if not _has_int_form(model):
         result = evaluate_float(model, inputs, targets)
     else:
         result = evaluate_int(model.to_int_model(), inputs, targets)
@@ -84,11 +106,11 @@ def _heldout_bpb(model: SpikingLM, samples: int) -> dict:
     return dict(result)
 
 
-def train(config: LMConfig, options: TrainOptions) -> tuple[SpikingLM, dict]:
+def train(config: LMConfig | TransformerConfig, options: TrainOptions):
     """Train a model from scratch; returns it (eval mode) and its metrics."""
     rng = _seed_everything(options.seed)
     corpus = data.load_corpus(config.context)
-    model = SpikingLM(config)
+    model = build_model(config)
     first_x, _ = data.sample_batch(rng, corpus, options.batch)
     model.calibrate(torch.from_numpy(first_x))
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
@@ -100,8 +122,7 @@ def train(config: LMConfig, options: TrainOptions) -> tuple[SpikingLM, dict]:
     window_ce, window_rates, window_n = 0.0, None, 0
     for step in range(1, options.steps + 1):
         x, y = data.sample_batch(rng, corpus, options.batch)
-        logits, rates = model(torch.from_numpy(x))
-        ce = F.cross_entropy(logits, torch.from_numpy(y))
+        ce, rates = _loss_terms(model, torch.from_numpy(x), torch.from_numpy(y))
         loss = ce + model.rate_penalty(rates)
         if not torch.isfinite(loss):
             raise UsageError(
@@ -132,7 +153,7 @@ def train(config: LMConfig, options: TrainOptions) -> tuple[SpikingLM, dict]:
             result = _heldout_bpb(model, PROGRESS_EVAL_SAMPLES)
             logger.info(
                 "step %d held-out %.3f bits/byte (%s) rates [%s]",
-                step, result["bits_per_byte"], "float" if config.float_twin else "integer",
+                step, result["bits_per_byte"], "integer" if _has_int_form(model) else "float",
                 " ".join(f"{r:.3f}" for r in result["rates"]),
             )
     wall = time.monotonic() - start
@@ -154,8 +175,11 @@ def train(config: LMConfig, options: TrainOptions) -> tuple[SpikingLM, dict]:
 def build_parser() -> ArgumentParser:
     """The command-line interface of ``python -m model.train``."""
     defaults = LMConfig()
+    xdefaults = TransformerConfig()
     parser = ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="checkpoint path to write")
+    parser.add_argument("--arch", choices=("mlp", "transformer"), default="mlp",
+                        help="spiking MLP (default) or spiking transformer")
     parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS)
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--hidden", type=positive_int, default=defaults.hidden[0],
@@ -165,12 +189,28 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--timesteps", type=positive_int, default=defaults.timesteps)
     parser.add_argument("--weight-bits", type=int, default=defaults.weight_bits,
                         help="weight bits: 8, 4 or 2 (ternary)")
-    parser.add_argument("--context", type=positive_int, default=defaults.context)
+    parser.add_argument("--context", type=positive_int, default=None,
+                        help=f"context bytes (default {defaults.context}; transformer"
+                             f" {xdefaults.context})")
     parser.add_argument("--embed", type=positive_int, default=defaults.embed)
     parser.add_argument("--rate-target", type=float, default=defaults.rate_target,
                         help="target fraction of non-zero spikes per layer")
     parser.add_argument("--rate-lambda", type=float, default=defaults.rate_lambda,
                         help="weight of the firing-rate regulariser (0 disables it)")
+    parser.add_argument("--d-model", type=positive_int, default=xdefaults.d_model,
+                        help="transformer: residual width")
+    parser.add_argument("--heads", type=positive_int, default=xdefaults.heads,
+                        help="transformer: attention heads")
+    parser.add_argument("--ffn", type=positive_int, default=xdefaults.ffn,
+                        help="transformer: feed-forward width")
+    parser.add_argument("--blocks", type=positive_int, default=xdefaults.layers,
+                        help="transformer: number of blocks")
+    parser.add_argument("--norm", choices=("affine", "layernorm"), default=xdefaults.norm,
+                        help="transformer: per-channel affine folded into thresholds, or"
+                             " LayerNorm (float; no integer form)")
+    parser.add_argument("--attention", choices=("relu", "softmax"), default=xdefaults.attention,
+                        help="transformer: ReLU scores / position count, or softmax (float; no"
+                             " integer form)")
     parser.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH)
     parser.add_argument("--lr", type=float, default=DEFAULT_LR)
     parser.add_argument("--float", dest="float_twin", action="store_true",
@@ -190,16 +230,16 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--out {args.out} is a directory; give a file path such as model.pt")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be a positive number, not {args.lr}")
-    config = LMConfig(
-        context=args.context,
-        embed=args.embed,
-        hidden=(args.hidden,) * args.layers,
-        timesteps=args.timesteps,
-        weight_bits=args.weight_bits,
-        float_twin=args.float_twin,
-        rate_target=args.rate_target,
-        rate_lambda=args.rate_lambda,
-    )
+    if args.arch == "transformer":
+        config = TransformerConfig(
+            context=args.context or TransformerConfig().context, d_model=args.d_model,
+            heads=args.heads, layers=args.blocks, ffn=args.ffn, timesteps=args.timesteps,
+            weight_bits=args.weight_bits, float_twin=args.float_twin, norm=args.norm,
+            attention=args.attention, rate_target=args.rate_target,
+            rate_lambda=args.rate_lambda,
+        )
+    else:
+        config = _mlp_config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     options = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
@@ -213,6 +253,19 @@ def main(argv: list[str] | None = None) -> int:
           f" rates {' '.join(f'{r:.3f}' for r in metrics['firing_rates'])},"
           f" {metrics['train_seconds']:.0f}s -> {args.out}")
     return 0
+
+
+def _mlp_config(args) -> LMConfig:
+    return LMConfig(
+        context=args.context or LMConfig().context,
+        embed=args.embed,
+        hidden=(args.hidden,) * args.layers,
+        timesteps=args.timesteps,
+        weight_bits=args.weight_bits,
+        float_twin=args.float_twin,
+        rate_target=args.rate_target,
+        rate_lambda=args.rate_lambda,
+    )
 
 
 if __name__ == "__main__":

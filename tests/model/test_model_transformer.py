@@ -1,0 +1,131 @@
+"""The spiking transformer: integer mode bit-exact against the contract, checkpoints, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from contract import transformer as reference
+from contract.intmodel import VOCAB
+from model import data
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.errors import CheckpointError, ModelConfigError
+from model.metrics import evaluate_float, evaluate_int
+from model.train import TrainOptions, main, train
+from model.transformer import SpikingTransformer, TransformerConfig, int_forward
+
+TINY = TransformerConfig(context=6, d_model=16, heads=2, ffn=24, layers=2, timesteps=3)
+RATE_BAND = (0.02, 0.9)
+SEED = 0
+
+
+@pytest.fixture(scope="module")
+def tiny_xfmr():
+    """A tiny spiking transformer trained for 30 steps (seed 0)."""
+    options = TrainOptions(steps=30, batch=32, seed=SEED, log_every=1000, eval_every=10**9,
+                           eval_samples=512)
+    model, metrics = train(TINY, options)
+    return model, metrics
+
+
+def test_int_forward_equals_reference_on_heldout(tiny_xfmr):
+    model, _ = tiny_xfmr
+    ids, _ = data.heldout_samples(512, TINY.context, seed=1)
+    int_model = model.to_int_model()
+    ref = reference.forward(int_model, ids, trace=True)
+    ours = int_forward(int_model, ids, all_positions=True)
+    assert np.array_equal(ours.numpy(), ref.logits)
+    assert torch.equal(model.int_forward(ids[:32]), torch.from_numpy(ref.logits[:32, -1]))
+    assert np.count_nonzero(ref.logits) > ref.logits.size // 2
+    assert len(np.unique(np.argmax(ref.logits[:, -1], axis=-1))) > 1
+    for name, rate in zip(ref.names, ref.firing_rates(), strict=True):
+        assert RATE_BAND[0] < rate < RATE_BAND[1], (name, rate)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_int_forward_equals_reference_on_random_models(seed):
+    torch.manual_seed(seed)
+    model = SpikingTransformer(TINY)
+    ids = np.random.default_rng(seed).integers(0, VOCAB, size=(128, TINY.context))
+    model.calibrate(torch.from_numpy(ids))
+    int_model = model.to_int_model()
+    assert np.array_equal(int_forward(int_model, ids).numpy(), reference.forward(int_model, ids))
+
+
+def test_one_corrupted_weight_is_seen(tiny_xfmr):
+    model, _ = tiny_xfmr
+    int_model = model.to_int_model()
+    ids, _ = data.heldout_samples(256, TINY.context, seed=2)
+    block = int_model.blocks[0]
+    weight = np.array(block.out.weight)
+    weight[0, 0] = -weight[0, 0] if weight[0, 0] else 5
+    bad = dataclasses.replace(int_model, blocks=(
+        dataclasses.replace(block, out=reference.IntOutProj(weight, block.out.shift)),
+        *int_model.blocks[1:]))
+    assert not np.array_equal(reference.forward(bad, ids), int_forward(int_model, ids).numpy())
+
+
+def test_integer_model_tracks_the_float_forward(tiny_xfmr):
+    """Rounding biases and thresholds costs little (the only approximation)."""
+    model, _ = tiny_xfmr
+    ids, targets = data.heldout_samples(2048, TINY.context, seed=3)
+    spiking = evaluate_int(model.to_int_model(), ids, targets)["bits_per_byte"]
+    before = evaluate_float(model, ids, targets)["bits_per_byte"]
+    assert abs(spiking - before) < 0.15, (spiking, before)
+
+
+def test_widths_hold_on_real_data(tiny_xfmr):
+    model, _ = tiny_xfmr
+    int_model = model.to_int_model()
+    ids, _ = data.heldout_samples(1024, TINY.context, seed=4)
+    peaks = reference.forward(int_model, ids, trace=True).peaks
+    widths = reference.derive_transformer_widths(int_model)
+    assert peaks["membrane"] <= widths.membrane_bound
+    assert peaks["residual"] <= widths.residual_bound
+    assert peaks["logit"] <= widths.logit_bound
+
+
+def test_checkpoint_round_trip(tiny_xfmr, tmp_path):
+    model, metrics = tiny_xfmr
+    path = tmp_path / "x.pt"
+    save_checkpoint(path, model, metrics)
+    loaded, _ = load_checkpoint(path, kind="spiking")
+    assert isinstance(loaded, SpikingTransformer) and loaded.config == TINY
+    ids, _ = data.heldout_samples(64, TINY.context, seed=5)
+    assert torch.equal(loaded.int_forward(ids), model.int_forward(ids))
+
+
+@pytest.mark.parametrize("change", [{"float_twin": True}, {"norm": "layernorm"},
+                                    {"attention": "softmax"}])
+def test_float_operations_have_no_integer_form(change):
+    model = SpikingTransformer(dataclasses.replace(TINY, **change))
+    ids = torch.randint(0, VOCAB, (8, TINY.context))
+    model.calibrate(ids)
+    logits, _ = model(ids)
+    assert logits.shape == (8, VOCAB) and torch.isfinite(logits).all()
+    with pytest.raises(CheckpointError, match="integer form"):
+        model.to_int_model()
+
+
+def test_config_errors():
+    with pytest.raises(ModelConfigError, match="multiple of heads"):
+        TransformerConfig(d_model=10, heads=3)
+    with pytest.raises(ModelConfigError, match="norm must be"):
+        TransformerConfig(norm="rms")
+
+
+def test_train_and_evaluate_cli(tmp_path, capsys):
+    from model import evaluate
+
+    spiking, twin = tmp_path / "x.pt", tmp_path / "x-float.pt"
+    common = ["--arch", "transformer", "--steps", "4", "--batch", "8", "--context", "6",
+              "--d-model", "8", "--heads", "2", "--ffn", "8", "--timesteps", "2", "--threads",
+              "1"]
+    assert main([*common, "--out", str(spiking)]) == 0
+    assert main([*common, "--float", "--out", str(twin)]) == 0
+    assert evaluate.main(["--ckpt", str(spiking), "--samples", "256"]) == 0
+    out = capsys.readouterr().out
+    assert "spiking:" in out and "float twin:" in out and "norm_f" in out
