@@ -54,6 +54,8 @@ def main(argv=None) -> None:
     p.add_argument("--ice40-shape", default="2x4")
     p.add_argument("--ecp5-shape", default="8x8")
     p.add_argument("--widths", default="8,12,16,20,24,32")
+    p.add_argument("--widths-target", default="ecp5-85k",
+                   help="where the width sweep runs (the UP5K's 39 pins stop at 16 bits)")
     args = p.parse_args(argv)
     rows, figures = [], {"arrays": {}, "per_pe": {}}
     for target, shape in (("ice40-up5k", args.ice40_shape), ("ecp5-85k", args.ecp5_shape)):
@@ -78,7 +80,7 @@ def main(argv=None) -> None:
                          f"{m['dsps']} vs {s['dsps']}", f"{m['fmax_mhz'] / s['fmax_mhz']:.2f}x"])
     width_rows = []
     for width in (int(w) for w in args.widths.split(",")):
-        one = {kind: synth(args.work, kind, 1, 1, width, "ice40-up5k") for kind in KINDS}
+        one = {kind: synth(args.work, kind, 1, 1, width, args.widths_target) for kind in KINDS}
         figures["per_pe"][width] = {k: {m: v.get(m) for m in (*FIGURES, "error")}
                                     for k, v in one.items()}
         width_rows.append([width, one["spiking"]["luts"], one["spiking"]["ffs"],
@@ -88,7 +90,7 @@ def main(argv=None) -> None:
                  " (same wrapper, same run; ratios are MAC / spiking)",
                  ["target", "shape", "PE", "LUTs", "FFs", "DSPs", "Fmax (MHz)"], rows)
     text += "\n" + table(
-        "One PE (1x1 wrapper) on ice40-up5k against accumulator width",
+        f"One PE (1x1 wrapper) on {args.widths_target} against accumulator width",
         ["acc bits", "spiking LUTs", "spiking FFs", "spiking Fmax", "MAC LUTs", "MAC DSPs",
          "MAC (no DSP) LUTs", "MAC (no DSP) Fmax"], width_rows)
     emit(args, text, figures)
