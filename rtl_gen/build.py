@@ -63,6 +63,7 @@ class BuildConfig:
     samples: int = 256
     seed: int = 0
     force: bool = False
+    stall_seed: int | None = None
 
     def validate(self) -> None:
         """One-line errors for flags that cannot work, before anything is written."""
@@ -79,6 +80,8 @@ class BuildConfig:
         get_target(self.target)
         if self.threshold_scale is not None:
             parse_scale(self.threshold_scale)
+        if self.stall_seed is not None and not 0 <= self.stall_seed < 1 << 16:
+            raise BuildError(f"--stall-seed must lie in 0..65535, not {self.stall_seed}")
         source = self.ckpt if self.ckpt is not None else self.onnx_path
         if not Path(source).is_file():
             raise BuildError(f"{source}: no such file")
