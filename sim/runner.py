@@ -75,7 +75,11 @@ def run_build(
         timescale = None
     elif simulator == "icarus":
         if shutil.which("iverilog") is None:
-            raise SimulatorError("Icarus Verilog is not installed (iverilog not on PATH)")
+            raise SimulatorError(
+                "Icarus Verilog is not installed (no iverilog on PATH); it is not on PyPI:"
+                " install it with your system's package manager (apt-get install iverilog,"
+                " brew install icarus-verilog) or use --simulator verilator"
+            )
         build_args = []
         timescale = ("1ns", "1ps")
     else:
