@@ -186,7 +186,9 @@ def _load_inputs(state: BuildState, context: int) -> None:
 
 def step_frontend(state: BuildState) -> None:
     """ONNX to IR, checked against onnxruntime on the same file."""
-    graph = load_graph(state.dir / "source.onnx")
+    cfg = state.config
+    # the user's own file when there is one, so that an error names it, not the staging copy
+    graph = load_graph(cfg.onnx_path if cfg.ckpt is None else state.dir / "source.onnx")
     _load_inputs(state, graph.context)
     ort_logits = run_onnx(state.dir / "source.onnx", state.inputs)
     if not np.array_equal(ort_logits, interpret(graph, state.inputs).logits):
