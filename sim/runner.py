@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -58,6 +59,28 @@ def verilator_environment() -> None:
         os.environ["PATH"] = f"{binary}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+# Yosys's Verilog wakes every `always @*` block once at time 0 through a dummy register declared
+# `reg \$auto$verilog_backend...$N = 0;` and read in each block. Icarus 11 applies declaration
+# initialisers before any process waits, so nothing wakes: a block whose inputs do not change
+# (a decode of a state register that resets to its initial value) keeps X outputs until they do.
+# On the accelerator that made `tokens.ready` X in the first cycles after reset, and the first
+# inference after reset took a different number of cycles than on Verilator.
+_TIME_ZERO_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S+) += 0;$", re.M)
+
+
+def icarus_source(top: Path, sim_dir: Path) -> Path:
+    """A copy of ``top`` whose time-0 triggers change value at time 0 (``X -> 0`` after a
+    ``#0``), so that Icarus evaluates every combinational block once, as Verilator does."""
+    text = _TIME_ZERO_TRIGGER.sub(
+        lambda m: f"{m[1]}reg {m[2]} ;\n{m[1]}initial begin #0; {m[2]} = 1'h0; end",
+        top.read_text(),
+    )
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    patched = sim_dir / f"{top.stem}.icarus.v"
+    patched.write_text(text)
+    return patched
+
+
 def run_build(
     build_dir: Path,
     samples: int | None = None,
@@ -88,13 +111,16 @@ def run_build(
         raise SimulatorError(f"{build_dir} has no testbench (tb/{TESTBENCH.name}); rebuild it")
     sim_dir = build_dir / f"sim_build_{simulator}"
     results = sim_dir / "results.json"
+    source = build_dir / "rtl" / plan["top_file"]
+    if simulator == "icarus":
+        source = icarus_source(source, sim_dir)
     runner = get_runner(simulator)
     # The runner logs every command at INFO; our logs and the CLI say what matters.
     logging.getLogger(type(runner).__qualname__).setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
         runner.build(
-            sources=[build_dir / "rtl" / plan["top_file"]],
+            sources=[source],
             hdl_toplevel=plan["top_module"],
             build_dir=sim_dir,
             build_args=build_args,
