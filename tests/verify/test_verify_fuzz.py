@@ -8,6 +8,7 @@ whole builds, one compile per example. Profiles: see ``fuzzing.py``.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fuzzing import build_dir, configs, profile, scratch
 from hwsim import params_from_model, run_accelerator
 from hypothesis import given, note
@@ -40,6 +41,7 @@ def test_amaranth_accelerator_equals_reference(config):
     assert amaranth_run(config) == expected, repr(config)
 
 
+@pytest.mark.slow
 @profile(quick=1, extended=12)
 @given(config=configs(max_context=4, max_embed=6, samples=12))
 def test_verilator_build_equals_reference(config):
