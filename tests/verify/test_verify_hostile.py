@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Hostile inputs beyond tests/rtl_gen: each gets one line on stderr, a non-zero exit, no
 traceback, and no output folder that could pass for a finished build."""
 
