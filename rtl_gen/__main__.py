@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--samples", type=_positive, default=256, help="golden samples (default 256)")
     b.add_argument("--seed", type=int, default=0, help="seed of the held-out sample")
     b.add_argument("--force", action="store_true", help="replace an existing build in --out")
+    b.add_argument(
+        "--stall-seed",
+        type=int,
+        help="random stalls on the streams of the simulated top (an LFSR seed, 0..65535):"
+        " results must not change, only cycles",
+    )
 
     s = sub.add_parser("sim", help="check a build bit for bit in Verilator")
     s.add_argument("dir", type=Path)
@@ -83,6 +89,7 @@ def _build(args) -> None:
         samples=args.samples,
         seed=args.seed,
         force=args.force,
+        stall_seed=args.stall_seed,
     )
     out = build(config)
     from .report import load_report

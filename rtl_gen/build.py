@@ -63,6 +63,7 @@ class BuildConfig:
     samples: int = 256
     seed: int = 0
     force: bool = False
+    stall_seed: int | None = None
 
     def validate(self) -> None:
         """One-line errors for flags that cannot work, before anything is written."""
@@ -79,6 +80,8 @@ class BuildConfig:
         get_target(self.target)
         if self.threshold_scale is not None:
             parse_scale(self.threshold_scale)
+        if self.stall_seed is not None and not 0 <= self.stall_seed < 1 << 16:
+            raise BuildError(f"--stall-seed must lie in 0..65535, not {self.stall_seed}")
         source = self.ckpt if self.ckpt is not None else self.onnx_path
         if not Path(source).is_file():
             raise BuildError(f"{source}: no such file")
@@ -183,7 +186,9 @@ def _load_inputs(state: BuildState, context: int) -> None:
 
 def step_frontend(state: BuildState) -> None:
     """ONNX to IR, checked against onnxruntime on the same file."""
-    graph = load_graph(state.dir / "source.onnx")
+    cfg = state.config
+    # the user's own file when there is one, so that an error names it, not the staging copy
+    graph = load_graph(cfg.onnx_path if cfg.ckpt is None else state.dir / "source.onnx")
     _load_inputs(state, graph.context)
     ort_logits = run_onnx(state.dir / "source.onnx", state.inputs)
     if not np.array_equal(ort_logits, interpret(graph, state.inputs).logits):

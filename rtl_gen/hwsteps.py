@@ -71,13 +71,15 @@ def step_plan(state: BuildState) -> None:
 
 
 def step_rtl(state: BuildState) -> None:
-    """Verilog of the simulation top (the harness) and of the synthesis top."""
+    """Verilog of the simulation top (the harness, with random stalls under ``--stall-seed``)
+    and of the synthesis top."""
     import hw
 
     rtl = state.dir / "rtl"
     rtl.mkdir()
     params = state.plan.params
-    tops = ((hw.InferenceHarness(params), TOP_MODULE), (hw.SynthTop(params), SYNTH_MODULE))
+    harness = hw.InferenceHarness(params, stall_seed=state.config.stall_seed)
+    tops = ((harness, TOP_MODULE), (hw.SynthTop(params), SYNTH_MODULE))
     for component, name in tops:
         start = time.perf_counter()
         text = verilog.convert(component, name=name, emit_src=False)
@@ -106,6 +108,7 @@ def step_report(state: BuildState) -> None:
         "name": cfg.out.name,
         "source": str(cfg.ckpt if cfg.ckpt is not None else cfg.onnx_path),
         "threshold_scale": str(cfg.threshold_scale or 1),
+        "stall_seed": cfg.stall_seed,
         "model": {
             "context": model.context,
             "embed_dim": model.embed_dim,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract import IntModel, reference
+from contract import ContractError, IntModel, reference
 from contract import Readout as ContractReadout
 from contract import SpikingLayer as ContractLayer
 
@@ -14,8 +14,15 @@ __all__ = ["interpret", "to_int_model"]
 
 
 def interpret(graph: Graph, ids) -> reference.Trace:
-    """Logits and the spikes of every spiking node, for contexts ``ids[N, k]``."""
+    """Logits and the spikes of every spiking node, for contexts ``ids[N, k]``.
+
+    Token ids outside 0..255 raise :class:`contract.ContractError`, as in the reference (a
+    negative id would otherwise index the spike table from its end)."""
     ids = np.asarray(ids)
+    if ids.ndim != 2 or ids.shape[1] != graph.context:
+        raise ContractError(f"ids must have shape [N, {graph.context}], not {ids.shape}")
+    if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() > 255):
+        raise ContractError("token ids must be integers in 0..255")
     values = None
     spikes = []
     logits = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -64,6 +65,28 @@ def verilator_environment() -> None:
         os.environ["PATH"] = f"{binary}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+# Yosys's Verilog wakes every `always @*` block once at time 0 through a dummy register declared
+# `reg \$auto$verilog_backend...$N = 0;` and read in each block. Icarus 11 applies declaration
+# initialisers before any process waits, so nothing wakes: a block whose inputs do not change
+# (a decode of a state register that resets to its initial value) keeps X outputs until they do.
+# On the accelerator that made `tokens.ready` X in the first cycles after reset, and the first
+# inference after reset took a different number of cycles than on Verilator.
+_TIME_ZERO_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S+) += 0;$", re.M)
+
+
+def icarus_source(top: Path, sim_dir: Path) -> Path:
+    """A copy of ``top`` whose time-0 triggers change value at time 0 (``X -> 0`` after a
+    ``#0``), so that Icarus evaluates every combinational block once, as Verilator does."""
+    text = _TIME_ZERO_TRIGGER.sub(
+        lambda m: f"{m[1]}reg {m[2]} ;\n{m[1]}initial begin #0; {m[2]} = 1'h0; end",
+        top.read_text(),
+    )
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    patched = sim_dir / f"{top.stem}.icarus.v"
+    patched.write_text(text)
+    return patched
+
+
 def run_build(
     build_dir: Path,
     samples: int | None = None,
@@ -98,13 +121,19 @@ def run_build(
                       "--no-public-flat-rw", "--timing"]
     elif simulator == "icarus":
         if shutil.which("iverilog") is None:
-            raise SimulatorError("Icarus Verilog is not installed (iverilog not on PATH)")
+            raise SimulatorError(
+                "Icarus Verilog is not installed (no iverilog on PATH); it is not on PyPI:"
+                " install it with your system's package manager (apt-get install iverilog,"
+                " brew install icarus-verilog) or use --simulator verilator"
+            )
         build_args = []
     else:
         raise SimulatorError(f"unknown simulator {simulator!r}; use verilator or icarus")
     if not (build_dir / "tb" / TESTBENCH.name).is_file():
         raise SimulatorError(f"{build_dir} has no testbench (tb/{TESTBENCH.name}); rebuild it")
     results = sim_dir / "results.json"
+    if simulator == "icarus":
+        sources[0] = icarus_source(sources[0], sim_dir)
     runner = get_runner(simulator)
     # The runner logs every command at INFO; our logs and the CLI say what matters.
     logging.getLogger(type(runner).__qualname__).setLevel(logging.WARNING)

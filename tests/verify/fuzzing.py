@@ -1,0 +1,140 @@
+"""Random configurations for the fuzz tests: hypothesis strategies and the two profiles.
+
+The quick profile runs in the default test suite (derandomized, so CI sees the same examples);
+the extended one (``pytest --fuzz-extended`` or ``SPIKEFORGE_FUZZ=extended``) draws hundreds of
+fresh configurations. A failing example is printed by hypothesis with its seed and shape, and
+``print_blob`` gives the ``@reproduce_failure`` line.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+from hypothesis import HealthCheck, assume, settings
+from hypothesis import strategies as st
+
+from contract import IntModel
+from contract.onnx_io import to_onnx
+from contract.random_model import random_model
+from contract.widths import layer_bound
+
+EXTENDED = os.environ.get("SPIKEFORGE_FUZZ") == "extended"
+
+#: Layer sizes: 1, 2 and primes (none of which a non-trivial array divides).
+SIZES = (1, 2, 3, 5, 7, 11, 13, 17)
+
+#: Threshold modes of a hidden layer: what random_model picks, and the extremes.
+#: hair: Θ = R = 1 (fires on any non-zero membrane); overshoot: Θ = 1 with a large R (the
+#: membrane swings past zero by R - Θ); edge: Θ = R = the layer's bound (fires only when the
+#: membrane reaches its maximum); deaf: Θ one past the bound (can never fire).
+MODES = ("plausible", "hair", "overshoot", "edge", "deaf")
+
+
+def profile(quick: int, extended: int) -> settings:
+    """Hypothesis settings with ``quick`` examples, or ``extended`` under the extended profile."""
+    return settings(
+        max_examples=extended if EXTENDED else quick,
+        deadline=None,
+        derandomize=not EXTENDED,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """One fuzz configuration: a model, an array and the contexts it is run on."""
+
+    seed: int
+    model: IntModel
+    modes: tuple[str, ...]
+    rows: int
+    cols: int
+    dense: bool
+    ids: np.ndarray
+
+    def __repr__(self) -> str:
+        m = self.model
+        hidden = tuple(layer.n_out for layer in m.layers)
+        return (
+            f"Config(seed={self.seed}, context={m.context}, embed_dim={m.embed_dim},"
+            f" hidden={hidden}, T={m.timesteps}, bits={m.weight_bits}, modes={self.modes},"
+            f" array={self.rows}x{self.cols}, dense={self.dense})"
+        )
+
+
+def with_mode(model: IntModel, index: int, mode: str) -> IntModel:
+    """``model`` with hidden layer ``index``'s threshold and reset set by ``mode``."""
+    layer = model.layers[index]
+    if mode == "plausible":
+        return model
+    if mode == "hair":
+        new = replace(layer, threshold=1, reset=1)
+    elif mode == "overshoot":
+        new = replace(layer, threshold=1, reset=max(1, layer_bound(layer, 1)))
+    else:
+        probe = replace(layer, threshold=1, reset=1)
+        bound = max(1, layer_bound(probe, model.timesteps))
+        new = replace(layer, threshold=bound + (mode == "deaf"), reset=bound)
+    layers = list(model.layers)
+    layers[index] = new
+    return replace(model, layers=tuple(layers))
+
+
+@st.composite
+def configs(draw, max_context: int = 3, max_embed: int = 4, max_layers: int = 3,
+            samples: int = 2) -> Config:
+    """A random model (sizes 1 and primes, T 1..8, 2/4/8-bit weights, extreme thresholds) on
+    an array whose PE count divides none of its layers (256 included)."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    hidden = tuple(draw(st.lists(st.sampled_from(SIZES), min_size=1, max_size=max_layers)))
+    modes = tuple(draw(st.sampled_from(MODES)) for _ in hidden)
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    pes = rows * cols
+    assume(pes & (pes - 1) and all(n % pes for n in hidden))
+    model = random_model(
+        seed,
+        context=draw(st.integers(1, max_context)),
+        embed_dim=draw(st.integers(1, max_embed)),
+        hidden=hidden,
+        timesteps=draw(st.integers(1, 8)),
+        weight_bits=draw(st.sampled_from([2, 4, 8])),
+    )
+    for index, mode in enumerate(modes):
+        model = with_mode(model, index, mode)
+    ids = np.random.default_rng(seed).integers(0, 256, size=(samples, model.context))
+    return Config(seed, model, modes, rows, cols, draw(st.booleans()), ids)
+
+
+def build_dir(config: Config, root: Path, stall_seed: int | None = None) -> Path:
+    """``rtl_gen build`` (in process, the CLI's path) of ``config`` into ``root/build``."""
+    from rtl_gen.build import BuildConfig, build
+
+    root = Path(root)
+    onnx.save(to_onnx(config.model), root / "m.onnx")
+    np.savez(root / "inputs.npz", input=config.ids)
+    out = root / "build"
+    build(
+        BuildConfig(
+            out=out,
+            onnx_path=root / "m.onnx",
+            inputs=root / "inputs.npz",
+            rows=config.rows,
+            cols=config.cols,
+            dense=config.dense,
+            samples=len(config.ids),
+            stall_seed=stall_seed,
+        ),
+        progress=lambda *_: None,
+    )
+    return out
+
+
+def scratch() -> tempfile.TemporaryDirectory:
+    """A temporary folder per hypothesis example (function-scoped fixtures are not reset)."""
+    return tempfile.TemporaryDirectory(prefix="spikeforge-fuzz-")
