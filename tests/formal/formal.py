@@ -55,19 +55,26 @@ def _in_range(value, bound: int):
 
 
 class PESpec(Elaboratable):
-    """A :class:`hw.pe.ProcessingElement` equals the exact integer of the ops applied to it.
+    """A :class:`hw.pe.ProcessingElement`, driven as ``hw.ArrayRow`` drives it, equals the exact
+    integer of the ops applied to it.
 
+    The harness's ``op`` is the contract's: 0 skip, 1 ``U += w``, 2 ``U -= w``, 3 load, 4 clear;
+    a subtraction reaches the PE as an ADD of ``~w`` with ``carry = 1``, as the row encodes it,
+    and ``take`` (the neuron lane's "fired") loads whatever ``op``.
     ``bound``: the contract's bound on the membrane (its range analysis guarantees every
     partial sum stays within it); assumed of the exact integer, so that the assertion
     ``membrane == exact`` also proves that the ``membrane_bits`` register never wraps.
     ``bound=None`` drops the assumption (the proof must then fail: a register can overflow).
-    Mutant ``"sub-adds"`` specifies SUB as an addition.
+    Mutant ``"sub-adds"`` specifies the subtraction as an addition.
     """
+
+    SKIP, ADD, SUB, LOAD, CLEAR = range(5)
 
     def __init__(self, operand_bits: int, membrane_bits: int, bound: int | None,
                  mutant: str | None = None):
         self.dut = ProcessingElement(operand_bits=operand_bits, membrane_bits=membrane_bits)
         self.op = Signal(3)
+        self.take = Signal()
         self.operand = Signal(signed(operand_bits))
         self.load = Signal(signed(membrane_bits))
         self.bound = bound
@@ -75,7 +82,7 @@ class PESpec(Elaboratable):
 
     @property
     def ports(self):
-        return [self.op, self.operand, self.load]
+        return [self.op, self.take, self.operand, self.load]
 
     @property
     def latency(self) -> int:
@@ -84,21 +91,39 @@ class PESpec(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = dut = self.dut
-        m.d.comb += [dut.op.eq(self.op), dut.operand.eq(self.operand), dut.load.eq(self.load)]
+        negative = self.op == self.SUB
+        m.d.comb += [
+            dut.operand.eq(Mux(negative, ~self.operand, self.operand)),
+            dut.carry.eq(negative),
+            dut.load.eq(self.load),
+            dut.take.eq(self.take),
+        ]
+        with m.Switch(self.op):
+            with m.Case(self.ADD, self.SUB):
+                m.d.comb += dut.op.eq(PEOp.ADD)
+            with m.Case(self.LOAD):
+                m.d.comb += dut.op.eq(PEOp.LOAD)
+            with m.Case(self.CLEAR):
+                m.d.comb += dut.op.eq(PEOp.CLEAR)
+            with m.Default():
+                m.d.comb += dut.op.eq(PEOp.SKIP)
         exact = Signal(signed(dut.membrane_bits + 2))
         sub = exact + self.operand if self.mutant == "sub-adds" else exact - self.operand
-        with m.Switch(self.op):
-            with m.Case(PEOp.ADD):
-                m.d.sync += exact.eq(exact + self.operand)
-            with m.Case(PEOp.SUB):
-                m.d.sync += exact.eq(sub)
-            with m.Case(PEOp.LOAD):
-                m.d.sync += exact.eq(self.load)
-            with m.Case(PEOp.CLEAR):
-                m.d.sync += exact.eq(0)
+        with m.If(self.take):
+            m.d.sync += exact.eq(self.load)
+        with m.Else():
+            with m.Switch(self.op):
+                with m.Case(self.ADD):
+                    m.d.sync += exact.eq(exact + self.operand)
+                with m.Case(self.SUB):
+                    m.d.sync += exact.eq(sub)
+                with m.Case(self.LOAD):
+                    m.d.sync += exact.eq(self.load)
+                with m.Case(self.CLEAR):
+                    m.d.sync += exact.eq(0)
         expected = _delay(m, exact, dut.latency - 1, "exact")
         m.d.comb += [
-            Assume(self.op <= max(op.value for op in PEOp)),
+            Assume(self.op <= self.CLEAR),
             Assume(~ResetSignal()),
             Assert(dut.membrane == expected),
         ]
@@ -110,11 +135,13 @@ class PESpec(Elaboratable):
 class NeuronSpec(Elaboratable):
     """A :class:`hw.neuron.NeuronLane` computes the integrate-and-fire of the contract.
 
-    Spec on wide integers: ``V = U + b``; ``s = +1 if V >= Θ, -1 if V <= -Θ, else 0``
-    (hidden); ``U' = V`` (readout), ``0`` (last step), else ``V - R*s``. Assumptions (the
-    contract): ``Θ >= 1``, ``R >= 1``, and ``|V|`` within ``bound`` (the range analysis).
-    Asserting ``value == U'`` at the wide width proves the result never wraps. Mutant
-    ``"strict"`` fires on ``V > Θ`` instead of ``V >= Θ``.
+    Spec on wide integers, with ``b``, ``Θ``, ``R`` and ``readout`` given
+    :attr:`~hw.neuron.NeuronLane.prepare_latency` cycles before the membrane ``U``:
+    ``V = U + b``; ``s = +1 if V >= Θ, -1 if V <= -Θ, else 0`` (none in readout mode);
+    ``fired = s != 0`` and then ``value = V - R*s``. (Without a spike the PE computes
+    ``V`` itself, or clears on the last step.) Assumptions (the contract): ``Θ >= 1``,
+    ``R >= 1``, and ``|V|`` within ``bound`` (the range analysis). Asserting ``value`` at the
+    wide width proves the result never wraps. Mutant ``"strict"`` fires on ``V > Θ``.
     """
 
     def __init__(self, bias_bits: int, membrane_bits: int, bound: int | None,
@@ -124,48 +151,52 @@ class NeuronSpec(Elaboratable):
         self.bias = Signal(signed(bias_bits))
         self.threshold = Signal(membrane_bits - 1)
         self.reset = Signal(membrane_bits - 1)
-        self.last = Signal()
         self.readout = Signal()
         self.bound = bound
         self.mutant = mutant
 
     @property
     def ports(self):
-        return [self.membrane, self.bias, self.threshold, self.reset, self.last, self.readout]
+        return [self.membrane, self.bias, self.threshold, self.reset, self.readout]
 
     @property
     def latency(self) -> int:
-        return self.dut.latency
+        return self.dut.prepare_latency
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = dut = self.dut
         m.d.comb += [getattr(dut, p.name).eq(p) for p in self.ports]
+        lag = dut.prepare_latency
+        bias = _delay(m, self.bias, lag, "bias")
+        threshold = _delay(m, self.threshold, lag, "threshold")
+        reset = _delay(m, self.reset, lag, "reset")
+        readout = _delay(m, self.readout, lag, "readout")
+        steps = Signal(range(lag + 1))  # cycles so far, up to ``lag``
+        with m.If(steps < lag):
+            m.d.sync += steps.eq(steps + 1)
+        primed = steps == lag  # the delayed inputs hold real values
         v = Signal(signed(dut.membrane_bits + 2))
-        m.d.comb += v.eq(self.membrane + self.bias)
-        fires_up = v > self.threshold if self.mutant == "strict" else v >= self.threshold
-        pos = ~self.readout & fires_up
-        neg = ~self.readout & (v <= -self.threshold)
+        m.d.comb += v.eq(self.membrane + bias)
+        fires_up = v > threshold if self.mutant == "strict" else v >= threshold
+        pos = ~readout & fires_up
+        neg = ~readout & (v <= -threshold)
         value = Signal.like(v)
-        m.d.comb += value.eq(
-            Mux(self.readout, v,
-                Mux(self.last, 0, Mux(pos, v - self.reset, Mux(neg, v + self.reset, v))))
-        )
-        spike = Mux(pos, 0b01, Mux(neg, 0b11, 0b00))
-        expected_value = _delay(m, value, dut.latency, "value")
-        expected_spike = Signal(2)
-        m.d.comb += expected_spike.eq(spike)
-        expected_spike = _delay(m, expected_spike, dut.latency, "spike")
-        m.d.comb += [
-            Assume(self.threshold >= 1),
-            Assume(self.reset >= 1),
-            Assert(dut.value == expected_value),
-            Assert(dut.spike == expected_spike),
-        ]
-        if dut.latency:
-            m.d.comb += Assume(~ResetSignal())
-        if self.bound is not None:
-            m.d.comb += Assume(_in_range(v, self.bound))
+        m.d.comb += value.eq(Mux(pos, v - reset, v + reset))
+        spike = Signal(2)
+        m.d.comb += spike.eq(Mux(pos, 0b01, Mux(neg, 0b11, 0b00)))
+        m.d.comb += Assume(~ResetSignal())
+        with m.If(primed):
+            m.d.comb += [
+                Assume(threshold >= 1),
+                Assume(reset >= 1),
+                Assert(dut.spike == spike),
+                Assert(dut.fired == (pos | neg)),
+            ]
+            with m.If(pos | neg):
+                m.d.comb += Assert(dut.value == value)
+            if self.bound is not None:
+                m.d.comb += Assume(_in_range(v, self.bound))
         return m
 
 
