@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .intmodel import VOCAB, ContractError, Readout, SpikingLayer, weight_limit
+from .intmodel import VOCAB, ContractError, Readout, SpikingLayer, _int_array, weight_limit
 from .reference import accumulate
 from .widths import layer_bound, signed_bits, step_input_bound
 
@@ -38,17 +38,6 @@ __all__ = [
     "forward",
     "shift_round",
 ]
-
-
-def _int_array(name: str, value, ndim: int) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "iu":
-        raise ContractError(f"{name} must hold integers, not {arr.dtype}")
-    if arr.ndim != ndim:
-        raise ContractError(f"{name} must have {ndim} dimensions, not shape {arr.shape}")
-    arr = arr.astype(np.int64)
-    arr.setflags(write=False)
-    return arr
 
 
 @dataclass(frozen=True, eq=False)

@@ -129,6 +129,13 @@ class SpikingLinear(nn.Module):
         return integrate_and_fire(current, alpha, self.config.detach_reset)
 
 
+def rate_penalty(rates: list[torch.Tensor], target: float, weight: float) -> torch.Tensor:
+    """The firing-rate regulariser: ``weight * sum_l (rate_l - target)^2``."""
+    if not rates:
+        return torch.zeros(())
+    return weight * sum((r - target) ** 2 for r in rates)
+
+
 class SpikingLM(nn.Module):
     """Byte-level spiking LM with elastic bi-spiking neurons (see module docstring)."""
 
@@ -177,10 +184,7 @@ class SpikingLM(nn.Module):
 
     def rate_penalty(self, rates: list[torch.Tensor]) -> torch.Tensor:
         """``lambda * sum_l (rate_l - target)^2`` over the spiking layers."""
-        cfg = self.config
-        if not rates:
-            return torch.zeros(())
-        return cfg.rate_lambda * sum((r - cfg.rate_target) ** 2 for r in rates)
+        return rate_penalty(rates, self.config.rate_target, self.config.rate_lambda)
 
     @torch.no_grad()
     def calibrate(self, ids: torch.Tensor) -> None:

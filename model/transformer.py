@@ -35,7 +35,7 @@ from contract.intmodel import VOCAB, Readout, SpikingLayer
 from contract.transformer import IntBlock, IntNorm, IntOutProj, IntTransformer
 
 from .errors import CheckpointError, ModelConfigError
-from .lm import ALPHA_MIN, _Amplitude
+from .lm import ALPHA_MIN, _Amplitude, rate_penalty
 from .quant import SUPPORTED_BITS, fake_quantize, qmax, quantize_weight
 from .spike import integrate_and_fire
 
@@ -239,10 +239,7 @@ class SpikingTransformer(nn.Module):
 
     def rate_penalty(self, rates: list[torch.Tensor]) -> torch.Tensor:
         """``lambda * sum_l (rate_l - target)^2`` over the spiking neurons."""
-        cfg = self.config
-        if not rates:
-            return torch.zeros(())
-        return cfg.rate_lambda * sum((r - cfg.rate_target) ** 2 for r in rates)
+        return rate_penalty(rates, self.config.rate_target, self.config.rate_lambda)
 
     @torch.no_grad()
     def calibrate(self, ids: torch.Tensor) -> None:
