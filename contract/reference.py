@@ -32,15 +32,17 @@ def accumulate(spikes: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return np.asarray(spikes, dtype=np.int64) @ np.asarray(weight, dtype=np.int64).T
 
 
-def fire(currents: np.ndarray, bias, threshold: int, reset: int, membranes: bool = False):
-    """Ternary integrate-and-fire with soft reset over axis 1 (time) of ``currents[N, T, M]``.
+def fire(currents: np.ndarray, bias, threshold, reset, membranes: bool = False):
+    """Ternary integrate-and-fire with soft reset over axis 1 (time) of ``currents[N, T, ...]``.
 
-    Returns the spikes, or with ``membranes`` the pair (spikes, ``V`` of every step before its
-    reset), which the range analysis is checked against.
+    ``bias``, ``threshold`` and ``reset`` are integers or arrays that broadcast against one time
+    step ``currents[:, t]`` (per neuron, per channel or per position constants). Returns the
+    spikes, or with ``membranes`` the pair (spikes, ``V`` of every step before its reset), which
+    the range analysis is checked against.
     """
     currents = np.asarray(currents, dtype=np.int64)
     bias = np.asarray(bias, dtype=np.int64)
-    membrane = np.zeros((currents.shape[0], currents.shape[2]), dtype=np.int64)
+    membrane = np.zeros_like(currents[:, 0])
     spikes = np.zeros_like(currents)
     before_reset = np.zeros_like(currents)
     for t in range(currents.shape[1]):

@@ -33,6 +33,7 @@ __all__ = [
     "is_heldout",
     "load_corpus",
     "sample_batch",
+    "sample_segments",
     "samples_from_bytes",
     "stdlib_files",
 ]
@@ -131,6 +132,22 @@ def sample_batch(
         draw = rng.integers(corpus.context, data.shape[0], size=batch + batch // 8 + 8)
         positions = np.concatenate([positions, draw[valid[draw]]])
     return _gather(data, positions[:batch], corpus.context)
+
+
+def sample_segments(
+    rng: np.random.Generator, corpus: Corpus, batch: int, length: int, split: str = "train"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``batch`` random streams of ``length`` bytes, the byte after each position and whether
+    that byte is a real target (not the padding before a file): ``(ids, targets, valid)``,
+    each ``[batch, length]``. A stream may run across the start of the next file, whose
+    padding then empties its window, as at the start of every file."""
+    data, valid = corpus.split(split)
+    if data.shape[0] <= length:
+        raise ValueError(f"the {split} split holds {data.shape[0]} bytes, fewer than {length}")
+    starts = rng.integers(0, data.shape[0] - length, size=batch)
+    offsets = starts[:, None] + np.arange(length + 1)[None, :]
+    window = data[offsets].astype(np.int64)
+    return window[:, :-1], window[:, 1:], valid[offsets[:, 1:]]
 
 
 def _distinct_positions(valid: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -5,6 +5,9 @@
 * ``DIR/model.onnx``: ``contract.onnx_io.to_onnx`` of the checkpoint's integer model;
 * ``DIR/heldout.npz``: ``input`` (int64 ``[N, k]``, held-out contexts) and ``target``
   (int64 ``[N]``, the byte that followed each), from :func:`model.data.heldout_samples`.
+  For a transformer (``contract.onnx_transformer``) the samples are byte *streams*: ``input``
+  and ``target`` are int64 ``[N, L]`` (``--stream-length``, default three windows), each
+  stream read from an empty key/value window, so the logits of every position are checked.
 
 ``python -m model.export --heldout-only --context K --out DIR`` writes ``heldout.npz`` alone,
 for ``rtl_gen build --onnx`` (an ONNX file comes with no text to check it on).
@@ -26,6 +29,8 @@ import onnx
 
 from contract.intmodel import IntModel
 from contract.onnx_io import to_onnx
+from contract.onnx_transformer import transformer_to_onnx
+from contract.transformer import IntTransformer
 
 from . import data
 from .checkpoint import load_checkpoint
@@ -37,6 +42,8 @@ __all__ = ["DEFAULT_SAMPLES", "export", "export_heldout", "main"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_SAMPLES = 256
+DEFAULT_STREAMS = 8
+STREAM_WINDOWS = 3
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
@@ -58,6 +65,15 @@ def _heldout_npz(samples: int, context: int, seed: int) -> bytes:
     return buffer.getvalue()
 
 
+def _heldout_streams_npz(streams: int, length: int, context: int, seed: int) -> bytes:
+    corpus = data.load_corpus(context)
+    ids, targets, _ = data.sample_segments(np.random.default_rng(seed), corpus, streams, length,
+                                           split="heldout")
+    buffer = io.BytesIO()
+    np.savez(buffer, input=ids.astype(np.int64), target=targets.astype(np.int64))
+    return buffer.getvalue()
+
+
 def export_heldout(out: Path, samples: int, context: int, seed: int = 0) -> Path:
     """Write ``heldout.npz`` (held-out contexts of ``context`` bytes) into ``out``."""
     payload = _heldout_npz(samples, context, seed)
@@ -66,10 +82,17 @@ def export_heldout(out: Path, samples: int, context: int, seed: int = 0) -> Path
     return out / "heldout.npz"
 
 
-def export(int_model: IntModel, out: Path, samples: int, seed: int = 0) -> tuple[Path, Path]:
-    """Write ``model.onnx`` and ``heldout.npz`` of ``int_model`` into ``out``."""
-    npz_bytes = _heldout_npz(samples, int_model.context, seed)
-    onnx_bytes = to_onnx(int_model).SerializeToString()
+def export(int_model: IntModel | IntTransformer, out: Path, samples: int, seed: int = 0,
+           stream_length: int | None = None) -> tuple[Path, Path]:
+    """Write ``model.onnx`` and ``heldout.npz`` of ``int_model`` into ``out`` (for a
+    transformer, ``samples`` streams of ``stream_length`` bytes)."""
+    if isinstance(int_model, IntTransformer):
+        length = stream_length or STREAM_WINDOWS * int_model.context
+        npz_bytes = _heldout_streams_npz(samples, length, int_model.context, seed)
+        onnx_bytes = transformer_to_onnx(int_model).SerializeToString()
+    else:
+        npz_bytes = _heldout_npz(samples, int_model.context, seed)
+        onnx_bytes = to_onnx(int_model).SerializeToString()
     out.mkdir(parents=True, exist_ok=True)
     onnx_path, npz_path = out / "model.onnx", out / "heldout.npz"
     _write_atomic(onnx_path, onnx_bytes)
@@ -88,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="write heldout.npz only (needs --context, no --ckpt)")
     parser.add_argument("--context", type=positive_int, help="context bytes, with --heldout-only")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--samples", type=positive_int, default=DEFAULT_SAMPLES,
-                        help=f"held-out samples in heldout.npz (default {DEFAULT_SAMPLES})")
+    parser.add_argument("--samples", type=positive_int, default=None,
+                        help=f"held-out samples in heldout.npz (default {DEFAULT_SAMPLES};"
+                             f" a transformer: streams, default {DEFAULT_STREAMS})")
+    parser.add_argument("--stream-length", type=positive_int, default=None,
+                        help=f"transformer: bytes per held-out stream (default"
+                             f" {STREAM_WINDOWS} windows)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="seed of the held-out sample choice")
     args = parser.parse_args(argv)
@@ -99,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.ckpt is not None or args.context is None:
             raise UsageError("--heldout-only takes --context K and no --ckpt")
         try:
-            npz_path = export_heldout(args.out, args.samples, args.context, args.seed)
+            npz_path = export_heldout(args.out, args.samples or DEFAULT_SAMPLES, args.context,
+                                      args.seed)
         except ValueError as exc:
             raise UsageError(f"{exc}; lower --samples") from exc
         print(f"wrote {npz_path}")
@@ -108,8 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("--ckpt is required (or --heldout-only --context K)")
     model, _ = load_checkpoint(args.ckpt, kind="spiking")
     int_model = model.to_int_model()
+    transformer = isinstance(int_model, IntTransformer)
+    if args.stream_length is not None and not transformer:
+        raise UsageError("--stream-length is for a transformer checkpoint only")
+    samples = args.samples or (DEFAULT_STREAMS if transformer else DEFAULT_SAMPLES)
     try:
-        onnx_path, npz_path = export(int_model, args.out, args.samples, args.seed)
+        onnx_path, npz_path = export(int_model, args.out, samples, args.seed, args.stream_length)
     except ValueError as exc:
         raise UsageError(f"{exc}; lower --samples") from exc
     print(f"wrote {onnx_path} and {npz_path}")

@@ -38,6 +38,7 @@ DEFAULT_STEPS = 20000
 DEFAULT_BATCH = 256
 DEFAULT_LR = 3e-3
 FINAL_EVAL_SAMPLES = 32768
+DEFAULT_SEGMENT_WINDOWS = 4
 PROGRESS_EVAL_SAMPLES = 4096
 
 
@@ -46,8 +47,10 @@ class TrainOptions:
 
     def __init__(self, steps: int = DEFAULT_STEPS, batch: int = DEFAULT_BATCH,
                  lr: float = DEFAULT_LR, seed: int = 0, log_every: int = 500,
-                 eval_every: int = 2500, eval_samples: int = FINAL_EVAL_SAMPLES):
+                 eval_every: int = 2500, eval_samples: int = FINAL_EVAL_SAMPLES,
+                 segment: int | None = None):
         self.steps = steps
+        self.segment = segment
         self.batch = batch
         self.lr = lr
         self.seed = seed
@@ -86,12 +89,29 @@ def _has_int_form(model) -> bool:
     return not model.config.float_twin and getattr(model.config, "integer_exportable", True)
 
 
-def _loss_terms(model, x: torch.Tensor, y: torch.Tensor):
-    """Cross-entropy and rates; a transformer is trained on every position of the context."""
+def segment_length(config, options: TrainOptions) -> int:
+    """Bytes per training stream of a transformer: ``--segment``, by default 4 windows."""
+    return options.segment or DEFAULT_SEGMENT_WINDOWS * config.context
+
+
+def _batch(model, rng, corpus, options: TrainOptions):
+    """A batch as tensors ``(ids, targets, valid)``; ``valid`` is None for the MLP."""
+    if isinstance(model, SpikingTransformer):
+        length = segment_length(model.config, options)
+        ids, targets, valid = data.sample_segments(rng, corpus, options.batch, length)
+        return torch.from_numpy(ids), torch.from_numpy(targets), torch.from_numpy(valid)
+    x, y = data.sample_batch(rng, corpus, options.batch)
+    return torch.from_numpy(x), torch.from_numpy(y), None
+
+
+def _loss_terms(model, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None):
+    """Cross-entropy and rates; a transformer is scored on every real target of its streams."""
     if isinstance(model, SpikingTransformer):
         logits, rates = model.forward_all(x)
-        targets = torch.cat([x[:, 1:], y[:, None]], dim=1)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)), rates
+        flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                               reduction="none")
+        mask = valid.reshape(-1).to(flat.dtype)
+        return (flat * mask).sum() / mask.sum().clamp(min=1.0), rates
     logits, rates = model(x)
     return F.cross_entropy(logits, y), rates
 
@@ -111,8 +131,8 @@ def train(config: LMConfig | TransformerConfig, options: TrainOptions):
     rng = _seed_everything(options.seed)
     corpus = data.load_corpus(config.context)
     model = build_model(config)
-    first_x, _ = data.sample_batch(rng, corpus, options.batch)
-    model.calibrate(torch.from_numpy(first_x))
+    first_x, _, _ = _batch(model, rng, corpus, options)
+    model.calibrate(first_x)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: _lr_factor(step, options.steps)
@@ -121,8 +141,7 @@ def train(config: LMConfig | TransformerConfig, options: TrainOptions):
     start = time.monotonic()
     window_ce, window_rates, window_n = 0.0, None, 0
     for step in range(1, options.steps + 1):
-        x, y = data.sample_batch(rng, corpus, options.batch)
-        ce, rates = _loss_terms(model, torch.from_numpy(x), torch.from_numpy(y))
+        ce, rates = _loss_terms(model, *_batch(model, rng, corpus, options))
         loss = ce + model.rate_penalty(rates)
         if not torch.isfinite(loss):
             raise UsageError(
@@ -193,10 +212,12 @@ def build_parser() -> ArgumentParser:
                         help=f"context bytes (default {defaults.context}; transformer"
                              f" {xdefaults.context})")
     parser.add_argument("--embed", type=positive_int, default=defaults.embed)
-    parser.add_argument("--rate-target", type=float, default=defaults.rate_target,
-                        help="target fraction of non-zero spikes per layer")
-    parser.add_argument("--rate-lambda", type=float, default=defaults.rate_lambda,
-                        help="weight of the firing-rate regulariser (0 disables it)")
+    parser.add_argument("--rate-target", type=float, default=None,
+                        help="target fraction of non-zero spikes per layer (default"
+                             f" {defaults.rate_target}; transformer {xdefaults.rate_target})")
+    parser.add_argument("--rate-lambda", type=float, default=None,
+                        help="weight of the firing-rate regulariser, 0 disables it (default"
+                             f" {defaults.rate_lambda}; transformer {xdefaults.rate_lambda})")
     parser.add_argument("--d-model", type=positive_int, default=xdefaults.d_model,
                         help="transformer: residual width")
     parser.add_argument("--heads", type=positive_int, default=xdefaults.heads,
@@ -211,7 +232,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--attention", choices=("relu", "softmax"), default=xdefaults.attention,
                         help="transformer: ReLU scores / position count, or softmax (float; no"
                              " integer form)")
-    parser.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH)
+    parser.add_argument("--batch", type=positive_int, default=None,
+                        help=f"samples per step (default {DEFAULT_BATCH}; transformer: streams"
+                             f" per step, default {DEFAULT_BATCH // DEFAULT_SEGMENT_WINDOWS})")
+    parser.add_argument("--segment", type=positive_int, default=None,
+                        help="transformer: bytes per training stream (default"
+                             f" {DEFAULT_SEGMENT_WINDOWS} x --context)")
     parser.add_argument("--lr", type=float, default=DEFAULT_LR)
     parser.add_argument("--float", dest="float_twin", action="store_true",
                         help="train the float twin (float activations, float weights)")
@@ -235,14 +261,20 @@ def main(argv: list[str] | None = None) -> int:
             context=args.context or TransformerConfig().context, d_model=args.d_model,
             heads=args.heads, layers=args.blocks, ffn=args.ffn, timesteps=args.timesteps,
             weight_bits=args.weight_bits, float_twin=args.float_twin, norm=args.norm,
-            attention=args.attention, rate_target=args.rate_target,
-            rate_lambda=args.rate_lambda,
+            attention=args.attention,
+            rate_target=_given(args.rate_target, TransformerConfig().rate_target),
+            rate_lambda=_given(args.rate_lambda, TransformerConfig().rate_lambda),
         )
     else:
         config = _mlp_config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    options = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+    if args.arch != "transformer" and args.segment is not None:
+        raise UsageError("--segment is for --arch transformer only")
+    batch = args.batch or (DEFAULT_BATCH // DEFAULT_SEGMENT_WINDOWS if args.arch == "transformer"
+                           else DEFAULT_BATCH)
+    options = TrainOptions(steps=args.steps, batch=batch, lr=args.lr, seed=args.seed,
+                           segment=args.segment)
     logger.info("training %s model %s for %d steps (seed %d)",
                 "float" if config.float_twin else "spiking", config.to_dict(), args.steps,
                 args.seed)
@@ -263,9 +295,13 @@ def _mlp_config(args) -> LMConfig:
         timesteps=args.timesteps,
         weight_bits=args.weight_bits,
         float_twin=args.float_twin,
-        rate_target=args.rate_target,
-        rate_lambda=args.rate_lambda,
+        rate_target=_given(args.rate_target, LMConfig().rate_target),
+        rate_lambda=_given(args.rate_lambda, LMConfig().rate_lambda),
     )
+
+
+def _given(value, default):
+    return default if value is None else value
 
 
 if __name__ == "__main__":

@@ -1,23 +1,27 @@
 """SpikingTransformer: a byte-level spiking transformer LM, its float twin and its integer form.
 
-Per time step ``t`` (every spiking neuron keeps its membrane across steps)::
+The model reads a byte stream; position ``i`` attends to the last ``W = context`` positions
+(itself included), so that hardware keeps a key/value cache of ``W`` entries. Per time step
+``t`` (every spiking neuron keeps its membrane across steps)::
 
-    r      = E_tok[byte] + E_pos[p]                       residual, integer multiples of rho
+    r      = E_tok[byte]                                  residual, integer multiples of rho
     per block:
       s    = IF_norm1(gamma * r + beta)                   per-channel affine folded in thresholds
       q,k,v= IF_q(Wq s), IF_k(Wk s), IF_v(Wv s)          ternary spikes
-      a_i  = sum_{j<=i} relu(q_i . k_j) v_j / (i + 1)     accumulate-only, per head
-      o    = IF_attn(a)                                   1/(i+1) folded in per-position thresholds
+      a_i  = sum_{i-W<j<=i} relu(q_i . k_j + P[h, i-j]) v_j / n_i    n_i = min(i+1, W) keys
+      o    = IF_attn(a)                                   1/n_i folded in per-count thresholds
       r   += Wo o                                         weight scale rho * 2^k / alpha: a shift
       h    = IF_ff(W1 IF_norm2(gamma2 * r + beta2))
       r   += W2 h
-    logits = mean_t(Wr IF_normf(gamma_f * r + beta_f)) + b     (every position; the contract
-                                                                 reads the last one)
+    logits = mean_t(Wr IF_normf(gamma_f * r + beta_f)) + b     (every position)
 
-Switches for the ablations: ``norm="layernorm"`` puts a LayerNorm before each normalising
-neuron, ``attention="softmax"`` replaces the ReLU/count form with ``softmax(tau * Q.K)``; both
-are float operations, so such a model has no integer form. ``float_twin`` has float
-activations, LayerNorm and softmax, and the same shapes. See docs/transformer.md.
+Position enters through the learned relative score bias ``P`` (per head and distance, on the
+integer grid of the scores) and the key count; there is no absolute position embedding, so a
+cached key stays valid while the window slides. Switches for the ablations:
+``norm="layernorm"`` puts a LayerNorm before each normalising neuron, ``attention="softmax"``
+replaces the ReLU/count form with ``softmax(tau * Q.K + P)``; both are float operations, so
+such a model has no integer form. ``float_twin`` has float activations, LayerNorm and softmax
+(with the same relative bias and window), and the same shapes. See docs/transformer.md.
 """
 
 from __future__ import annotations
@@ -62,8 +66,8 @@ class TransformerConfig:
     float_twin: bool = False
     norm: str = "affine"
     attention: str = "relu"
-    rate_target: float = 0.2
-    rate_lambda: float = 2.0
+    rate_target: float = 0.3
+    rate_lambda: float = 0.25
     detach_reset: bool = True
     arch: str = "transformer"
 
@@ -166,7 +170,6 @@ class SpikingTransformer(nn.Module):
         d = cfg.d_model
         self.tok = nn.Embedding(VOCAB, d)
         nn.init.normal_(self.tok.weight, std=0.5)
-        self.pos = nn.Parameter(0.1 * torch.randn(cfg.context, d))
         self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.layers))
         self.norm_f = _NormNeuron(d, cfg)
         self.readout = nn.Linear(d, VOCAB)
@@ -188,8 +191,7 @@ class SpikingTransformer(nn.Module):
 
     def rho(self) -> float:
         """The residual unit: embeddings are ``EMBED_BITS``-bit integers times ``rho``."""
-        absmax = max(float(self.tok.weight.detach().abs().max()),
-                     float(self.pos.detach().abs().max()))
+        absmax = float(self.tok.weight.detach().abs().max())
         return max(absmax, 1e-8) / qmax(EMBED_BITS)
 
     def out_project(self, x: torch.Tensor, linear: nn.Linear, amp: _Amplitude) -> torch.Tensor:
@@ -210,20 +212,20 @@ class SpikingTransformer(nn.Module):
     # ------------------------------------------------------------ forward
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        """The residual stream at the input, ``[N, k, d]`` (on the ``rho`` grid if spiking)."""
-        tok, pos = self.tok.weight, self.pos
+        """The residual stream at the input, ``[N, L, d]`` (on the ``rho`` grid if spiking)."""
+        tok = self.tok.weight
         if not self.config.float_twin:
-            rho = self.rho()
-            tok, pos = _round_to_grid(tok, rho), _round_to_grid(pos, rho)
-        return tok[ids] + pos[: ids.shape[1]]
+            tok = _round_to_grid(tok, self.rho())
+        return tok[ids]
 
     def forward_all(self, ids: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits of every position ``[N, k, 256]`` and the differentiable firing rates."""
+        """Logits of every position of streams ``ids[N, L]`` (``[N, L, 256]``) and the
+        differentiable firing rates; each stream starts with an empty window."""
         cfg = self.config
         rates: list[torch.Tensor] = []
         r = self.embed(ids)
         if not cfg.float_twin:
-            r = r.unsqueeze(1).expand(-1, cfg.timesteps, -1, -1)  # [N, T, k, d]
+            r = r.unsqueeze(1).expand(-1, cfg.timesteps, -1, -1)  # [N, T, L, d]
         for block in self.blocks:
             r = block(self, r, rates)
         s = self.fire(self.norm_f.current(r), self.norm_f.alpha, rates)
@@ -271,21 +273,22 @@ class SpikingTransformer(nn.Module):
         self.check_finite()
         rho = self.rho()
         tok = torch.round(self.tok.weight.double() / rho).long().numpy()
-        pos = torch.round(self.pos.double() / rho).long().numpy()
         blocks = []
         for block in self.blocks:
             norm1 = _int_norm(block.norm1, rho)
             a_n1 = float(block.norm1.alpha())
             q, k, v = (_int_linear(lin, cfg, a_n1) for lin in (block.q, block.k, block.v))
-            unit = float(block.q.alpha()) * float(block.k.alpha()) * float(block.v.alpha())
+            score_unit = float(block.q.alpha()) * float(block.k.alpha())
+            score_bias = torch.round(block.score_bias.double() / score_unit).long().numpy()
+            unit = score_unit * float(block.v.alpha())
             a_att = float(block.attn_alpha())
-            resets = [max(1, round((i + 1) * a_att / unit)) for i in range(cfg.context)]
+            resets = [max(1, round(n * a_att / unit)) for n in range(1, cfg.context + 1)]
             out = _int_out(block.out, cfg, float(block.attn_alpha()), rho)
             norm2 = _int_norm(block.norm2, rho)
             ff1 = _int_linear(block.ff1, cfg, float(block.norm2.alpha()))
             ff2 = _int_out(block.ff2, cfg, float(block.ff1.alpha()), rho)
             blocks.append(IntBlock(
-                norm1=norm1, q=q, k=k, v=v,
+                norm1=norm1, q=q, k=k, v=v, score_bias=score_bias,
                 attn_threshold=np.array([r // 2 + 1 for r in resets]),
                 attn_reset=np.array(resets), out=out, norm2=norm2, ff1=ff1, ff2=ff2,
             ))
@@ -294,7 +297,7 @@ class SpikingTransformer(nn.Module):
         bias = torch.round(self.readout.bias.double() / unit).long()
         return IntTransformer(
             context=cfg.context, d_model=cfg.d_model, heads=cfg.heads,
-            timesteps=cfg.timesteps, weight_bits=cfg.weight_bits, tok_embed=tok, pos_embed=pos,
+            timesteps=cfg.timesteps, weight_bits=cfg.weight_bits, tok_embed=tok,
             blocks=tuple(blocks), norm_f=_int_norm(self.norm_f, rho),
             readout=Readout(weight.long().numpy(), bias.numpy()),
             logit_scale=unit / cfg.timesteps,
@@ -325,19 +328,28 @@ def _shift(acc: torch.Tensor, shift: int) -> torch.Tensor:
     return torch.div(acc + (1 << (-shift - 1)), 1 << (-shift), rounding_mode="floor")
 
 
+def _window(length: int, window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distance ``i - j`` clipped into the window, the window mask and the key counts."""
+    distance = torch.arange(length)[:, None] - torch.arange(length)[None, :]
+    mask = (distance >= 0) & (distance < window)
+    counts = torch.clamp(torch.arange(1, length + 1), max=window)
+    return distance.clamp(0, window - 1), mask, counts
+
+
 def int_forward(model: IntTransformer, ids, all_positions: bool = False) -> torch.Tensor:
     """The contract's transformer forward pass in torch int64 (a second implementation).
 
-    Gives exactly ``contract.transformer.forward``; batched with int64 ``matmul``.
+    Step by step (all layers of step ``t`` before step ``t + 1``), where the contract goes
+    layer by layer; gives exactly ``contract.transformer.forward``.
     """
     ids = torch.as_tensor(np.asarray(ids), dtype=torch.int64)
-    if ids.ndim != 2 or ids.shape[1] != model.context:
-        raise ValueError(f"ids must have shape [N, {model.context}], not {tuple(ids.shape)}")
-    n, ctx, heads = ids.shape[0], model.context, model.heads
-    x0 = _t(model.tok_embed)[ids] + _t(model.pos_embed)
-    causal = torch.tril(torch.ones(ctx, ctx, dtype=torch.int64))
+    if ids.ndim != 2 or ids.shape[1] < 1:
+        raise ValueError(f"ids must have shape [N, L], not {tuple(ids.shape)}")
+    n, length, heads = ids.shape[0], ids.shape[1], model.heads
+    x0 = _t(model.tok_embed)[ids]
+    distance, mask, counts = _window(length, model.context)
     state: dict = {}
-    logits = torch.zeros((n, ctx, VOCAB), dtype=torch.int64)
+    logits = torch.zeros((n, length, VOCAB), dtype=torch.int64)
 
     def linear(name, s, layer):
         cur = s @ _t(layer.weight).T + _t(layer.bias)
@@ -348,7 +360,7 @@ def int_forward(model: IntTransformer, ids, all_positions: bool = False) -> torc
                           _t(layer.reset))
 
     def split(x):
-        return x.reshape(n, ctx, heads, -1).transpose(1, 2)
+        return x.reshape(n, length, heads, -1).transpose(1, 2)
 
     for _ in range(model.timesteps):
         x = x0
@@ -356,10 +368,11 @@ def int_forward(model: IntTransformer, ids, all_positions: bool = False) -> torc
             s = norm(f"{i}n1", x, block.norm1)
             q, k, v = (split(linear(f"{i}{c}", s, layer))
                        for c, layer in (("q", block.q), ("k", block.k), ("v", block.v)))
-            scores = torch.clamp(q @ k.transpose(-1, -2), min=0) * causal
-            a = (scores @ v).transpose(1, 2).reshape(n, ctx, model.d_model)
-            o = _fire_step(state, f"{i}a", a, _t(block.attn_threshold)[:, None],
-                           _t(block.attn_reset)[:, None])
+            scores = q @ k.transpose(-1, -2) + _t(block.score_bias)[:, distance]
+            scores = torch.clamp(scores, min=0) * mask
+            a = (scores @ v).transpose(1, 2).reshape(n, length, model.d_model)
+            o = _fire_step(state, f"{i}a", a, _t(block.attn_threshold)[counts - 1][:, None],
+                           _t(block.attn_reset)[counts - 1][:, None])
             x = x + _shift(o @ _t(block.out.weight).T, block.out.shift)
             h = linear(f"{i}f", norm(f"{i}n2", x, block.norm2), block.ff1)
             x = x + _shift(h @ _t(block.ff2.weight).T, block.ff2.shift)
@@ -393,6 +406,7 @@ class _Block(nn.Module):
         self.cfg = cfg
         self.norm1 = _NormNeuron(d, cfg)
         self.q, self.k, self.v = (_SpikingLinear(d, d, cfg) for _ in range(3))
+        self.score_bias = nn.Parameter(torch.zeros(cfg.heads, cfg.context))
         self.attn_alpha = _Amplitude()
         self.tau = nn.Parameter(torch.tensor(1.0 / math.sqrt(cfg.head_dim)))
         self.out = nn.Linear(d, d, bias=cfg.float_twin)
@@ -404,25 +418,34 @@ class _Block(nn.Module):
         *lead, k, d = x.shape
         return x.reshape(*lead, k, self.cfg.heads, d // self.cfg.heads).transpose(-3, -2)
 
+    def score_bias_current(self) -> torch.Tensor:
+        """``P [heads, W]`` as the scores see it: on the integer grid ``alpha_q alpha_k`` of a
+        spiking model (rounded half to even, straight-through), as it is for the float twin."""
+        if self.cfg.float_twin or self.cfg.attention == "softmax":
+            return self.score_bias
+        unit = (self.q.alpha() * self.k.alpha()).detach()
+        grid = unit * torch.round(self.score_bias / unit)
+        return self.score_bias + (grid - self.score_bias).detach()
+
     def attention(self, q, k, v) -> torch.Tensor:
-        """Causal attention on ``[..., k, d]`` tensors; per time step when spiking."""
+        """Windowed causal attention on ``[..., L, d]`` tensors; per time step when spiking."""
         cfg = self.cfg
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
-        n = q.shape[-2]
+        distance, mask, counts = _window(q.shape[-2], cfg.context)
         scores = q @ k.transpose(-1, -2)
-        causal = torch.tril(torch.ones(n, n, dtype=torch.bool, device=q.device))
+        bias = self.score_bias_current()[:, distance]  # [H, L, L]
         if cfg.float_twin:
-            scores = scores / math.sqrt(cfg.head_dim)
-            weights = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
+            scores = scores / math.sqrt(cfg.head_dim) + bias
+            weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
         elif cfg.attention == "softmax":
             unit = self.q.alpha() * self.k.alpha()
-            weights = torch.softmax((self.tau * scores / unit).masked_fill(~causal,
-                                                                         float("-inf")), dim=-1)
+            scores = self.tau * scores / unit + bias
+            weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
         else:
-            count = torch.arange(1, n + 1, dtype=q.dtype, device=q.device).unsqueeze(-1)
-            weights = torch.relu(scores).masked_fill(~causal, 0.0) / count
+            count = counts.to(q.dtype).unsqueeze(-1)
+            weights = torch.relu(scores + bias).masked_fill(~mask, 0.0) / count
         out = weights @ v
-        return out.transpose(-3, -2).reshape(*out.shape[:-3], n, cfg.d_model)
+        return out.transpose(-3, -2).reshape(*out.shape[:-3], q.shape[-2], cfg.d_model)
 
     def forward(self, model: SpikingTransformer, r: torch.Tensor, rates: list) -> torch.Tensor:
         s = model.fire(self.norm1.current(r), self.norm1.alpha, rates)

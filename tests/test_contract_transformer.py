@@ -15,7 +15,10 @@ from contract.transformer import (
     attention_current,
     derive_transformer_widths,
     forward,
+    generate,
+    key_counts,
     shift_round,
+    window_mask,
 )
 
 SEED = 1234
@@ -41,6 +44,7 @@ def random_transformer(seed=SEED, context=6, d=8, heads=2, ffn=12, blocks=1, tim
         resets = rng.integers(2, 12, size=context)
         block_list.append(IntBlock(
             norm1=_norm(d, rng), q=_layer(d, d, rng), k=_layer(d, d, rng), v=_layer(d, d, rng),
+            score_bias=rng.integers(-3, 4, size=(heads, context)),
             attn_threshold=resets // 2 + 1, attn_reset=resets,
             out=IntOutProj(rng.integers(-127, 128, size=(d, d)), int(rng.integers(-4, 2))),
             norm2=_norm(d, rng), ff1=_layer(ffn, d, rng),
@@ -48,8 +52,7 @@ def random_transformer(seed=SEED, context=6, d=8, heads=2, ffn=12, blocks=1, tim
         ))
     return IntTransformer(
         context=context, d_model=d, heads=heads, timesteps=timesteps, weight_bits=8,
-        tok_embed=rng.integers(-127, 128, size=(VOCAB, d)),
-        pos_embed=rng.integers(-127, 128, size=(context, d)), blocks=tuple(block_list),
+        tok_embed=rng.integers(-127, 128, size=(VOCAB, d)), blocks=tuple(block_list),
         norm_f=_norm(d, rng), readout=Readout(rng.integers(-127, 128, size=(VOCAB, d)),
                                               rng.integers(-50, 51, size=VOCAB)),
     )
@@ -74,11 +77,26 @@ def test_attention_by_hand():
     assert a[0, 0].tolist() == [0, 0, 0]
 
 
+def test_window_and_score_bias_by_hand():
+    """Window 2 over three positions: the oldest key drops out; the bias is by distance."""
+    q = np.ones((1, 3, 2), dtype=np.int64)
+    k = np.array([[[1, 1], [1, -1], [-1, -1]]])
+    v = np.array([[[1, 0], [0, 1], [1, 1]]])
+    # distance 0 gets -1, distance 1 gets +3; scores q.k: [2, 0, -2] against every query.
+    a = attention_current(q, k, v, heads=1, score_bias=np.array([[-1, 3]]), window=2)
+    # i=0: relu(2-1)=1 on v0.  i=1: relu(2+3)=5 on v0, relu(0-1)=0.  i=2: relu(0+3)=3 on v1,
+    # relu(-2-1)=0; k0 is outside the window.
+    assert a.tolist() == [[[1, 0], [5, 0], [0, 3]]]
+    assert window_mask(3, 2).astype(int).tolist() == [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
+    assert key_counts(4, 2).tolist() == [1, 2, 2, 2]
+
+
 def test_hand_sized_model():
     """d = 1, one head, T = 2, context 2: every integer of the forward pass worked by hand."""
     one = SpikingLayer(np.array([[1]]), np.array([0]), 1, 1)
     block = IntBlock(
         norm1=IntNorm(np.array([0]), np.array([3]), np.array([5])), q=one, k=one, v=one,
+        score_bias=np.zeros((1, 2), dtype=np.int64),
         attn_threshold=np.array([1, 1]), attn_reset=np.array([1, 2]),
         out=IntOutProj(np.array([[3]]), 1), norm2=IntNorm(np.array([0]), np.array([10**6]),
                                                          np.array([10**6])),
@@ -90,7 +108,7 @@ def test_hand_sized_model():
     readout_w[1, 0] = 1
     model = IntTransformer(
         context=2, d_model=1, heads=1, timesteps=2, weight_bits=8, tok_embed=tok,
-        pos_embed=np.array([[0], [0]]), blocks=(block,),
+        blocks=(block,),
         norm_f=IntNorm(np.array([0]), np.array([9]), np.array([9])),
         readout=Readout(readout_w, np.zeros(VOCAB, dtype=np.int64)),
     )
@@ -117,16 +135,50 @@ def test_random_model_rates_and_batching():
 
 
 def test_causal_prefix_invariance():
-    """Logits at position p depend on bytes 0..p only."""
+    """Logits at position p depend on bytes 0..p only, in streams longer than the window."""
     model = random_transformer(blocks=2)
     rng = np.random.default_rng(SEED + 1)
-    ids = rng.integers(0, VOCAB, size=(16, model.context))
+    length = 3 * model.context
+    ids = rng.integers(0, VOCAB, size=(16, length))
     other = ids.copy()
-    other[:, 4:] = rng.integers(0, VOCAB, size=(16, model.context - 4))
+    other[:, 9:] = rng.integers(0, VOCAB, size=(16, length - 9))
     a = forward(model, ids, all_positions=True)
     b = forward(model, other, all_positions=True)
-    assert np.array_equal(a[:, :4], b[:, :4])
-    assert not np.array_equal(a[:, 4:], b[:, 4:])
+    assert np.array_equal(a[:, :9], b[:, :9])
+    assert not np.array_equal(a[:, 9:], b[:, 9:])
+    assert np.array_equal(forward(model, ids[:, :13], all_positions=True), a[:, :13])
+
+
+def test_one_block_sees_exactly_its_window():
+    """With one block the logits of position i are those of the window's W bytes alone, so a
+    key/value cache of W positions serves a stream of any length."""
+    model = random_transformer(blocks=1)
+    w = model.context
+    rng = np.random.default_rng(SEED + 2)
+    ids = rng.integers(0, VOCAB, size=(8, 4 * w))
+    stream = forward(model, ids, all_positions=True)
+    for i in (w - 1, w, 2 * w + 3, 4 * w - 1):
+        assert np.array_equal(stream[:, i], forward(model, ids[:, i - w + 1: i + 1]))
+    # the byte W positions back is out of sight; the one W - 1 back is not
+    i = 3 * w
+    moved = ids.copy()
+    moved[:, i - w] = (moved[:, i - w] + 1) % VOCAB
+    assert np.array_equal(forward(model, moved[:, : i + 1]), stream[:, i])
+    moved[:, i - w + 1] = (moved[:, i - w + 1] + 1) % VOCAB
+    assert not np.array_equal(forward(model, moved[:, : i + 1]), stream[:, i])
+
+
+def test_generate_is_greedy_on_its_own_stream():
+    model = random_transformer(blocks=2)
+    prompt = [104, 105, 32]
+    tokens = generate(model, prompt, 3 * model.context)
+    stream = np.array([prompt + tokens])
+    logits = forward(model, stream, all_positions=True)[0]
+    expected = np.argmax(logits[len(prompt) - 1 : -1], axis=-1)
+    assert tokens == expected.tolist()
+    assert len(set(tokens)) > 1
+    with pytest.raises(ContractError, match="at least one byte"):
+        generate(model, [], 2)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -135,32 +187,38 @@ def test_widths_bound_random_and_extreme_inputs(seed):
     widths = derive_transformer_widths(model)
     rng = np.random.default_rng(seed)
     # extreme inputs: the bytes with the largest embedding of either sign, everywhere.
+    length = 2 * model.context
     ids = np.concatenate([
-        rng.integers(0, VOCAB, size=(256, model.context)),
-        np.full((1, model.context), int(np.argmax(model.tok_embed.sum(axis=1)))),
-        np.full((1, model.context), int(np.argmin(model.tok_embed.sum(axis=1)))),
+        rng.integers(0, VOCAB, size=(256, length)),
+        np.full((1, length), int(np.argmax(model.tok_embed.sum(axis=1)))),
+        np.full((1, length), int(np.argmin(model.tok_embed.sum(axis=1)))),
     ])
     peaks = forward(model, ids, trace=True).peaks
     assert peaks["residual"] <= widths.residual_bound
     assert peaks["membrane"] <= widths.membrane_bound
     assert peaks["attn_current"] <= widths.attn_current_bound
     assert peaks["logit"] <= widths.logit_bound
-    assert widths.score == (model.head_dim).bit_length() + 1
+    bias = max(int(np.abs(b.score_bias).max()) for b in model.blocks)
+    assert widths.score_bound == model.head_dim + bias
 
 
 def test_attention_bound_is_reached():
-    """All-ones q, k and v at every position give the bound ``context * head_dim``."""
+    """All-ones q, k and v over a full window reach ``sum_δ max(0, d_h + P[δ])``."""
     ctx, d = 5, 4
-    ones = np.ones((1, ctx, d), dtype=np.int64)
-    a = attention_current(ones, ones, ones, heads=1)
-    assert a.max() == ctx * d
-    assert random_transformer(context=ctx, d=d, heads=1).context * d == a.max()
+    model = random_transformer(context=ctx, d=d, heads=1)
+    bias = model.blocks[0].score_bias
+    ones = np.ones((1, 2 * ctx, d), dtype=np.int64)
+    a = attention_current(ones, ones, ones, heads=1, score_bias=bias, window=ctx)
+    assert a.max() == derive_transformer_widths(model).attn_current_bound
+    assert a.max() == np.maximum(d + bias, 0).sum()
 
 
 def test_contract_errors():
     model = random_transformer()
     with pytest.raises(ContractError, match="ids must have shape"):
-        forward(model, np.zeros((2, model.context + 1), dtype=np.int64))
+        forward(model, np.zeros((2, 0), dtype=np.int64))
+    with pytest.raises(ContractError, match="0..255"):
+        forward(model, np.full((1, 3), 256))
     with pytest.raises(ContractError, match="multiple of heads"):
         random_transformer(d=9, heads=2)
     with pytest.raises(ContractError, match="at least 1"):

@@ -49,10 +49,23 @@ def test_int_forward_equals_reference_on_heldout(tiny_xfmr):
 def test_int_forward_equals_reference_on_random_models(seed):
     torch.manual_seed(seed)
     model = SpikingTransformer(TINY)
-    ids = np.random.default_rng(seed).integers(0, VOCAB, size=(128, TINY.context))
+    ids = np.random.default_rng(seed).integers(0, VOCAB, size=(64, 3 * TINY.context))
     model.calibrate(torch.from_numpy(ids))
     int_model = model.to_int_model()
-    assert np.array_equal(int_forward(int_model, ids).numpy(), reference.forward(int_model, ids))
+    assert np.array_equal(int_forward(int_model, ids, all_positions=True).numpy(),
+                          reference.forward(int_model, ids, all_positions=True))
+
+
+def test_int_forward_equals_reference_on_heldout_streams(tiny_xfmr):
+    """Streams four windows long, across file starts: every position, exactly."""
+    model, _ = tiny_xfmr
+    corpus = data.load_corpus(TINY.context)
+    ids, _, _ = data.sample_segments(np.random.default_rng(7), corpus, 64, 4 * TINY.context,
+                                     split="heldout")
+    int_model = model.to_int_model()
+    ref = reference.forward(int_model, ids, all_positions=True)
+    assert np.array_equal(int_forward(int_model, ids, all_positions=True).numpy(), ref)
+    assert len(np.unique(np.argmax(ref, axis=-1))) > 1
 
 
 def test_one_corrupted_weight_is_seen(tiny_xfmr):
