@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .intmodel import VOCAB, IntModel
 
-__all__ = ["DOMAIN", "OPSET", "to_onnx"]
+__all__ = ["DOMAIN", "OPSET", "fire_nodes", "to_onnx"]
 
 DOMAIN = "spikeforge"
 OPSET = 17
@@ -57,35 +57,47 @@ def _accumulate_function() -> onnx.FunctionProto:
     return _function("SpikeAccumulate", ["spikes", "weight"], ["currents"], nodes)
 
 
-def _fire_function(timesteps: int) -> onnx.FunctionProto:
-    """Ternary integrate-and-fire, unrolled over the model's ``timesteps``."""
-    nodes = [helper.make_node("Neg", ["threshold"], ["neg_threshold"])]
+def fire_nodes(timesteps: int, currents: str, bias: str, threshold: str, reset: str,
+               spikes: str, prefix: str = "") -> list[onnx.NodeProto]:
+    """Ternary integrate-and-fire over axis 1 of ``currents``, unrolled over ``timesteps``.
+
+    ``bias``, ``threshold`` and ``reset`` broadcast against one step (scalars, per neuron, per
+    channel or per position); internal names start with ``prefix``.
+    """
+    n = prefix
+    nodes = [helper.make_node("Neg", [threshold], [f"{n}neg_threshold"])]
     steps = []
     membrane = None
     for t in range(timesteps):
         nodes += [
-            _const(f"t{t}", np.array(t, dtype=np.int64)),
-            helper.make_node("Gather", ["currents", f"t{t}"], [f"a{t}"], axis=1),
-            helper.make_node("Add", [f"a{t}", "bias"], [f"ab{t}"]),
+            _const(f"{n}t{t}", np.array(t, dtype=np.int64)),
+            helper.make_node("Gather", [currents, f"{n}t{t}"], [f"{n}a{t}"], axis=1),
+            helper.make_node("Add", [f"{n}a{t}", bias], [f"{n}ab{t}"]),
         ]
-        v = f"ab{t}"
+        v = f"{n}ab{t}"
         if membrane is not None:
-            nodes.append(helper.make_node("Add", [membrane, f"ab{t}"], [f"v{t}"]))
-            v = f"v{t}"
+            nodes.append(helper.make_node("Add", [membrane, f"{n}ab{t}"], [f"{n}v{t}"]))
+            v = f"{n}v{t}"
         nodes += [
-            helper.make_node("GreaterOrEqual", [v, "threshold"], [f"pos{t}"]),
-            helper.make_node("LessOrEqual", [v, "neg_threshold"], [f"neg{t}"]),
-            helper.make_node("Cast", [f"pos{t}"], [f"pi{t}"], to=TensorProto.INT32),
-            helper.make_node("Cast", [f"neg{t}"], [f"ni{t}"], to=TensorProto.INT32),
-            helper.make_node("Sub", [f"pi{t}", f"ni{t}"], [f"s{t}"]),
-            helper.make_node("Mul", [f"s{t}", "reset"], [f"rs{t}"]),
-            helper.make_node("Sub", [v, f"rs{t}"], [f"u{t}"]),
-            _const(f"ax{t}", np.array([1], dtype=np.int64)),
-            helper.make_node("Unsqueeze", [f"s{t}", f"ax{t}"], [f"su{t}"]),
+            helper.make_node("GreaterOrEqual", [v, threshold], [f"{n}pos{t}"]),
+            helper.make_node("LessOrEqual", [v, f"{n}neg_threshold"], [f"{n}neg{t}"]),
+            helper.make_node("Cast", [f"{n}pos{t}"], [f"{n}pi{t}"], to=TensorProto.INT32),
+            helper.make_node("Cast", [f"{n}neg{t}"], [f"{n}ni{t}"], to=TensorProto.INT32),
+            helper.make_node("Sub", [f"{n}pi{t}", f"{n}ni{t}"], [f"{n}s{t}"]),
+            helper.make_node("Mul", [f"{n}s{t}", reset], [f"{n}rs{t}"]),
+            helper.make_node("Sub", [v, f"{n}rs{t}"], [f"{n}u{t}"]),
+            _const(f"{n}ax{t}", np.array([1], dtype=np.int64)),
+            helper.make_node("Unsqueeze", [f"{n}s{t}", f"{n}ax{t}"], [f"{n}su{t}"]),
         ]
-        membrane = f"u{t}"
-        steps.append(f"su{t}")
-    nodes.append(helper.make_node("Concat", steps, ["spikes"], axis=1))
+        membrane = f"{n}u{t}"
+        steps.append(f"{n}su{t}")
+    nodes.append(helper.make_node("Concat", steps, [spikes], axis=1))
+    return nodes
+
+
+def _fire_function(timesteps: int) -> onnx.FunctionProto:
+    """Ternary integrate-and-fire, unrolled over the model's ``timesteps``."""
+    nodes = fire_nodes(timesteps, "currents", "bias", "threshold", "reset", "spikes")
     return _function("TernaryIF", ["currents", "bias", "threshold", "reset"], ["spikes"], nodes)
 
 

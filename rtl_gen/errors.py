@@ -22,12 +22,14 @@ class FrontendError(SpikeForgeError):
 class UnsupportedOpError(FrontendError):
     """The ONNX graph holds an op the generator has no handler for."""
 
-    def __init__(self, op_type: str, domain: str, node_name: str):
+    def __init__(self, op_type: str, domain: str, node_name: str, supported=None):
         qualified = f"{domain}.{op_type}" if domain else op_type
+        names = [op for _, op in supported] if supported else [
+            "SpikeEmbed", "SpikeAccumulate", "TernaryIF", "SpikeReadout"]
+        listed = ", ".join(names[:-1]) + f" and {names[-1]}"
         super().__init__(
             f"unsupported ONNX op {qualified} (node {node_name or '<unnamed>'}): SpikeForge "
-            "lowers spikeforge.SpikeEmbed, SpikeAccumulate, TernaryIF and SpikeReadout only; "
-            "export the model with `python -m model.export`"
+            f"lowers spikeforge.{listed} only; export the model with `python -m model.export`"
         )
         self.op_type = op_type
         self.node_name = node_name

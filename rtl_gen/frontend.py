@@ -17,6 +17,7 @@ from onnx import numpy_helper
 
 from .errors import FrontendError, UnsupportedOpError
 from .ir import Accumulate, Embed, Fire, Graph, Node, Readout
+from .tir import TGraph
 
 __all__ = ["load_graph", "read_onnx"]
 
@@ -123,9 +124,14 @@ def _context_length(model: onnx.ModelProto) -> int:
     return int(dims[1].dim_value)
 
 
-def load_graph(path: Path) -> Graph:
-    """The IR of an ONNX file written by ``model.export`` (or ``contract.onnx_io``)."""
+def load_graph(path: Path) -> Graph | TGraph:
+    """The IR of an ONNX file written by ``model.export``: a :class:`Graph` for the MLP, a
+    :class:`rtl_gen.tir.TGraph` for a transformer."""
     model = read_onnx(path)
+    from .frontend_transformer import is_transformer, lower_transformer
+
+    if is_transformer(model):
+        return lower_transformer(model, _metadata(model))
     ctx = _Context(model)
     nodes = []
     previous = None

@@ -8,16 +8,22 @@ from contract import ContractError, IntModel, reference
 from contract import Readout as ContractReadout
 from contract import SpikingLayer as ContractLayer
 
+from .interpret_transformer import interpret_transformer
 from .ir import Accumulate, Embed, Fire, Graph, Readout, SpikingLayer
+from .tir import TGraph
 
 __all__ = ["interpret", "to_int_model"]
 
 
-def interpret(graph: Graph, ids) -> reference.Trace:
-    """Logits and the spikes of every spiking node, for contexts ``ids[N, k]``.
+def interpret(graph, ids):
+    """Logits and the spikes of every spiking node, for contexts ``ids[N, k]`` of an MLP
+    :class:`Graph` (a :class:`contract.reference.Trace`), or streams ``ids[N, L]`` of a
+    transformer :class:`~rtl_gen.tir.TGraph` (a ``TransformerTrace``, logits of every position).
 
     Token ids outside 0..255 raise :class:`contract.ContractError`, as in the reference (a
     negative id would otherwise index the spike table from its end)."""
+    if isinstance(graph, TGraph):
+        return interpret_transformer(graph, ids)
     ids = np.asarray(ids)
     if ids.ndim != 2 or ids.shape[1] != graph.context:
         raise ContractError(f"ids must have shape [N, {graph.context}], not {ids.shape}")

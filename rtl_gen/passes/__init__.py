@@ -16,15 +16,19 @@ from ..interpret import interpret
 from ..ir import Graph
 from .base import Pass
 from .fuse_layers import FuseLayers
+from .fuse_linear import FuseLinear
 from .scale_thresholds import ScaleThresholds
 
-__all__ = ["FuseLayers", "Pass", "ScaleThresholds", "default_pipeline", "run_pipeline"]
+__all__ = ["FuseLayers", "FuseLinear", "Pass", "ScaleThresholds", "default_pipeline",
+           "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
 
-def default_pipeline(threshold_scale=None) -> list[Pass]:
+def default_pipeline(threshold_scale=None, transformer: bool = False) -> list[Pass]:
     """The passes of ``rtl_gen build``, in order."""
+    if transformer:
+        return [FuseLinear()]
     passes: list[Pass] = [FuseLayers()]
     if threshold_scale is not None:
         passes.append(ScaleThresholds(threshold_scale))
@@ -40,5 +44,5 @@ def run_pipeline(graph: Graph, passes: list[Pass], check_ids=None) -> Graph:
             after = interpret(graph, check_ids).logits
             if not np.array_equal(before, after):
                 raise VerificationError(f"pass {p.name} changed the model's logits")
-        log.info("pass %s: %d nodes", p.name, len(graph.nodes))
+        log.info("pass %s done", p.name)
     return graph
