@@ -43,7 +43,9 @@ class Scanner(wiring.Component):
     a READOUT waits until at least ``readout_gap`` cycles separate it from the previous one.
 
     For every non-zero spike of a word with ``count`` set, ``count`` carries the word's
-    ``count_index`` for one cycle (the spike counters).
+    ``count_index`` for one cycle (the spike counters). ``token`` replaces the token layout
+    of :func:`hw.token.token_layout` by another with at least its ``kind``, ``addr`` and
+    ``neg`` fields (the transformer's token carries more); the scanner passes the others on.
 
     Latency: 2 cycles from a word handshake to its first token on ``tokens``.
     Throughput: ``max(1, nnz)`` cycles per word (``nlanes`` in dense mode), 1 per FIRE/READOUT;
@@ -58,13 +60,16 @@ class Scanner(wiring.Component):
     """
 
     def __init__(self, lanes: int, *, addr_bits: int, oaddr_bits: int = 1, count_bits: int = 1,
-                 dense: bool = False, readout_gap: int = 1):
+                 dense: bool = False, readout_gap: int = 1,
+                 token: data.StructLayout | None = None):
         self._lanes = positive_int("lanes", lanes)
         self._readout_gap = positive_int("readout_gap", readout_gap)
         if not isinstance(dense, bool):
             raise TypeError(f"dense must be a bool, not {dense!r}")
         self._dense = dense
-        self._token_layout = token_layout(addr_bits, oaddr_bits)
+        if token is not None and not isinstance(token, data.StructLayout):
+            raise TypeError(f"token must be a data.StructLayout, not {token!r}")
+        self._token_layout = token or token_layout(addr_bits, oaddr_bits)
         self._meta_layout = meta_layout(self._token_layout, lanes, count_bits)
         self._word_layout = word_layout(self._meta_layout, lanes)
         super().__init__({

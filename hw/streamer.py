@@ -6,6 +6,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .checks import positive_int
 from .params import VOCAB, AcceleratorParams, address_bits
 
 __all__ = ["OutputStreamer"]
@@ -24,19 +25,30 @@ class OutputStreamer(wiring.Component):
     accepted.
 
     Latency: 2 cycles from ``start`` to the first logit. Throughput: one logit per cycle.
+
+    ``OutputStreamer(params)`` takes the numbers it needs from an :class:`AcceleratorParams`;
+    ``OutputStreamer(cols=, logit_bits=, logit_depth=)`` takes them directly (the transformer).
     """
 
-    def __init__(self, params: AcceleratorParams):
-        if not isinstance(params, AcceleratorParams):
-            raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
-        self._params = params
-        mb = params.membrane_bits
+    def __init__(self, params: AcceleratorParams | None = None, *, cols: int | None = None,
+                 logit_bits: int | None = None, logit_depth: int | None = None):
+        if params is not None:
+            if not isinstance(params, AcceleratorParams):
+                raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
+            cols, logit_bits, logit_depth = params.cols, params.membrane_bits, params.logit_depth
+        self._cols = positive_int("cols", cols)
+        self._logit_bits = positive_int("logit_bits", logit_bits)
+        self._logit_depth = positive_int("logit_depth", logit_depth)
+        if self._cols * self._logit_depth < VOCAB:
+            raise ValueError(f"a logit memory of {logit_depth} rows of {cols} lanes cannot hold"
+                             f" {VOCAB} logits")
+        mb = self._logit_bits
         super().__init__({
             "start": In(1),
             "finished": Out(1),
-            "mem_addr": Out(address_bits(params.logit_depth)),
+            "mem_addr": Out(address_bits(self._logit_depth)),
             "mem_en": Out(1),
-            "mem_data": In(data.ArrayLayout(signed(mb), params.cols)),
+            "mem_data": In(data.ArrayLayout(signed(mb), self._cols)),
             "logits": Out(stream.Signature(signed(mb))),
             "next_token": Out(stream.Signature(unsigned(8))),
         })
@@ -48,17 +60,17 @@ class OutputStreamer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p = self._params
+        cols = self._cols
         index = Signal(range(VOCAB))
-        lane = Signal(range(p.cols))
+        lane = Signal(range(cols))
         addr = Signal.like(self.mem_addr)
-        best = Signal(signed(p.membrane_bits))
+        best = Signal(signed(self._logit_bits))
         best_index = Signal(unsigned(8))
         row = Signal.like(self.mem_data)
         value = row[lane]
         # The arg-max compares a registered copy of each accepted logit one cycle later, off
         # the memory's read path; the last one is folded in combinationally on next_token.
-        candidate = Signal(signed(p.membrane_bits))
+        candidate = Signal(signed(self._logit_bits))
         candidate_index = Signal(unsigned(8))
         candidate_valid = Signal()
         wins = Signal()
@@ -97,7 +109,7 @@ class OutputStreamer(wiring.Component):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == VOCAB - 1):
                         m.next = "TOKEN"
-                    with m.Elif(lane == p.cols - 1):
+                    with m.Elif(lane == cols - 1):
                         m.d.comb += self.mem_en.eq(1)
                         m.d.sync += [lane.eq(0), addr.eq(addr + 1), row.eq(self.mem_data)]
                     with m.Else():

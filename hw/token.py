@@ -20,13 +20,17 @@ from .checks import positive_int
 __all__ = ["TokenKind", "meta_layout", "request_layout", "token_layout", "word_layout"]
 
 
-class TokenKind(enum.Enum, shape=2):
-    """What a token asks of a row."""
+class TokenKind(enum.Enum, shape=3):
+    """What a token asks of a row (the last three only of a transformer's rows, see
+    :mod:`hw.transformer.row`)."""
 
     SKIP = 0
     EVENT = 1
     FIRE = 2
     READOUT = 3
+    ATTN = 4  #: ``U += ±score`` by the sign of the lane's cached value spike
+    RESID = 5  #: ``U += x``, the lane's residual
+    RESADD = 6  #: the residual takes ``x + shift(U)`` (or ``shift(U)``); ``U = 0``
 
 
 def token_layout(addr_bits: int, oaddr_bits: int) -> data.StructLayout:

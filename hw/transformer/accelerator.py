@@ -1,0 +1,207 @@
+"""The transformer accelerator: one array of accumulate-only PEs runs every layer of a spiking
+transformer, one byte of the stream at a time (docs/transformer-hw.md)."""
+
+from __future__ import annotations
+
+import logging
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..params import SPIKE_COUNT_BITS
+from ..scanner import Scanner, WordFetch
+from ..skid import SkidBuffer
+from ..streamer import OutputStreamer
+from .params import TransformerParams
+from .row import ACT_LATENCY, TransformerRow, logit_write_layout, spike_write_layout, token_layout
+from .score import ScoreUnit
+from .sequencer import SOURCE_ONE, ProgramSequencer
+
+__all__ = ["TransformerAccelerator", "TransformerArray"]
+
+logger = logging.getLogger(__name__)
+
+
+class TransformerArray(wiring.Component):
+    """``R`` :class:`TransformerRow` s; a token enters row 0 and moves down a row per cycle.
+
+    Row ``r``'s spike writes come out on ``spikes[r]``; the rows' logit writes are merged onto
+    ``logits`` (READOUT tokens are at least ``R`` cycles apart); ``fired`` is the number of
+    non-zero spikes all rows wrote in the previous cycle.
+
+    Latency: :attr:`latency` = ``R + 4`` cycles until all effects of a token are visible.
+    Throughput: one token per cycle.
+    """
+
+    def __init__(self, params: TransformerParams):
+        if not isinstance(params, TransformerParams):
+            raise TypeError(f"params must be a TransformerParams, not {params!r}")
+        self._params = params
+        p = params
+        super().__init__({
+            "tokens": In(stream.Signature(token_layout(p), always_ready=True)),
+            "readout": In(1),
+            "dest_v": In(1),
+            "shift_sel": In(range(len(p.shifts))),
+            "spikes": Out(stream.Signature(spike_write_layout(p), always_ready=True)
+                          ).array(p.rows),
+            "logits": Out(stream.Signature(logit_write_layout(p), always_ready=True)),
+            "fired": Out(range(p.pes + 1)),
+        })
+
+    @property
+    def latency(self) -> int:
+        return self._params.rows - 1 + ACT_LATENCY + 1 + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        previous = wiring.flipped(self.tokens)
+        logit_valid, logit_payload = 0, 0
+        fired = 0
+        for r in range(p.rows):
+            row = TransformerRow(p, r)
+            m.submodules[f"row{r}"] = row
+            wiring.connect(m, previous, row.tok_in)
+            previous = row.tok_out
+            m.d.comb += [row.readout.eq(self.readout), row.dest_v.eq(self.dest_v),
+                         row.shift_sel.eq(self.shift_sel)]
+            wiring.connect(m, row.spikes, wiring.flipped(self.spikes[r]))
+            enable = row.logits.valid.replicate(len(row.logits.payload.as_value()))
+            logit_payload = logit_payload | (row.logits.payload.as_value() & enable)
+            logit_valid = logit_valid | row.logits.valid
+            fired = fired + row.fired
+        m.d.comb += [self.logits.valid.eq(logit_valid), self.logits.payload.eq(logit_payload)]
+        m.d.sync += self.fired.eq(fired)
+        return m
+
+
+class TransformerAccelerator(wiring.Component):
+    """A spiking transformer LM on one accumulate-only array, a byte at a time.
+
+    Ports
+    -----
+    tokens : In(stream.Signature(unsigned(9)))
+        One beat per byte of the stream: bits 0..7 the byte, bit 8 set on the first byte of
+        a new stream (the key/value cache starts empty). Ready while the accelerator waits.
+    logits : Out(stream.Signature(signed(Mb)))
+        The 256 logits of the byte's position, index order.
+    next_token : Out(stream.Signature(unsigned(8)))
+        Their arg-max (lowest index on ties), after the logits.
+    cycles : Out(unsigned(32))
+        Cycles of the last byte: from its beat on ``tokens`` to its ``next_token`` beat.
+    spike_counts : Out(ArrayLayout(unsigned(24), S))
+        Non-zero spikes written by each spiking layer (:attr:`TransformerParams.spiking_layers`)
+        for the last byte; cleared when a byte arrives, final from its ``next_token`` beat.
+
+    Dataflow: sequencer → register slice → word fetch → register slice → scanner ─┐
+    sequencer → score unit ───────────────────────────────────────────────────────┴→ array →
+    spike banks (keys too), V banks, residual banks, logit memory → output streamer.
+    """
+
+    def __init__(self, params: TransformerParams):
+        if not isinstance(params, TransformerParams):
+            raise TypeError(f"params must be a TransformerParams, not {params!r}")
+        self._params = params
+        super().__init__({
+            "tokens": In(stream.Signature(unsigned(9))),
+            "logits": Out(stream.Signature(signed(params.membrane_bits))),
+            "next_token": Out(stream.Signature(unsigned(8))),
+            "cycles": Out(unsigned(32)),
+            "spike_counts": Out(data.ArrayLayout(unsigned(SPIKE_COUNT_BITS),
+                                                 len(params.spiking_layers))),
+        })
+
+    @property
+    def params(self) -> TransformerParams:
+        return self._params
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        rows = p.rows
+
+        m.submodules.array = array = TransformerArray(p)
+        # one cycle more than the array needs: its registered spike count lands in the layer
+        m.submodules.sequencer = seq = ProgramSequencer(p, drain=array.latency + 1)
+        m.submodules.fetch = fetch = WordFetch(
+            seq.meta_layout, lanes=p.cols, sources=seq.sources, raddr_bits=p.raddr_bits)
+        m.submodules.scanner = scanner = Scanner(
+            p.cols, addr_bits=p.addr_bits, oaddr_bits=p.oaddr_bits, readout_gap=rows,
+            token=token_layout(p))
+        m.submodules.score = score = ScoreUnit(p)
+        m.submodules.streamer = streamer = OutputStreamer(
+            cols=p.cols, logit_bits=p.membrane_bits, logit_depth=p.logit_depth)
+
+        wiring.connect(m, wiring.flipped(self.tokens), seq.tokens)
+        m.submodules.requests = requests = SkidBuffer(seq.requests.payload.shape())
+        wiring.connect(m, seq.requests, requests.i)
+        wiring.connect(m, requests.o, fetch.requests)
+        m.submodules.words = words = SkidBuffer(fetch.words.payload.shape())
+        wiring.connect(m, fetch.words, words.i)
+        wiring.connect(m, words.o, scanner.words)
+        wiring.connect(m, seq.score_requests, score.requests)
+        wiring.connect(m, streamer.logits, wiring.flipped(self.logits))
+        wiring.connect(m, streamer.next_token, wiring.flipped(self.next_token))
+        # The scanner and the score unit never both send: only an ATTENTION layer scores.
+        m.d.comb += [
+            array.tokens.valid.eq(scanner.tokens.valid | score.tokens.valid),
+            array.tokens.payload.eq(Mux(score.tokens.valid, score.tokens.payload,
+                                        scanner.tokens.payload)),
+            seq.idle.eq(~requests.busy & ~fetch.busy & ~words.busy & ~scanner.busy
+                        & ~score.busy),
+            array.readout.eq(seq.readout),
+            array.dest_v.eq(seq.dest_v),
+            array.shift_sel.eq(seq.shift_sel),
+            streamer.start.eq(seq.output),
+            seq.resume.eq(streamer.finished),
+            fetch.mem_data[SOURCE_ONE].eq(0b01),
+        ]
+
+        for r in range(rows):
+            bank = Memory(shape=unsigned(2 * p.cols), depth=p.spike_depth, init=[])
+            m.submodules[f"spikes{r}"] = bank
+            write, read = bank.write_port(), bank.read_port()
+            spikes = array.spikes[r]
+            m.d.comb += [
+                write.en.eq(spikes.valid),
+                write.addr.eq(spikes.payload.addr),
+                write.data.eq(spikes.payload.data),
+                read.addr.eq(Mux(seq.attention, score.mem_addr, fetch.mem_addr)),
+                read.en.eq(Mux(seq.attention, score.mem_en, fetch.mem_en)),
+                fetch.mem_data[1 + r].eq(read.data),
+                score.mem_data[r].eq(read.data),
+            ]
+
+        logit_mem = Memory(shape=unsigned(p.cols * p.membrane_bits), depth=p.logit_depth,
+                           init=[])
+        m.submodules.logit_memory = logit_mem
+        write, read = logit_mem.write_port(), logit_mem.read_port()
+        m.d.comb += [
+            write.en.eq(array.logits.valid),
+            write.addr.eq(array.logits.payload.addr),
+            write.data.eq(array.logits.payload.data),
+            read.addr.eq(streamer.mem_addr),
+            read.en.eq(streamer.mem_en),
+            streamer.mem_data.eq(read.data),
+        ]
+
+        arrived = self.tokens.valid & self.tokens.ready
+        for index, layer in enumerate(p.spiking_layers):
+            counter = self.spike_counts[index]
+            with m.If(arrived):
+                m.d.sync += counter.eq(0)
+            with m.Elif(seq.layer == layer):
+                m.d.sync += counter.eq(counter + array.fired)
+
+        count = Signal(32)
+        m.d.sync += count.eq(count + 1)
+        with m.If(arrived):
+            m.d.sync += count.eq(1)
+        with m.If(self.next_token.valid & self.next_token.ready):
+            m.d.sync += self.cycles.eq(count)
+        logger.debug("transformer accelerator built: %d x %d, %d layers", rows, p.cols,
+                     len(p.layers))
+        return m

@@ -1,0 +1,94 @@
+"""Memory images and addresses of the transformer accelerator (docs/transformer-hw.md).
+
+Every image is a list of Python ints, one per memory row, lanes packed as in
+:func:`hw.layout.pack`. The gateware reads these images and never recomputes them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layout import pack
+from .params import LayerKind, TransformerParams
+
+__all__ = [
+    "const_address",
+    "const_bank_images",
+    "const_lane_bits",
+    "residual_address",
+    "weight_address",
+    "weight_bank_images",
+]
+
+
+def weight_address(p: TransformerParams, layer: int, tile: int, index: int) -> int:
+    """Weight-bank address of input ``index`` of tile ``tile`` of layer ``layer``."""
+    return p.weight_bases[layer] + tile * p.layers[layer].n_in + index
+
+
+def const_address(p: TransformerParams, layer: int, tile: int, count: int = 1) -> int:
+    """Constant-bank address of a tile (ATTENTION: for a position that sees ``count`` keys)."""
+    offset = (count - 1) * p.tiles[layer] if p.layers[layer].kind == LayerKind.ATTENTION else 0
+    return p.const_bases[layer] + offset + tile
+
+
+def residual_address(p: TransformerParams, step: int, tile: int) -> int:
+    """Residual-bank address of the channels of tile ``tile`` at step ``step``."""
+    return step * p.model_tiles + tile
+
+
+def const_lane_bits(p: TransformerParams) -> int:
+    """Bits of one lane of a constant bank: bias, threshold, reset."""
+    return p.bias_bits + 2 * p.const_bits
+
+
+def _per_neuron(p: TransformerParams, values: np.ndarray, n: int, fill: int) -> np.ndarray:
+    out = np.full(p.tiles_of(n) * p.pes, fill, dtype=np.int64)
+    out[:n] = values
+    return out
+
+
+def weight_bank_images(p: TransformerParams) -> list[list[int]]:
+    """The ``R`` weight banks: lane ``c`` of row ``r`` holds output ``τ P + r C + c``."""
+    banks = np.zeros((p.rows, p.weight_depth, p.cols), dtype=np.int64)
+    for index, (layer, tiles) in enumerate(zip(p.layers, p.tiles, strict=True)):
+        if layer.weight is None:
+            continue
+        weight = np.zeros((tiles * p.pes, layer.n_in), dtype=np.int64)
+        weight[: layer.n_out] = layer.weight
+        for tile in range(tiles):
+            block = weight[tile * p.pes : (tile + 1) * p.pes].reshape(p.rows, p.cols, layer.n_in)
+            base = weight_address(p, index, tile, 0)
+            banks[:, base : base + layer.n_in, :] = block.transpose(0, 2, 1)
+    return [[pack(row, p.weight_bits) for row in bank] for bank in banks]
+
+
+def const_bank_images(p: TransformerParams) -> list[list[int]]:
+    """The ``R`` constant banks: per lane ``bias | threshold << Bb | reset << (Bb + Kb)``."""
+    bb, kb = p.bias_bits, p.const_bits
+    entries = np.zeros((p.rows, p.const_depth, p.cols), dtype=object)
+    for index, (layer, tiles) in enumerate(zip(p.layers, p.tiles, strict=True)):
+        if not p.const_entries(layer):
+            continue
+        if layer.kind == LayerKind.ATTENTION:
+            groups = [(count, np.zeros(layer.n_out, dtype=np.int64),
+                       np.full(layer.n_out, layer.threshold[count - 1]),
+                       np.full(layer.n_out, layer.reset[count - 1]))
+                      for count in range(1, p.window + 1)]
+        else:
+            ones = np.ones(layer.n_out, dtype=np.int64)
+            threshold = ones if layer.threshold is None else layer.threshold
+            reset = ones if layer.reset is None else layer.reset
+            groups = [(1, layer.bias, threshold, reset)]
+        for count, bias, threshold, reset in groups:
+            lanes = [_per_neuron(p, v, layer.n_out, fill) for v, fill in
+                     ((bias, 0), (threshold, 1), (reset, 1))]
+            for tile in range(tiles):
+                addr = const_address(p, index, tile, count)
+                for r in range(p.rows):
+                    for c in range(p.cols):
+                        j = tile * p.pes + r * p.cols + c
+                        b, th, rs = (int(v[j]) for v in lanes)
+                        entries[r, addr, c] = (b & ((1 << bb) - 1)) | th << bb | rs << (bb + kb)
+    width = const_lane_bits(p)
+    return [[pack(row, width) for row in bank] for bank in entries]

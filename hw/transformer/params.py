@@ -1,0 +1,362 @@
+"""The parameters of a transformer accelerator: a layer program over one array, validated once.
+
+:class:`TransformerParams` is the only input of :class:`hw.transformer.TransformerAccelerator`.
+It holds the layers the array runs one after the other (docs/transformer-hw.md), each a
+:class:`XLayer` of plain integers and NumPy arrays, the array shape and the register widths,
+and derives every number the hardware and the memory images need: tiles, memory depths, bases,
+where each spike tensor lives. It knows nothing of ONNX or of the contract.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from ..checks import positive_int
+from ..params import VOCAB, address_bits
+
+__all__ = ["LayerKind", "Region", "TransformerParams", "XLayer"]
+
+logger = logging.getLogger(__name__)
+
+
+class LayerKind(enum.IntEnum):
+    """What one layer of the program does (docs/transformer-hw.md, "Layers")."""
+
+    EMBED = 0  #: residual = the token's embedding row (weights ``[d, 256]``, one event)
+    NORM = 1  #: spikes = IF(residual + B; Θ, R per channel)
+    LINEAR = 2  #: spikes = IF(W s + B; Θ, R)
+    ATTENTION = 3  #: spikes = IF(Σ_j relu(q.k_j + P) v_j; Θ, R per key count)
+    RESIDUAL = 4  #: residual += shift(W s)
+    READOUT = 5  #: logits = Σ_t (W s + B)
+
+
+def _int_array(name: str, value, ndim: int) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, not {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, not shape {arr.shape}")
+    arr = arr.astype(np.int64)
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class XLayer:
+    """One layer of the program.
+
+    ``weight`` ``[n_out, n_in]`` (EMBED: the embedding transposed, ``[d, 256]``); ``bias``,
+    ``threshold``, ``reset`` per output neuron (ATTENTION: ``threshold``/``reset`` per key count,
+    ``[W]``); ``score_bias`` ``[H, W]`` (ATTENTION); ``shift`` (RESIDUAL). ``source`` names the
+    spike tensor read (ATTENTION: the queries), ``keys``/``values`` the caches an ATTENTION
+    reads, ``dest`` the spike tensor or cache written (NORM, LINEAR, ATTENTION).
+    """
+
+    kind: LayerKind
+    name: str
+    n_out: int
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    threshold: np.ndarray | None = None
+    reset: np.ndarray | None = None
+    score_bias: np.ndarray | None = None
+    shift: int = 0
+    source: str | None = None
+    keys: str | None = None
+    values: str | None = None
+    dest: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "kind", LayerKind(self.kind))
+        object.__setattr__(self, "n_out", positive_int(f"{self.name} n_out", self.n_out))
+        needs = {
+            LayerKind.EMBED: ("weight",),
+            LayerKind.NORM: ("bias", "threshold", "reset"),
+            LayerKind.LINEAR: ("weight", "bias", "threshold", "reset"),
+            LayerKind.ATTENTION: ("threshold", "reset", "score_bias"),
+            LayerKind.RESIDUAL: ("weight",),
+            LayerKind.READOUT: ("weight", "bias"),
+        }[self.kind]
+        for field in needs:
+            if getattr(self, field) is None:
+                raise ValueError(f"layer {self.name} ({self.kind.name}) needs {field}")
+        for field, ndim in (("weight", 2), ("bias", 1), ("threshold", 1), ("reset", 1),
+                            ("score_bias", 2)):
+            if getattr(self, field) is not None:
+                object.__setattr__(self, field, _int_array(f"{self.name} {field}",
+                                                           getattr(self, field), ndim))
+        if self.weight is not None and self.weight.shape[0] != self.n_out:
+            raise ValueError(f"layer {self.name}: weight must have {self.n_out} rows")
+        per_neuron = self.kind in (LayerKind.NORM, LayerKind.LINEAR, LayerKind.READOUT)
+        for field in ("bias", "threshold", "reset"):
+            value = getattr(self, field)
+            if per_neuron and value is not None and value.shape != (self.n_out,):
+                raise ValueError(f"layer {self.name}: {field} must have {self.n_out} entries")
+        for field in ("threshold", "reset"):
+            value = getattr(self, field)
+            if value is not None and value.size and value.min() < 1:
+                raise ValueError(f"layer {self.name}: every {field} must be at least 1")
+        object.__setattr__(self, "shift", int(self.shift))
+
+    @property
+    def n_in(self) -> int:
+        return 0 if self.weight is None else self.weight.shape[1]
+
+    @property
+    def spiking(self) -> bool:
+        """Whether the layer's FIRE writes spikes (NORM, LINEAR, ATTENTION)."""
+        return self.kind in (LayerKind.NORM, LayerKind.LINEAR, LayerKind.ATTENTION)
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a spike tensor or cache lives: ``base`` address in its banks, ``tiles`` per step,
+    ``slots`` cached positions (1 for a plain tensor), in the spike banks or the V banks."""
+
+    base: int
+    tiles: int
+    slots: int
+    v_bank: bool
+
+    def address(self, timesteps: int, slot: int, step: int, tile: int) -> int:
+        return self.base + (slot * timesteps + step) * self.tiles + tile
+
+
+@dataclass(frozen=True, eq=False)
+class TransformerParams:
+    """Everything :class:`hw.transformer.TransformerAccelerator` is built from.
+
+    ``layers`` run in order for every byte; the residual (``d_model`` channels per step) is
+    in place, so a RESIDUAL updates what EMBED wrote. ``window`` ``W`` positions are cached for
+    every ATTENTION's keys and values. Widths: ``weight_bits`` (the weight banks' lanes: the
+    embedding is stored there too), ``bias_bits`` (signed),
+    ``const_bits`` (thresholds and resets, unsigned), ``membrane_bits`` (every PE),
+    ``residual_bits``, ``score_bits`` (a ReLU'd score, unsigned).
+    """
+
+    rows: int
+    cols: int
+    timesteps: int
+    window: int
+    d_model: int
+    heads: int
+    layers: tuple[XLayer, ...]
+    weight_bits: int
+    bias_bits: int
+    const_bits: int
+    membrane_bits: int
+    residual_bits: int
+    score_bits: int
+
+    def __post_init__(self):
+        for name in ("rows", "cols", "timesteps", "window", "d_model", "heads", "weight_bits",
+                     "bias_bits", "const_bits", "membrane_bits", "residual_bits", "score_bits"):
+            object.__setattr__(self, name, positive_int(name, getattr(self, name)))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model {self.d_model} is not a multiple of heads {self.heads}")
+        dh = self.head_dim
+        if self.d_model > self.pes and self.pes % dh:
+            raise ValueError(
+                f"the array's {self.pes} PEs must hold whole heads of {dh} channels (or all"
+                f" {self.d_model}): choose --rows x --cols a multiple of {dh}")
+        kinds = [layer.kind for layer in self.layers]
+        if kinds.count(LayerKind.EMBED) != 1 or kinds[0] != LayerKind.EMBED:
+            raise ValueError("the program must start with its one EMBED layer")
+        if kinds.count(LayerKind.READOUT) != 1 or kinds[-1] != LayerKind.READOUT:
+            raise ValueError("the program must end with its one READOUT layer")
+        for layer in self.layers:
+            if layer.kind in (LayerKind.EMBED, LayerKind.RESIDUAL, LayerKind.NORM,
+                              LayerKind.ATTENTION) and layer.n_out != self.d_model:
+                raise ValueError(f"layer {layer.name} must have {self.d_model} outputs")
+            if layer.kind == LayerKind.READOUT and layer.n_out != VOCAB:
+                raise ValueError(f"the readout must have {VOCAB} outputs")
+            if layer.kind == LayerKind.ATTENTION:
+                if layer.score_bias.shape != (self.heads, self.window):
+                    raise ValueError(f"layer {layer.name}: score_bias must be"
+                                     f" [{self.heads}, {self.window}]")
+                if layer.threshold.shape != (self.window,) or layer.reset.shape != (self.window,):
+                    raise ValueError(f"layer {layer.name}: thresholds per key count need"
+                                     f" {self.window} entries")
+        self.regions  # noqa: B018 -- allocate (and check) the spike tensors now
+        self._check_widths()
+        logger.debug("transformer accelerator %dx%d, %d layers", self.rows, self.cols,
+                     len(self.layers))
+
+    # -- shape --------------------------------------------------------------------------------
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.heads
+
+    def tiles_of(self, n: int) -> int:
+        """``ceil(n / P)``."""
+        return -(-n // self.pes)
+
+    @property
+    def model_tiles(self) -> int:
+        """Tiles of ``d_model`` channels (residual, norms, attention)."""
+        return self.tiles_of(self.d_model)
+
+    @property
+    def tiles(self) -> tuple[int, ...]:
+        return tuple(self.tiles_of(layer.n_out) for layer in self.layers)
+
+    @property
+    def heads_per_tile(self) -> int:
+        """Heads whose channels a tile holds (whole heads: see the constructor's check)."""
+        return -(-min(self.d_model, self.pes) // self.head_dim)
+
+    def head_of_lane(self, row: int, col: int) -> int:
+        """Head (within its tile) of the channel PE ``(row, col)`` holds."""
+        lane = row * self.cols + col
+        return min(lane // self.head_dim, self.heads_per_tile - 1)
+
+    # -- where everything lives ---------------------------------------------------------------
+
+    @cached_property
+    def regions(self) -> dict[str, Region]:
+        """Every spike tensor and cache: plain tensors and key caches in the spike banks, value
+        caches in the V banks; each written by one layer and read after it."""
+        written: dict[str, XLayer] = {}
+        for layer in self.layers:
+            for name in (layer.source, layer.keys, layer.values):
+                if name is not None and name not in written:
+                    raise ValueError(f"layer {layer.name} reads {name} before a layer writes it")
+            if layer.spiking:
+                if layer.dest is None:
+                    raise ValueError(f"layer {layer.name} writes no spike tensor (dest)")
+                if layer.dest in written:
+                    raise ValueError(f"spike tensor {layer.dest} is written twice")
+                written[layer.dest] = layer
+        keys = {layer.keys for layer in self.layers if layer.keys}
+        values = {layer.values for layer in self.layers if layer.values}
+        if keys & values:
+            raise ValueError(f"{sorted(keys & values)} is read as keys and as values")
+        out, spike_top, v_top = {}, 0, 0
+        for name, layer in written.items():
+            tiles = self.tiles_of(layer.n_out)
+            if name in values:
+                out[name] = Region(v_top, tiles, self.window, True)
+                v_top += self.window * self.timesteps * tiles
+            else:
+                slots = self.window if name in keys else 1
+                out[name] = Region(spike_top, tiles, slots, False)
+                spike_top += slots * self.timesteps * tiles
+        for layer in self.layers:
+            if layer.values and layer.keys and out[layer.keys].tiles != out[layer.values].tiles:
+                raise ValueError(f"layer {layer.name}: keys and values differ in width")
+        object.__setattr__(self, "_spike_depth", max(1, spike_top))
+        object.__setattr__(self, "_v_depth", max(1, v_top))
+        return out
+
+    @property
+    def spike_depth(self) -> int:
+        """Rows of each spike bank (plain tensors and key caches)."""
+        return self._spike_depth
+
+    @property
+    def v_depth(self) -> int:
+        """Rows of each V bank (value caches)."""
+        return self._v_depth
+
+    @property
+    def weight_bases(self) -> tuple[int, ...]:
+        sizes = [t * layer.n_in for t, layer in zip(self.tiles, self.layers, strict=True)]
+        return tuple(int(x) for x in np.cumsum([0, *sizes[:-1]]))
+
+    @property
+    def weight_depth(self) -> int:
+        return max(1, sum(t * layer.n_in for t, layer in zip(self.tiles, self.layers,
+                                                            strict=True)))
+
+    def const_entries(self, layer: XLayer) -> int:
+        """Constant-bank rows of a layer: a tile each (ATTENTION: a tile per key count)."""
+        if layer.kind in (LayerKind.EMBED, LayerKind.RESIDUAL):
+            return 0
+        tiles = self.tiles_of(layer.n_out)
+        return tiles * self.window if layer.kind == LayerKind.ATTENTION else tiles
+
+    @property
+    def const_bases(self) -> tuple[int, ...]:
+        sizes = [self.const_entries(layer) for layer in self.layers]
+        return tuple(int(x) for x in np.cumsum([0, *sizes[:-1]]))
+
+    @property
+    def const_depth(self) -> int:
+        return max(1, sum(self.const_entries(layer) for layer in self.layers))
+
+    @property
+    def residual_depth(self) -> int:
+        """Rows of each residual bank: ``T`` steps of ``model_tiles``."""
+        return self.timesteps * self.model_tiles
+
+    @property
+    def logit_depth(self) -> int:
+        return self.tiles[-1] * self.rows
+
+    @property
+    def shifts(self) -> tuple[int, ...]:
+        """The distinct shifts of the RESIDUAL layers (EMBED's 0 first): the RESADD mux."""
+        found = [0]
+        for layer in self.layers:
+            if layer.kind == LayerKind.RESIDUAL and layer.shift not in found:
+                found.append(layer.shift)
+        return tuple(found)
+
+    @property
+    def spiking_layers(self) -> tuple[int, ...]:
+        """Indices of the layers that write spikes, in order: the spike counters' order."""
+        return tuple(i for i, layer in enumerate(self.layers) if layer.spiking)
+
+    @property
+    def addr_bits(self) -> int:
+        """A token's ``addr``: weight, constant, residual or V-bank address."""
+        return address_bits(max(self.weight_depth, self.const_depth, self.residual_depth,
+                                self.v_depth))
+
+    @property
+    def oaddr_bits(self) -> int:
+        """A token's ``oaddr``: spike bank, V bank or logit memory."""
+        return address_bits(max(self.spike_depth, self.v_depth, self.logit_depth))
+
+    @property
+    def raddr_bits(self) -> int:
+        return address_bits(self.spike_depth)
+
+    @property
+    def operand_bits(self) -> int:
+        """The PE operand: a weight, a bias, a residual value or a score (signed)."""
+        return max(self.weight_bits, self.bias_bits, self.residual_bits, self.score_bits + 1)
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def _check_widths(self):
+        def fits(name, arr, bits, signed, width_name):
+            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            if arr is not None and arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+                raise ValueError(f"{name} spans [{int(arr.min())}, {int(arr.max())}], beyond"
+                                 f" {bits} bits: raise {width_name}")
+
+        for layer in self.layers:
+            fits(f"{layer.name} weight", layer.weight, self.weight_bits, True, "weight_bits")
+            fits(f"{layer.name} bias", layer.bias, self.bias_bits, True, "bias_bits")
+            fits(f"{layer.name} threshold", layer.threshold, self.const_bits, False, "const_bits")
+            fits(f"{layer.name} reset", layer.reset, self.const_bits, False, "const_bits")
+        if self.const_bits > self.membrane_bits - 1:
+            raise ValueError(f"const_bits ({self.const_bits}) must be below membrane_bits"
+                             f" ({self.membrane_bits})")
+        if self.operand_bits > self.membrane_bits:
+            raise ValueError(f"operands of {self.operand_bits} bits do not fit membranes of"
+                             f" {self.membrane_bits}")
+        if self.residual_bits > self.membrane_bits:
+            raise ValueError("residual_bits must not exceed membrane_bits")

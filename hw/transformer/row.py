@@ -1,0 +1,262 @@
+"""A row of the transformer's array: ``C`` PEs and neuron lanes and the banks they read.
+
+The row is the MLP's row (:class:`hw.array.ArrayRow`) with three more token kinds and three
+more banks: a constant bank (bias, threshold and reset per neuron, so that one array runs
+layers with per-channel and per-key-count constants), a residual bank (the residual stream of
+its ``C`` channels, every step) and a V bank (its ``C`` channels of every cached value).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..neuron import NeuronLane
+from ..params import address_bits
+from ..pe import PEOp, ProcessingElement
+from ..token import TokenKind
+from .layout import const_bank_images, const_lane_bits, weight_bank_images
+from .params import TransformerParams
+
+__all__ = ["ACT_LATENCY", "TransformerRow", "logit_write_layout", "spike_write_layout",
+           "token_layout"]
+
+#: Cycles from a token on ``tok_in`` to its PEs acting (bank read, bank data register, operand
+#: and neuron preparation), as in the MLP's rows.
+ACT_LATENCY = 3
+
+
+def token_layout(p: TransformerParams) -> data.StructLayout:
+    """The transformer's token: the MLP's fields, ``init`` and the scores of an ATTN."""
+    return data.StructLayout({
+        "kind": TokenKind,
+        "neg": 1,
+        "last": 1,
+        "init": 1,
+        "addr": unsigned(p.addr_bits),
+        "oaddr": unsigned(p.oaddr_bits),
+        "scores": data.ArrayLayout(unsigned(p.score_bits), p.heads_per_tile),
+    })
+
+
+def spike_write_layout(p: TransformerParams) -> data.StructLayout:
+    return data.StructLayout({
+        "addr": unsigned(address_bits(max(p.spike_depth, p.v_depth))),
+        "data": data.ArrayLayout(unsigned(2), p.cols),
+    })
+
+
+def logit_write_layout(p: TransformerParams) -> data.StructLayout:
+    return data.StructLayout({
+        "addr": unsigned(address_bits(p.logit_depth)),
+        "data": data.ArrayLayout(signed(p.membrane_bits), p.cols),
+    })
+
+
+def shift_round(m: Module, value, shifts: tuple[int, ...], select, width: int):
+    """``shift_round(value, shifts[select])`` of the contract: ``value << s``, or for ``s < 0``
+    ``(value + 2^(-s-1)) >> -s`` (one adder and two multiplexers of constants)."""
+    half = Signal(signed(len(value) + 1))
+    total = Signal(signed(len(value) + 1))
+    out = Signal(signed(width))
+    with m.Switch(select):
+        for index, s in enumerate(shifts):
+            with m.Case(index):
+                m.d.comb += half.eq(1 << (-s - 1) if s < 0 else 0)
+    m.d.comb += total.eq(value + half)
+    with m.Switch(select):
+        for index, s in enumerate(shifts):
+            with m.Case(index):
+                m.d.comb += out.eq(total << s if s >= 0 else total >> -s)
+    return out
+
+
+class TransformerRow(wiring.Component):
+    """Row ``row``: ``C`` PEs, ``C`` neuron lanes; weight, constant, residual and V banks.
+
+    Timing as :class:`hw.array.ArrayRow`: a token on ``tok_in`` in cycle ``n`` addresses every
+    bank; it is on ``tok_out`` in ``n + 1``; the bank data is registered in ``n + 2``; the PEs act
+    in ``n + 3`` (:data:`ACT_LATENCY`); a FIRE's spikes (to ``spikes``, or to the V bank when
+    ``dest_v``) and a RESADD's new residual are written in ``n + 4``. Per kind:
+
+    - EVENT: ``U += ±w`` (weight bank at ``addr``, sign ``neg``).
+    - FIRE: ``V = U + b``, spike by ``Θ``, ``R`` (constant bank at ``addr``); spikes written at
+      ``oaddr``; ``U`` soft-reset, or cleared when ``last``. In ``readout`` mode ``U += b``.
+    - READOUT: membranes to ``logits`` at ``oaddr + row``; ``U = 0``.
+    - ATTN: lane ``c`` adds ``±scores[head(c)]`` by the sign of its cached value spike (V bank at
+      ``addr``), nothing for a zero spike.
+    - RESID: ``U += x`` (residual bank at ``addr``).
+    - RESADD: the residual at ``addr`` takes ``x + shift(U)`` (``shift(U)`` when ``init``),
+      the shift chosen by ``shift_sel`` among :attr:`TransformerParams.shifts`; ``U = 0``.
+
+    ``fired`` is the number of non-zero spikes the row writes in the cycle.
+
+    Latency: 1 cycle from ``tok_in`` to ``tok_out``. Throughput: one token per cycle.
+    """
+
+    def __init__(self, params: TransformerParams, row: int):
+        if not isinstance(params, TransformerParams):
+            raise TypeError(f"params must be a TransformerParams, not {params!r}")
+        if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < params.rows:
+            raise ValueError(f"row must be an integer in 0..{params.rows - 1}, not {row!r}")
+        self._params = params
+        self._row = row
+        tokens = stream.Signature(token_layout(params), always_ready=True)
+        super().__init__({
+            "tok_in": In(tokens),
+            "tok_out": Out(tokens),
+            "readout": In(1),
+            "dest_v": In(1),
+            "shift_sel": In(range(len(params.shifts))),
+            "spikes": Out(stream.Signature(spike_write_layout(params), always_ready=True)),
+            "logits": Out(stream.Signature(logit_write_layout(params), always_ready=True)),
+            "fired": Out(range(params.cols + 1)),
+        })
+
+    @property
+    def act_latency(self) -> int:
+        return ACT_LATENCY
+
+    @property
+    def write_latency(self) -> int:
+        """Cycles from ``tok_in`` to a FIRE's spikes or a RESADD's residual being written."""
+        return ACT_LATENCY + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        p, r = self._params, self._row
+        cols, mb = p.cols, p.membrane_bits
+        bb, kb = p.bias_bits, p.const_bits
+        lane_bits = const_lane_bits(p)
+
+        m.submodules.weights = weights = Memory(
+            shape=unsigned(cols * p.weight_bits), depth=p.weight_depth,
+            init=weight_bank_images(p)[r])
+        m.submodules.consts = consts = Memory(
+            shape=unsigned(cols * lane_bits), depth=p.const_depth, init=const_bank_images(p)[r])
+        m.submodules.residual = residual = Memory(
+            shape=unsigned(cols * p.residual_bits), depth=p.residual_depth, init=[])
+        m.submodules.values = values = Memory(shape=unsigned(2 * cols), depth=p.v_depth, init=[])
+        ports = [mem.read_port() for mem in (weights, consts, residual, values)]
+        w_port, c_port, x_port, v_port = ports
+        x_write, v_write = residual.write_port(), values.write_port()
+        for port in ports:
+            m.d.comb += port.addr.eq(self.tok_in.payload.addr)
+        m.d.sync += [
+            self.tok_out.valid.eq(self.tok_in.valid),
+            self.tok_out.payload.eq(self.tok_in.payload),
+        ]
+
+        # Stage 1: the bank data, registered off the block RAMs.
+        w1 = Signal(data.ArrayLayout(signed(p.weight_bits), cols))
+        k1 = Signal(data.ArrayLayout(unsigned(lane_bits), cols))
+        x1 = Signal(data.ArrayLayout(signed(p.residual_bits), cols))
+        v1 = Signal(data.ArrayLayout(unsigned(2), cols))
+        tok1 = Signal.like(self.tok_out.payload)
+        kind1 = Signal(TokenKind)
+        m.d.sync += [w1.eq(w_port.data), k1.eq(c_port.data), x1.eq(x_port.data),
+                     v1.eq(v_port.data), tok1.eq(self.tok_out.payload),
+                     kind1.eq(Mux(self.tok_out.valid, self.tok_out.payload.kind, TokenKind.SKIP))]
+
+        # Stage 2: operands and operation; the lanes prepare from the constants.
+        operand = Signal(data.ArrayLayout(signed(p.operand_bits), cols))
+        carry = Signal(cols)
+        op = Signal(PEOp)
+        fire, spiking, readout_tok, resadd = Signal(), Signal(), Signal(), Signal()
+        oaddr = Signal.like(tok1.oaddr)
+        logit_addr = Signal.like(self.logits.payload.addr)
+        x2 = Signal.like(x1)
+        res_addr2, init2 = Signal.like(tok1.addr), Signal()
+        m.d.sync += [
+            fire.eq((kind1 == TokenKind.FIRE) & ~self.readout),
+            spiking.eq((kind1 == TokenKind.FIRE) & ~self.readout & ~tok1.last),
+            readout_tok.eq(kind1 == TokenKind.READOUT),
+            resadd.eq(kind1 == TokenKind.RESADD),
+            oaddr.eq(tok1.oaddr),
+            logit_addr.eq(tok1.oaddr + r),
+            x2.eq(x1), res_addr2.eq(tok1.addr), init2.eq(tok1.init),
+        ]
+        with m.Switch(kind1):
+            with m.Case(TokenKind.EVENT, TokenKind.ATTN, TokenKind.RESID):
+                m.d.sync += op.eq(PEOp.ADD)
+            with m.Case(TokenKind.FIRE):
+                m.d.sync += op.eq(Mux(tok1.last & ~self.readout, PEOp.CLEAR, PEOp.ADD))
+            with m.Case(TokenKind.READOUT, TokenKind.RESADD):
+                m.d.sync += op.eq(PEOp.CLEAR)
+            with m.Default():
+                m.d.sync += op.eq(PEOp.SKIP)
+
+        ob = p.operand_bits
+        lanes = []
+        for col in range(cols):
+            pe = ProcessingElement(operand_bits=ob, membrane_bits=mb)
+            lane = NeuronLane(bias_bits=bb, membrane_bits=mb)
+            m.submodules[f"pe{col}"] = pe
+            m.submodules[f"neuron{col}"] = lane
+            lanes.append((pe, lane))
+            word = k1[col]
+            bias = word[:bb].as_signed()
+            score = Signal(signed(ob), name=f"score{col}")  # the unsigned score, widened
+            m.d.comb += [
+                score.eq(tok1.scores[p.head_of_lane(r, col)]),
+                lane.bias.eq(bias),
+                lane.threshold.eq(word[bb:bb + kb]),
+                lane.reset.eq(word[bb + kb:bb + 2 * kb]),
+                lane.readout.eq(self.readout),
+                pe.op.eq(op),
+                pe.operand.eq(operand[col]),
+                pe.carry.eq(carry[col]),
+                pe.load.eq(lane.value),
+                pe.take.eq(spiking & lane.fired),
+                lane.membrane.eq(pe.membrane),
+                self.logits.payload.data[col].eq(pe.membrane),
+            ]
+            v_nz, v_neg = v1[col][0], v1[col][1]
+            with m.Switch(kind1):
+                with m.Case(TokenKind.EVENT):
+                    m.d.sync += [operand[col].eq(w1[col] ^ tok1.neg.replicate(ob)),
+                                 carry[col].eq(tok1.neg)]
+                with m.Case(TokenKind.ATTN):
+                    m.d.sync += [
+                        operand[col].eq(Mux(v_nz, score ^ v_neg.replicate(ob), 0)),
+                        carry[col].eq(v_nz & v_neg),
+                    ]
+                with m.Case(TokenKind.RESID):
+                    m.d.sync += [operand[col].eq(x1[col]), carry[col].eq(0)]
+                with m.Default():
+                    m.d.sync += [operand[col].eq(bias), carry[col].eq(0)]
+
+        # Stage 3: the PEs act; a READOUT writes the membranes; a FIRE's spikes and a RESADD's
+        # shifted membranes are registered for stage 4.
+        m.d.comb += [self.logits.valid.eq(readout_tok),
+                     self.logits.payload.addr.eq(logit_addr)]
+        spikes4 = Signal(data.ArrayLayout(unsigned(2), cols))
+        fire4, resadd4, init4 = Signal(), Signal(), Signal()
+        oaddr4, res_addr4 = Signal.like(oaddr), Signal.like(res_addr2)
+        x4 = Signal.like(x2)
+        shifted4 = Signal(data.ArrayLayout(signed(p.residual_bits), cols))
+        m.d.sync += [fire4.eq(fire), resadd4.eq(resadd), init4.eq(init2), oaddr4.eq(oaddr),
+                     res_addr4.eq(res_addr2), x4.eq(x2)]
+        for col, (pe, lane) in enumerate(lanes):
+            shifted = shift_round(m, pe.membrane, p.shifts, self.shift_sel, p.residual_bits)
+            m.d.sync += [spikes4[col].eq(lane.spike), shifted4[col].eq(shifted)]
+
+        # Stage 4: the writes.
+        m.d.comb += [
+            self.spikes.valid.eq(fire4 & ~self.dest_v),
+            self.spikes.payload.addr.eq(oaddr4),
+            self.spikes.payload.data.eq(spikes4),
+            v_write.en.eq(fire4 & self.dest_v),
+            v_write.addr.eq(oaddr4),
+            v_write.data.eq(spikes4),
+            x_write.en.eq(resadd4),
+            x_write.addr.eq(res_addr4),
+        ]
+        for col in range(cols):
+            m.d.comb += x_write.data.word_select(col, p.residual_bits).eq(
+                Mux(init4, 0, x4[col]) + shifted4[col])
+        nonzero = [spikes4[col][0] for col in range(cols)]
+        m.d.comb += self.fired.eq(Mux(fire4, sum(nonzero), 0))
+        return m

@@ -1,0 +1,223 @@
+"""The score unit: ternary query-key dot products over the cached keys, as ATTN tokens.
+
+For one request (an attention tile ``τ`` at step ``t`` of the current position) the unit reads
+the query word (every spike bank at once: the ``P`` channels of the tile), then the cached key
+word of each of the ``count`` positions of the window, newest first, one per cycle. For each key
+it computes, per head of the tile, ``max(0, q . k + P[h, δ])`` (``δ`` the key's distance): a
+lane contributes ``+1`` when both spikes are non-zero and of the same sign, ``-1`` when of
+opposite signs (an AND and an XOR), the head's sum is two popcounts and a subtraction, the bias
+comes from a small ROM. A key whose scores are all zero is skipped (event-driven); any other
+becomes an ATTN token carrying the scores and the address of the key's cached values. After the
+last key the request's FIRE token follows, in order.
+
+Latency: 6 cycles from a request to its first token (query read, first key read, key register,
+popcount, bias and ReLU, output register). Throughput: one key per cycle; a request is taken
+when the previous one has left the pipeline, so a request costs ``count + 6`` cycles.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..layout import pack
+from ..params import address_bits
+from ..token import TokenKind
+from .params import LayerKind, TransformerParams
+from .row import token_layout
+
+__all__ = ["ScoreUnit", "bias_rom_image", "popcount", "score_request_layout"]
+
+
+def popcount(bits) -> object:
+    """The number of set bits of ``bits``, as a balanced tree of adders."""
+    values = [bits[i] for i in range(len(bits))]
+    if not values:
+        return 0
+    while len(values) > 1:
+        paired = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            paired.append(values[-1])
+        values = paired
+    return values[0]
+
+
+def score_request_layout(p: TransformerParams) -> data.StructLayout:
+    """What the sequencer asks: addresses of the query and of the current position's key and
+    value, how many keys, the current slot, the bias ROM row of distance 0 (attention layer
+    ``a``, tile ``τ``: ``(a * tiles + τ) * W``) and the FIRE to send after them."""
+    attention_layers = attention_count(p)
+    return data.StructLayout({
+        "q_addr": unsigned(p.raddr_bits),
+        "k_addr": unsigned(p.raddr_bits),
+        "v_addr": unsigned(address_bits(p.v_depth)),
+        "count": range(1, p.window + 1),
+        "slot": range(p.window),
+        "bias_base": range(max(1, attention_layers * p.model_tiles * p.window)),
+        "fire": token_layout(p),
+    })
+
+
+def attention_count(p: TransformerParams) -> int:
+    return sum(layer.kind == LayerKind.ATTENTION for layer in p.layers)
+
+
+def bias_rom_image(p: TransformerParams) -> list[int]:
+    """Row ``(a * tiles + τ) * W + δ``: the score biases of tile ``τ``'s heads for distance
+    ``δ`` in attention layer ``a``, ``heads_per_tile`` lanes of ``score_bias_bits`` bits."""
+    image = []
+    bits = score_bias_bits(p)
+    hpt = p.heads_per_tile
+    for layer in p.layers:
+        if layer.kind != LayerKind.ATTENTION:
+            continue
+        for tile in range(p.model_tiles):
+            for delta in range(p.window):
+                heads = [layer.score_bias[tile * hpt + h, delta] if tile * hpt + h < p.heads
+                         else 0 for h in range(hpt)]
+                image.append(pack(heads, bits))
+    return image
+
+
+def score_bias_bits(p: TransformerParams) -> int:
+    """Signed width of a score bias."""
+    biggest = max((int(abs(layer.score_bias).max(initial=0)) for layer in p.layers
+                   if layer.kind == LayerKind.ATTENTION), default=0)
+    return biggest.bit_length() + 1
+
+
+class ScoreUnit(wiring.Component):
+    """Scores of the cached keys for one attention tile and step (see the module docstring).
+
+    Ports
+    -----
+    requests : In(stream.Signature(score_request_layout))
+    tokens : Out(stream.Signature(token_layout, always_ready=True))
+    mem_addr, mem_en : Out -- the read address of every spike bank
+    mem_data : In(ArrayLayout(unsigned(2C), R)) -- their read data
+    busy : Out(1) -- a request is in the pipeline
+    """
+
+    def __init__(self, params: TransformerParams):
+        if not isinstance(params, TransformerParams):
+            raise TypeError(f"params must be a TransformerParams, not {params!r}")
+        self._params = params
+        p = params
+        super().__init__({
+            "requests": In(stream.Signature(score_request_layout(p))),
+            "tokens": Out(stream.Signature(token_layout(p), always_ready=True)),
+            "mem_addr": Out(p.raddr_bits),
+            "mem_en": Out(1),
+            "mem_data": In(data.ArrayLayout(unsigned(2 * p.cols), p.rows)),
+            "busy": Out(1),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a request handshake to its first token."""
+        return 6
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        w, lanes, dh, hpt = p.window, p.pes, p.head_dim, p.heads_per_tile
+        stride = p.timesteps * p.model_tiles
+        req = Signal(score_request_layout(p))
+
+        # Issue: one read a cycle, the query first, then the keys newest first; ``left`` keys
+        # still to read. The FIRE follows the last key down the pipeline.
+        left = Signal(range(w + 1))
+        slot = Signal(range(w))
+        k_addr, v_addr = Signal.like(req.k_addr), Signal.like(req.v_addr)
+        delta = Signal(range(w))
+        active, query, q_data = Signal(), Signal(), Signal()
+        m.d.comb += [self.mem_addr.eq(Mux(query, req.q_addr, k_addr)), self.mem_en.eq(1)]
+        pipeline_busy = Signal()
+        m.d.comb += [
+            self.requests.ready.eq(~active & ~pipeline_busy),
+            self.busy.eq(active | pipeline_busy),
+        ]
+        # D: the read was issued last cycle; its data is on the port.
+        valid_d, fire_d = Signal(), Signal()
+        delta_d, vaddr_d = Signal.like(delta), Signal.like(v_addr)
+        m.d.sync += [valid_d.eq(0), fire_d.eq(0), q_data.eq(active & query)]
+        with m.If(self.requests.valid & self.requests.ready):
+            m.d.sync += [req.eq(self.requests.payload), active.eq(1), query.eq(1),
+                         left.eq(self.requests.payload.count), slot.eq(self.requests.payload.slot),
+                         k_addr.eq(self.requests.payload.k_addr),
+                         v_addr.eq(self.requests.payload.v_addr), delta.eq(0)]
+        with m.Elif(active & query):
+            m.d.sync += query.eq(0)
+        with m.Elif(active & (left == 0)):
+            m.d.sync += [active.eq(0), valid_d.eq(1), fire_d.eq(1)]
+        with m.Elif(active):
+            m.d.sync += [valid_d.eq(1), delta_d.eq(delta), vaddr_d.eq(v_addr),
+                         left.eq(left - 1), delta.eq(delta + 1)]
+            with m.If(slot == 0):
+                m.d.sync += [slot.eq(w - 1), k_addr.eq(k_addr + (w - 1) * stride),
+                             v_addr.eq(v_addr + (w - 1) * stride)]
+            with m.Else():
+                m.d.sync += [slot.eq(slot - 1), k_addr.eq(k_addr - stride),
+                             v_addr.eq(v_addr - stride)]
+        q_reg = Signal(2 * lanes)
+        with m.If(q_data):
+            m.d.sync += q_reg.eq(self.mem_data)
+
+        # K: the key word registered off the block RAMs.
+        k_reg = Signal(2 * lanes)
+        delta2, vaddr2 = Signal.like(delta), Signal.like(v_addr)
+        valid2, fire2 = Signal(), Signal()
+        m.d.sync += [k_reg.eq(self.mem_data), delta2.eq(delta_d), vaddr2.eq(vaddr_d),
+                     valid2.eq(valid_d), fire2.eq(fire_d)]
+
+        # Stage 3: per-lane products and per-head popcounts; the bias ROM is read.
+        counts = data.ArrayLayout(unsigned((dh).bit_length()), hpt)
+        pos3, neg3 = Signal(counts), Signal(counts)
+        vaddr3, valid3, fire3 = Signal.like(v_addr), Signal(), Signal()
+        for head in range(hpt):
+            members = range(head * dh, min((head + 1) * dh, lanes))
+            plus, minus = [], []
+            for lane in members:
+                q0, q1 = q_reg[2 * lane], q_reg[2 * lane + 1]
+                k0, k1 = k_reg[2 * lane], k_reg[2 * lane + 1]
+                both, opposite = q0 & k0, q1 ^ k1
+                plus.append(both & ~opposite)
+                minus.append(both & opposite)
+            plus_bits, minus_bits = Signal(len(plus)), Signal(len(minus))
+            m.d.comb += [plus_bits.eq(sum(b << i for i, b in enumerate(plus))),
+                         minus_bits.eq(sum(b << i for i, b in enumerate(minus)))]
+            m.d.sync += [pos3[head].eq(popcount(plus_bits)), neg3[head].eq(popcount(minus_bits))]
+        bias_bits = score_bias_bits(p)
+        image = bias_rom_image(p)
+        m.submodules.bias_rom = rom = Memory(
+            shape=unsigned(hpt * bias_bits), depth=max(1, len(image)), init=image)
+        rom_port = rom.read_port()
+        m.d.comb += rom_port.addr.eq(req.bias_base + delta2)
+        m.d.sync += [vaddr3.eq(vaddr2), valid3.eq(valid2), fire3.eq(fire2)]
+
+        # Stage 4: score = max(0, pos - neg + bias) per head; ATTN if any is non-zero.
+        scores4 = Signal(data.ArrayLayout(unsigned(p.score_bits), hpt))
+        vaddr4, valid4, fire4, any4 = Signal.like(v_addr), Signal(), Signal(), Signal()
+        nonzero = []
+        for head in range(hpt):
+            bias = rom_port.data.word_select(head, bias_bits).as_signed()
+            total = Signal(signed(max(bias_bits, dh.bit_length() + 1) + 2), name=f"dot{head}")
+            m.d.comb += total.eq(pos3[head] - neg3[head] + bias)
+            positive = ~total[-1] & (total != 0)
+            nonzero.append(positive)
+            m.d.sync += scores4[head].eq(Mux(positive, total, 0))
+        any_nonzero = Signal()
+        m.d.comb += any_nonzero.eq(sum(b << i for i, b in enumerate(nonzero)) != 0)
+        m.d.sync += [vaddr4.eq(vaddr3), valid4.eq(valid3), fire4.eq(fire3),
+                     any4.eq(any_nonzero)]
+
+        tok = self.tokens.payload
+        m.d.comb += self.tokens.valid.eq(valid4 & (fire4 | any4))
+        with m.If(fire4):
+            m.d.comb += tok.eq(req.fire)
+        with m.Else():
+            m.d.comb += [tok.kind.eq(TokenKind.ATTN), tok.addr.eq(vaddr4), tok.scores.eq(scores4)]
+        m.d.comb += pipeline_busy.eq(valid_d | valid2 | valid3 | valid4 | q_data)
+        return m

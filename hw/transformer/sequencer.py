@@ -1,0 +1,344 @@
+"""The program sequencer: one byte in, every layer of the program, then the logits out.
+
+For each byte of the stream the sequencer walks the layers of :class:`TransformerParams`, and
+within a layer its output tiles ``τ`` and time steps ``t``; what a ``(τ, t)`` asks of the array
+depends on the layer's kind (docs/transformer-hw.md, "Layers"):
+
+| kind | tokens per tile and step |
+| --- | --- |
+| EMBED | one EVENT at the byte's embedding row (a one-lane word), RESADD with ``init`` |
+| NORM | RESID, FIRE |
+| LINEAR | the input tensor's words (the scanner emits an EVENT per non-zero spike), FIRE |
+| ATTENTION | a score request: the score unit sends an ATTN per key worth adding, then the FIRE |
+| RESIDUAL | the input tensor's words, RESADD |
+| READOUT | the input tensor's words, FIRE, and after the last step a READOUT |
+
+Between layers it waits until the pipeline is idle and then ``drain`` more cycles (the next
+layer reads what this one wrote). The current position's key/value slot and the number of
+keys it sees advance with every byte and start again on a byte flagged ``restart``.
+
+Throughput: one request per cycle while the fetch stage (or the score unit) accepts.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..checks import positive_int
+from ..params import address_bits
+from ..token import TokenKind, meta_layout, request_layout
+from .params import LayerKind, TransformerParams
+from .row import token_layout
+from .score import score_request_layout
+
+__all__ = ["ProgramSequencer", "SOURCE_ONE"]
+
+logger = logging.getLogger(__name__)
+
+SOURCE_ONE = 0
+"""Word source 0: a constant word whose lane 0 is a +1 spike (the embedding's one event)."""
+
+_WORDS, _PRE, _TAIL, _READOUT = 0, 1, 2, 3
+_DEST_SPIKES, _DEST_KEYS, _DEST_VALUES = 0, 1, 2
+
+
+class ProgramSequencer(wiring.Component):
+    """Runs the program for every byte (see the module docstring).
+
+    Ports
+    -----
+    tokens : In(stream.Signature(unsigned(9)))  -- a byte; bit 8 set: it starts a new stream
+    requests : Out(stream.Signature(request_layout))  -- to the word fetch and the scanner
+    score_requests : Out(stream.Signature(score_request_layout))  -- to the score unit
+    idle : In(1)  -- fetch, scanner and score unit hold nothing
+    readout, dest_v, shift_sel, attention : Out  -- constants of the running layer
+    layer : Out  -- index of the running layer
+    output : Out(1), resume : In(1)  -- the logits are ready; the streamer has sent them
+    """
+
+    def __init__(self, params: TransformerParams, *, drain: int):
+        if not isinstance(params, TransformerParams):
+            raise TypeError(f"params must be a TransformerParams, not {params!r}")
+        self._params = params
+        self._drain = positive_int("drain", drain)
+        p = params
+        self._meta_layout = meta_layout(token_layout(p), p.cols, 1)
+        self._request_layout = request_layout(self._meta_layout, self.sources, p.raddr_bits)
+        super().__init__({
+            "tokens": In(stream.Signature(unsigned(9))),
+            "requests": Out(stream.Signature(self._request_layout)),
+            "score_requests": Out(stream.Signature(score_request_layout(p))),
+            "idle": In(1),
+            "readout": Out(1),
+            "dest_v": Out(1),
+            "shift_sel": Out(range(len(p.shifts))),
+            "attention": Out(1),
+            "layer": Out(range(len(p.layers))),
+            "output": Out(1),
+            "resume": In(1),
+        })
+
+    @property
+    def sources(self) -> int:
+        """Word sources: :data:`SOURCE_ONE`, then spike bank ``r`` as ``1 + r``."""
+        return 1 + self._params.rows
+
+    @property
+    def meta_layout(self) -> data.StructLayout:
+        return self._meta_layout
+
+    def layer_constants(self) -> list[dict]:
+        """Per layer, the numbers the sequencer's counters start from."""
+        p = self._params
+        consts = []
+        attention = 0
+        for index, layer in enumerate(p.layers):
+            kind = layer.kind
+            source = p.regions.get(layer.source) if layer.source else None
+            dest = p.regions.get(layer.dest) if layer.dest else None
+            words = -(-layer.n_in // p.cols) if kind in (
+                LayerKind.LINEAR, LayerKind.RESIDUAL, LayerKind.READOUT) else 1
+            n_in = layer.n_in
+            dest_kind = _DEST_SPIKES
+            if dest is not None and dest.v_bank:
+                dest_kind = _DEST_VALUES
+            elif dest is not None and dest.slots > 1:
+                dest_kind = _DEST_KEYS
+            c = {
+                "kind": int(kind),
+                "first": {LayerKind.NORM: _PRE, LayerKind.ATTENTION: _TAIL}.get(kind, _WORDS),
+                "tiles_last": p.tiles[index] - 1,
+                "words_last": words - 1,
+                "lanes": p.cols,
+                "last_lanes": (n_in - (words - 1) * p.cols) if words > 1 or n_in else 1,
+                "n_in": n_in,
+                "wbase": p.weight_bases[index],
+                "cbase": p.const_bases[index],
+                "in_base": source.base if source is not None and kind != LayerKind.ATTENTION
+                else 0,
+                "in_tiles": source.tiles if source is not None else 0,
+                "out_base": dest.base if dest is not None else 0,
+                "out_tiles": dest.tiles if dest is not None else 1,
+                "cached": int(dest_kind != _DEST_SPIKES),
+                "dest_v": int(dest_kind == _DEST_VALUES),
+                "readout": int(kind == LayerKind.READOUT),
+                "shift_sel": p.shifts.index(layer.shift) if kind == LayerKind.RESIDUAL else 0,
+                "q_base": source.base if kind == LayerKind.ATTENTION else 0,
+                "k_base": p.regions[layer.keys].base if layer.keys else 0,
+                "v_base": p.regions[layer.values].base if layer.values else 0,
+                "bias_base": attention * p.model_tiles * p.window,
+            }
+            if kind == LayerKind.EMBED:
+                c["last_lanes"] = 1
+            if kind == LayerKind.ATTENTION:
+                attention += 1
+            consts.append(c)
+        return consts
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        consts = self.layer_constants()
+        logger.debug("layer constants %s", consts)
+
+        def width(key):
+            return range(max(c[key] for c in consts) + 1)
+
+        lc_layout = data.StructLayout({key: width(key) for key in consts[0]})
+        lc = Signal(lc_layout)
+        layer = Signal(range(len(p.layers)))
+        kind = Signal(range(len(LayerKind)))
+        m.d.comb += kind.eq(lc.kind)
+
+        w, tiles_d = p.window, p.model_tiles
+        stride = p.timesteps * tiles_d
+        addr_bits, raddr_bits = p.addr_bits, p.raddr_bits
+        big = max(addr_bits, p.oaddr_bits, raddr_bits, address_bits(p.v_depth)) + 1
+        byte = Signal(8)
+        fresh = Signal(init=1)
+        count = Signal(range(1, w + 1), init=1)
+        cur = Signal(range(w))
+        slot_base = Signal(big)
+        attn_off = Signal(big)
+
+        tile = Signal(range(max(p.tiles)))
+        step = Signal(range(p.timesteps))
+        word = Signal(range(max(c["words_last"] for c in consts) + 1))
+        phase = Signal(2)
+        bank = Signal(range(p.rows))
+        row_addr = Signal(big)
+        step_row = Signal(big)
+        word_base = Signal(big)
+        tile_base = Signal(big)
+        c_addr = Signal(big)
+        res_addr = Signal(big)
+        out_step = Signal(big)
+        out_origin = Signal(big)
+        logit_base = Signal(big)
+        bias_tile = Signal(big)
+
+        idle_r = Signal()
+        m.d.sync += idle_r.eq(self.idle)
+        wait = max(0, self._drain - 3)
+        drain = Signal(range(wait + 1))
+        last_step = step == p.timesteps - 1
+
+        m.d.comb += [
+            self.readout.eq(lc.readout),
+            self.dest_v.eq(lc.dest_v),
+            self.shift_sel.eq(lc.shift_sel),
+            self.attention.eq(kind == LayerKind.ATTENTION),
+            self.layer.eq(layer),
+        ]
+
+        req = self.requests.payload
+        meta = req.meta
+        tok = meta.token
+        sreq = self.score_requests.payload
+        is_embed = kind == LayerKind.EMBED
+        with m.Switch(phase):
+            with m.Case(_WORDS):
+                m.d.comb += [
+                    tok.kind.eq(TokenKind.EVENT),
+                    tok.addr.eq(Mux(is_embed, tile_base + byte, word_base)),
+                    meta.nlanes.eq(Mux(word == lc.words_last, lc.last_lanes, lc.lanes)),
+                    req.src.eq(Mux(is_embed, SOURCE_ONE, 1 + bank)),
+                    req.raddr.eq(row_addr),
+                ]
+            with m.Case(_PRE):
+                m.d.comb += [tok.kind.eq(TokenKind.RESID), tok.addr.eq(res_addr)]
+            with m.Case(_TAIL):
+                with m.If((kind == LayerKind.EMBED) | (kind == LayerKind.RESIDUAL)):
+                    m.d.comb += [tok.kind.eq(TokenKind.RESADD), tok.addr.eq(res_addr),
+                                 tok.init.eq(is_embed)]
+                with m.Else():
+                    m.d.comb += [tok.kind.eq(TokenKind.FIRE), tok.addr.eq(c_addr),
+                                 tok.oaddr.eq(out_origin + out_step), tok.last.eq(last_step)]
+            with m.Case(_READOUT):
+                m.d.comb += [tok.kind.eq(TokenKind.READOUT), tok.oaddr.eq(logit_base)]
+        m.d.comb += [
+            sreq.q_addr.eq(lc.q_base + res_addr),
+            sreq.k_addr.eq(lc.k_base + slot_base + res_addr),
+            sreq.v_addr.eq(lc.v_base + slot_base + res_addr),
+            sreq.count.eq(count),
+            sreq.slot.eq(cur),
+            sreq.bias_base.eq(bias_tile),
+            sreq.fire.kind.eq(TokenKind.FIRE),
+            sreq.fire.addr.eq(c_addr),
+            sreq.fire.oaddr.eq(out_origin + out_step),
+            sreq.fire.last.eq(last_step),
+        ]
+
+        def first_phase():
+            m.d.sync += phase.eq(lc.first)
+
+        def next_tile():
+            with m.If(tile == lc.tiles_last):
+                m.next = "DRAIN"
+            with m.Else():
+                m.d.sync += [
+                    tile.eq(tile + 1), step.eq(0), word.eq(0), bank.eq(0),
+                    tile_base.eq(tile_base + lc.n_in), word_base.eq(tile_base + lc.n_in),
+                    row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
+                    c_addr.eq(c_addr + 1), res_addr.eq(tile + 1), out_step.eq(tile + 1),
+                    logit_base.eq(logit_base + p.rows), bias_tile.eq(bias_tile + w),
+                ]
+                first_phase()
+
+        def next_step():
+            with m.If(last_step):
+                next_tile()
+            with m.Else():
+                m.d.sync += [
+                    step.eq(step + 1), word.eq(0), bank.eq(0), word_base.eq(tile_base),
+                    step_row.eq(step_row + lc.in_tiles), row_addr.eq(step_row + lc.in_tiles),
+                    res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
+                ]
+                first_phase()
+
+        with m.FSM(name="program"):
+            with m.State("IDLE"):
+                m.d.comb += self.tokens.ready.eq(1)
+                with m.If(self.tokens.valid):
+                    m.d.sync += [byte.eq(self.tokens.payload[:8]), layer.eq(0), fresh.eq(0)]
+                    with m.If(self.tokens.payload[8] | fresh):
+                        m.d.sync += [count.eq(1), cur.eq(0), slot_base.eq(0), attn_off.eq(0)]
+                    with m.Else():
+                        with m.If(count != w):
+                            m.d.sync += [count.eq(count + 1), attn_off.eq(attn_off + tiles_d)]
+                        with m.If(cur == w - 1):
+                            m.d.sync += [cur.eq(0), slot_base.eq(0)]
+                        with m.Else():
+                            m.d.sync += [cur.eq(cur + 1), slot_base.eq(slot_base + stride)]
+                    m.next = "LAYER"
+            with m.State("LAYER"):
+                with m.Switch(layer):
+                    for index, c in enumerate(consts):
+                        with m.Case(index):
+                            m.d.sync += [
+                                lc.eq(lc_layout.const(c)),
+                                tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
+                                row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
+                                phase.eq(c["first"]),
+                                bias_tile.eq(c["bias_base"]),
+                            ]
+                            if c["kind"] == LayerKind.ATTENTION:
+                                m.d.sync += c_addr.eq(c["cbase"] + attn_off)
+                            else:
+                                m.d.sync += c_addr.eq(c["cbase"])
+                            if c["cached"]:
+                                m.d.sync += out_origin.eq(c["out_base"] + slot_base)
+                            else:
+                                m.d.sync += out_origin.eq(c["out_base"])
+                m.d.sync += [tile.eq(0), step.eq(0), word.eq(0), bank.eq(0), res_addr.eq(0),
+                             out_step.eq(0), logit_base.eq(0)]
+                m.next = "RUN"
+            with m.State("RUN"):
+                with m.If((phase == _TAIL) & (kind == LayerKind.ATTENTION)):
+                    m.d.comb += self.score_requests.valid.eq(1)
+                    with m.If(self.score_requests.ready):
+                        next_step()
+                with m.Else():
+                    m.d.comb += self.requests.valid.eq(1)
+                    with m.If(self.requests.ready):
+                        with m.Switch(phase):
+                            with m.Case(_WORDS):
+                                with m.If(word == lc.words_last):
+                                    m.d.sync += phase.eq(_TAIL)
+                                with m.Else():
+                                    m.d.sync += [word.eq(word + 1),
+                                                 word_base.eq(word_base + p.cols)]
+                                    with m.If(bank == p.rows - 1):
+                                        m.d.sync += [bank.eq(0), row_addr.eq(row_addr + 1)]
+                                    with m.Else():
+                                        m.d.sync += bank.eq(bank + 1)
+                            with m.Case(_PRE):
+                                m.d.sync += phase.eq(_TAIL)
+                            with m.Case(_TAIL):
+                                with m.If(lc.readout & last_step):
+                                    m.d.sync += phase.eq(_READOUT)
+                                with m.Else():
+                                    next_step()
+                            with m.Case(_READOUT):
+                                next_tile()
+                m.d.sync += [drain.eq(0), idle_r.eq(0)]
+            with m.State("DRAIN"):
+                with m.If(~idle_r):
+                    m.d.sync += drain.eq(0)
+                with m.Elif(drain == wait):
+                    with m.If(layer == len(p.layers) - 1):
+                        m.next = "OUTPUT"
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
+                        m.next = "LAYER"
+                with m.Else():
+                    m.d.sync += drain.eq(drain + 1)
+            with m.State("OUTPUT"):
+                m.d.comb += self.output.eq(1)
+                with m.If(self.resume):
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,78 @@
+"""Helpers of the transformer hw tests: the plan of a contract model, and an Amaranth simulation
+of the stream harness behind a plain function."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from amaranth.sim import Simulator
+
+from contract.onnx_transformer import transformer_to_onnx
+from contract.transformer import IntTransformer
+from hw.layout import unpack
+from hw.transformer import StreamHarness, TransformerParams
+from rtl_gen.frontend import load_graph
+from rtl_gen.passes import default_pipeline, run_pipeline
+from rtl_gen.plan_transformer import transformer_params
+
+
+def params_from_transformer(model: IntTransformer, rows: int, cols: int) -> TransformerParams:
+    """The compiler's path: ONNX, front end, passes, plan."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        onnx.save(transformer_to_onnx(model), path)
+        graph = run_pipeline(load_graph(path), default_pipeline(transformer=True))
+    return transformer_params(graph, rows, cols)[0]
+
+
+@dataclass(frozen=True)
+class Position:
+    """What the accelerator returned for one byte of a stream."""
+
+    logits: np.ndarray
+    token: int
+    cycles: int
+    spike_counts: np.ndarray
+
+
+def run_streams(params: TransformerParams, streams, *, stall_seed=None,
+                max_cycles: int = 200_000) -> list[list[Position]]:
+    """Every byte of every stream through an Amaranth simulation of the harness; the first
+    byte of each stream is flagged ``restart``."""
+    dut = StreamHarness(params, stall_seed=stall_seed)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    out: list[list[Position]] = []
+    mb, n = params.membrane_bits, len(params.spiking_layers)
+
+    async def bench(ctx):
+        await ctx.tick()
+        for stream in streams:
+            seen = []
+            for index, byte in enumerate(stream):
+                ctx.set(dut.byte, int(byte))
+                ctx.set(dut.restart, int(index == 0))
+                ctx.set(dut.start, 1)
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+                cycles = 0
+                async for _, _, done in ctx.tick().sample(dut.done):
+                    cycles += 1
+                    if cycles > max_cycles:
+                        raise TimeoutError(f"done not raised after {max_cycles} cycles")
+                    if done:
+                        break
+                seen.append(Position(
+                    logits=np.array(unpack(ctx.get(dut.logits_flat), 256, mb), dtype=np.int64),
+                    token=ctx.get(dut.token), cycles=ctx.get(dut.cycles),
+                    spike_counts=np.array(unpack(ctx.get(dut.spike_counts), n, 24,
+                                                 signed=False))))
+            out.append(seen)
+
+    sim.add_testbench(bench)
+    sim.run()
+    return out
