@@ -230,6 +230,7 @@ class TransformerTrace:
     spikes: tuple[np.ndarray, ...]  # each [N, T, L, width], in neuron order
     names: tuple[str, ...]
     peaks: dict
+    tensors: dict | None = None  # every named tensor, when an interpreter keeps them
 
     def firing_rates(self) -> list[float]:
         """Fraction of non-zero spikes per neuron population."""

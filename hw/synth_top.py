@@ -19,29 +19,38 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
-from .params import AcceleratorParams
+from .params import SPIKE_COUNT_BITS, AcceleratorParams
+from .transformer import TransformerAccelerator, TransformerParams
 
 __all__ = ["SynthTop"]
 
 
 class SynthTop(wiring.Component):
-    """:class:`hw.Accelerator` behind a pin-frugal interface (see the module docstring)."""
+    """:class:`hw.Accelerator` (or, from :class:`TransformerParams`, the transformer's
+    accelerator, whose token beats carry a restart flag in bit 8) behind a pin-frugal
+    interface (see the module docstring)."""
 
-    def __init__(self, params: AcceleratorParams):
-        if not isinstance(params, AcceleratorParams):
-            raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
+    def __init__(self, params: AcceleratorParams | TransformerParams):
+        if isinstance(params, AcceleratorParams):
+            counters, token_bits = params.spike_counters, 8
+        elif isinstance(params, TransformerParams):
+            counters, token_bits = len(params.spiking_layers), 9
+        else:
+            raise TypeError(f"params must be an AcceleratorParams or a TransformerParams, not"
+                            f" {params!r}")
         self._params = params
-        status_bytes = 4 + params.spike_counters * ((params.spike_count_bits + 7) // 8)
+        self._counters = counters
+        status_bytes = 4 + counters * ((SPIKE_COUNT_BITS + 7) // 8)
         self._status_bytes = status_bytes
         super().__init__({
-            "tokens": In(stream.Signature(8)),
+            "tokens": In(stream.Signature(token_bits)),
             "next_token": Out(stream.Signature(8)),
             "status_addr": In(max(1, (status_bytes - 1).bit_length())),
             "status_data": Out(8),
         })
 
     @property
-    def params(self) -> AcceleratorParams:
+    def params(self) -> AcceleratorParams | TransformerParams:
         return self._params
 
     @property
@@ -51,14 +60,17 @@ class SynthTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.accelerator = acc = Accelerator(self._params)
+        if isinstance(self._params, TransformerParams):
+            m.submodules.accelerator = acc = TransformerAccelerator(self._params)
+        else:
+            m.submodules.accelerator = acc = Accelerator(self._params)
         wiring.connect(m, wiring.flipped(self.tokens), acc.tokens)
         wiring.connect(m, acc.next_token, wiring.flipped(self.next_token))
         m.d.comb += acc.logits.ready.eq(1)
 
-        counter_bytes = (self._params.spike_count_bits + 7) // 8
+        counter_bytes = (SPIKE_COUNT_BITS + 7) // 8
         fields = [acc.cycles[8 * b:8 * (b + 1)] for b in range(4)]
-        for index in range(self._params.spike_counters):
+        for index in range(self._counters):
             counter = acc.spike_counts[index]
             fields += [Value.cast(counter)[8 * b:8 * (b + 1)] for b in range(counter_bytes)]
         data = Signal(8)

@@ -37,7 +37,7 @@ from .checkpoint import load_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import UsageError
 
-__all__ = ["DEFAULT_SAMPLES", "export", "export_heldout", "main"]
+__all__ = ["DEFAULT_SAMPLES", "export", "export_heldout", "export_heldout_streams", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,15 @@ def export_heldout(out: Path, samples: int, context: int, seed: int = 0) -> Path
     return out / "heldout.npz"
 
 
+def export_heldout_streams(out: Path, streams: int, length: int, context: int,
+                           seed: int = 0) -> Path:
+    """Write ``heldout.npz`` (held-out byte streams for a transformer of window ``context``)."""
+    payload = _heldout_streams_npz(streams, length, context, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out / "heldout.npz", payload)
+    return out / "heldout.npz"
+
+
 def export(int_model: IntModel | IntTransformer, out: Path, samples: int, seed: int = 0,
            stream_length: int | None = None) -> tuple[Path, Path]:
     """Write ``model.onnx`` and ``heldout.npz`` of ``int_model`` into ``out`` (for a
@@ -114,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=positive_int, default=None,
                         help=f"held-out samples in heldout.npz (default {DEFAULT_SAMPLES};"
                              f" a transformer: streams, default {DEFAULT_STREAMS})")
+    parser.add_argument("--streams", action="store_true",
+                        help="with --heldout-only: byte streams for a transformer of window"
+                             " --context")
     parser.add_argument("--stream-length", type=positive_int, default=None,
                         help=f"transformer: bytes per held-out stream (default"
                              f" {STREAM_WINDOWS} windows)")
@@ -126,8 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.ckpt is not None or args.context is None:
             raise UsageError("--heldout-only takes --context K and no --ckpt")
         try:
-            npz_path = export_heldout(args.out, args.samples or DEFAULT_SAMPLES, args.context,
-                                      args.seed)
+            if args.streams or args.stream_length is not None:
+                npz_path = export_heldout_streams(
+                    args.out, args.samples or DEFAULT_STREAMS,
+                    args.stream_length or STREAM_WINDOWS * args.context, args.context, args.seed)
+            else:
+                npz_path = export_heldout(args.out, args.samples or DEFAULT_SAMPLES,
+                                          args.context, args.seed)
         except ValueError as exc:
             raise UsageError(f"{exc}; lower --samples") from exc
         print(f"wrote {npz_path}")

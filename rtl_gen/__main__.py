@@ -50,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--dense", action="store_true", help="scan every spike, zero or not")
     b.add_argument("--threshold-scale", help="scale hidden thresholds, e.g. 1.5 or 3/2")
-    b.add_argument("--samples", type=_positive, default=256, help="golden samples (default 256)")
+    b.add_argument("--samples", type=_positive, default=None,
+                   help="golden samples: contexts (default 256), or a transformer's held-out"
+                        " streams (default 8, each three windows long)")
     b.add_argument("--seed", type=int, default=0, help="seed of the held-out sample")
     b.add_argument("--force", action="store_true", help="replace an existing build in --out")
     b.add_argument(
@@ -64,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("dir", type=Path)
     s.add_argument("--samples", type=_positive, help="how many golden samples (default all)")
     s.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+
+    g = sub.add_parser("generate", help="generate text with a transformer build in Verilator,"
+                                        " checked byte for byte against the reference")
+    g.add_argument("dir", type=Path)
+    g.add_argument("--prompt", action="append", required=True,
+                   help="prompt text (repeat for several); the stream starts as a file does,"
+                        " after the window's zero bytes")
+    g.add_argument("--tokens", type=_positive, default=64, help="bytes to generate (default 64)")
+    g.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
 
     y = sub.add_parser("synth", help="synthesize, place and route with yosys + nextpnr")
     y.add_argument("dir", type=Path)
@@ -95,11 +106,14 @@ def _build(args) -> None:
     from .report import load_report
 
     r = load_report(out)
+    dense = r["dense_cycles_per_inference"]
+    unit = "token" if r.get("arch") == "transformer" else "inference"
     print(
         f"built {out} in {time.perf_counter() - start:.1f} s: {r['array']['rows']}x"
         f"{r['array']['cols']} array, membrane {r['widths']['membrane']} bits,"
-        f" ideal {r['ideal_cycles_per_inference']:.0f} / dense"
-        f" {r['dense_cycles_per_inference']:.0f} cycles per inference"
+        f" ideal {r['ideal_cycles_per_inference']:.0f}"
+        + (f" / dense {dense:.0f}" if dense is not None else "")
+        + f" cycles per {unit}"
     )
     print(f"next: python -m rtl_gen sim {out}")
 
@@ -109,15 +123,37 @@ def _sim(args) -> None:
 
     r = simulate(args.dir, args.samples, args.simulator)
     sim = r["sim"]
-    print(f"{sim['matched']}/{sim['samples']} samples matched the integer reference bit for bit")
-    print(
-        f"cycles per inference: {r['cycles_per_inference']:.1f} (ideal"
-        f" {r['ideal_cycles_per_inference']:.1f}, dense {r['dense_cycles_per_inference']:.1f})"
-    )
-    print(
-        "firing rates (hardware counters): "
-        + ", ".join(f"{k} {v:.3f}" for k, v in r["hardware_firing_rates"].items())
-    )
+    if r.get("arch") == "transformer":
+        print(f"{sim['matched']}/{sim['samples']} positions ({sim['streams']} streams) matched"
+              f" the integer reference bit for bit, {sim['full_context_matched']} of them with"
+              f" a full {r['model']['context']}-byte window")
+        print(f"cycles per token: {r['cycles_per_inference']:.1f} (ideal"
+              f" {r['ideal_cycles_per_inference']:.1f})")
+    else:
+        print(f"{sim['matched']}/{sim['samples']} samples matched the integer reference bit"
+              " for bit")
+        print(
+            f"cycles per inference: {r['cycles_per_inference']:.1f} (ideal"
+            f" {r['ideal_cycles_per_inference']:.1f}, dense"
+            f" {r['dense_cycles_per_inference']:.1f})"
+        )
+    rates = r["hardware_firing_rates"]
+    order = r.get("spiking_layer_names") or list(rates)
+    print("firing rates (hardware counters): " + ", ".join(f"{k} {rates[k]:.3f}" for k in order))
+
+
+def _generate(args) -> None:
+    from .generate import generate
+
+    result = generate(args.dir, [p.encode() for p in args.prompt], args.tokens, args.simulator)
+    for prompt, text in zip(args.prompt, result["texts"], strict=True):
+        print(f"--- prompt {prompt!r}")
+        print(prompt + text)
+    rate = result.get("tokens_per_second")
+    print(f"{result['matched']}/{len(args.prompt)} generations equal the reference byte for"
+          f" byte; {result['cycles_per_token']:.1f} cycles per token"
+          + (f", {rate:,.0f} tokens/s at {result['fmax_mhz']:.1f} MHz ({result['target']})"
+             if rate else " (synthesize for tokens/s at Fmax)"))
 
 
 def _synth(args) -> None:
@@ -137,7 +173,7 @@ def main(argv=None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
     try:
-        {"build": _build, "sim": _sim, "synth": _synth}[args.command](args)
+        {"build": _build, "sim": _sim, "generate": _generate, "synth": _synth}[args.command](args)
     except SpikeForgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, VerificationError) else 2

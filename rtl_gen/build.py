@@ -30,14 +30,17 @@ import numpy as np
 import onnx
 
 from contract.onnx_io import to_onnx
+from contract.onnx_transformer import transformer_to_onnx
 
 from .errors import BuildError, VerificationError
 from .frontend import load_graph
 from .interpret import interpret, to_int_model
+from .interpret_transformer import to_int_transformer
 from .ir import Graph
 from .passes import default_pipeline, run_pipeline
 from .passes.scale_thresholds import parse_scale
 from .targets import get_target
+from .tir import TGraph
 from .workdir import staged_output
 
 __all__ = ["DEFAULT_CKPT", "BuildConfig", "BuildState", "build", "run_onnx"]
@@ -60,7 +63,7 @@ class BuildConfig:
     target: str = "ecp5-85k"
     dense: bool = False
     threshold_scale: str | None = None
-    samples: int = 256
+    samples: int | None = None
     seed: int = 0
     force: bool = False
     stall_seed: int | None = None
@@ -73,6 +76,8 @@ class BuildConfig:
             self.ckpt = DEFAULT_CKPT
         for name in ("rows", "cols", "samples"):
             value = getattr(self, name)
+            if name == "samples" and value is None:
+                continue
             if not isinstance(value, int) or value < 1:
                 raise BuildError(f"--{name} must be a positive integer, not {value!r}")
         if self.rows * self.cols > 1024:
@@ -96,7 +101,7 @@ class BuildState:
     config: BuildConfig
     dir: Path
     inputs: np.ndarray | None = None
-    graph: Graph | None = None
+    graph: Graph | TGraph | None = None
     plan: object = None
     trace: object = None
     timings: dict = field(default_factory=dict)
@@ -133,8 +138,7 @@ def step_export(state: BuildState) -> None:
         str(cfg.ckpt),
         "--out",
         str(export_dir),
-        "--samples",
-        str(cfg.samples),
+        *(["--samples", str(cfg.samples)] if cfg.samples is not None else []),
         "--seed",
         str(cfg.seed),
     ]
@@ -148,7 +152,9 @@ def step_export(state: BuildState) -> None:
     shutil.rmtree(export_dir)
 
 
-def _load_inputs(state: BuildState, context: int) -> None:
+def _load_inputs(state: BuildState, context: int, streams: bool) -> None:
+    """The golden inputs: ``[N, k]`` contexts of an MLP, ``[N, L]`` byte streams of a
+    transformer (``context`` is then its window)."""
     cfg = state.config
     if cfg.inputs is not None:
         try:
@@ -166,8 +172,8 @@ def _load_inputs(state: BuildState, context: int) -> None:
             str(context),
             "--out",
             str(state.dir / "export"),
-            "--samples",
-            str(cfg.samples),
+            *(["--samples", str(cfg.samples)] if cfg.samples is not None else []),
+            *(["--streams"] if streams else []),
             "--seed",
             str(cfg.seed),
         ]
@@ -178,7 +184,9 @@ def _load_inputs(state: BuildState, context: int) -> None:
             state.inputs = np.asarray(data["input"], dtype=np.int64)
         shutil.rmtree(state.dir / "export")
     ids = state.inputs
-    if ids.ndim != 2 or ids.shape[1] != context or ids.shape[0] == 0:
+    if streams and (ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] == 0):
+        raise BuildError(f"inputs must be byte streams of shape [N, L], not {ids.shape}")
+    if not streams and (ids.ndim != 2 or ids.shape[1] != context or ids.shape[0] == 0):
         raise BuildError(f"inputs must have shape [N, {context}], not {ids.shape}")
     if ids.min() < 0 or ids.max() > 255:
         raise BuildError("inputs must be byte values 0..255")
@@ -189,7 +197,8 @@ def step_frontend(state: BuildState) -> None:
     cfg = state.config
     # the user's own file when there is one, so that an error names it, not the staging copy
     graph = load_graph(cfg.onnx_path if cfg.ckpt is None else state.dir / "source.onnx")
-    _load_inputs(state, graph.context)
+    transformer = isinstance(graph, TGraph)
+    _load_inputs(state, graph.window if transformer else graph.context, transformer)
     ort_logits = run_onnx(state.dir / "source.onnx", state.inputs)
     if not np.array_equal(ort_logits, interpret(graph, state.inputs).logits):
         raise VerificationError(
@@ -201,14 +210,20 @@ def step_frontend(state: BuildState) -> None:
 
 def step_passes(state: BuildState) -> None:
     """The pass pipeline, each pass checked for exact preservation."""
-    passes = default_pipeline(state.config.threshold_scale)
+    transformer = isinstance(state.graph, TGraph)
+    if transformer and state.config.threshold_scale is not None:
+        raise BuildError("--threshold-scale applies to the MLP's hidden layers only; a"
+                         " transformer's thresholds are per channel and per key count")
+    passes = default_pipeline(state.config.threshold_scale, transformer=transformer)
     state.graph = run_pipeline(state.graph, passes, check_ids=state.inputs)
 
 
 def step_golden(state: BuildState) -> None:
     """``model.onnx`` of the final IR and ``golden.npz``; onnxruntime must agree exactly."""
-    model = to_int_model(state.graph)
-    onnx.save(to_onnx(model), state.dir / "model.onnx")
+    if isinstance(state.graph, TGraph):
+        onnx.save(transformer_to_onnx(to_int_transformer(state.graph)), state.dir / "model.onnx")
+    else:
+        onnx.save(to_onnx(to_int_model(state.graph)), state.dir / "model.onnx")
     (state.dir / "source.onnx").unlink()
     trace = interpret(state.graph, state.inputs)
     ort_logits = run_onnx(state.dir / "model.onnx", state.inputs)

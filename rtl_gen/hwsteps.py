@@ -13,10 +13,12 @@ from amaranth.back import verilog
 from hw import layout
 from sim.runner import TESTBENCH
 
+from . import hwsteps_transformer as xsteps
 from .build import BuildState
 from .plan import plan_hardware
 from .report import save_report
 from .targets import get_target
+from .tir import TGraph
 
 __all__ = ["HW_STEPS"]
 
@@ -33,6 +35,9 @@ def _write_hex(path, words, width: int) -> None:
 
 def step_plan(state: BuildState) -> None:
     """The array plan and its memory images; the range analysis sets every width."""
+    if isinstance(state.graph, TGraph):
+        xsteps.step_plan(state, TOP_MODULE)
+        return
     cfg = state.config
     plan = plan_hardware(state.graph, cfg.rows, cfg.cols, get_target(cfg.target), cfg.dense)
     p = plan.params
@@ -75,6 +80,9 @@ def step_rtl(state: BuildState) -> None:
     and of the synthesis top."""
     import hw
 
+    if isinstance(state.graph, TGraph):
+        xsteps.step_rtl(state, TOP_MODULE, SYNTH_MODULE)
+        return
     rtl = state.dir / "rtl"
     rtl.mkdir()
     params = state.plan.params
@@ -98,6 +106,9 @@ def step_testbench(state: BuildState) -> None:
 
 def step_report(state: BuildState) -> None:
     """``report.json`` and ``report.md``: everything known before simulation."""
+    if isinstance(state.graph, TGraph):
+        xsteps.step_report(state, TOP_MODULE, SYNTH_MODULE)
+        return
     plan, cfg, trace = state.plan, state.config, state.trace
     p, model = plan.params, plan.model
     names = ["embedding", *(f"hidden{i}" for i in range(len(model.layers)))]

@@ -74,7 +74,7 @@ def interpret_transformer(graph: TGraph, ids) -> xf.TransformerTrace:
         if op.makes.value == "spikes":
             spikes.append(value)
             names.append(op.name)
-    return xf.TransformerTrace(env[graph.output], tuple(spikes), tuple(names), {})
+    return xf.TransformerTrace(env[graph.output], tuple(spikes), tuple(names), {}, env)
 
 
 class _Reader:

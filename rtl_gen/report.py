@@ -27,13 +27,18 @@ def _fmt(value, digits=1) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def render_markdown(r: dict) -> str:
-    m, a = r["model"], r["array"]
-    lines = [
-        f"# SpikeForge build: {r['name']}",
-        "",
-        "## Model",
-        "",
+def _model_lines(r: dict) -> list[str]:
+    m = r["model"]
+    if r.get("arch") == "transformer":
+        return [
+            (f"- spiking transformer: window {m['context']} bytes, d_model {m['d_model']},"
+             f" {m['heads']} heads, {m['blocks']} block(s), FFN {m['ffn']},"
+             f" {m['timesteps']} time steps, {m['weight_bits']}-bit weights"),
+            f"- program: {', '.join(m['layers'])} ({m['parameters']:,} weights)",
+            (f"- golden: {r['golden_streams']} held-out streams, {r['golden_positions']}"
+             f" positions ({r['full_context_positions']} with a full window)"),
+        ]
+    return [
         (
             f"- context {m['context']} bytes, {m['embed_dim']} spikes per byte,"
             f" {m['timesteps']} time steps, {m['weight_bits']}-bit weights"
@@ -43,6 +48,18 @@ def render_markdown(r: dict) -> str:
             f" ({m['parameters']:,} weights)"
         ),
         f"- threshold scale: {r['threshold_scale']}",
+    ]
+
+
+def render_markdown(r: dict) -> str:
+    a = r["array"]
+    unit = "token" if r.get("arch") == "transformer" else "inference"
+    lines = [
+        f"# SpikeForge build: {r['name']}",
+        "",
+        "## Model",
+        "",
+        *_model_lines(r),
         "",
         "## Array",
         "",
@@ -72,7 +89,7 @@ def render_markdown(r: dict) -> str:
     c = r["cycles"] if "cycles" in r else {}
     lines += [
         "",
-        "## Cycles per inference",
+        f"## Cycles per {unit}",
         "",
         "| measured (simulation) | ideal (non-zero accumulations / PEs) | dense |",
         "| --- | --- | --- |",
@@ -83,6 +100,18 @@ def render_markdown(r: dict) -> str:
     ]
     if c.get("measured_over_ideal") is not None:
         lines.append(f"\nmeasured / ideal = {c['measured_over_ideal']:.2f}")
+    gen = r.get("generate")
+    if gen:
+        lines += [
+            "",
+            "## Generation",
+            "",
+            (f"- {gen['matched']} of {len(gen['prompts'])} generations of {gen['tokens']} bytes"
+             f" equal the reference; {gen['cycles_per_token']:,.1f} cycles per token"),
+        ]
+        if gen.get("tokens_per_second"):
+            lines.append(f"- {gen['tokens_per_second']:,.0f} tokens/s at {gen['fmax_mhz']:.1f}"
+                         f" MHz ({gen['target']})")
     sim = r.get("sim")
     if sim:
         lines += [

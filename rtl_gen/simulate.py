@@ -24,7 +24,8 @@ def simulate(
     if samples is not None and samples < 1:
         raise BuildError(f"--samples must be a positive integer, not {samples}")
     count = min(samples or report["golden_samples"], report["golden_samples"])
-    progress(f"compiling {report['name']} with {simulator}, then running {count} golden samples")
+    unit = "golden streams" if report.get("arch") == "transformer" else "golden samples"
+    progress(f"compiling {report['name']} with {simulator}, then running {count} {unit}")
     try:
         result = run_build(build_dir, samples, simulator)
     except SimulatorError as exc:
@@ -33,11 +34,13 @@ def simulate(
         raise VerificationError("the testbench ran no samples")
     counts = [s["spike_counts"] for s in result.samples]
     timesteps = report["model"]["timesteps"]
-    names = list(report["firing_rates"])
+    names = report.get("spiking_layer_names") or list(report["firing_rates"])  # JSON sorts keys
     sizes = report["spiking_layer_sizes"]
     rates = {}
+    transformer = report.get("arch") == "transformer"
+    per_layer = 1 if transformer else timesteps  # a transformer counts per layer, all steps
     for layer, name in enumerate(names):
-        fired = sum(sum(c[layer * timesteps : (layer + 1) * timesteps]) for c in counts)
+        fired = sum(sum(c[layer * per_layer : (layer + 1) * per_layer]) for c in counts)
         rates[name] = fired / (len(counts) * timesteps * sizes[layer])
     report["sim"] = {
         "simulator": simulator,
@@ -46,15 +49,24 @@ def simulate(
         "compile_seconds": round(result.compile_seconds, 2),
         "run_seconds": round(result.run_seconds, 2),
     }
+    if transformer:
+        window = report["model"]["context"]
+        full = [s for s in result.samples if s["position"] >= window - 1]
+        report["sim"].update(
+            streams=len({s["stream"] for s in result.samples}),
+            full_context=len(full),
+            full_context_matched=sum(1 for s in full if s["match"]),
+        )
     report["cycles_per_inference"] = round(result.mean_cycles, 1)
     report["cycles"]["measured_over_ideal"] = (
         round(result.mean_cycles / report["ideal_cycles_per_inference"], 3)
         if report["ideal_cycles_per_inference"]
         else None
     )
-    report["cycles"]["measured_over_dense"] = round(
-        result.mean_cycles / report["dense_cycles_per_inference"], 3
-    )
+    if report["dense_cycles_per_inference"]:
+        report["cycles"]["measured_over_dense"] = round(
+            result.mean_cycles / report["dense_cycles_per_inference"], 3
+        )
     report["hardware_firing_rates"] = rates
     report.setdefault("timings", {})[f"sim_{simulator}"] = round(
         result.compile_seconds + result.run_seconds, 2

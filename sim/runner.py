@@ -34,6 +34,7 @@ class SimResult:
     compile_seconds: float
     run_seconds: float
     simulator: str
+    generations: list | None = None
 
     @property
     def matched(self) -> int:
@@ -92,8 +93,10 @@ def run_build(
     samples: int | None = None,
     simulator: str = "verilator",
     seed: int = 0,
+    generate: Path | None = None,
 ) -> SimResult:
-    """Compile ``build_dir``'s Verilog and run its golden samples through the testbench."""
+    """Compile ``build_dir``'s Verilog and run its golden samples through the testbench (or,
+    with ``generate``, the generation job of that JSON file)."""
     from cocotb_tools.runner import get_runner
 
     build_dir = Path(build_dir).resolve()
@@ -103,7 +106,7 @@ def run_build(
     sim_dir = build_dir / f"sim_build_{simulator}"
     sources = [build_dir / "rtl" / plan["top_file"], CLOCKED_TOP]
     parameters = {
-        "CONTEXT_BITS": 8 * plan["context"],
+        "CONTEXT_BITS": plan.get("context_bits", 8 * plan["context"]),
         "LOGIT_BITS": 256 * plan["widths"]["membrane"],
         "COUNTER_BITS": plan["spike_counters"] * plan["spike_counter_width"],
     }
@@ -170,6 +173,7 @@ def run_build(
                 "SPIKEFORGE_PLAN": str(build_dir / "plan.json"),
                 "SPIKEFORGE_SAMPLES": str(samples if samples is not None else 1 << 30),
                 "SPIKEFORGE_RESULTS": str(results),
+                **({"SPIKEFORGE_GENERATE": str(generate)} if generate is not None else {}),
             },
             log_file=sim_dir / "test.log",
         )
@@ -185,4 +189,5 @@ def run_build(
     if not results.is_file():
         raise SimulatorError(f"the testbench wrote no results; see {sim_dir / 'test.log'}")
     data = json.loads(results.read_text())
-    return SimResult(data["samples"], compiled - start, finished - compiled, simulator)
+    return SimResult(data.get("samples", []), compiled - start, finished - compiled, simulator,
+                     data.get("generations"))

@@ -17,11 +17,14 @@ __all__ = ["StreamHarness"]
 class StreamHarness(wiring.Component):
     """Feed one byte, pulse ``start``, wait for ``done``, read the logits of its position.
 
+    The ports are those of :class:`hw.InferenceHarness` (so that one simulation top serves
+    both), with a "context" of one byte and a flag.
+
     Ports
     -----
-    byte : In(unsigned(8)), restart : In(1)
-        The byte, and whether it starts a new stream (an empty key/value cache); sampled with
-        ``start``.
+    context : In(unsigned(9))
+        Bits 0..7: the byte; bit 8: it starts a new stream (an empty key/value cache). Sampled
+        with ``start``.
     start : In(1)
         Starts one position; taken only while idle (after reset or while ``done`` is high).
     done : Out(1)
@@ -48,8 +51,7 @@ class StreamHarness(wiring.Component):
         self._stall_seed = stall_seed
         counters = len(params.spiking_layers)
         super().__init__({
-            "byte": In(unsigned(8)),
-            "restart": In(1),
+            "context": In(unsigned(9)),
             "start": In(1),
             "done": Out(1),
             "logits_flat": Out(unsigned(VOCAB * params.membrane_bits)),
@@ -97,5 +99,5 @@ class StreamHarness(wiring.Component):
             m.d.sync += [self.token.eq(acc.next_token.payload), self.done.eq(1), busy.eq(0)]
         with m.If(self.start & ~busy):
             m.d.sync += [busy.eq(1), pending.eq(1), self.done.eq(0),
-                         beat.eq(Cat(self.byte, self.restart))]
+                         beat.eq(self.context)]
         return m

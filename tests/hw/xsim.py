@@ -54,8 +54,7 @@ def run_streams(params: TransformerParams, streams, *, stall_seed=None,
         for stream in streams:
             seen = []
             for index, byte in enumerate(stream):
-                ctx.set(dut.byte, int(byte))
-                ctx.set(dut.restart, int(index == 0))
+                ctx.set(dut.context, int(byte) | int(index == 0) << 8)
                 ctx.set(dut.start, 1)
                 await ctx.tick()
                 ctx.set(dut.start, 0)

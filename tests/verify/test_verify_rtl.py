@@ -66,7 +66,7 @@ def samples_of(build_dir: Path, simulator: str = "verilator") -> list:
 
 # ---- tamper: one corrupted bit of the generated design must fail the check ----------------
 
-_INIT = re.compile(r"^\s*(\\?[\w$]+)\s?\[(\d+)\] = (\d+)'h([0-9a-f]+);$")
+_INIT = re.compile(r"^\s*(\\?[\w$]+)\s?\[(\d+)\] = (\d+)'([hd])([0-9a-f]+);$")
 
 
 def memory_inits(text: str) -> list[dict[int, tuple[int, int]]]:
@@ -77,7 +77,7 @@ def memory_inits(text: str) -> list[dict[int, tuple[int, int]]]:
             current = {}
             blocks.append(current)
         elif (match := _INIT.match(line)) and current is not None:
-            current[int(match[2])] = (number, int(match[4], 16))
+            current[int(match[2])] = (number, int(match[5], 16 if match[4] == "h" else 10))
         elif line.strip() == "end":
             current = None
     return blocks
@@ -91,9 +91,11 @@ def set_memory_word(text: str, image: list[int], address: int, value: int) -> st
     assert len(found) == 1, f"{len(found)} memories hold this image"
     lines = text.splitlines(keepends=True)
     number, old = found[0][address]
-    digits = _INIT.match(lines[number].rstrip("\n"))[4]
-    assert int(digits, 16) == old != value
-    lines[number] = lines[number].replace(f"'h{digits};", f"'h{value:0{len(digits)}x};")
+    match = _INIT.match(lines[number].rstrip("\n"))
+    base, digits = match[4], match[5]
+    assert int(digits, 16 if base == "h" else 10) == old != value
+    text = f"{value:0{len(digits)}x}" if base == "h" else str(value)
+    lines[number] = lines[number].replace(f"'{base}{digits};", f"'{base}{text};")
     return "".join(lines)
 
 

@@ -1,0 +1,169 @@
+"""The hardware half of ``build`` for a transformer: plan, memory images, Verilog, report.
+
+The steps mirror :mod:`rtl_gen.hwsteps` (the MLP's); ``hwsteps`` hands a transformer graph to
+these. The simulated top is :class:`hw.transformer.StreamHarness` (one byte per start, the
+ports of the MLP's harness), so the same clocked top and cocotb runner serve both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import numpy as np
+from amaranth.back import verilog
+
+from contract.transformer import key_counts
+from hw.transformer import LayerKind, StreamHarness, TransformerParams
+from hw.transformer.layout import const_bank_images, const_lane_bits, weight_bank_images
+
+from .plan_transformer import TransformerPlan, plan_transformer
+from .report import save_report
+from .targets import get_target
+
+__all__ = ["ideal_cycles", "step_plan", "step_report", "step_rtl"]
+
+log = logging.getLogger(__name__)
+
+
+def _write_hex(path, words, width: int) -> None:
+    digits = max(1, -(-width // 4))
+    path.write_text("".join(f"{int(w):0{digits}x}\n" for w in words))
+
+
+def step_plan(state, top_module: str) -> None:
+    """The layer program and its memory images; the range analysis sets every width."""
+    cfg = state.config
+    plan = plan_transformer(state.graph, cfg.rows, cfg.cols, get_target(cfg.target))
+    p = plan.params
+    mem = state.dir / "mem"
+    mem.mkdir()
+    for bank, image in enumerate(weight_bank_images(p)):
+        _write_hex(mem / f"weights_row{bank}.hex", image, p.cols * p.weight_bits)
+    for bank, image in enumerate(const_bank_images(p)):
+        _write_hex(mem / f"consts_row{bank}.hex", image, p.cols * const_lane_bits(p))
+    state.plan = plan
+    (state.dir / "plan.json").write_text(json.dumps({
+        "arch": "transformer",
+        "top_module": top_module,
+        "top_file": f"{top_module}.v",
+        "context": p.window,
+        "context_bits": 9,
+        "rows": p.rows,
+        "cols": p.cols,
+        "timesteps": p.timesteps,
+        "tiles": list(p.tiles),
+        "layers": [{"name": layer.name, "kind": layer.kind.name, "n_out": layer.n_out}
+                   for layer in p.layers],
+        "widths": {"weight": p.weight_bits, "bias": p.bias_bits, "const": p.const_bits,
+                   "membrane": p.membrane_bits, "residual": p.residual_bits,
+                   "score": p.score_bits},
+        "spike_counters": len(p.spiking_layers),
+        "spike_counter_width": 24,
+        "dense": False,
+    }, indent=2) + "\n")
+
+
+def step_rtl(state, top_module: str, synth_module: str) -> None:
+    """Verilog of the simulation top (the stream harness) and of the synthesis top."""
+    import hw
+
+    rtl = state.dir / "rtl"
+    rtl.mkdir()
+    params = state.plan.params
+    tops = ((StreamHarness(params, stall_seed=state.config.stall_seed), top_module),
+            (hw.SynthTop(params), synth_module))
+    for component, name in tops:
+        start = time.perf_counter()
+        text = verilog.convert(component, name=name, emit_src=False)
+        (rtl / f"{name}.v").write_text(text)
+        log.info("%s: %d lines of Verilog in %.1f s", name, text.count("\n"),
+                 time.perf_counter() - start)
+
+
+def ideal_cycles(p: TransformerParams, tensors: dict, ids: np.ndarray) -> np.ndarray:
+    """Per position ``[N, L]``: non-zero accumulations / PEs. A layer reading spikes does
+    ``nnz(input) * n_out`` of them; an attention does one per (step, key, channel) whose head
+    scores above zero and whose cached value spike is non-zero."""
+    total = np.zeros(ids.shape, dtype=np.float64)
+    dh = p.head_dim
+    length = ids.shape[1]
+    for layer in p.layers:
+        if layer.kind in (LayerKind.LINEAR, LayerKind.RESIDUAL, LayerKind.READOUT):
+            spikes = tensors[layer.source]  # [N, T, L, n]
+            total += np.count_nonzero(spikes, axis=(1, 3)) * layer.n_out
+        elif layer.kind == LayerKind.ATTENTION:
+            q, k, v = (tensors[name] for name in (layer.source, layer.keys, layer.values))
+            n, steps = q.shape[:2]
+            split = (n, steps, length, p.heads, dh)
+            qh, kh, vh = (x.reshape(split).transpose(0, 1, 3, 2, 4) for x in (q, k, v))
+            scores = qh @ kh.transpose(0, 1, 2, 4, 3)  # [N, T, H, L, L]
+            distance = np.arange(length)[:, None] - np.arange(length)[None, :]
+            inside = (distance >= 0) & (distance < p.window)
+            scores = scores + layer.score_bias[:, np.clip(distance, 0, p.window - 1)]
+            active = (scores > 0) & inside
+            work = active.astype(np.int64) @ (vh != 0).astype(np.int64)  # [N, T, H, L, dh]
+            total += work.sum(axis=(1, 2, 4))
+    return total / p.pes
+
+
+def step_report(state, top_module: str, synth_module: str) -> None:
+    """``report.json`` and ``report.md``: everything known before simulation."""
+    plan: TransformerPlan = state.plan
+    cfg, trace = state.config, state.trace
+    p, model = plan.params, plan.model
+    ideal = ideal_cycles(p, trace.tensors, state.inputs)
+    full = key_counts(state.inputs.shape[1], p.window) == p.window
+    rates = dict(zip(model.population_names, trace.firing_rates(), strict=True))
+    weights = sum(int(layer.weight.size) for layer in p.layers if layer.weight is not None)
+    report = {
+        "arch": "transformer",
+        "name": cfg.out.name,
+        "source": str(cfg.ckpt if cfg.ckpt is not None else cfg.onnx_path),
+        "threshold_scale": "1",
+        "stall_seed": cfg.stall_seed,
+        "model": {
+            "context": model.context,
+            "d_model": model.d_model,
+            "heads": model.heads,
+            "blocks": len(model.blocks),
+            "ffn": model.blocks[0].ff1.n_out,
+            "timesteps": model.timesteps,
+            "weight_bits": model.weight_bits,
+            "parameters": weights,
+            "layers": [f"{layer.kind.name.lower()} {layer.n_out}" for layer in p.layers],
+        },
+        "array": {"rows": p.rows, "cols": p.cols, "pes": p.pes, "dense": False,
+                  "tiles": list(p.tiles)},
+        "widths": {"weight": p.weight_bits, "bias": p.bias_bits, "const": p.const_bits,
+                   "membrane": p.membrane_bits, "residual": p.residual_bits,
+                   "score": p.score_bits},
+        "memories": {m.name: {"count": m.count, "width": m.width, "depth": m.depth,
+                              "bits": m.bits, "estimated_brams": m.brams}
+                     for m in plan.memories},
+        "target": plan.target.name,
+        "estimated_brams": plan.brams,
+        "multipliers": 0,
+        "multiplier_note": (
+            "none: a weight times a ternary spike is an add, a subtract or nothing; a score is"
+            " ternary x ternary (AND, XOR, popcount); the attention weight times a ternary"
+            " value is an add, a subtract or nothing; scales are shifts and thresholds"),
+        "golden_streams": int(state.inputs.shape[0]),
+        "golden_samples": int(state.inputs.shape[0]),
+        "golden_positions": int(state.inputs.size),
+        "full_context_positions": int(state.inputs.shape[0] * full.sum()),
+        "firing_rates": rates,
+        "spiking_layer_names": list(model.population_names),
+        "spiking_layer_sizes": [p.layers[i].n_out for i in p.spiking_layers],
+        "cycles_per_inference": None,
+        "ideal_cycles_per_inference": round(float(ideal.mean()), 1),
+        "dense_cycles_per_inference": None,
+        "cycles": {"ideal_min": round(float(ideal.min()), 1),
+                   "ideal_max": round(float(ideal.max()), 1)},
+        "rtl": {"top_file": f"{top_module}.v", "top_module": top_module,
+                "synth_file": f"{synth_module}.v", "synth_module": synth_module},
+        "synth": {},
+        "timings": {f"build_{k}": v for k, v in state.timings.items()},
+    }
+    save_report(state.dir, report)

@@ -1,0 +1,145 @@
+"""A transformer build end to end: ONNX -> build -> Verilator, every position of every held-out
+stream bit-exact, generation equal to the reference byte for byte, a flipped weight bit caught,
+stalls that change only cycles, byte-identical rebuilds and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from test_verify_rtl import assert_sim_fails, rtl_gen, set_memory_word, tampered_copy
+
+from contract import transformer as xf
+from contract.onnx_transformer import transformer_to_onnx
+from hw.transformer import layout
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_contract_transformer import random_transformer  # noqa: E402
+from xsim import params_from_transformer  # noqa: E402
+
+ROWS, COLS = 2, 4
+MODEL = dict(seed=21, context=4, d=8, heads=2, ffn=12, blocks=2, timesteps=2)
+STREAMS, LENGTH = 3, 9
+
+
+def make_inputs(root: Path):
+    model = random_transformer(**MODEL)
+    ids = np.random.default_rng(21).integers(0, 256, size=(STREAMS, LENGTH))
+    onnx.save(transformer_to_onnx(model), root / "m.onnx")
+    np.savez(root / "inputs.npz", input=ids)
+    return model, ids
+
+
+def build(root: Path, out: Path, *flags) -> Path:
+    code, stdout, stderr = rtl_gen("build", "--onnx", root / "m.onnx", "--inputs",
+                                   root / "inputs.npz", "--out", out, "--rows", ROWS,
+                                   "--cols", COLS, *flags)
+    assert code == 0, stdout + stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("xrtl")
+    model, ids = make_inputs(root)
+    return model, ids, build(root, root / "build")
+
+
+def test_build_holds_the_streams_golden_outputs(built):
+    model, ids, out = built
+    with np.load(out / "golden.npz") as golden:
+        assert np.array_equal(golden["input"], ids)
+        assert np.array_equal(golden["output"], xf.forward(model, ids, all_positions=True))
+    report = json.loads((out / "report.json").read_text())
+    assert report["arch"] == "transformer" and report["multipliers"] == 0
+    assert report["golden_positions"] == STREAMS * LENGTH
+    assert report["full_context_positions"] == STREAMS * (LENGTH - MODEL["context"] + 1)
+    plan = json.loads((out / "plan.json").read_text())
+    assert [layer["kind"] for layer in plan["layers"]].count("ATTENTION") == MODEL["blocks"]
+
+
+@pytest.mark.slow
+def test_sim_is_bit_exact_at_every_position(built):
+    _, _, out = built
+    code, stdout, stderr = rtl_gen("sim", out)
+    assert code == 0, stdout + stderr
+    positions = STREAMS * LENGTH
+    assert f"{positions}/{positions} positions ({STREAMS} streams) matched" in stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["sim"]["full_context_matched"] == report["full_context_positions"]
+    assert report["cycles_per_inference"] > report["ideal_cycles_per_inference"] > 0
+    rates = report["hardware_firing_rates"]
+    assert sorted(rates) == sorted(report["spiking_layer_names"])
+    reference = report["firing_rates"]
+    assert all(abs(rates[k] - reference[k]) < 1e-9 for k in rates), (rates, reference)
+
+
+@pytest.mark.slow
+def test_generation_equals_the_reference(built):
+    model, _, out = built
+    code, stdout, stderr = rtl_gen("generate", out, "--prompt", "def ", "--prompt", "x = 1",
+                                   "--tokens", 12)
+    assert code == 0, stdout + stderr
+    assert "2/2 generations equal the reference byte for byte" in stdout
+    report = json.loads((out / "report.json").read_text())
+    texts = report["generate"]["texts"]
+    for prompt, text in zip((b"def ", b"x = 1"), texts, strict=True):
+        expected = xf.generate(model, [0] * model.context + list(prompt), 12)
+        assert text == bytes(expected).decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_one_flipped_weight_bit_fails(built, tmp_path):
+    """Bit 0 of the readout weight that one norm_f spike drives into logit 0."""
+    model, ids, out = built
+    params = params_from_transformer(model, ROWS, COLS)
+    trace = xf.forward(model, ids[:1], trace=True)
+    drive = trace.spikes[-1][0, :, 0].sum(axis=0)
+    i = int(np.flatnonzero(drive)[0])
+    readout = len(params.layers) - 1
+    address = layout.weight_address(params, readout, 0, i)
+    image = layout.weight_bank_images(params)[0]
+    text = (out / "rtl" / "spikeforge_top.v").read_text()
+    corrupted = set_memory_word(text, image, address, int(image[address]) ^ 1)
+    assert_sim_fails(tampered_copy(out, tmp_path / "t", corrupted))
+
+
+@pytest.mark.slow
+def test_stalls_change_cycles_not_results(built, tmp_path):
+    _, _, out = built
+    stalled = build(out.parent, tmp_path / "s", "--stall-seed", 4242)
+    for folder in (out, stalled):
+        code, stdout, stderr = rtl_gen("sim", folder)
+        assert code == 0, stdout + stderr
+    plain = json.loads((out / "sim_build_verilator" / "results.json").read_text())["samples"]
+    slow = json.loads((stalled / "sim_build_verilator" / "results.json").read_text())["samples"]
+    assert [s["token"] for s in slow] == [s["token"] for s in plain]
+    assert all(s["cycles"] > p["cycles"] for s, p in zip(slow, plain, strict=True))
+
+
+def test_two_builds_are_byte_identical(tmp_path):
+    make_inputs(tmp_path)
+    first, second = build(tmp_path, tmp_path / "a"), build(tmp_path, tmp_path / "b")
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for name in files:
+        if name.name not in ("report.json", "report.md"):
+            assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_hostile_flags_are_one_line(built, tmp_path):
+    _, _, out = built
+    code, _, stderr = rtl_gen("build", "--onnx", out.parent / "m.onnx", "--out", tmp_path / "o",
+                              "--threshold-scale", "1.5")
+    assert code == 2 and "applies to the MLP's hidden layers only" in stderr
+    assert len(stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+    code, _, stderr = rtl_gen("build", "--onnx", out.parent / "m.onnx", "--out", tmp_path / "p",
+                              "--rows", 1, "--cols", 3)
+    assert code == 2 and "whole heads of 4 channels" in stderr, stderr
+    assert not (tmp_path / "p").exists() and not (tmp_path / "p.partial").exists()
+    code, _, stderr = rtl_gen("generate", out, "--prompt", "a", "--tokens", 0)
+    assert code == 2 and "expected a positive integer" in stderr
