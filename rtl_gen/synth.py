@@ -40,33 +40,34 @@ def _run(cmd: list[str], log_path: Path, what: str, cwd: Path) -> None:
 
 
 def _yosys_script(target: Target, top_file: str, top: str, out_json: str, stat: str,
-                  dsp: bool = True, abc_dff: bool = False) -> str:
+                  dsp: bool = True) -> str:
+    """The yosys script. ``opt_clean -purge`` first drops the wires that only name a field of
+    a signal: Amaranth's Verilog names element ``i`` of an array-shaped signal ``x`` as a wire
+    ``\\x[i]``, which is also the name yosys's ABC reintegration gives bit ``i`` of ``x``, and
+    the clash stops yosys on an internal assertion (``GetSize(conn.first) ==
+    GetSize(conn.second)`` in 0.70, ``count_id(wire->name) == 0`` in 0.65 and 0.69). The
+    logic is unchanged."""
     if target.family == "ecp5":
         synth = "synth_ecp5" if dsp else "synth_ecp5 -nodsp"
     else:
         synth = "synth_ice40 -dsp" if dsp else "synth_ice40"
-    if abc_dff:
-        synth += " -dff"
     return (
         f"read_verilog {top_file}\n"
+        f"hierarchy -top {top}\nproc\nopt_clean -purge\n"
         f"{synth} -top {top} -json {out_json}\n"
         f"tee -q -o {stat} stat -json\n"
     )
 
 
 def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print,
-             bitstream: bool = True, dsp: bool = True, abc_dff: bool = False) -> dict:
+             bitstream: bool = True, dsp: bool = True) -> dict:
     """yosys, nextpnr (and the bitstream packer) on ``work/top.v``; return the figures.
 
     Every tool runs inside ``work`` and leaves its log there. ``dsp=False`` keeps yosys from
-    mapping multipliers to DSP blocks (for comparisons in the fabric). ``abc_dff`` hands the
-    flip-flops to ABC too (``synth_* -dff``): on the transformer's design the default flow
-    stops on an internal assertion of yosys's ABC reintegration (``GetSize(conn.first) ==
-    GetSize(conn.second)`` in 0.70, ``count_id(wire->name) == 0`` in 0.65 and 0.69), and this
-    flow does not.
+    mapping multipliers to DSP blocks (for comparisons in the fabric).
     """
     (work / "synth.ys").write_text(
-        _yosys_script(target, "top.v", top, "netlist.json", "stat.json", dsp, abc_dff)
+        _yosys_script(target, "top.v", top, "netlist.json", "stat.json", dsp)
     )
     start = time.perf_counter()
     progress(f"[1/3] yosys: synthesizing {top} for {target.family}")
@@ -123,9 +124,7 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1, progress=print)
     work.mkdir(parents=True)
     rtl = report["rtl"]
     shutil.copyfile(build_dir / "rtl" / rtl["synth_file"], work / "top.v")
-    abc_dff = report.get("arch") == "transformer"  # see run_flow
-    result = run_flow(work, rtl["synth_module"], target, seed, progress, abc_dff=abc_dff)
-    result["abc_dff"] = abc_dff
+    result = run_flow(work, rtl["synth_module"], target, seed, progress)
     result["bitstream"] = str(
         (work / ("top.bit" if target.family == "ecp5" else "top.bin")).relative_to(build_dir)
     )
