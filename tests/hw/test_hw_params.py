@@ -129,7 +129,9 @@ def test_verilog_is_reproducible_and_has_the_documented_ports():
         hw.verilog(hw.Accelerator(p), "not a name")
 
 
-SYNTH_SCRIPT = "read_verilog top.v; synth_ecp5 -top top; tee -q -o stat.txt stat"
+#: rtl_gen.synth's preparation (see its ``_yosys_script``): field-name wires are purged first.
+SYNTH_SCRIPT = ("read_verilog top.v; hierarchy -top top; proc; opt_clean -purge;"
+                " synth_ecp5 -top top; tee -q -o stat.txt stat")
 
 
 @pytest.mark.slow
