@@ -15,7 +15,7 @@ from .params import AcceleratorParams
 from .scanner import Scanner, WordFetch
 from .sequencer import Sequencer
 from .skid import SkidBuffer
-from .streamer import OutputStreamer
+from .streamer import OutputStreamer, logit_memory
 
 __all__ = ["Accelerator"]
 
@@ -135,20 +135,7 @@ class Accelerator(wiring.Component):
                     fetch.mem_data[1 + side * rows + r].eq(read.data),
                 ]
 
-        logit_mem = Memory(
-            shape=unsigned(p.cols * p.membrane_bits), depth=p.logit_depth, init=[]
-        )
-        m.submodules.logit_memory = logit_mem
-        write = logit_mem.write_port()
-        read = logit_mem.read_port()
-        m.d.comb += [
-            write.en.eq(array.logits.valid),
-            write.addr.eq(array.logits.payload.addr),
-            write.data.eq(array.logits.payload.data),
-            read.addr.eq(streamer.mem_addr),
-            read.en.eq(streamer.mem_en),
-            streamer.mem_data.eq(read.data),
-        ]
+        logit_memory(m, streamer, array.logits)
 
         running = Signal()
         count = Signal(32)

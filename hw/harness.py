@@ -11,12 +11,26 @@ from amaranth.lib.wiring import In, Out
 from .accelerator import Accelerator
 from .params import VOCAB, AcceleratorParams
 
-__all__ = ["InferenceHarness", "LFSR_TAPS"]
+__all__ = ["LFSR_TAPS", "InferenceHarness", "stalls"]
 
 logger = logging.getLogger(__name__)
 
 LFSR_TAPS = (16, 14, 13, 11)
 """Taps of the 16-bit maximal-length Fibonacci LFSR that drives the stalls."""
+
+
+def stalls(m: Module, seed: int | None):
+    """``(stall_in, stall_logits, stall_next)``: each about a quarter of the cycles, from a
+    16-bit Fibonacci LFSR (taps :data:`LFSR_TAPS`, one step per cycle) whose reset state is the
+    low 16 bits of ``seed`` (1 if those are zero); all zero when ``seed`` is None."""
+    if seed is None:
+        return 0, 0, 0
+    lfsr = Signal(16, init=(seed & 0xFFFF) or 1)
+    feedback = 0
+    for tap in LFSR_TAPS:
+        feedback = feedback ^ lfsr[tap - 1]
+    m.d.sync += lfsr.eq(Cat(feedback, lfsr[:-1]))
+    return lfsr[0] & lfsr[3], lfsr[5] & lfsr[9], lfsr[7] & lfsr[12]
 
 
 class InferenceHarness(wiring.Component):
@@ -93,17 +107,7 @@ class InferenceHarness(wiring.Component):
         mb = p.membrane_bits
         m.submodules.accelerator = acc = Accelerator(p)
 
-        if self._stall_seed is None:
-            stall_in = stall_logits = stall_next = 0
-        else:
-            lfsr = Signal(16, init=self.lfsr_init)
-            feedback = 0
-            for tap in LFSR_TAPS:
-                feedback = feedback ^ lfsr[tap - 1]
-            m.d.sync += lfsr.eq(Cat(feedback, lfsr[:-1]))
-            stall_in = lfsr[0] & lfsr[3]
-            stall_logits = lfsr[5] & lfsr[9]
-            stall_next = lfsr[7] & lfsr[12]
+        stall_in, stall_logits, stall_next = stalls(m, self._stall_seed)
 
         busy = Signal()
         context = Signal.like(self.context)

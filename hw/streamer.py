@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .checks import positive_int
 from .params import VOCAB, AcceleratorParams, address_bits
 
-__all__ = ["OutputStreamer"]
+__all__ = ["OutputStreamer", "logit_memory"]
 
 
 class OutputStreamer(wiring.Component):
@@ -57,6 +58,18 @@ class OutputStreamer(wiring.Component):
     def latency(self) -> int:
         """Cycles from ``start`` to the first logit on ``logits``."""
         return 2
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+    @property
+    def logit_bits(self) -> int:
+        return self._logit_bits
+
+    @property
+    def logit_depth(self) -> int:
+        return self._logit_depth
 
     def elaborate(self, platform):
         m = Module()
@@ -121,3 +134,21 @@ class OutputStreamer(wiring.Component):
                     m.d.sync += addr.eq(0)
                     m.next = "IDLE"
         return m
+
+
+def logit_memory(m: Module, streamer: OutputStreamer, writes) -> Memory:
+    """The logit memory between the array's merged logit writes (``writes``: a stream of
+    ``addr`` and ``C`` logits) and the streamer's read port, added to ``m``."""
+    mem = Memory(shape=unsigned(streamer.cols * streamer.logit_bits),
+                 depth=streamer.logit_depth, init=[])
+    m.submodules.logit_memory = mem
+    write, read = mem.write_port(), mem.read_port()
+    m.d.comb += [
+        write.en.eq(writes.valid),
+        write.addr.eq(writes.payload.addr),
+        write.data.eq(writes.payload.data),
+        read.addr.eq(streamer.mem_addr),
+        read.en.eq(streamer.mem_en),
+        streamer.mem_data.eq(read.data),
+    ]
+    return mem

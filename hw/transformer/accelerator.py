@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from ..params import SPIKE_COUNT_BITS
 from ..scanner import Scanner, WordFetch
 from ..skid import SkidBuffer
-from ..streamer import OutputStreamer
+from ..streamer import OutputStreamer, logit_memory
 from .params import TransformerParams
 from .row import ACT_LATENCY, TransformerRow, logit_write_layout, spike_write_layout, token_layout
 from .score import ScoreUnit
@@ -175,18 +175,7 @@ class TransformerAccelerator(wiring.Component):
                 score.mem_data[r].eq(read.data),
             ]
 
-        logit_mem = Memory(shape=unsigned(p.cols * p.membrane_bits), depth=p.logit_depth,
-                           init=[])
-        m.submodules.logit_memory = logit_mem
-        write, read = logit_mem.write_port(), logit_mem.read_port()
-        m.d.comb += [
-            write.en.eq(array.logits.valid),
-            write.addr.eq(array.logits.payload.addr),
-            write.data.eq(array.logits.payload.data),
-            read.addr.eq(streamer.mem_addr),
-            read.en.eq(streamer.mem_en),
-            streamer.mem_data.eq(read.data),
-        ]
+        logit_memory(m, streamer, array.logits)
 
         arrived = self.tokens.valid & self.tokens.ready
         for index, layer in enumerate(p.spiking_layers):

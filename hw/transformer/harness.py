@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..harness import LFSR_TAPS
+from ..harness import stalls
 from ..params import SPIKE_COUNT_BITS, VOCAB
 from .accelerator import TransformerAccelerator
 from .params import TransformerParams
@@ -37,7 +37,7 @@ class StreamHarness(wiring.Component):
     spike_counts : Out(unsigned(24*S))
         Counter ``i`` (spiking layer ``i``) at bits ``[24i, 24i+24)``.
 
-    With ``stall_seed`` a 16-bit LFSR (taps :data:`hw.harness.LFSR_TAPS`) withholds ``valid``
+    With ``stall_seed`` the LFSR of :func:`hw.harness.stalls` withholds ``valid``
     on ``tokens`` and ``ready`` on ``logits`` and ``next_token``; only ``cycles`` changes.
     """
 
@@ -68,16 +68,7 @@ class StreamHarness(wiring.Component):
         m = Module()
         mb = self._params.membrane_bits
         m.submodules.accelerator = acc = TransformerAccelerator(self._params)
-        if self._stall_seed is None:
-            stall_in = stall_logits = stall_next = 0
-        else:
-            lfsr = Signal(16, init=(self._stall_seed & 0xFFFF) or 1)
-            feedback = 0
-            for tap in LFSR_TAPS:
-                feedback = feedback ^ lfsr[tap - 1]
-            m.d.sync += lfsr.eq(Cat(feedback, lfsr[:-1]))
-            stall_in, stall_logits, stall_next = lfsr[0] & lfsr[3], lfsr[5] & lfsr[9], \
-                lfsr[7] & lfsr[12]
+        stall_in, stall_logits, stall_next = stalls(m, self._stall_seed)
 
         busy, pending, offered, valid = Signal(), Signal(), Signal(), Signal()
         beat = Signal(9)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..checks import positive_int
 from ..params import VOCAB, address_bits
+from ..params import _int_array as int_array
 
 __all__ = ["LayerKind", "Region", "TransformerParams", "XLayer"]
 
@@ -36,14 +37,10 @@ class LayerKind(enum.IntEnum):
 
 
 def _int_array(name: str, value, ndim: int) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integers, not {arr.dtype}")
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, not shape {arr.shape}")
-    arr = arr.astype(np.int64)
-    arr.setflags(write=False)
-    return arr
+    shape = np.shape(value)
+    if len(shape) != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, not shape {shape}")
+    return int_array(name, value, shape)
 
 
 @dataclass(frozen=True, eq=False)
