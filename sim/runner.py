@@ -173,7 +173,8 @@ def run_build(
                 "SPIKEFORGE_PLAN": str(build_dir / "plan.json"),
                 "SPIKEFORGE_SAMPLES": str(samples if samples is not None else 1 << 30),
                 "SPIKEFORGE_RESULTS": str(results),
-                **({"SPIKEFORGE_GENERATE": str(generate)} if generate is not None else {}),
+                **({"SPIKEFORGE_GENERATE": str(Path(generate).resolve())}
+                   if generate is not None else {}),
             },
             log_file=sim_dir / "test.log",
         )

@@ -29,9 +29,9 @@ ROWS, COLS, SAMPLES = 2, 3, 8
 MODEL = dict(seed=3, context=2, embed_dim=3, hidden=(5,), timesteps=3, weight_bits=4)
 
 
-def rtl_gen(*args, env=None):
+def rtl_gen(*args, env=None, cwd=None):
     proc = subprocess.run([sys.executable, "-m", "rtl_gen", *map(str, args)],
-                          capture_output=True, text=True, check=False, env=env)
+                          capture_output=True, text=True, check=False, env=env, cwd=cwd)
     return proc.returncode, proc.stdout, proc.stderr
 
 

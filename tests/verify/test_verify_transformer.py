@@ -80,9 +80,10 @@ def test_sim_is_bit_exact_at_every_position(built):
 
 @pytest.mark.slow
 def test_generation_equals_the_reference(built):
+    """Run from the build's parent with a relative path, as the README's command does."""
     model, _, out = built
-    code, stdout, stderr = rtl_gen("generate", out, "--prompt", "def ", "--prompt", "x = 1",
-                                   "--tokens", 12)
+    code, stdout, stderr = rtl_gen("generate", out.name, "--prompt", "def ", "--prompt",
+                                   "x = 1", "--tokens", 12, cwd=out.parent)
     assert code == 0, stdout + stderr
     assert "2/2 generations equal the reference byte for byte" in stdout
     report = json.loads((out / "report.json").read_text())
