@@ -12,9 +12,8 @@ from amaranth.lib.wiring import In, Out
 from .array import SystolicArray
 from .layout import spike_table_image
 from .params import AcceleratorParams
-from .scanner import Scanner, WordFetch
+from .scanner import Scanner, WordFetch, connect_fetch
 from .sequencer import Sequencer
-from .skid import SkidBuffer
 from .streamer import OutputStreamer, logit_memory
 
 __all__ = ["Accelerator"]
@@ -90,18 +89,13 @@ class Accelerator(wiring.Component):
         m.submodules.streamer = streamer = OutputStreamer(p)
 
         wiring.connect(m, wiring.flipped(self.tokens), seq.tokens)
-        m.submodules.requests = requests = SkidBuffer(seq.requests.payload.shape())
-        wiring.connect(m, seq.requests, requests.i)
-        wiring.connect(m, requests.o, fetch.requests)
-        m.submodules.words = words = SkidBuffer(fetch.words.payload.shape())
-        wiring.connect(m, fetch.words, words.i)
-        wiring.connect(m, words.o, scanner.words)
+        busy = connect_fetch(m, seq, fetch, scanner)
         wiring.connect(m, scanner.tokens, array.tokens)
         wiring.connect(m, scanner.count, seq.count)
         wiring.connect(m, streamer.logits, wiring.flipped(self.logits))
         wiring.connect(m, streamer.next_token, wiring.flipped(self.next_token))
         m.d.comb += [
-            seq.idle.eq(~requests.busy & ~fetch.busy & ~words.busy & ~scanner.busy),
+            seq.idle.eq(~busy),
             array.threshold.eq(seq.threshold),
             array.reset.eq(seq.reset),
             array.readout.eq(seq.readout),

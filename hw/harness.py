@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,6 +31,31 @@ def stalls(m: Module, seed: int | None):
         feedback = feedback ^ lfsr[tap - 1]
     m.d.sync += lfsr.eq(Cat(feedback, lfsr[:-1]))
     return lfsr[0] & lfsr[3], lfsr[5] & lfsr[9], lfsr[7] & lfsr[12]
+
+
+def drive_accelerator(m: Module, harness, acc, busy, pending, payload) -> Value:
+    """What both harnesses do around their accelerator: offer ``payload`` while ``busy`` and
+    ``pending`` (holding an offer once made, as a stream must, through the stall LFSR's gaps),
+    shift the logits into ``harness.logits_flat`` and, with the next token, raise ``done`` and
+    drop ``busy``. Returns "the accelerator took the payload this cycle"."""
+    stall_in, stall_logits, stall_next = stalls(m, harness.stall_seed)
+    mb = harness.params.membrane_bits
+    offered, valid = Signal(), Signal()
+    m.d.comb += [
+        valid.eq(busy & pending & (offered | ~stall_in)),
+        acc.tokens.valid.eq(valid),
+        acc.tokens.payload.eq(payload),
+        acc.logits.ready.eq(busy & ~stall_logits),
+        acc.next_token.ready.eq(busy & ~stall_next),
+        harness.cycles.eq(acc.cycles),
+        harness.spike_counts.eq(acc.spike_counts.as_value()),
+    ]
+    m.d.sync += offered.eq(valid & ~acc.tokens.ready)
+    with m.If(acc.logits.valid & acc.logits.ready):
+        m.d.sync += harness.logits_flat.eq(Cat(harness.logits_flat[mb:], acc.logits.payload))
+    with m.If(acc.next_token.valid & acc.next_token.ready):
+        m.d.sync += [harness.token.eq(acc.next_token.payload), harness.done.eq(1), busy.eq(0)]
+    return valid & acc.tokens.ready
 
 
 class InferenceHarness(wiring.Component):
@@ -104,33 +129,15 @@ class InferenceHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self._params
-        mb = p.membrane_bits
         m.submodules.accelerator = acc = Accelerator(p)
-
-        stall_in, stall_logits, stall_next = stalls(m, self._stall_seed)
 
         busy = Signal()
         context = Signal.like(self.context)
         position = Signal(range(p.context + 1))
-        offered = Signal()
-        pending = position != p.context
-        valid = Signal()
-        m.d.comb += [
-            valid.eq(busy & pending & (offered | ~stall_in)),
-            acc.tokens.valid.eq(valid),
-            acc.tokens.payload.eq(context.word_select(position, 8)),
-            acc.logits.ready.eq(busy & ~stall_logits),
-            acc.next_token.ready.eq(busy & ~stall_next),
-            self.cycles.eq(acc.cycles),
-            self.spike_counts.eq(acc.spike_counts.as_value()),
-        ]
-        m.d.sync += offered.eq(valid & ~acc.tokens.ready)
-        with m.If(valid & acc.tokens.ready):
+        accepted = drive_accelerator(m, self, acc, busy, position != p.context,
+                                     context.word_select(position, 8))
+        with m.If(accepted):
             m.d.sync += position.eq(position + 1)
-        with m.If(acc.logits.valid & acc.logits.ready):
-            m.d.sync += self.logits_flat.eq(Cat(self.logits_flat[mb:], acc.logits.payload))
-        with m.If(acc.next_token.valid & acc.next_token.ready):
-            m.d.sync += [self.token.eq(acc.next_token.payload), self.done.eq(1), busy.eq(0)]
         with m.If(self.start & ~busy):
             m.d.sync += [
                 busy.eq(1),

@@ -12,9 +12,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import positive_int
+from .skid import SkidBuffer
 from .token import TokenKind, meta_layout, request_layout, token_layout, word_layout
 
-__all__ = ["Scanner", "WordFetch"]
+__all__ = ["Scanner", "WordFetch", "connect_fetch"]
 
 
 def at_most_one(bits):
@@ -257,3 +258,16 @@ class WordFetch(wiring.Component):
                 r_data.eq(self.mem_data),
             ]
         return m
+
+
+def connect_fetch(m: Module, seq, fetch: WordFetch, scanner: Scanner) -> Value:
+    """The sequencer's requests into ``fetch`` and its words into ``scanner``, each through a
+    skid buffer (which registers the ready path between them). Returns "a request or word is
+    still on its way", for the sequencer's idle."""
+    m.submodules.requests = requests = SkidBuffer(seq.requests.payload.shape())
+    wiring.connect(m, seq.requests, requests.i)
+    wiring.connect(m, requests.o, fetch.requests)
+    m.submodules.words = words = SkidBuffer(fetch.words.payload.shape())
+    wiring.connect(m, fetch.words, words.i)
+    wiring.connect(m, words.o, scanner.words)
+    return requests.busy | fetch.busy | words.busy | scanner.busy

@@ -30,6 +30,16 @@ def const_multiply(value, constant: int):
     return total
 
 
+def layer_constants_register(consts: list[dict]) -> tuple[data.StructLayout, Signal]:
+    """One register for the constants of the running layer: a struct with a field per key of
+    ``consts`` (one dict per layer, non-negative integers), each as wide as its largest value
+    needs. The sequencer loads it with ``layout.const(consts[layer])`` at a layer's start."""
+    lc_layout = data.StructLayout({
+        key: range(max(c[key] for c in consts) + 1) for key in consts[0]
+    })
+    return lc_layout, Signal(lc_layout, name="lc")
+
+
 class Sequencer(wiring.Component):
     """Runs one inference: it takes the context, then walks layers, tiles and time steps.
 
@@ -121,11 +131,7 @@ class Sequencer(wiring.Component):
         consts = self._layer_constants()
         logger.debug("layer constants %s", consts)
 
-        def width(key):
-            return range(max(c[key] for c in consts) + 1)
-
-        lc_layout = data.StructLayout({key: width(key) for key in consts[0]})
-        lc = Signal(lc_layout)
+        lc_layout, lc = layer_constants_register(consts)
         layer = Signal(range(p.n_hidden + 1))
 
         addr_bits, oaddr_bits, raddr_bits = p.addr_bits, p.oaddr_bits, p.raddr_bits

@@ -11,8 +11,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..params import SPIKE_COUNT_BITS
-from ..scanner import Scanner, WordFetch
-from ..skid import SkidBuffer
+from ..scanner import Scanner, WordFetch, connect_fetch
 from ..streamer import OutputStreamer, logit_memory
 from .params import TransformerParams
 from .row import ACT_LATENCY, TransformerRow, logit_write_layout, spike_write_layout, token_layout
@@ -136,12 +135,7 @@ class TransformerAccelerator(wiring.Component):
             cols=p.cols, logit_bits=p.membrane_bits, logit_depth=p.logit_depth)
 
         wiring.connect(m, wiring.flipped(self.tokens), seq.tokens)
-        m.submodules.requests = requests = SkidBuffer(seq.requests.payload.shape())
-        wiring.connect(m, seq.requests, requests.i)
-        wiring.connect(m, requests.o, fetch.requests)
-        m.submodules.words = words = SkidBuffer(fetch.words.payload.shape())
-        wiring.connect(m, fetch.words, words.i)
-        wiring.connect(m, words.o, scanner.words)
+        busy = connect_fetch(m, seq, fetch, scanner)
         wiring.connect(m, seq.score_requests, score.requests)
         wiring.connect(m, streamer.logits, wiring.flipped(self.logits))
         wiring.connect(m, streamer.next_token, wiring.flipped(self.next_token))
@@ -150,8 +144,7 @@ class TransformerAccelerator(wiring.Component):
             array.tokens.valid.eq(scanner.tokens.valid | score.tokens.valid),
             array.tokens.payload.eq(Mux(score.tokens.valid, score.tokens.payload,
                                         scanner.tokens.payload)),
-            seq.idle.eq(~requests.busy & ~fetch.busy & ~words.busy & ~scanner.busy
-                        & ~score.busy),
+            seq.idle.eq(~busy & ~score.busy),
             array.readout.eq(seq.readout),
             array.dest_v.eq(seq.dest_v),
             array.shift_sel.eq(seq.shift_sel),

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..harness import stalls
+from ..harness import drive_accelerator
 from ..params import SPIKE_COUNT_BITS, VOCAB
 from .accelerator import TransformerAccelerator
 from .params import TransformerParams
@@ -64,31 +64,18 @@ class StreamHarness(wiring.Component):
     def params(self) -> TransformerParams:
         return self._params
 
+    @property
+    def stall_seed(self) -> int | None:
+        return self._stall_seed
+
     def elaborate(self, platform):
         m = Module()
-        mb = self._params.membrane_bits
         m.submodules.accelerator = acc = TransformerAccelerator(self._params)
-        stall_in, stall_logits, stall_next = stalls(m, self._stall_seed)
-
-        busy, pending, offered, valid = Signal(), Signal(), Signal(), Signal()
+        busy, pending = Signal(), Signal()
         beat = Signal(9)
-        m.d.comb += [
-            valid.eq(busy & pending & (offered | ~stall_in)),
-            acc.tokens.valid.eq(valid),
-            acc.tokens.payload.eq(beat),
-            acc.logits.ready.eq(busy & ~stall_logits),
-            acc.next_token.ready.eq(busy & ~stall_next),
-            self.cycles.eq(acc.cycles),
-            self.spike_counts.eq(acc.spike_counts.as_value()),
-        ]
-        m.d.sync += offered.eq(valid & ~acc.tokens.ready)
-        with m.If(valid & acc.tokens.ready):
+        accepted = drive_accelerator(m, self, acc, busy, pending, beat)
+        with m.If(accepted):
             m.d.sync += pending.eq(0)
-        with m.If(acc.logits.valid & acc.logits.ready):
-            m.d.sync += self.logits_flat.eq(Cat(self.logits_flat[mb:], acc.logits.payload))
-        with m.If(acc.next_token.valid & acc.next_token.ready):
-            m.d.sync += [self.token.eq(acc.next_token.payload), self.done.eq(1), busy.eq(0)]
         with m.If(self.start & ~busy):
-            m.d.sync += [busy.eq(1), pending.eq(1), self.done.eq(0),
-                         beat.eq(self.context)]
+            m.d.sync += [busy.eq(1), pending.eq(1), self.done.eq(0), beat.eq(self.context)]
         return m

@@ -30,6 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..checks import positive_int
 from ..params import address_bits
+from ..sequencer import layer_constants_register
 from ..token import TokenKind, meta_layout, request_layout
 from .params import LayerKind, TransformerParams
 from .row import token_layout
@@ -145,11 +146,7 @@ class ProgramSequencer(wiring.Component):
         consts = self.layer_constants()
         logger.debug("layer constants %s", consts)
 
-        def width(key):
-            return range(max(c[key] for c in consts) + 1)
-
-        lc_layout = data.StructLayout({key: width(key) for key in consts[0]})
-        lc = Signal(lc_layout)
+        lc_layout, lc = layer_constants_register(consts)
         layer = Signal(range(len(p.layers)))
         kind = Signal(range(len(LayerKind)))
         m.d.comb += kind.eq(lc.kind)
