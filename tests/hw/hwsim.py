@@ -117,6 +117,22 @@ def run_accelerator(params: AcceleratorParams, contexts, *, stall_seed=None,
     return results
 
 
+async def start_and_wait(ctx, dut, max_cycles: int):
+    """Pulse a harness's ``start`` (its ``context`` already set, cleared after the pulse)
+    and wait for ``done``."""
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+    ctx.set(dut.context, 0)
+    cycles = 0
+    async for _, _, done in ctx.tick().sample(dut.done):
+        cycles += 1
+        if cycles > max_cycles:
+            raise TimeoutError(f"done not raised after {max_cycles} cycles")
+        if done:
+            break
+
+
 def run_harness(params: AcceleratorParams, contexts, *, stall_seed=None,
                 max_cycles: int = 200_000) -> list[Inference]:
     """Run ``contexts`` through an Amaranth simulation of :class:`hw.InferenceHarness`, the
@@ -132,17 +148,7 @@ def run_harness(params: AcceleratorParams, contexts, *, stall_seed=None,
         for ids in contexts:
             word = sum(int(b) << (8 * p) for p, b in enumerate(ids))
             ctx.set(dut.context, word)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            ctx.set(dut.context, 0)
-            cycles = 0
-            async for _, _, done in ctx.tick().sample(dut.done):
-                cycles += 1
-                if cycles > max_cycles:
-                    raise TimeoutError(f"done not raised after {max_cycles} cycles")
-                if done:
-                    break
+            await start_and_wait(ctx, dut, max_cycles)
             counts = unpack(ctx.get(dut.spike_counts), n, params.spike_count_bits, signed=False)
             results.append(Inference(
                 logits=np.array(unpack(ctx.get(dut.logits_flat), 256, mb), dtype=np.int64),

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from amaranth.sim import Simulator
+from hwsim import start_and_wait
 
 from contract.onnx_transformer import transformer_to_onnx
 from contract.transformer import IntTransformer
@@ -55,16 +56,7 @@ def run_streams(params: TransformerParams, streams, *, stall_seed=None,
             seen = []
             for index, byte in enumerate(stream):
                 ctx.set(dut.context, int(byte) | int(index == 0) << 8)
-                ctx.set(dut.start, 1)
-                await ctx.tick()
-                ctx.set(dut.start, 0)
-                cycles = 0
-                async for _, _, done in ctx.tick().sample(dut.done):
-                    cycles += 1
-                    if cycles > max_cycles:
-                        raise TimeoutError(f"done not raised after {max_cycles} cycles")
-                    if done:
-                        break
+                await start_and_wait(ctx, dut, max_cycles)
                 seen.append(Position(
                     logits=np.array(unpack(ctx.get(dut.logits_flat), 256, mb), dtype=np.int64),
                     token=ctx.get(dut.token), cycles=ctx.get(dut.cycles),
