@@ -28,7 +28,7 @@ class TransformerArray(wiring.Component):
 
     Row ``r``'s spike writes come out on ``spikes[r]``; the rows' logit writes are merged onto
     ``logits`` (READOUT tokens are at least ``R`` cycles apart); ``fired`` is the number of
-    non-zero spikes all rows wrote in the previous cycle.
+    non-zero spikes all rows wrote two cycles before.
 
     Latency: :attr:`latency` = ``R + 4`` cycles until all effects of a token are visible.
     Throughput: one token per cycle.
@@ -171,11 +171,15 @@ class TransformerAccelerator(wiring.Component):
         logit_memory(m, streamer, array.logits)
 
         arrived = self.tokens.valid & self.tokens.ready
+        # ``fired`` lags the spikes by two cycles, the drain after a layer covers one: the
+        # counts follow the layer number of one cycle before.
+        counted_layer = Signal.like(seq.layer)
+        m.d.sync += counted_layer.eq(seq.layer)
         for index, layer in enumerate(p.spiking_layers):
             counter = self.spike_counts[index]
             with m.If(arrived):
                 m.d.sync += counter.eq(0)
-            with m.Elif(seq.layer == layer):
+            with m.Elif(counted_layer == layer):
                 m.d.sync += counter.eq(counter + array.fired)
 
         count = Signal(32)

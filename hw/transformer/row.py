@@ -91,7 +91,7 @@ class TransformerRow(wiring.Component):
     - RESADD: the residual at ``addr`` takes ``x + shift(U)`` (``shift(U)`` when ``init``),
       the shift chosen by ``shift_sel`` among :attr:`TransformerParams.shifts`; ``U = 0``.
 
-    ``fired`` is the number of non-zero spikes the row writes in the cycle.
+    ``fired`` is the number of non-zero spikes the row wrote in the previous cycle.
 
     Latency: 1 cycle from ``tok_in`` to ``tok_out``. Throughput: one token per cycle.
     """
@@ -258,5 +258,7 @@ class TransformerRow(wiring.Component):
             m.d.comb += x_write.data.word_select(col, p.residual_bits).eq(
                 Mux(init4, 0, x4[col]) + shifted4[col])
         nonzero = [spikes4[col][0] for col in range(cols)]
-        m.d.comb += self.fired.eq(Mux(fire4, sum(nonzero), 0))
+        # Registered here, summed over the rows (and registered again) by the array: the
+        # 64-lane popcount of one cycle was the design's critical path on the ECP5.
+        m.d.sync += self.fired.eq(Mux(fire4, sum(nonzero), 0))
         return m
