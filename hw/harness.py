@@ -19,6 +19,12 @@ LFSR_TAPS = (16, 14, 13, 11)
 """Taps of the 16-bit maximal-length Fibonacci LFSR that drives the stalls."""
 
 
+def check_stall_seed(seed) -> None:
+    """A harness's ``stall_seed``: an integer (not a bool) or None."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"stall_seed must be an integer or None, not {seed!r}")
+
+
 def stalls(m: Module, seed: int | None):
     """``(stall_in, stall_logits, stall_next)``: each about a quarter of the cycles, from a
     16-bit Fibonacci LFSR (taps :data:`LFSR_TAPS`, one step per cycle) whose reset state is the
@@ -94,10 +100,7 @@ class InferenceHarness(wiring.Component):
     def __init__(self, params: AcceleratorParams, stall_seed: int | None = None):
         if not isinstance(params, AcceleratorParams):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
-        if stall_seed is not None and (
-            isinstance(stall_seed, bool) or not isinstance(stall_seed, int)
-        ):
-            raise TypeError(f"stall_seed must be an integer or None, not {stall_seed!r}")
+        check_stall_seed(stall_seed)
         self._params = params
         self._stall_seed = stall_seed
         p = params
@@ -118,13 +121,6 @@ class InferenceHarness(wiring.Component):
     @property
     def stall_seed(self) -> int | None:
         return self._stall_seed
-
-    @property
-    def lfsr_init(self) -> int:
-        """The LFSR's reset state: the low 16 bits of the seed, or 1 if those are zero."""
-        if self._stall_seed is None:
-            return 0
-        return (self._stall_seed & 0xFFFF) or 1
 
     def elaborate(self, platform):
         m = Module()

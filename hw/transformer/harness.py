@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..harness import drive_accelerator
+from ..harness import check_stall_seed, drive_accelerator
 from ..params import SPIKE_COUNT_BITS, VOCAB
 from .accelerator import TransformerAccelerator
 from .params import TransformerParams
@@ -44,9 +44,7 @@ class StreamHarness(wiring.Component):
     def __init__(self, params: TransformerParams, stall_seed: int | None = None):
         if not isinstance(params, TransformerParams):
             raise TypeError(f"params must be a TransformerParams, not {params!r}")
-        if stall_seed is not None and (isinstance(stall_seed, bool)
-                                       or not isinstance(stall_seed, int)):
-            raise TypeError(f"stall_seed must be an integer or None, not {stall_seed!r}")
+        check_stall_seed(stall_seed)
         self._params = params
         self._stall_seed = stall_seed
         counters = len(params.spiking_layers)

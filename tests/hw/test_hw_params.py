@@ -150,3 +150,18 @@ def test_synthesis_infers_block_rams_and_no_multipliers(tmp_path):
     cells = dict((name, int(n)) for n, name in re.findall(r"^\s+(\d+)\s+(\S+)$", stat, re.M))
     assert cells.get("DP16KD", 0) >= p.rows + 1, stat  # the weight banks and the spike table
     assert cells.get("MULT18X18D", 0) == 0, stat
+
+
+@pytest.mark.parametrize("seed", [True, 1.5, "3"])
+def test_harnesses_refuse_a_stall_seed_that_is_not_an_integer(seed):
+    from test_contract_transformer import random_transformer
+    from xsim import params_from_transformer
+
+    from hw.transformer import StreamHarness
+
+    with pytest.raises(TypeError, match="stall_seed must be an integer or None"):
+        hw.InferenceHarness(_params(), stall_seed=seed)
+    xparams = params_from_transformer(random_transformer(seed=1, context=4, d=8, heads=2,
+                                                         ffn=12, blocks=1, timesteps=2), 2, 4)
+    with pytest.raises(TypeError, match="stall_seed must be an integer or None"):
+        StreamHarness(xparams, stall_seed=seed)
