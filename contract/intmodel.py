@@ -137,6 +137,25 @@ class IntModel:
     def n_inputs(self) -> int:
         return self.context * self.embed_dim
 
+    def graph(self):
+        """The model as a :class:`contract.graph.Graph`: ``SpikeEmbed`` of the context, then
+        ``Accumulate`` + ``Fire`` per hidden layer, then ``Readout``."""
+        from . import graph as g
+
+        ops = [g.SpikeEmbed("embed", ("input",), "s0", table=self.spike_table,
+                            context=self.context)]
+        for index, layer in enumerate(self.layers):
+            ops += [
+                g.Accumulate(f"accumulate{index}", (f"s{index}",), f"a{index}",
+                             weight=layer.weight),
+                g.Fire(f"fire{index}", (f"a{index}",), f"s{index + 1}", bias=layer.bias,
+                       threshold=layer.threshold, reset=layer.reset),
+            ]
+        ops.append(g.Readout("readout", (f"s{len(self.layers)}",), "output",
+                             weight=self.readout.weight, bias=self.readout.bias))
+        return g.Graph(tuple(ops), self.timesteps, self.weight_bits,
+                       logit_scale=self.logit_scale, meta=dict(self.meta))
+
     def with_threshold_scale(self, scale: Fraction | float | str) -> IntModel:
         """Scale every hidden threshold: ``max(1, round_half_even(threshold * scale))``."""
         q = Fraction(str(scale)) if not isinstance(scale, Fraction) else scale

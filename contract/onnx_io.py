@@ -1,18 +1,26 @@
-"""The ONNX form of an integer model: one recognisable node per spiking op.
+"""The ONNX form of any graph: one recognisable node per op, runnable as it is.
 
-Each spiking op is a node of the ``spikeforge`` domain whose ONNX *model-local function* body is
-made of standard ops, so onnxruntime runs the graph as it is while a front end matches the
-nodes by domain and op type:
+Each op is a node of the ``spikeforge`` domain whose ONNX *model-local function* body is made
+of standard ops, so onnxruntime gives the contract's integers while a front end matches the
+nodes by domain and op type. Tensors between ops are ``int32 [N, T, L, width]`` (byte streams of
+``L`` positions, ``T`` time steps); ``L`` is a dynamic dimension. The graph input is ``input``
+(int64 ``[N, L]``) and its output ``output`` (int32 ``[N, L, 256]``, the logits of every
+position); ``golden.npz`` feeds them as they are.
 
-| node | inputs | output |
+| node (op of :mod:`contract.graph`) | inputs (constants are initializers) | output |
 | --- | --- | --- |
-| ``SpikeEmbed`` | ids ``int64 [N, k]``, table ``int32 [256, T, E]`` | ``int32 [N, T, k*E]`` |
-| ``SpikeAccumulate`` | spikes ``[N, T, n_in]``, weight ``[n_in, n_out]`` | ``[N, T, n_out]`` |
-| ``TernaryIF`` | currents, bias ``[n_out]``, threshold ``[]``, reset ``[]`` | spikes |
-| ``SpikeReadout`` | spikes, weight ``[n_in, 256]``, bias ``[256]`` | logits ``int32 [N, 256]`` |
+| ``SpikeEmbed`` | ids, table ``[256, T, E]``, context ``[]`` | spikes |
+| ``TokenEmbed`` | ids, table ``[256, d]`` | residual |
+| ``SpikeAccumulate`` (``Accumulate``) | spikes, weight ``[n_in, n_out]`` | currents |
+| ``TernaryIF`` (``Fire``) | current, bias, threshold, reset (``[]`` or ``[n]``) | spikes |
+| ``SpikeAttention`` (``Attention``) | q, k, v, score bias ``[H, W]``, thresholds, resets | spikes |
+| ``ResidualAdd`` | residual, spikes, weight ``[n_in, d]``, mult ``[]``, div ``[]`` | residual |
+| ``SpikeReadout`` (``Readout``) | spikes, weight ``[n_in, 256]``, bias ``[256]`` | logits |
 
-Weights are stored transposed (``[n_in, n_out]``) so the function bodies are plain ``MatMul``.
-The graph input is ``input`` and its output ``output``; ``golden.npz`` feeds them as they are.
+A fused :class:`~contract.graph.SpikingLinear` is written as its ``SpikeAccumulate`` and
+``TernaryIF``. Weights are stored transposed so the function bodies are plain ``MatMul``.
+``ResidualAdd`` adds ``floor((S W * mult + div // 2) / div)``: ``mult = 2^shift, div = 1`` for
+``shift >= 0``, ``mult = 1, div = 2^-shift`` otherwise (the contract's ``shift_round``).
 Model metadata carries ``logit_scale``, ``weight_bits`` and ``timesteps``.
 """
 
@@ -22,9 +30,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .intmodel import VOCAB, IntModel
+from . import graph as g
+from .intmodel import VOCAB
 
-__all__ = ["DOMAIN", "OPSET", "fire_nodes", "to_onnx"]
+__all__ = ["DOMAIN", "OPSET", "fire_nodes", "shift_factors", "to_onnx"]
 
 DOMAIN = "spikeforge"
 OPSET = 17
@@ -42,19 +51,9 @@ def _function(name: str, inputs, outputs, nodes) -> onnx.FunctionProto:
     )
 
 
-def _embed_function() -> onnx.FunctionProto:
-    nodes = [
-        helper.make_node("Gather", ["table", "ids"], ["g"], axis=0),  # [N, k, T, E]
-        helper.make_node("Transpose", ["g"], ["tr"], perm=[0, 2, 1, 3]),  # [N, T, k, E]
-        _const("shape", np.array([0, 0, -1], dtype=np.int64)),
-        helper.make_node("Reshape", ["tr", "shape"], ["spikes"]),
-    ]
-    return _function("SpikeEmbed", ["ids", "table"], ["spikes"], nodes)
-
-
-def _accumulate_function() -> onnx.FunctionProto:
-    nodes = [helper.make_node("MatMul", ["spikes", "weight"], ["currents"])]
-    return _function("SpikeAccumulate", ["spikes", "weight"], ["currents"], nodes)
+def shift_factors(shift: int) -> tuple[int, int]:
+    """``(mult, div)`` of a ``ResidualAdd`` for the contract's ``shift_round(·, shift)``."""
+    return (1 << shift, 1) if shift >= 0 else (1, 1 << -shift)
 
 
 def fire_nodes(timesteps: int, currents: str, bias: str, threshold: str, reset: str,
@@ -95,94 +94,240 @@ def fire_nodes(timesteps: int, currents: str, bias: str, threshold: str, reset: 
     return nodes
 
 
+# ---------------------------------------------------------------- one function per op
+
+
+def _spike_embed_function(timesteps: int) -> onnx.FunctionProto:
+    """Windows of ``context`` bytes (zero bytes before the start), through the table."""
+    nodes = [
+        _const("zero", np.array(0, dtype=np.int64)),
+        _const("one", np.array(1, dtype=np.int64)),
+        _const("ax0", np.array([0], dtype=np.int64)),
+        _const("ax1", np.array([1], dtype=np.int64)),
+        helper.make_node("Cast", ["context"], ["k"], to=TensorProto.INT64),
+        helper.make_node("Sub", ["k", "one"], ["before"]),
+        helper.make_node("Shape", ["ids"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Gather", ["shape", "one"], ["length"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+        helper.make_node("Unsqueeze", ["before", "ax0"], ["before1"]),
+        helper.make_node("Concat", ["n1", "before1"], ["pad_shape"], axis=0),
+        helper.make_node("ConstantOfShape", ["pad_shape"], ["pad"],
+                         value=numpy_helper.from_array(np.array([0], dtype=np.int64))),
+        helper.make_node("Concat", ["pad", "ids"], ["padded"], axis=1),  # [N, L + k - 1]
+        helper.make_node("Range", ["zero", "length", "one"], ["pos"]),
+        helper.make_node("Range", ["zero", "k", "one"], ["offset"]),
+        helper.make_node("Unsqueeze", ["pos", "ax1"], ["rows"]),
+        helper.make_node("Unsqueeze", ["offset", "ax0"], ["cols"]),
+        helper.make_node("Add", ["rows", "cols"], ["index"]),  # [L, k]
+        helper.make_node("Gather", ["padded", "index"], ["windows"], axis=1),  # [N, L, k]
+        helper.make_node("Gather", ["table", "windows"], ["g"], axis=0),  # [N, L, k, T, E]
+        helper.make_node("Transpose", ["g"], ["tr"], perm=[0, 3, 1, 2, 4]),  # [N, T, L, k, E]
+        _const("merge", np.array([0, 0, 0, -1], dtype=np.int64)),
+        helper.make_node("Reshape", ["tr", "merge"], ["spikes"]),
+    ]
+    return _function("SpikeEmbed", ["ids", "table", "context"], ["spikes"], nodes)
+
+
+def _token_embed_function(timesteps: int) -> onnx.FunctionProto:
+    nodes = [
+        helper.make_node("Gather", ["table", "ids"], ["g"], axis=0),  # [N, L, d]
+        _const("axis", np.array([1], dtype=np.int64)),
+        helper.make_node("Unsqueeze", ["g", "axis"], ["u"]),
+        helper.make_node("Concat", ["u"] * timesteps, ["x"], axis=1),
+    ]
+    return _function("TokenEmbed", ["ids", "table"], ["x"], nodes)
+
+
+def _accumulate_function(timesteps: int) -> onnx.FunctionProto:
+    nodes = [helper.make_node("MatMul", ["spikes", "weight"], ["currents"])]
+    return _function("SpikeAccumulate", ["spikes", "weight"], ["currents"], nodes)
+
+
 def _fire_function(timesteps: int) -> onnx.FunctionProto:
     """Ternary integrate-and-fire, unrolled over the model's ``timesteps``."""
     nodes = fire_nodes(timesteps, "currents", "bias", "threshold", "reset", "spikes")
     return _function("TernaryIF", ["currents", "bias", "threshold", "reset"], ["spikes"], nodes)
 
 
+def _attention_function(timesteps: int) -> onnx.FunctionProto:
+    """The windowed attention current and its neuron; heads, width and window are read from
+    the shapes of the score bias and of ``q`` at run time."""
+    nodes = [
+        # [N, T, L, d] -> [N, T, H, L, dh]
+        helper.make_node("Shape", ["score_bias"], ["bias_shape"]),
+        helper.make_node("Shape", ["q"], ["shape"]),
+        _const("zero64", np.array(0, dtype=np.int64)),
+        _const("one64", np.array(1, dtype=np.int64)),
+        _const("two", np.array(2, dtype=np.int64)),
+        _const("three", np.array(3, dtype=np.int64)),
+        _const("ax0", np.array([0], dtype=np.int64)),
+        _const("ax1", np.array([1], dtype=np.int64)),
+        helper.make_node("Gather", ["bias_shape", "zero64"], ["heads"], axis=0),
+        helper.make_node("Gather", ["bias_shape", "one64"], ["window64"], axis=0),
+        helper.make_node("Gather", ["shape", "three"], ["d_model"], axis=0),
+        helper.make_node("Div", ["d_model", "heads"], ["dh"]),
+        _const("lead", np.array([0, 0, 0], dtype=np.int64)),
+        helper.make_node("Unsqueeze", ["heads", "ax0"], ["heads1"]),
+        helper.make_node("Unsqueeze", ["dh", "ax0"], ["dh1"]),
+        helper.make_node("Concat", ["lead", "heads1", "dh1"], ["split"], axis=0),
+        _const("merge", np.array([0, 0, 0, -1], dtype=np.int64)),
+        helper.make_node("Reshape", ["q", "split"], ["q5"]),
+        helper.make_node("Reshape", ["k", "split"], ["k5"]),
+        helper.make_node("Reshape", ["v", "split"], ["v5"]),
+        helper.make_node("Transpose", ["q5"], ["qh"], perm=[0, 1, 3, 2, 4]),
+        helper.make_node("Transpose", ["k5"], ["kt"], perm=[0, 1, 3, 4, 2]),
+        helper.make_node("Transpose", ["v5"], ["vh"], perm=[0, 1, 3, 2, 4]),
+        helper.make_node("MatMul", ["qh", "kt"], ["dots"]),  # [N, T, H, L, L]
+        # distance i - j, the window mask and the key counts
+        helper.make_node("Gather", ["shape", "two"], ["length"], axis=0),
+        helper.make_node("Range", ["zero64", "length", "one64"], ["pos"]),
+        helper.make_node("Unsqueeze", ["pos", "ax1"], ["rows"]),
+        helper.make_node("Unsqueeze", ["pos", "ax0"], ["cols"]),
+        helper.make_node("Sub", ["rows", "cols"], ["distance"]),
+        helper.make_node("Sub", ["window64", "one64"], ["last64"]),
+        helper.make_node("GreaterOrEqual", ["distance", "zero64"], ["causal"]),
+        helper.make_node("Less", ["distance", "window64"], ["near"]),
+        helper.make_node("And", ["causal", "near"], ["mask"]),
+        helper.make_node("Max", ["distance", "zero64"], ["d_lo"]),
+        helper.make_node("Min", ["d_lo", "last64"], ["d_clip"]),
+        helper.make_node("Gather", ["score_bias", "d_clip"], ["bias"], axis=1),  # [H, L, L]
+        helper.make_node("Add", ["dots", "bias"], ["scores"]),
+        _const("zero32", np.array(0, dtype=np.int32)),
+        helper.make_node("Max", ["scores", "zero32"], ["relu"]),
+        helper.make_node("Where", ["mask", "relu", "zero32"], ["weights"]),
+        helper.make_node("MatMul", ["weights", "vh"], ["ah"]),  # [N, T, H, L, dh]
+        helper.make_node("Transpose", ["ah"], ["a5"], perm=[0, 1, 3, 2, 4]),
+        helper.make_node("Reshape", ["a5", "merge"], ["current"]),
+        # the attention neuron: constants of min(i + 1, W) keys, per position [L, 1]
+        helper.make_node("Min", ["pos", "last64"], ["count_index"]),
+        helper.make_node("Gather", ["threshold", "count_index"], ["thr_l"], axis=0),
+        helper.make_node("Gather", ["reset", "count_index"], ["rst_l"], axis=0),
+        helper.make_node("Unsqueeze", ["thr_l", "ax1"], ["thr"]),
+        helper.make_node("Unsqueeze", ["rst_l", "ax1"], ["rst"]),
+        *fire_nodes(timesteps, "current", "zero32", "thr", "rst", "spikes", prefix="if_"),
+    ]
+    return _function("SpikeAttention", ["q", "k", "v", "score_bias", "threshold", "reset"],
+                     ["spikes"], nodes)
+
+
+def _residual_function(timesteps: int) -> onnx.FunctionProto:
+    nodes = [
+        helper.make_node("MatMul", ["spikes", "weight"], ["acc"]),
+        helper.make_node("Mul", ["acc", "mult"], ["scaled"]),
+        _const("two", np.array(2, dtype=np.int32)),
+        helper.make_node("Div", ["div", "two"], ["half"]),
+        helper.make_node("Add", ["scaled", "half"], ["num"]),
+        helper.make_node("Mod", ["num", "div"], ["rem"], fmod=0),  # in [0, div): floor division
+        helper.make_node("Sub", ["num", "rem"], ["exact"]),
+        helper.make_node("Div", ["exact", "div"], ["delta"]),
+        helper.make_node("Add", ["x", "delta"], ["out"]),
+    ]
+    return _function("ResidualAdd", ["x", "spikes", "weight", "mult", "div"], ["out"], nodes)
+
+
 def _readout_function(timesteps: int) -> onnx.FunctionProto:
     nodes = [
         helper.make_node("MatMul", ["spikes", "weight"], ["per_step"]),
+        helper.make_node("Add", ["per_step", "bias"], ["biased"]),
         _const("axes", np.array([1], dtype=np.int64)),
-        helper.make_node("ReduceSum", ["per_step", "axes"], ["summed"], keepdims=0),
-        _const("steps", np.array(timesteps, dtype=np.int32)),
-        helper.make_node("Mul", ["bias", "steps"], ["bias_total"]),
-        helper.make_node("Add", ["summed", "bias_total"], ["logits"]),
+        helper.make_node("ReduceSum", ["biased", "axes"], ["logits"], keepdims=0),
     ]
     return _function("SpikeReadout", ["spikes", "weight", "bias"], ["logits"], nodes)
 
 
-def _i32(name: str, value) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(value, dtype=np.int32), name)
+FUNCTIONS = {
+    "SpikeEmbed": _spike_embed_function,
+    "TokenEmbed": _token_embed_function,
+    "SpikeAccumulate": _accumulate_function,
+    "TernaryIF": _fire_function,
+    "SpikeAttention": _attention_function,
+    "ResidualAdd": _residual_function,
+    "SpikeReadout": _readout_function,
+}
 
 
-def to_onnx(model: IntModel, name: str = "spikelm") -> onnx.ModelProto:
-    """The ONNX model of ``model``: input ``input`` (int64 ``[N, k]``), output ``output``."""
-    inits = [_i32("spike_table", model.spike_table)]
-    nodes = [
-        helper.make_node(
-            "SpikeEmbed", ["input", "spike_table"], ["s0"], domain=DOMAIN, name="embed"
-        )
-    ]
-    spikes = "s0"
-    for index, layer in enumerate(model.layers):
-        inits += [
-            _i32(f"w{index}", layer.weight.T),
-            _i32(f"b{index}", layer.bias),
-            _i32(f"theta{index}", layer.threshold),
-            _i32(f"reset{index}", layer.reset),
-        ]
-        nodes += [
-            helper.make_node(
-                "SpikeAccumulate",
-                [spikes, f"w{index}"],
-                [f"a{index}"],
-                domain=DOMAIN,
-                name=f"accumulate{index}",
-            ),
-            helper.make_node(
-                "TernaryIF",
-                [f"a{index}", f"b{index}", f"theta{index}", f"reset{index}"],
-                [f"s{index + 1}"],
-                domain=DOMAIN,
-                name=f"fire{index}",
-            ),
-        ]
-        spikes = f"s{index + 1}"
-    inits += [_i32("w_out", model.readout.weight.T), _i32("b_out", model.readout.bias)]
-    nodes.append(
-        helper.make_node(
-            "SpikeReadout", [spikes, "w_out", "b_out"], ["output"], domain=DOMAIN, name="readout"
-        )
+class _Writer:
+    """Collects nodes and initializers; one method per op."""
+
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+
+    def const(self, name: str, value) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.int32), name))
+        return name
+
+    def node(self, op_type: str, name: str, inputs: list[str], output: str) -> None:
+        self.nodes.append(helper.make_node(op_type, inputs, [output], domain=DOMAIN, name=name))
+
+    def neuron(self, op, current: str, name: str) -> None:
+        args = [self.const(f"{name}_{k}", getattr(op, k)) for k in ("bias", "threshold", "reset")]
+        self.node("TernaryIF", name, [current, *args], op.output)
+
+    def write(self, op: g.Op) -> None:
+        n = op.name
+        if isinstance(op, g.SpikeEmbed):
+            self.node("SpikeEmbed", n, [*op.inputs, self.const(f"{n}_table", op.table),
+                                         self.const(f"{n}_context", op.context)], op.output)
+        elif isinstance(op, g.TokenEmbed):
+            self.node("TokenEmbed", n, [*op.inputs, self.const(f"{n}_table", op.table)],
+                      op.output)
+        elif isinstance(op, g.Accumulate):
+            self.node("SpikeAccumulate", n, [*op.inputs, self.const(f"{n}_w", op.weight.T)],
+                      op.output)
+        elif isinstance(op, g.Fire):
+            self.neuron(op, op.inputs[0], n)
+        elif isinstance(op, g.SpikingLinear):
+            acc, _, fire = n.partition("+")  # FuseLinear names it "accumulate+fire"
+            fire = fire or f"{n}_fire"
+            self.node("SpikeAccumulate", acc, [*op.inputs, self.const(f"{acc}_w", op.weight.T)],
+                      f"{acc}_currents")
+            self.neuron(op, f"{acc}_currents", fire)
+        elif isinstance(op, g.Attention):
+            args = [self.const(f"{n}_{k}", getattr(op, k))
+                    for k in ("score_bias", "threshold", "reset")]
+            self.node("SpikeAttention", n, [*op.inputs, *args], op.output)
+        elif isinstance(op, g.ResidualAdd):
+            mult, div = shift_factors(op.shift)
+            args = [self.const(f"{n}_w", op.weight.T), self.const(f"{n}_mult", mult),
+                    self.const(f"{n}_div", div)]
+            self.node("ResidualAdd", n, [*op.inputs, *args], op.output)
+        elif isinstance(op, g.Readout):
+            self.node("SpikeReadout", n, [*op.inputs, self.const(f"{n}_w", op.weight.T),
+                                           self.const(f"{n}_b", op.bias)], op.output)
+        else:
+            raise TypeError(f"the ONNX writer has no form for {type(op).__name__}")
+
+
+def to_onnx(model, name: str = "spikelm") -> onnx.ModelProto:
+    """The ONNX model of a :class:`contract.graph.Graph` (or of anything with a ``graph()``,
+    such as an ``IntModel`` or an ``IntTransformer``)."""
+    graph = model if isinstance(model, g.Graph) else model.graph()
+    writer = _Writer()
+    for op in graph.ops:
+        writer.write(op)
+    onnx_graph = helper.make_graph(
+        writer.nodes, name,
+        [helper.make_tensor_value_info(graph.input, TensorProto.INT64, ["N", "L"])],
+        [helper.make_tensor_value_info(graph.output, TensorProto.INT32, ["N", "L", VOCAB])],
+        initializer=writer.inits,
     )
-    graph = helper.make_graph(
-        nodes,
-        name,
-        [helper.make_tensor_value_info("input", TensorProto.INT64, ["N", model.context])],
-        [helper.make_tensor_value_info("output", TensorProto.INT32, ["N", VOCAB])],
-        initializer=inits,
-    )
-    functions = [
-        _embed_function(),
-        _accumulate_function(),
-        _fire_function(model.timesteps),
-        _readout_function(model.timesteps),
-    ]
+    used = sorted({node.op_type for node in writer.nodes})
     onnx_model = helper.make_model(
-        graph,
+        onnx_graph,
         opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(DOMAIN, 1)],
-        functions=functions,
-        producer_name="spikeforge",
-        ir_version=9,
+        functions=[FUNCTIONS[op_type](graph.timesteps) for op_type in used],
+        producer_name="spikeforge", ir_version=9,
     )
     meta = {
-        "logit_scale": repr(float(model.logit_scale)),
-        "weight_bits": str(model.weight_bits),
-        "timesteps": str(model.timesteps),
-        "embed_dim": str(model.embed_dim),
-        "context": str(model.context),
+        "logit_scale": repr(float(graph.logit_scale)),
+        "weight_bits": str(graph.weight_bits),
+        "timesteps": str(graph.timesteps),
+        "context": str(graph.context),
     }
+    if graph.causal_window is not None:
+        meta["window"] = str(graph.causal_window)
     helper.set_model_props(onnx_model, meta)
     onnx.checker.check_model(onnx_model, full_check=True)
     return onnx_model

@@ -30,9 +30,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .graph import Trace, run
 from .intmodel import VOCAB, ContractError, Readout, SpikingLayer, _int_array, weight_limit
-from .reference import accumulate, fire, next_token
+from .ops import (
+    attention_current,
+    check_streams,
+    key_counts,
+    next_token,
+    shift_round,
+    window_mask,
+)
 from .widths import layer_bound, signed_bits, step_input_bound
+
+#: the executor's trace (logits of every position, spikes, peaks, tensors)
+TransformerTrace = Trace
 
 __all__ = [
     "IntBlock",
@@ -176,125 +187,58 @@ class IntTransformer:
             names += [f"b{index}.{p}" for p in ("norm1", "q", "k", "v", "attn", "norm2", "ff1")]
         return (*names, "norm_f")
 
+    def graph(self):
+        """The model as a :class:`contract.graph.Graph`, op names as in its ONNX form."""
+        from . import graph as g
 
-def shift_round(acc: np.ndarray, shift: int) -> np.ndarray:
-    """``acc * 2^shift``: a left shift, or for ``shift < 0`` ``floor(acc / 2^-shift + 1/2)``."""
-    acc = np.asarray(acc, dtype=np.int64)
-    if shift >= 0:
-        return acc << shift
-    return (acc + (1 << (-shift - 1))) >> (-shift)
+        ops = []
 
+        def norm(x: str, n: IntNorm, name: str) -> str:
+            ops.append(g.Fire(name, (x,), f"{name}_s", bias=n.bias, threshold=n.threshold,
+                              reset=n.reset))
+            return f"{name}_s"
 
-def window_mask(length: int, window: int) -> np.ndarray:
-    """``[L, L]`` bool: position ``i`` sees key ``j`` when ``i - window < j <= i``."""
-    distance = np.arange(length)[:, None] - np.arange(length)[None, :]
-    return (distance >= 0) & (distance < window)
+        def linear(s: str, layer: SpikingLayer, name: str) -> str:
+            ops.append(g.Accumulate(f"{name}_acc", (s,), f"{name}_a", weight=layer.weight))
+            ops.append(g.Fire(f"{name}_fire", (f"{name}_a",), f"{name}_s", bias=layer.bias,
+                              threshold=layer.threshold, reset=layer.reset))
+            return f"{name}_s"
 
+        def residual(x: str, s: str, proj: IntOutProj, name: str) -> str:
+            ops.append(g.ResidualAdd(name, (x, s), f"{name}_x", weight=proj.weight,
+                                     shift=proj.shift))
+            return f"{name}_x"
 
-def key_counts(length: int, window: int) -> np.ndarray:
-    """Keys seen by each of ``length`` positions: ``min(i + 1, window)``."""
-    return np.minimum(np.arange(length) + 1, window)
-
-
-def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
-                      score_bias: np.ndarray | None = None,
-                      window: int | None = None) -> np.ndarray:
-    """``a_i = sum_j max(q_i . k_j + P[h, i - j], 0) v_j`` per head over the window.
-
-    ``q``, ``k``, ``v`` are ternary ``[..., L, d]``; ``score_bias`` is ``[heads, window]``
-    (zero if None); ``window`` defaults to ``L`` (plain causal attention).
-    """
-    q, k, v = (np.asarray(x, dtype=np.int64) for x in (q, k, v))
-    *lead, length, d = q.shape
-    window = length if window is None else window
-    dh = d // heads
-
-    def split(x):
-        return np.swapaxes(x.reshape(*lead, length, heads, dh), -3, -2)  # [..., H, L, dh]
-
-    scores = split(q) @ np.swapaxes(split(k), -1, -2)  # [..., H, L, L]
-    distance = np.arange(length)[:, None] - np.arange(length)[None, :]
-    if score_bias is not None:
-        bias = np.asarray(score_bias, dtype=np.int64)
-        scores = scores + bias[:, np.clip(distance, 0, window - 1)]
-    scores = np.maximum(scores, 0) * window_mask(length, window)
-    out = scores @ split(v)  # [..., H, L, dh]
-    return np.swapaxes(out, -3, -2).reshape(*lead, length, d)
-
-
-@dataclass(frozen=True)
-class TransformerTrace:
-    """Logits of every position ``[N, L, 256]``, spikes and the largest magnitudes seen."""
-
-    logits: np.ndarray
-    spikes: tuple[np.ndarray, ...]  # each [N, T, L, width], in neuron order
-    names: tuple[str, ...]
-    peaks: dict
-    tensors: dict | None = None  # every named tensor, when an interpreter keeps them
-
-    def firing_rates(self) -> list[float]:
-        """Fraction of non-zero spikes per neuron population."""
-        return [float(np.count_nonzero(s)) / max(1, s.size) for s in self.spikes]
-
-
-def _check_ids(ids) -> np.ndarray:
-    ids = np.asarray(ids)
-    if ids.ndim != 2 or ids.shape[1] < 1:
-        raise ContractError(f"ids must have shape [N, L] with L >= 1, not {ids.shape}")
-    if ids.dtype.kind not in "iu":
-        raise ContractError(f"token ids must be integers, not {ids.dtype}")
-    if ids.size and (ids.min() < 0 or ids.max() >= VOCAB):
-        raise ContractError(f"token ids must lie in 0..{VOCAB - 1}")
-    return ids.astype(np.int64)
+        ops.append(g.TokenEmbed("embed", ("input",), "x0", table=self.tok_embed))
+        x = "x0"
+        for i, block in enumerate(self.blocks):
+            b = f"b{i}"
+            s = norm(x, block.norm1, f"{b}_norm1")
+            q, k, v = (linear(s, getattr(block, c), f"{b}_{c}") for c in ("q", "k", "v"))
+            ops.append(g.Attention(f"{b}_attn", (q, k, v), f"{b}_attn_s", heads=self.heads,
+                                   score_bias=block.score_bias, threshold=block.attn_threshold,
+                                   reset=block.attn_reset, d_model=self.d_model))
+            x = residual(x, f"{b}_attn_s", block.out, f"{b}_out")
+            h = linear(norm(x, block.norm2, f"{b}_norm2"), block.ff1, f"{b}_ff1")
+            x = residual(x, h, block.ff2, f"{b}_ff2")
+        s = norm(x, self.norm_f, "norm_f")
+        ops.append(g.Readout("readout", (s,), "output", weight=self.readout.weight,
+                             bias=self.readout.bias))
+        return g.Graph(tuple(ops), self.timesteps, self.weight_bits,
+                       logit_scale=self.logit_scale, meta=dict(self.meta))
 
 
 def forward(model: IntTransformer, ids, trace: bool = False, all_positions: bool = False):
     """Integer logits of the last position ``[N, 256]`` for byte streams ``ids[N, L]``.
 
     Every stream starts with an empty key/value window. ``all_positions`` returns
-    ``[N, L, 256]``; ``trace`` a :class:`TransformerTrace` (all positions).
+    ``[N, L, 256]``; ``trace`` a :class:`~contract.graph.Trace` (all positions, with the peaks
+    of the residual, the membranes, the attention current and the partial logits).
     """
-    ids = _check_ids(ids)
-    length, steps, window = ids.shape[1], model.timesteps, model.context
-    peaks = {"residual": 0, "membrane": 0, "attn_current": 0, "logit": 0}
-    spikes = []
-
-    def peak(name, value):
-        peaks[name] = max(peaks[name], int(np.abs(value).max(initial=0)))
-
-    def neuron(current, bias, threshold, reset):
-        s, v = fire(current, bias, threshold, reset, membranes=True)
-        peak("membrane", v)
-        spikes.append(s)
-        return s
-
-    def norm(x, n: IntNorm):
-        return neuron(x, n.bias, n.threshold, n.reset)
-
-    def linear(s, layer: SpikingLayer):
-        return neuron(accumulate(s, layer.weight), layer.bias, layer.threshold, layer.reset)
-
-    counts = key_counts(length, window) - 1
-    x = np.repeat(model.tok_embed[ids][:, None], steps, axis=1)  # [N, T, L, d]
-    for block in model.blocks:
-        peak("residual", x)
-        s = norm(x, block.norm1)
-        q, k, v = linear(s, block.q), linear(s, block.k), linear(s, block.v)
-        a = attention_current(q, k, v, model.heads, block.score_bias, window)
-        peak("attn_current", a)
-        o = neuron(a, 0, block.attn_threshold[counts][:, None], block.attn_reset[counts][:, None])
-        x = x + shift_round(accumulate(o, block.out.weight), block.out.shift)
-        peak("residual", x)
-        h = linear(norm(x, block.norm2), block.ff1)
-        x = x + shift_round(accumulate(h, block.ff2.weight), block.ff2.shift)
-    peak("residual", x)
-    s = norm(x, model.norm_f)
-    per_step = accumulate(s, model.readout.weight) + model.readout.bias  # [N, T, L, 256]
-    logits = per_step.sum(axis=1)
-    peak("logit", np.cumsum(per_step, axis=1))
+    result = run(model.graph(), check_streams(ids))
     if trace:
-        return TransformerTrace(logits, tuple(spikes), model.population_names, peaks)
-    return logits if all_positions else logits[:, -1]
+        return result
+    return result.logits if all_positions else result.logits[:, -1]
 
 
 def generate(model: IntTransformer, prompt, tokens: int) -> list[int]:

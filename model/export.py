@@ -2,10 +2,10 @@
 
 ``python -m model.export --ckpt PATH --out DIR [--samples N] [--seed S]`` writes
 
-* ``DIR/model.onnx``: ``contract.onnx_io.to_onnx`` of the checkpoint's integer model;
+* ``DIR/model.onnx``: ``contract.onnx_io.to_onnx`` of the checkpoint's integer graph;
 * ``DIR/heldout.npz``: ``input`` (int64 ``[N, k]``, held-out contexts) and ``target``
   (int64 ``[N]``, the byte that followed each), from :func:`model.data.heldout_samples`.
-  For a transformer (``contract.onnx_transformer``) the samples are byte *streams*: ``input``
+  For a graph with attention (a transformer) the samples are byte *streams*: ``input``
   and ``target`` are int64 ``[N, L]`` (``--stream-length``, default three windows), each
   stream read from an empty key/value window, so the logits of every position are checked.
 
@@ -29,7 +29,6 @@ import onnx
 
 from contract.intmodel import IntModel
 from contract.onnx_io import to_onnx
-from contract.onnx_transformer import transformer_to_onnx
 from contract.transformer import IntTransformer
 
 from . import data
@@ -95,13 +94,14 @@ def export(int_model: IntModel | IntTransformer, out: Path, samples: int, seed: 
            stream_length: int | None = None) -> tuple[Path, Path]:
     """Write ``model.onnx`` and ``heldout.npz`` of ``int_model`` into ``out`` (for a
     transformer, ``samples`` streams of ``stream_length`` bytes)."""
-    if isinstance(int_model, IntTransformer):
-        length = stream_length or STREAM_WINDOWS * int_model.context
-        npz_bytes = _heldout_streams_npz(samples, length, int_model.context, seed)
-        onnx_bytes = transformer_to_onnx(int_model).SerializeToString()
+    graph = int_model.graph()
+    window = graph.causal_window
+    if window is not None:  # attention carries state across positions: check whole streams
+        length = stream_length or STREAM_WINDOWS * window
+        npz_bytes = _heldout_streams_npz(samples, length, window, seed)
     else:
-        npz_bytes = _heldout_npz(samples, int_model.context, seed)
-        onnx_bytes = to_onnx(int_model).SerializeToString()
+        npz_bytes = _heldout_npz(samples, graph.context, seed)
+    onnx_bytes = to_onnx(graph).SerializeToString()
     out.mkdir(parents=True, exist_ok=True)
     onnx_path, npz_path = out / "model.onnx", out / "heldout.npz"
     _write_atomic(onnx_path, onnx_bytes)

@@ -30,17 +30,14 @@ import numpy as np
 import onnx
 
 from contract.onnx_io import to_onnx
-from contract.onnx_transformer import transformer_to_onnx
 
 from .errors import BuildError, VerificationError
 from .frontend import load_graph
-from .interpret import interpret, to_int_model
-from .interpret_transformer import to_int_transformer
+from .interpret import interpret
 from .ir import Graph
 from .passes import default_pipeline, run_pipeline
 from .passes.scale_thresholds import parse_scale
 from .targets import get_target
-from .tir import TGraph
 from .workdir import staged_output
 
 __all__ = ["DEFAULT_CKPT", "BuildConfig", "BuildState", "build", "run_onnx"]
@@ -101,7 +98,7 @@ class BuildState:
     config: BuildConfig
     dir: Path
     inputs: np.ndarray | None = None
-    graph: Graph | TGraph | None = None
+    graph: Graph | None = None
     plan: object = None
     trace: object = None
     timings: dict = field(default_factory=dict)
@@ -197,8 +194,11 @@ def step_frontend(state: BuildState) -> None:
     cfg = state.config
     # the user's own file when there is one, so that an error names it, not the staging copy
     graph = load_graph(cfg.onnx_path if cfg.ckpt is None else state.dir / "source.onnx")
-    transformer = isinstance(graph, TGraph)
-    _load_inputs(state, graph.window if transformer else graph.context, transformer)
+    window = graph.causal_window
+    if window is None:  # positions are independent: check windows of the graph's context
+        _load_inputs(state, graph.context, streams=False)
+    else:  # attention carries state along a stream: check every position of whole streams
+        _load_inputs(state, window, streams=True)
     ort_logits = run_onnx(state.dir / "source.onnx", state.inputs)
     if not np.array_equal(ort_logits, interpret(graph, state.inputs).logits):
         raise VerificationError(
@@ -210,20 +210,13 @@ def step_frontend(state: BuildState) -> None:
 
 def step_passes(state: BuildState) -> None:
     """The pass pipeline, each pass checked for exact preservation."""
-    transformer = isinstance(state.graph, TGraph)
-    if transformer and state.config.threshold_scale is not None:
-        raise BuildError("--threshold-scale applies to the MLP's hidden layers only; a"
-                         " transformer's thresholds are per channel and per key count")
-    passes = default_pipeline(state.config.threshold_scale, transformer=transformer)
+    passes = default_pipeline(state.config.threshold_scale)
     state.graph = run_pipeline(state.graph, passes, check_ids=state.inputs)
 
 
 def step_golden(state: BuildState) -> None:
     """``model.onnx`` of the final IR and ``golden.npz``; onnxruntime must agree exactly."""
-    if isinstance(state.graph, TGraph):
-        onnx.save(transformer_to_onnx(to_int_transformer(state.graph)), state.dir / "model.onnx")
-    else:
-        onnx.save(to_onnx(to_int_model(state.graph)), state.dir / "model.onnx")
+    onnx.save(to_onnx(state.graph), state.dir / "model.onnx")
     (state.dir / "source.onnx").unlink()
     trace = interpret(state.graph, state.inputs)
     ort_logits = run_onnx(state.dir / "model.onnx", state.inputs)
@@ -231,7 +224,9 @@ def step_golden(state: BuildState) -> None:
         raise VerificationError("onnxruntime on model.onnx disagrees with the integer reference")
     if not np.any(trace.logits):
         raise VerificationError("the reference logits are all zero: the model computes nothing")
-    np.savez(state.dir / "golden.npz", input=state.inputs, output=trace.logits.astype(np.int32))
+    # windows of a graph without attention are checked at their last position, streams at all
+    golden = trace.logits if state.graph.causal_window is not None else trace.logits[:, -1]
+    np.savez(state.dir / "golden.npz", input=state.inputs, output=golden.astype(np.int32))
     state.trace = trace
 
 

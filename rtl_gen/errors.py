@@ -25,7 +25,8 @@ class UnsupportedOpError(FrontendError):
     def __init__(self, op_type: str, domain: str, node_name: str, supported=None):
         qualified = f"{domain}.{op_type}" if domain else op_type
         names = [op for _, op in supported] if supported else [
-            "SpikeEmbed", "SpikeAccumulate", "TernaryIF", "SpikeReadout"]
+            "SpikeEmbed", "TokenEmbed", "SpikeAccumulate", "TernaryIF", "SpikeAttention",
+            "ResidualAdd", "SpikeReadout"]
         listed = ", ".join(names[:-1]) + f" and {names[-1]}"
         super().__init__(
             f"unsupported ONNX op {qualified} (node {node_name or '<unnamed>'}): SpikeForge "

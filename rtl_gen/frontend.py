@@ -1,8 +1,10 @@
-"""ONNX front end: one handler per op type, each returning a typed IR node.
+"""ONNX front end: one handler per op type, each returning a typed IR op.
 
-The graph must be the chain that ``contract.onnx_io.to_onnx`` writes: ``SpikeEmbed``, then
-``SpikeAccumulate`` + ``TernaryIF`` per hidden layer, then ``SpikeReadout``. An op without a
-handler raises :class:`UnsupportedOpError` naming the op and the node.
+The graph is what ``contract.onnx_io.to_onnx`` writes: nodes of the ``spikeforge`` domain
+(``SpikeEmbed``, ``TokenEmbed``, ``SpikeAccumulate``, ``TernaryIF``, ``SpikeAttention``,
+``ResidualAdd``, ``SpikeReadout``) in any order that defines a tensor before it is read, over
+byte streams ``[N, L]``; :meth:`rtl_gen.ir.Graph.check` type-checks the result. An op without
+a handler raises :class:`UnsupportedOpError` naming the op and the node.
 """
 
 from __future__ import annotations
@@ -16,10 +18,20 @@ import onnx
 from onnx import numpy_helper
 
 from .errors import FrontendError, UnsupportedOpError
-from .ir import Accumulate, Embed, Fire, Graph, Node, Readout
-from .tir import TGraph
+from .ir import (
+    Accumulate,
+    Attention,
+    Fire,
+    Graph,
+    GraphError,
+    Op,
+    Readout,
+    ResidualAdd,
+    SpikeEmbed,
+    TokenEmbed,
+)
 
-__all__ = ["load_graph", "read_onnx"]
+__all__ = ["HANDLERS", "load_graph", "lower", "read_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +40,15 @@ VOCAB = 256
 
 
 class _Context:
-    """What handlers need: the initializers, the node being lowered."""
+    """What handlers need: the initializers and the widths of the tensors lowered so far."""
 
     def __init__(self, model: onnx.ModelProto):
         self.inits = {t.name: t for t in model.graph.initializer}
+        self.widths: dict[str, int] = {}
 
-    def array(self, node: onnx.NodeProto, position: int, what: str, ndim: int) -> np.ndarray:
+    def array(self, node: onnx.NodeProto, position: int, what: str, ndim) -> np.ndarray:
+        """Input ``position`` of ``node``: an integer initializer of ``ndim`` dimensions (an int
+        or a tuple of allowed ones)."""
         if position >= len(node.input) or node.input[position] not in self.inits:
             raise FrontendError(
                 f"node {node.name}: its {what} must be a constant initializer of the graph"
@@ -44,53 +59,87 @@ class _Context:
                 f"node {node.name}: {what} must hold integers, not {arr.dtype}; "
                 "export the integer model with `python -m model.export`"
             )
-        if arr.ndim != ndim:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if arr.ndim not in allowed:
+            dims = " or ".join(str(d) for d in allowed)
             raise FrontendError(
-                f"node {node.name}: {what} must have {ndim} dimensions, not shape {arr.shape}"
+                f"node {node.name}: {what} must have {dims} dimensions, not shape {arr.shape}"
             )
         return arr.astype(np.int64)
 
-    def scalar(self, node: onnx.NodeProto, position: int, what: str) -> int:
+    def positive(self, node, position: int, what: str, ndim=(0, 1)) -> np.ndarray:
+        arr = self.array(node, position, what, ndim)
+        if arr.size and arr.min() < 1:
+            raise FrontendError(f"node {node.name}: {what} must be at least 1")
+        return arr
+
+    def power_of_two(self, node, position: int, what: str) -> int:
         value = int(self.array(node, position, what, 0))
-        if value < 1:
-            raise FrontendError(f"node {node.name}: {what} must be at least 1, not {value}")
-        return value
+        if value < 1 or value & (value - 1):
+            raise FrontendError(f"node {node.name}: {what} must be a power of two, not {value}")
+        return value.bit_length() - 1
 
 
-def _embed(node, ctx: _Context) -> Node:
+def _io(node, inputs: int) -> dict:
+    return {"name": node.name, "inputs": tuple(node.input[:inputs]), "output": node.output[0]}
+
+
+def _spike_embed(node, ctx: _Context) -> Op:
     table = ctx.array(node, 1, "spike table", 3)
     if table.shape[0] != VOCAB or table.size == 0:
         raise FrontendError(f"node {node.name}: spike table must be [256, T, E], not {table.shape}")
-    if table.min() < -1 or table.max() > 1:
-        raise FrontendError(f"node {node.name}: spike table entries must be -1, 0 or +1")
-    return Embed(node.name, table)
+    context = int(ctx.positive(node, 2, "context", 0))
+    return SpikeEmbed(table=table, context=context, **_io(node, 1))
 
 
-def _accumulate(node, ctx: _Context) -> Node:
-    return Accumulate(node.name, ctx.array(node, 1, "weight", 2).T)
+def _token_embed(node, ctx: _Context) -> Op:
+    return TokenEmbed(table=ctx.array(node, 1, "token embedding", 2), **_io(node, 1))
 
 
-def _fire(node, ctx: _Context) -> Node:
-    return Fire(
-        node.name,
-        ctx.array(node, 1, "bias", 1),
-        ctx.scalar(node, 2, "threshold"),
-        ctx.scalar(node, 3, "reset"),
-    )
+def _accumulate(node, ctx: _Context) -> Op:
+    return Accumulate(weight=ctx.array(node, 1, "weight", 2).T, **_io(node, 1))
 
 
-def _readout(node, ctx: _Context) -> Node:
+def _fire(node, ctx: _Context) -> Op:
+    bias = ctx.array(node, 1, "bias", (0, 1))
+    if bias.ndim == 0:
+        bias = np.full(ctx.widths.get(node.input[0], 1), int(bias))
+    return Fire(bias=bias, threshold=ctx.positive(node, 2, "threshold"),
+                reset=ctx.positive(node, 3, "reset"), **_io(node, 1))
+
+
+def _attention(node, ctx: _Context) -> Op:
+    score_bias = ctx.array(node, 3, "score bias", 2)
+    return Attention(heads=score_bias.shape[0], score_bias=score_bias,
+                     threshold=ctx.positive(node, 4, "attention threshold", 1),
+                     reset=ctx.positive(node, 5, "attention reset", 1),
+                     d_model=ctx.widths.get(node.input[0], 0), **_io(node, 3))
+
+
+def _residual(node, ctx: _Context) -> Op:
+    up = ctx.power_of_two(node, 3, "mult")
+    down = ctx.power_of_two(node, 4, "div")
+    if up and down:
+        raise FrontendError(f"node {node.name}: a shift is a mult or a div, not both")
+    return ResidualAdd(weight=ctx.array(node, 2, "weight", 2).T, shift=up - down,
+                       **_io(node, 2))
+
+
+def _readout(node, ctx: _Context) -> Op:
     weight = ctx.array(node, 1, "weight", 2).T
     bias = ctx.array(node, 2, "bias", 1)
     if weight.shape[0] != VOCAB or bias.shape != (VOCAB,):
         raise FrontendError(f"node {node.name}: the readout must have 256 outputs")
-    return Readout(node.name, weight, bias)
+    return Readout(weight=weight, bias=bias, **_io(node, 1))
 
 
-HANDLERS: dict[tuple[str, str], Callable[[onnx.NodeProto, _Context], Node]] = {
-    (DOMAIN, "SpikeEmbed"): _embed,
+HANDLERS: dict[tuple[str, str], Callable[[onnx.NodeProto, _Context], Op]] = {
+    (DOMAIN, "SpikeEmbed"): _spike_embed,
+    (DOMAIN, "TokenEmbed"): _token_embed,
     (DOMAIN, "SpikeAccumulate"): _accumulate,
     (DOMAIN, "TernaryIF"): _fire,
+    (DOMAIN, "SpikeAttention"): _attention,
+    (DOMAIN, "ResidualAdd"): _residual,
     (DOMAIN, "SpikeReadout"): _readout,
 }
 
@@ -111,88 +160,54 @@ def read_onnx(path: Path) -> onnx.ModelProto:
     return model
 
 
-def _context_length(model: onnx.ModelProto) -> int:
+def _stream_input(model: onnx.ModelProto) -> str:
     constants = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in constants]
-    if len(inputs) != 1:
-        raise FrontendError(f"the graph must have one input (token ids), not {len(inputs)}")
-    dims = inputs[0].type.tensor_type.shape.dim
-    if len(dims) != 2 or not dims[1].HasField("dim_value"):
-        raise FrontendError(
-            f"input {inputs[0].name} must have shape [N, k] with a fixed context length k"
-        )
-    return int(dims[1].dim_value)
+    if len(inputs) != 1 or len(inputs[0].type.tensor_type.shape.dim) != 2:
+        raise FrontendError("the graph must have one input: byte streams [N, L]")
+    return inputs[0].name
 
 
-def load_graph(path: Path) -> Graph | TGraph:
-    """The IR of an ONNX file written by ``model.export``: a :class:`Graph` for the MLP, a
-    :class:`rtl_gen.tir.TGraph` for a transformer."""
-    model = read_onnx(path)
-    from .frontend_transformer import is_transformer, lower_transformer
-
-    if is_transformer(model):
-        return lower_transformer(model, _metadata(model))
-    ctx = _Context(model)
-    nodes = []
-    previous = None
-    context = _context_length(model)
-    for onnx_node in model.graph.node:
-        handler = HANDLERS.get((onnx_node.domain, onnx_node.op_type))
-        if handler is None:
-            raise UnsupportedOpError(onnx_node.op_type, onnx_node.domain, onnx_node.name)
-        if previous is not None and onnx_node.input[0] != previous:
-            raise FrontendError(
-                f"node {onnx_node.name} does not consume the output of the node before it;"
-                " the generator handles a chain of spiking ops only"
-            )
-        nodes.append(handler(onnx_node, ctx))
-        previous = onnx_node.output[0]
-    if [o.name for o in model.graph.output] != [previous]:
-        raise FrontendError("the graph's only output must be the readout's logits")
-    graph = Graph(tuple(nodes), context, *_metadata(model))
-    check_structure(graph)
-    log.info("front end: %d IR nodes from %s", len(nodes), path)
-    return graph
-
-
-def _metadata(model: onnx.ModelProto) -> tuple[int, float, dict]:
+def _metadata(model: onnx.ModelProto) -> tuple[int, int, float, dict]:
     props = {p.key: p.value for p in model.metadata_props}
     try:
         weight_bits = int(props.get("weight_bits", "8"))
         logit_scale = float(props.get("logit_scale", "1.0"))
+        timesteps = int(props["timesteps"])
+    except KeyError:
+        raise FrontendError("the metadata must give timesteps as an integer") from None
     except ValueError:
-        raise FrontendError("the metadata weight_bits/logit_scale are not numbers") from None
+        raise FrontendError("the metadata weight_bits/logit_scale/timesteps are not numbers"
+                            ) from None
     if not np.isfinite(logit_scale) or logit_scale <= 0:
         raise FrontendError(f"logit_scale must be a positive finite number, not {logit_scale}")
-    return weight_bits, logit_scale, props
+    return timesteps, weight_bits, logit_scale, props
 
 
-def check_structure(graph: Graph) -> None:
-    """Kinds, order and shapes of the nodes: Embed, (Accumulate Fire)*, Readout."""
-    nodes = graph.nodes
-    kinds = "".join({Embed: "E", Accumulate: "A", Fire: "F", Readout: "R"}[type(n)] for n in nodes)
-    body = kinds[1:-1]
-    if kinds[:1] != "E" or kinds[-1:] != "R" or body != "AF" * (len(body) // 2) or not body:
-        raise FrontendError(
-            "the graph must be SpikeEmbed, then SpikeAccumulate + TernaryIF per hidden layer"
-            " (at least one), then SpikeReadout"
-        )
-    n_in = graph.context * nodes[0].embed_dim
-    limit = (1 << (graph.weight_bits - 1)) - 1
-    for node in nodes[1:]:
-        if isinstance(node, Accumulate | Readout):
-            if node.weight.shape[1] != n_in:
-                raise FrontendError(
-                    f"node {node.name} takes {node.weight.shape[1]} inputs but receives {n_in}"
-                )
-            if np.abs(node.weight).max(initial=0) > limit:
-                raise FrontendError(
-                    f"node {node.name} has weights beyond ±{limit}, the range of"
-                    f" {graph.weight_bits}-bit weights"
-                )
-            n_in = node.weight.shape[0]
-        elif isinstance(node, Fire):
-            if node.bias.shape != (n_in,):
-                raise FrontendError(f"node {node.name}: bias must have {n_in} entries")
-        elif isinstance(node, Embed):
-            raise FrontendError(f"node {node.name}: only the first node may be SpikeEmbed")
+def lower(model: onnx.ModelProto) -> Graph:
+    """The typed IR of an ONNX model (already read and checked)."""
+    ctx = _Context(model)
+    ops = []
+    try:
+        for node in model.graph.node:
+            handler = HANDLERS.get((node.domain, node.op_type))
+            if handler is None:
+                raise UnsupportedOpError(node.op_type, node.domain, node.name, HANDLERS)
+            op = handler(node, ctx)
+            ctx.widths[op.output] = op.width()
+            ops.append(op)
+        outputs = [o.name for o in model.graph.output]
+        if len(outputs) != 1:
+            raise FrontendError("the graph must have one output: the logits")
+        timesteps, weight_bits, logit_scale, props = _metadata(model)
+        graph = Graph(tuple(ops), timesteps, weight_bits, _stream_input(model), outputs[0],
+                      logit_scale, props)
+    except GraphError as exc:
+        raise FrontendError(str(exc)) from None
+    log.info("front end: %d IR ops", len(ops))
+    return graph
+
+
+def load_graph(path: Path) -> Graph:
+    """The IR of an ONNX file written by ``model.export`` (or by ``contract.onnx_io``)."""
+    return lower(read_onnx(path))

@@ -18,8 +18,8 @@ from sim.runner import SimulatorError, run_build
 
 from .errors import BuildError, VerificationError
 from .frontend import load_graph
-from .interpret_transformer import to_int_transformer
 from .passes import FuseLinear, run_pipeline
+from .plan_transformer import to_int_transformer
 from .report import save_report
 from .workdir import check_build_dir
 

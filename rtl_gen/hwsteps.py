@@ -15,10 +15,9 @@ from sim.runner import TESTBENCH
 
 from . import hwsteps_transformer as xsteps
 from .build import BuildState
-from .plan import plan_hardware
+from .plan import is_chain, plan_hardware
 from .report import save_report
 from .targets import get_target
-from .tir import TGraph
 
 __all__ = ["HW_STEPS"]
 
@@ -35,7 +34,7 @@ def _write_hex(path, words, width: int) -> None:
 
 def step_plan(state: BuildState) -> None:
     """The array plan and its memory images; the range analysis sets every width."""
-    if isinstance(state.graph, TGraph):
+    if not is_chain(state.graph):
         xsteps.step_plan(state, TOP_MODULE)
         return
     cfg = state.config
@@ -80,7 +79,7 @@ def step_rtl(state: BuildState) -> None:
     and of the synthesis top."""
     import hw
 
-    if isinstance(state.graph, TGraph):
+    if not is_chain(state.graph):
         xsteps.step_rtl(state, TOP_MODULE, SYNTH_MODULE)
         return
     rtl = state.dir / "rtl"
@@ -106,15 +105,16 @@ def step_testbench(state: BuildState) -> None:
 
 def step_report(state: BuildState) -> None:
     """``report.json`` and ``report.md``: everything known before simulation."""
-    if isinstance(state.graph, TGraph):
+    if not is_chain(state.graph):
         xsteps.step_report(state, TOP_MODULE, SYNTH_MODULE)
         return
     plan, cfg, trace = state.plan, state.config, state.trace
     p, model = plan.params, plan.model
     names = ["embedding", *(f"hidden{i}" for i in range(len(model.layers)))]
     sizes = [model.n_inputs, *(layer.n_out for layer in model.layers)]
-    rates = trace.firing_rates()
-    ideal = plan.ideal_cycles(trace.spikes)
+    spikes = [s[:, :, -1] for s in trace.spikes]  # the window's last position: what runs
+    rates = [float(np.count_nonzero(s)) / max(1, s.size) for s in spikes]
+    ideal = plan.ideal_cycles(spikes)
     report = {
         "name": cfg.out.name,
         "source": str(cfg.ckpt if cfg.ckpt is not None else cfg.onnx_path),

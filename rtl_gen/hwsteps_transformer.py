@@ -121,7 +121,7 @@ def step_report(state, top_module: str, synth_module: str) -> None:
         "arch": "transformer",
         "name": cfg.out.name,
         "source": str(cfg.ckpt if cfg.ckpt is not None else cfg.onnx_path),
-        "threshold_scale": "1",
+        "threshold_scale": str(cfg.threshold_scale or 1),
         "stall_seed": cfg.stall_seed,
         "model": {
             "context": model.context,

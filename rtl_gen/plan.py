@@ -12,15 +12,49 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract import IntModel, derive_widths
+from contract import Readout as ContractReadout
+from contract import SpikingLayer as ContractLayer
 from contract.widths import Widths
 from hw.params import AcceleratorParams, HiddenLayerParams, ReadoutParams
 
-from .errors import TargetFitError
-from .interpret import to_int_model
-from .ir import Graph
+from .errors import FrontendError, TargetFitError
+from .ir import Graph, Readout, SpikeEmbed, SpikingLinear
 from .targets import Target
 
-__all__ = ["HardwarePlan", "MemoryPlan", "accelerator_params", "plan_hardware"]
+__all__ = ["HardwarePlan", "MemoryPlan", "accelerator_params", "is_chain", "plan_hardware",
+           "to_int_model"]
+
+
+def is_chain(graph: Graph) -> bool:
+    """Whether a fused graph is a chain ``SpikeEmbed, SpikingLinear*, Readout`` with one
+    threshold and reset per layer: what the layer-chain accelerator (``hw.Accelerator``) runs.
+    Every other graph goes to the layer-program accelerator (``hw.transformer``)."""
+    first, *middle, last = graph.ops if len(graph.ops) >= 3 else (None, None)
+    if not isinstance(first, SpikeEmbed) or not isinstance(last, Readout):
+        return False
+    chain = [first, *middle, last]
+    wired = all(b.inputs == (a.output,) for a, b in zip(chain, chain[1:], strict=False))
+    return wired and all(isinstance(op, SpikingLinear) and op.threshold.ndim == 0
+                         and op.reset.ndim == 0 for op in middle)
+
+
+def to_int_model(graph: Graph) -> IntModel:
+    """The contract's MLP of a fused chain graph (see :func:`is_chain`)."""
+    if not is_chain(graph):
+        raise FrontendError("the graph is not a chain of SpikeEmbed, fused spiking layers with"
+                            " one threshold each, and SpikeReadout; run the FuseLinear pass")
+    embed, *layers, readout = graph.ops
+    return IntModel(
+        context=embed.context,
+        embed_dim=embed.embed_dim,
+        timesteps=embed.timesteps,
+        weight_bits=graph.weight_bits,
+        spike_table=embed.table,
+        layers=tuple(ContractLayer(n.weight, n.bias, int(n.threshold), int(n.reset))
+                     for n in layers),
+        readout=ContractReadout(readout.weight, readout.bias),
+        logit_scale=graph.logit_scale,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The hardware plan of a transformer: a fused graph as a layer program on one array.
 
-Every op of the fused :class:`~rtl_gen.tir.TGraph` becomes one layer of
+Every op of the fused :class:`~rtl_gen.ir.Graph` becomes one layer of
 :class:`hw.transformer.TransformerParams`, in graph order; spike tensors become regions of
 the spike banks, the tensors an attention reads as keys and values become its caches, and the
 residual stream lives in place in the residual banks (which the plan checks is legal: no op
@@ -14,25 +14,93 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract import Readout as ContractReadout
+from contract import SpikingLayer as ContractLayer
+from contract import transformer as xf
+from contract.graph import run
 from contract.transformer import IntTransformer, derive_transformer_widths
 from contract.widths import signed_bits
 from hw.transformer import LayerKind, TransformerParams, XLayer
 from hw.transformer.layout import const_lane_bits
 
 from .errors import FrontendError, TargetFitError
-from .interpret_transformer import to_int_transformer
+from .ir import Attention, Fire, Graph, Readout, ResidualAdd, SpikingLinear, TokenEmbed
 from .plan import MemoryPlan
 from .targets import Target
-from .tir import Attention, Fire, Readout, ResidualAdd, SpikingLinear, TGraph, TokenEmbed
 
-__all__ = ["TransformerPlan", "plan_transformer", "transformer_params"]
+__all__ = ["TransformerPlan", "plan_transformer", "to_int_transformer", "transformer_params"]
+
+
+
+class _Reader:
+    """Walks the ops of a fused graph in the order the contract's blocks have them."""
+
+    def __init__(self, graph: Graph):
+        self.ops = list(graph.ops)
+        self.index = 0
+
+    def take(self, kind, what: str):
+        if self.index >= len(self.ops) or not isinstance(self.ops[self.index], kind):
+            found = type(self.ops[self.index]).__name__ if self.index < len(self.ops) else "end"
+            name = self.ops[self.index].name if self.index < len(self.ops) else "the end"
+            raise FrontendError(
+                f"the graph does not have the transformer's block structure: expected"
+                f" {what} ({kind.__name__}) at op {self.index}, found {found} (node {name})")
+        self.index += 1
+        return self.ops[self.index - 1]
+
+
+def _norm(op: Fire) -> xf.IntNorm:
+    d = op.width()
+    return xf.IntNorm(op.bias, np.broadcast_to(op.threshold, (d,)),
+                      np.broadcast_to(op.reset, (d,)))
+
+
+def _layer(op: SpikingLinear) -> ContractLayer:
+    if op.threshold.ndim or op.reset.ndim:
+        raise FrontendError(f"node {op.name}: a linear layer has one threshold and one reset")
+    return ContractLayer(op.weight, op.bias, int(op.threshold), int(op.reset))
+
+
+def to_int_transformer(graph: Graph) -> xf.IntTransformer:
+    """The contract's transformer of a fused graph; :class:`FrontendError` if it is not one."""
+    read = _Reader(graph)
+    embed = read.take(TokenEmbed, "the token embedding")
+    blocks = []
+    attention = None
+    while read.index + 1 < len(read.ops) and isinstance(read.ops[read.index + 1], SpikingLinear):
+        norm1 = read.take(Fire, "a normalising neuron")
+        q, k, v = (read.take(SpikingLinear, name) for name in ("q", "k", "v"))
+        attention = read.take(Attention, "the attention")
+        out = read.take(ResidualAdd, "the attention's output projection")
+        norm2 = read.take(Fire, "a normalising neuron")
+        ff1 = read.take(SpikingLinear, "the feed-forward layer")
+        ff2 = read.take(ResidualAdd, "the feed-forward projection")
+        blocks.append(xf.IntBlock(
+            norm1=_norm(norm1), q=_layer(q), k=_layer(k), v=_layer(v),
+            score_bias=attention.score_bias, attn_threshold=attention.threshold,
+            attn_reset=attention.reset, out=xf.IntOutProj(out.weight, out.shift),
+            norm2=_norm(norm2), ff1=_layer(ff1), ff2=xf.IntOutProj(ff2.weight, ff2.shift)))
+    norm_f = read.take(Fire, "the final normalising neuron")
+    readout = read.take(Readout, "the readout")
+    if read.index != len(read.ops) or attention is None:
+        raise FrontendError("the transformer graph does not end with its final norm and readout")
+    model = xf.IntTransformer(
+        context=attention.window, d_model=embed.width(), heads=attention.heads,
+        timesteps=graph.timesteps, weight_bits=graph.weight_bits, tok_embed=embed.table,
+        blocks=tuple(blocks), norm_f=_norm(norm_f),
+        readout=ContractReadout(readout.weight, readout.bias), logit_scale=graph.logit_scale)
+    probe = np.random.default_rng(0).integers(0, 256, size=(4, 2 * model.context))
+    if not np.array_equal(run(graph, probe).logits, xf.forward(model, probe, all_positions=True)):
+        raise FrontendError("the transformer graph wires its ops unlike the contract's blocks")
+    return model
 
 
 def _per_neuron(value: np.ndarray, n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=np.int64), (n,)).copy()
 
 
-def _layers(graph: TGraph) -> tuple[XLayer, ...]:
+def _layers(graph: Graph) -> tuple[XLayer, ...]:
     layers = []
     residual = None
     stale: set[str] = set()
@@ -90,7 +158,7 @@ def _membrane_bound(model: IntTransformer) -> int:
     return max(widths.membrane_bound, widths.logit_bound, widths.residual_bound, *accumulators)
 
 
-def transformer_params(graph: TGraph, rows: int, cols: int
+def transformer_params(graph: Graph, rows: int, cols: int
                        ) -> tuple[TransformerParams, IntTransformer]:
     """``hw.transformer``'s parameters for a fused graph on a ``rows`` x ``cols`` array, and the
     contract's model of the graph (whose range analysis sets the widths)."""
@@ -143,7 +211,7 @@ def _memories(p: TransformerParams, target: Target) -> tuple[MemoryPlan, ...]:
                  for name, count, width, depth in shapes)
 
 
-def plan_transformer(graph: TGraph, rows: int, cols: int, target: Target) -> TransformerPlan:
+def plan_transformer(graph: Graph, rows: int, cols: int, target: Target) -> TransformerPlan:
     """Place a fused transformer graph on the array; raise if it cannot fit the target."""
     try:
         params, model = transformer_params(graph, rows, cols)

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import ContractError, IntModel, derive_widths, forward, reference
+from contract.graph import run
 from contract.intmodel import SpikingLayer
 from contract.onnx_io import to_onnx
 from contract.random_model import random_model
@@ -39,7 +40,22 @@ def test_onnxruntime_gives_the_reference_integers(seed, tmp_path):
     logits = session.run(None, {"input": ids})[0]
     expected = forward(model, ids)
     assert np.any(expected != 0)
-    assert np.array_equal(logits, expected)
+    assert logits.shape == (64, model.context, 256)  # every position of the k-byte stream
+    assert np.array_equal(logits[:, -1], expected)
+    streams = np.random.default_rng(seed).integers(0, 256, size=(8, 3 * model.context))
+    assert np.array_equal(session.run(None, {"input": streams})[0],
+                          run(model.graph(), streams).logits)
+
+
+def test_a_stream_position_sees_its_window_with_zero_bytes_before_the_start():
+    """The MLP's graph on a stream: position i is the window of bytes i-k+1..i, byte 0 before
+    the stream's start (the corpus's start-of-file context)."""
+    model = random_model(3, hidden=(5,))
+    stream = np.random.default_rng(1).integers(1, 256, size=(1, 7))
+    logits = run(model.graph(), stream).logits[0]
+    padded = np.concatenate([np.zeros(model.context - 1, dtype=np.int64), stream[0]])
+    windows = np.stack([padded[i:i + model.context] for i in range(stream.shape[1])])
+    assert np.array_equal(logits, forward(model, windows))
 
 
 def test_one_corrupted_weight_is_seen():

@@ -67,14 +67,14 @@ def test_one_corrupted_weight_fails_the_check(small_build, tmp_path):
     import hw
     from rtl_gen.build import BuildConfig  # noqa: F401  (the package must import cleanly)
     from rtl_gen.frontend import load_graph
-    from rtl_gen.passes import FuseLayers, run_pipeline
+    from rtl_gen.passes import FuseLinear, run_pipeline
     from rtl_gen.plan import plan_hardware
     from rtl_gen.targets import get_target
 
     model, ids, out = small_build
     tampered_dir = tmp_path / "tampered"
     shutil.copytree(out, tampered_dir, ignore=shutil.ignore_patterns("sim_build_*"))
-    graph = run_pipeline(load_graph(out / "model.onnx"), [FuseLayers()])
+    graph = run_pipeline(load_graph(out / "model.onnx"), [FuseLinear()])
     params = plan_hardware(graph, 3, 2, get_target("ecp5-85k"), False).params
     trace = forward(model, ids[:1], trace=True)
     token = int(np.argmax(trace.logits[0]))

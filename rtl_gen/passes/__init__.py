@@ -15,21 +15,17 @@ from ..errors import VerificationError
 from ..interpret import interpret
 from ..ir import Graph
 from .base import Pass
-from .fuse_layers import FuseLayers
 from .fuse_linear import FuseLinear
 from .scale_thresholds import ScaleThresholds
 
-__all__ = ["FuseLayers", "FuseLinear", "Pass", "ScaleThresholds", "default_pipeline",
-           "run_pipeline"]
+__all__ = ["FuseLinear", "Pass", "ScaleThresholds", "default_pipeline", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
 
-def default_pipeline(threshold_scale=None, transformer: bool = False) -> list[Pass]:
-    """The passes of ``rtl_gen build``, in order."""
-    if transformer:
-        return [FuseLinear()]
-    passes: list[Pass] = [FuseLayers()]
+def default_pipeline(threshold_scale=None) -> list[Pass]:
+    """The passes of ``rtl_gen build``, in order (the same for every graph)."""
+    passes: list[Pass] = [FuseLinear()]
     if threshold_scale is not None:
         passes.append(ScaleThresholds(threshold_scale))
     return passes

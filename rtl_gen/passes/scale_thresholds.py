@@ -1,12 +1,14 @@
-"""The threshold knob: scale every hidden threshold to trade accuracy for firing rate."""
+"""The threshold knob: scale every neuron's threshold to trade accuracy for firing rate."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from fractions import Fraction
 
+import numpy as np
+
 from ..errors import BuildError
-from ..ir import Fire, Graph, SpikingLayer
+from ..ir import Attention, Fire, Graph, SpikingLinear
 from .base import Pass
 
 __all__ = ["ScaleThresholds", "parse_scale"]
@@ -24,17 +26,22 @@ def parse_scale(value) -> Fraction:
 
 
 class ScaleThresholds(Pass):
-    """``Θ' = max(1, round_half_even(Θ * scale))``; the reset is unchanged."""
+    """``Θ' = max(1, round_half_even(Θ * scale))`` for every neuron (per neuron, per channel or
+    per key count alike); resets are unchanged."""
 
     changes_semantics = True
 
     def __init__(self, scale):
         self.scale = parse_scale(scale)
 
-    def run(self, graph: Graph) -> Graph:
-        def scaled(node):
-            if isinstance(node, SpikingLayer | Fire):
-                return replace(node, threshold=max(1, round(node.threshold * self.scale)))
-            return node
+    def _scaled(self, threshold: np.ndarray) -> np.ndarray:
+        flat = [max(1, round(int(t) * self.scale)) for t in threshold.reshape(-1)]
+        return np.array(flat, dtype=np.int64).reshape(threshold.shape)
 
-        return graph.replace_nodes(scaled(n) for n in graph.nodes)
+    def run(self, graph: Graph) -> Graph:
+        def scaled(op):
+            if isinstance(op, Fire | SpikingLinear | Attention):
+                return replace(op, threshold=self._scaled(op.threshold))
+            return op
+
+        return graph.replace_ops(scaled(op) for op in graph.ops)

@@ -12,7 +12,7 @@ import onnx
 from amaranth.sim import Simulator
 from hwsim import start_and_wait
 
-from contract.onnx_transformer import transformer_to_onnx
+from contract.onnx_io import to_onnx
 from contract.transformer import IntTransformer
 from hw.layout import unpack
 from hw.transformer import StreamHarness, TransformerParams
@@ -25,8 +25,8 @@ def params_from_transformer(model: IntTransformer, rows: int, cols: int) -> Tran
     """The compiler's path: ONNX, front end, passes, plan."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
-        onnx.save(transformer_to_onnx(model), path)
-        graph = run_pipeline(load_graph(path), default_pipeline(transformer=True))
+        onnx.save(to_onnx(model), path)
+        graph = run_pipeline(load_graph(path), default_pipeline())
     return transformer_params(graph, rows, cols)[0]
 
 

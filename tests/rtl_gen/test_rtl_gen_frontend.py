@@ -12,9 +12,10 @@ from contract.onnx_io import to_onnx
 from contract.random_model import random_model
 from rtl_gen.errors import FrontendError, UnsupportedOpError
 from rtl_gen.frontend import load_graph
-from rtl_gen.interpret import interpret, to_int_model
-from rtl_gen.ir import Embed, Readout, SpikingLayer
-from rtl_gen.passes import FuseLayers, ScaleThresholds, run_pipeline
+from rtl_gen.interpret import interpret
+from rtl_gen.ir import Readout, SpikeEmbed, SpikingLinear
+from rtl_gen.passes import FuseLinear, ScaleThresholds, run_pipeline
+from rtl_gen.plan import is_chain, to_int_model
 
 
 def save(model, path):
@@ -36,9 +37,10 @@ def test_frontend_and_fusion_keep_the_reference_integers(
     path = save(to_onnx(model), tmp_path_factory.mktemp("m") / "m.onnx")
     ids = np.random.default_rng(seed).integers(0, 256, size=(32, model.context))
     graph = load_graph(path)
-    fused = run_pipeline(graph, [FuseLayers()], check_ids=ids)
-    assert [type(n) for n in fused.nodes] == [Embed, *[SpikingLayer] * len(hidden), Readout]
-    assert np.array_equal(interpret(fused, ids).logits, forward(model, ids))
+    fused = run_pipeline(graph, [FuseLinear()], check_ids=ids)
+    assert [type(n) for n in fused.ops] == [SpikeEmbed, *[SpikingLinear] * len(hidden), Readout]
+    assert is_chain(fused) and not is_chain(graph)
+    assert np.array_equal(interpret(fused, ids).logits[:, -1], forward(model, ids))
     assert np.array_equal(forward(to_int_model(fused), ids), forward(model, ids))
 
 
@@ -47,11 +49,11 @@ def test_threshold_knob_matches_the_contract(tmp_path):
     ids = np.random.default_rng(0).integers(0, 256, size=(64, model.context))
     graph = run_pipeline(
         load_graph(save(to_onnx(model), tmp_path / "m.onnx")),
-        [FuseLayers(), ScaleThresholds("3/2")],
+        [FuseLinear(), ScaleThresholds("3/2")],
         check_ids=ids,
     )
     expected = model.with_threshold_scale("1.5")
-    assert np.array_equal(interpret(graph, ids).logits, forward(expected, ids))
+    assert np.array_equal(interpret(graph, ids).logits[:, -1], forward(expected, ids))
     fewer = interpret(graph, ids).firing_rates()[1:]
     more = interpret(load_graph(tmp_path / "m.onnx"), ids).firing_rates()[1:]
     assert sum(fewer) < sum(more)
@@ -80,18 +82,18 @@ def test_unsupported_op_names_op_and_node(tmp_path):
         load_graph(path)
 
 
-def test_dynamic_context_is_refused(tmp_path):
+def test_an_input_that_is_not_a_stream_is_refused(tmp_path):
     model = to_onnx(random_model(0))
-    model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "k"
-    with pytest.raises(FrontendError, match="fixed context"):
+    model.graph.input[0].type.tensor_type.shape.dim.add().dim_value = 3
+    with pytest.raises(FrontendError, match=r"byte streams \[N, L\]"):
         load_graph(save(model, tmp_path / "d.onnx"))
 
 
 def test_float_weights_are_refused(tmp_path):
     model = to_onnx(random_model(0))
-    init = next(t for t in model.graph.initializer if t.name == "w0")
+    init = next(t for t in model.graph.initializer if t.name == "accumulate0_w")
     arr = onnx.numpy_helper.to_array(init).astype(np.float32)
     arr[0, 0] = np.nan
-    init.CopyFrom(onnx.numpy_helper.from_array(arr, "w0"))
+    init.CopyFrom(onnx.numpy_helper.from_array(arr, "accumulate0_w"))
     with pytest.raises(FrontendError, match="integers"):
         load_graph(save(model, tmp_path / "f.onnx"))

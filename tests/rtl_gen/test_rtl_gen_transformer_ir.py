@@ -11,14 +11,14 @@ import pytest
 from onnx import helper
 
 from contract import transformer as xf
-from contract.onnx_transformer import shift_factors, transformer_to_onnx
+from contract.onnx_io import shift_factors, to_onnx
 from rtl_gen.build import run_onnx
 from rtl_gen.errors import FrontendError, UnsupportedOpError
 from rtl_gen.frontend import load_graph
 from rtl_gen.interpret import interpret
-from rtl_gen.interpret_transformer import to_int_transformer
+from rtl_gen.ir import Attention, Fire, GraphError, ResidualAdd, SpikingLinear
 from rtl_gen.passes import FuseLinear, default_pipeline, run_pipeline
-from rtl_gen.tir import Attention, Fire, ResidualAdd, SpikingLinear, TGraph
+from rtl_gen.plan_transformer import to_int_transformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_contract_transformer import random_transformer  # noqa: E402
@@ -35,7 +35,7 @@ def model_file(request, tmp_path):
     seed, blocks = request.param
     model = random_transformer(seed=seed, blocks=blocks)
     path = tmp_path / "m.onnx"
-    onnx.save(transformer_to_onnx(model), path)
+    onnx.save(to_onnx(model), path)
     return model, path
 
 
@@ -52,10 +52,10 @@ def test_front_end_and_passes_keep_every_integer(model_file):
     model, path = model_file
     ids = _streams(3 * model.context)
     graph = load_graph(path)
-    assert isinstance(graph, TGraph) and graph.window == model.context
+    assert graph.causal_window == model.context
     expected = xf.forward(model, ids, all_positions=True)
     assert np.array_equal(interpret(graph, ids).logits, expected)
-    fused = run_pipeline(graph, default_pipeline(transformer=True), check_ids=ids)
+    fused = run_pipeline(graph, default_pipeline(), check_ids=ids)
     kinds = [type(op).__name__ for op in fused.ops]
     assert kinds.count("SpikingLinear") == 4 * len(model.blocks)
     assert "Accumulate" not in kinds
@@ -93,7 +93,7 @@ def test_miswired_graph_is_refused(tmp_path):
 
 def _save(model, tmp_path) -> Path:
     path = tmp_path / "m.onnx"
-    onnx.save(transformer_to_onnx(model), path)
+    onnx.save(to_onnx(model), path)
     return path
 
 
@@ -106,17 +106,17 @@ def test_type_errors_name_the_node(tmp_path):
     # a residual add whose residual input is the attention's spikes
     ops[res] = ResidualAdd(ops[res].name, (ops[attn].output, ops[attn].output), ops[res].output,
                            weight=ops[res].weight, shift=ops[res].shift)
-    with pytest.raises(FrontendError, match=f"node {ops[res].name} needs residual"):
+    with pytest.raises(GraphError, match=f"node {ops[res].name} needs residual"):
         graph.replace_ops(ops)
     ops = list(graph.ops)
     fire = next(i for i, op in enumerate(ops) if isinstance(op, Fire))
     ops[fire], ops[fire + 1] = ops[fire + 1], ops[fire]
-    with pytest.raises(FrontendError, match="before it is computed"):
+    with pytest.raises(GraphError, match="before it is computed"):
         graph.replace_ops(ops)
 
 
 def test_unsupported_op_lists_the_transformer_ops(tmp_path):
-    proto = transformer_to_onnx(random_transformer(seed=5))
+    proto = to_onnx(random_transformer(seed=5))
     node = next(n for n in proto.graph.node if n.op_type == "ResidualAdd")
     node.op_type = "LayerNorm"
     proto.functions.append(helper.make_function(
@@ -124,5 +124,6 @@ def test_unsupported_op_lists_the_transformer_ops(tmp_path):
         [helper.make_node("Identity", ["x"], ["out"])], [helper.make_opsetid("", 17)]))
     path = tmp_path / "bad.onnx"
     onnx.save(proto, path)
-    with pytest.raises(UnsupportedOpError, match="LayerNorm.*TokenEmbed, TernaryIF"):
+    with pytest.raises(UnsupportedOpError,
+                       match="LayerNorm.*TokenEmbed, SpikeAccumulate, TernaryIF"):
         load_graph(path)

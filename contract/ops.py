@@ -1,0 +1,172 @@
+"""One reference function per op: the integer forward pass of every op a graph can hold.
+
+Tensors between ops are int64 ``[N, T, L, width]``: ``N`` byte streams, ``T`` time steps,
+``L`` positions of the stream. Every op is position-wise except the embeddings (which read the
+byte ids) and attention (which reads the keys and values of earlier positions). Everything is
+adds, subtracts, compares and constant shifts; the products below are of ternary spikes and
+integers, which hardware does as add, subtract or skip. See docs/integer-contract.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .intmodel import VOCAB, ContractError
+
+__all__ = [
+    "accumulate",
+    "attention",
+    "attention_current",
+    "check_streams",
+    "fire",
+    "key_counts",
+    "next_token",
+    "readout",
+    "residual_add",
+    "shift_round",
+    "spike_embed",
+    "token_embed",
+    "window_mask",
+]
+
+
+def check_streams(ids) -> np.ndarray:
+    """``ids`` as int64 byte streams ``[N, L]``; :class:`ContractError` if they are not."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or ids.shape[1] < 1:
+        raise ContractError(f"ids must have shape [N, L] with L >= 1, not {ids.shape}")
+    if ids.size and ids.dtype.kind not in "iu":
+        raise ContractError(f"token ids must be integers, not {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= VOCAB):
+        raise ContractError(f"token ids must lie in 0..{VOCAB - 1}")
+    return ids.astype(np.int64)
+
+
+def spike_embed(table: np.ndarray, context: int, ids, last_only: bool = False) -> np.ndarray:
+    """Spikes of the last ``context`` bytes, concatenated: ``[N, T, L, context*E]``.
+
+    ``table`` is ``[256, T, E]`` (entries in {-1, 0, 1}). Position ``i`` holds the rows of bytes
+    ``i - context + 1 .. i``, the oldest first (spike ``p*E + e`` of byte ``p`` of the window);
+    before the stream's start the byte is 0, the "start of file" the corpus puts before every
+    file. ``last_only`` computes the last position alone (``L = 1``).
+    """
+    ids = check_streams(ids)
+    n, length = ids.shape
+    padded = np.concatenate([np.zeros((n, context - 1), dtype=np.int64), ids], axis=1)
+    first = length - 1 if last_only else 0
+    windows = padded[:, np.arange(first, length)[:, None] + np.arange(context)[None, :]]
+    spikes = table[windows]  # [N, L, k, T, E]
+    steps, width = table.shape[1], context * table.shape[2]
+    return spikes.transpose(0, 3, 1, 2, 4).reshape(n, steps, length - first, width)
+
+
+def token_embed(table: np.ndarray, ids, timesteps: int, last_only: bool = False) -> np.ndarray:
+    """The residual at the input: ``x = table[byte]`` at every step, ``[N, T, L, d]``."""
+    ids = check_streams(ids)
+    if last_only:
+        ids = ids[:, -1:]
+    return np.repeat(np.asarray(table, dtype=np.int64)[ids][:, None], timesteps, axis=1)
+
+
+def accumulate(spikes: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``A[..., j] = sum_i W[j, i] * S[..., i]``: adds, subtracts and skips."""
+    return np.asarray(spikes, dtype=np.int64) @ np.asarray(weight, dtype=np.int64).T
+
+
+def fire(currents: np.ndarray, bias, threshold, reset, membranes: bool = False):
+    """Ternary integrate-and-fire with soft reset over axis 1 (time) of ``currents[N, T, ...]``.
+
+    ``V = U + I + B; s = [V >= Θ] - [V <= -Θ]; U = V - R s`` with ``U = 0`` before step 0.
+    ``bias``, ``threshold`` and ``reset`` are integers or arrays that broadcast against one time
+    step ``currents[:, t]`` (per neuron, per channel or per position constants). Returns the
+    spikes, or with ``membranes`` the pair (spikes, ``V`` of every step before its reset), which
+    the range analysis is checked against.
+    """
+    currents = np.asarray(currents, dtype=np.int64)
+    bias = np.asarray(bias, dtype=np.int64)
+    membrane = np.zeros_like(currents[:, 0])
+    spikes = np.zeros_like(currents)
+    before_reset = np.zeros_like(currents)
+    for t in range(currents.shape[1]):
+        v = membrane + currents[:, t] + bias
+        s = (v >= threshold).astype(np.int64) - (v <= -threshold).astype(np.int64)
+        membrane = v - reset * s
+        spikes[:, t] = s
+        before_reset[:, t] = v
+    return (spikes, before_reset) if membranes else spikes
+
+
+def shift_round(acc: np.ndarray, shift: int) -> np.ndarray:
+    """``acc * 2^shift``: a left shift, or for ``shift < 0`` ``floor(acc / 2^-shift + 1/2)``."""
+    acc = np.asarray(acc, dtype=np.int64)
+    if shift >= 0:
+        return acc << shift
+    return (acc + (1 << (-shift - 1))) >> (-shift)
+
+
+def window_mask(length: int, window: int) -> np.ndarray:
+    """``[L, L]`` bool: position ``i`` sees key ``j`` when ``i - window < j <= i``."""
+    distance = np.arange(length)[:, None] - np.arange(length)[None, :]
+    return (distance >= 0) & (distance < window)
+
+
+def key_counts(length: int, window: int) -> np.ndarray:
+    """Keys seen by each of ``length`` positions: ``min(i + 1, window)``."""
+    return np.minimum(np.arange(length) + 1, window)
+
+
+def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
+                      score_bias: np.ndarray | None = None,
+                      window: int | None = None) -> np.ndarray:
+    """``a_i = sum_j max(q_i . k_j + P[h, i - j], 0) v_j`` per head over the window.
+
+    ``q``, ``k``, ``v`` are ternary ``[..., L, d]``; ``score_bias`` is ``[heads, window]``
+    (zero if None); ``window`` defaults to ``L`` (plain causal attention).
+    """
+    q, k, v = (np.asarray(x, dtype=np.int64) for x in (q, k, v))
+    *lead, length, d = q.shape
+    window = length if window is None else window
+    dh = d // heads
+
+    def split(x):
+        return np.swapaxes(x.reshape(*lead, length, heads, dh), -3, -2)  # [..., H, L, dh]
+
+    scores = split(q) @ np.swapaxes(split(k), -1, -2)  # [..., H, L, L]
+    distance = np.arange(length)[:, None] - np.arange(length)[None, :]
+    if score_bias is not None:
+        bias = np.asarray(score_bias, dtype=np.int64)
+        scores = scores + bias[:, np.clip(distance, 0, window - 1)]
+    scores = np.maximum(scores, 0) * window_mask(length, window)
+    out = scores @ split(v)  # [..., H, L, dh]
+    return np.swapaxes(out, -3, -2).reshape(*lead, length, d)
+
+
+def attention(q, k, v, heads: int, score_bias: np.ndarray, threshold: np.ndarray,
+              reset: np.ndarray, membranes: bool = False):
+    """Windowed ReLU attention and its neuron: ``IF(a_i; Θ[n_i - 1], R[n_i - 1])``.
+
+    ``score_bias`` is ``[heads, W]`` by distance, ``threshold`` and ``reset`` ``[W]`` by the
+    number of keys ``n_i = min(i + 1, W)`` a position sees (the ``1/n`` of an average, folded
+    in). With ``membranes``, returns (spikes, membranes, current).
+    """
+    window = np.asarray(score_bias).shape[1]
+    current = attention_current(q, k, v, heads, score_bias, window)
+    counts = key_counts(current.shape[-2], window) - 1
+    spikes, v_mem = fire(current, 0, np.asarray(threshold)[counts][:, None],
+                         np.asarray(reset)[counts][:, None], membranes=True)
+    return (spikes, v_mem, current) if membranes else spikes
+
+
+def residual_add(x: np.ndarray, spikes: np.ndarray, weight: np.ndarray, shift: int) -> np.ndarray:
+    """``x + shift_round(W S, shift)``: a projection joins the residual by a constant shift."""
+    return np.asarray(x, dtype=np.int64) + shift_round(accumulate(spikes, weight), shift)
+
+
+def readout(spikes: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Logits ``sum_t (W S_t + bias)``: ``[N, T, ..., n_in]`` to ``[N, ..., 256]``."""
+    return (accumulate(spikes, weight) + np.asarray(bias, dtype=np.int64)).sum(axis=1)
+
+
+def next_token(logits: np.ndarray) -> np.ndarray:
+    """The predicted byte: arg-max of the logits, the lowest index on ties."""
+    return np.argmax(logits, axis=-1)
