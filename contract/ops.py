@@ -68,9 +68,23 @@ def token_embed(table: np.ndarray, ids, timesteps: int, last_only: bool = False)
     return np.repeat(np.asarray(table, dtype=np.int64)[ids][:, None], timesteps, axis=1)
 
 
+_EXACT = 1 << 53  # every integer below this magnitude is a float64
+
+
 def accumulate(spikes: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``A[..., j] = sum_i W[j, i] * S[..., i]``: adds, subtracts and skips."""
-    return np.asarray(spikes, dtype=np.int64) @ np.asarray(weight, dtype=np.int64).T
+    """``A[..., j] = sum_i W[j, i] * S[..., i]``: adds, subtracts and skips.
+
+    Computed in float64 (BLAS) when no partial sum can reach 2^53: every product and partial
+    sum is then an integer a float64 holds exactly, so the result is the int64 sum, found tens
+    of times faster than NumPy's integer matmul. Otherwise in int64.
+    """
+    spikes = np.asarray(spikes, dtype=np.int64)
+    weight = np.asarray(weight, dtype=np.int64)
+    bound = (int(np.abs(spikes).max(initial=0)) * int(np.abs(weight).max(initial=0))
+             * max(1, weight.shape[-1]))
+    if bound < _EXACT:
+        return (spikes.astype(np.float64) @ weight.T.astype(np.float64)).astype(np.int64)
+    return spikes @ weight.T
 
 
 def fire(currents: np.ndarray, bias, threshold, reset, membranes: bool = False):
