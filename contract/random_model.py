@@ -6,7 +6,7 @@ import numpy as np
 
 from .intmodel import VOCAB, IntModel, Readout, SpikingLayer, weight_limit
 
-__all__ = ["random_model"]
+__all__ = ["random_graph", "random_model"]
 
 
 def random_model(
@@ -44,3 +44,113 @@ def random_model(
         layers=tuple(layers),
         readout=Readout(weight, bias),
     )
+
+
+class _Builder:
+    """Grows a random graph op by op, running each op on probe streams so that every neuron's
+    threshold can be set from the currents it really sees (a plausible firing rate)."""
+
+    def __init__(self, rng, timesteps: int, weight_bits: int, probe_length: int):
+        from . import graph as g
+
+        self.g = g
+        self.rng = rng
+        self.timesteps = timesteps
+        self.limit = weight_limit(weight_bits)
+        self.ops: list = []
+        self.env = {"input": rng.integers(0, VOCAB, size=(4, probe_length))}
+        self.widths: dict[str, int] = {}
+
+    def add(self, op) -> str:
+        from .graph import _Peaks
+
+        value = op.evaluate([self.env[t] for t in op.inputs], self, _Peaks(), False)
+        self.env[op.output] = value
+        self.widths[op.output] = op.width()
+        self.ops.append(op)
+        return op.output
+
+    def name(self, stem: str) -> str:
+        return f"{stem}{len(self.ops)}"
+
+    def weight(self, n_out: int, n_in: int):
+        return self.rng.integers(-self.limit, self.limit + 1, size=(n_out, n_in))
+
+    def _constants(self, current, per_channel: bool):
+        """Bias, threshold and reset from the first step's currents: reset about 2 mean|I|."""
+        scale = np.abs(current[:, 0]).reshape(-1, current.shape[-1]).mean(axis=0) + 1
+        typical = np.maximum(1, np.rint(scale)).astype(np.int64)
+        if not per_channel:
+            typical = np.array(max(1, int(np.rint(typical.mean()))))
+        reset = typical + self.rng.integers(0, typical + 1)
+        bias = self.rng.integers(-(typical.max() // 2), typical.max() // 2 + 1,
+                                 size=current.shape[-1])
+        return bias, reset // 2 + 1, reset
+
+    def fire(self, tensor: str, per_channel: bool) -> str:
+        bias, threshold, reset = self._constants(self.env[tensor], per_channel)
+        return self.add(self.g.Fire(self.name("fire"), (tensor,), self.name("s"), bias=bias,
+                                    threshold=threshold, reset=reset))
+
+    def linear(self, spikes: str, n_out: int) -> str:
+        acc = self.add(self.g.Accumulate(self.name("acc"), (spikes,), self.name("a"),
+                                         weight=self.weight(n_out, self.widths[spikes])))
+        return self.fire(acc, per_channel=False)
+
+
+def random_graph(seed: int, *, embed: str = "token", context: int = 2, width: int = 8,
+                 timesteps: int = 3, weight_bits: int = 8, hidden: tuple[int, ...] = (),
+                 blocks: tuple[tuple[bool, int], ...] = ((True, 12),), heads: int = 2,
+                 window: int = 4, head: tuple[int, ...] = (), spike_attention: bool = False):
+    """A random composition of the contract's ops (a :class:`contract.graph.Graph`).
+
+    ``embed="spike"``: a ``SpikeEmbed`` of ``context`` bytes and ``width`` spikes each, then the
+    spiking layers ``hidden``, optionally an attention over those spikes
+    (``spike_attention``), then the layers ``head`` and the readout. ``embed="token"``: a
+    residual of ``width`` channels and ``blocks``, each ``(attention, ffn)``: a normalising
+    neuron and an attention of ``heads`` heads over a causal ``window`` (if ``attention``), a
+    normalising neuron and a feed-forward layer of ``ffn`` (if ``ffn``), each joining the
+    residual by a random shift; then a final normalising neuron, ``head`` and the readout.
+    Every threshold is set from the currents the neuron sees on random streams.
+    """
+    rng = np.random.default_rng(seed)
+    b = _Builder(rng, timesteps, weight_bits, probe_length=2 * window + 1)
+    g = b.g
+
+    def attention(s: str, d: int) -> str:
+        q, k, v = (b.linear(s, d) for _ in range(3))
+        resets = rng.integers(2, 12, size=window)
+        return b.add(g.Attention(b.name("attn"), (q, k, v), b.name("o"), heads=heads,
+                                 score_bias=rng.integers(-3, 4, size=(heads, window)),
+                                 threshold=resets // 2 + 1, reset=resets, d_model=d))
+
+    def residual(x: str, s: str) -> str:
+        return b.add(g.ResidualAdd(b.name("res"), (x, s), b.name("x"),
+                                   weight=b.weight(width, b.widths[s]),
+                                   shift=int(rng.integers(-4, 1))))
+
+    if embed == "spike":
+        p = [0.2, 0.6, 0.2]
+        table = rng.choice([-1, 0, 1], size=(VOCAB, timesteps, width), p=p)
+        s = b.add(g.SpikeEmbed("embed", ("input",), "s0", table=table, context=context))
+        for n in hidden:
+            s = b.linear(s, n)
+        if spike_attention:
+            s = attention(s, b.widths[s])
+    elif embed == "token":
+        table = rng.integers(-127, 128, size=(VOCAB, width))  # 8-bit, whatever the weights
+        x = b.add(g.TokenEmbed("embed", ("input",), "x0", table=table))
+        for with_attention, ffn in blocks:
+            if with_attention:
+                x = residual(x, attention(b.fire(x, per_channel=True), width))
+            if ffn:
+                x = residual(x, b.linear(b.fire(x, per_channel=True), ffn))
+        s = b.fire(x, per_channel=True)
+    else:
+        raise ValueError(f"embed must be 'spike' or 'token', not {embed!r}")
+    for n in head:
+        s = b.linear(s, n)
+    b.add(g.Readout("readout", (s,), "output", weight=b.weight(VOCAB, b.widths[s]),
+                    bias=rng.integers(-b.limit, b.limit + 1, size=VOCAB)))
+    return g.Graph(tuple(b.ops), timesteps, weight_bits)
+

@@ -138,3 +138,52 @@ def build_dir(config: Config, root: Path, stall_seed: int | None = None) -> Path
 def scratch() -> tempfile.TemporaryDirectory:
     """A temporary folder per hypothesis example (function-scoped fixtures are not reset)."""
     return tempfile.TemporaryDirectory(prefix="spikeforge-fuzz-")
+
+
+@dataclass(frozen=True)
+class Composition:
+    """A random composition of the contract's ops and the streams it is run on."""
+
+    seed: int
+    kwargs: dict
+    ids: np.ndarray
+
+    def graph(self):
+        from contract.random_model import random_graph
+
+        return random_graph(self.seed, **self.kwargs)
+
+    def __repr__(self) -> str:
+        return f"Composition(seed={self.seed}, {self.kwargs}, ids {self.ids.shape})"
+
+
+@st.composite
+def compositions(draw) -> Composition:
+    """Depth 1 to 4, widths 1, 2 and primes, heads 1 to 4, windows 1 to 32, T 1 to 8, 2/4/8-bit
+    weights, blocks with and without attention or feed-forward, an embedding of spikes
+    (optionally with attention over them) or of a residual, an optional spiking head."""
+    seed = draw(st.integers(0, 2**16))
+    timesteps = draw(st.integers(1, 8))
+    bits = draw(st.sampled_from([2, 4, 8]))
+    heads = draw(st.integers(1, 4))
+    window = draw(st.integers(1, 32))
+    depth = draw(st.integers(1, 4))
+    head = tuple(draw(st.lists(st.sampled_from(SIZES), max_size=2)))
+    kwargs = {"timesteps": timesteps, "weight_bits": bits, "heads": heads, "window": window,
+              "head": head}
+    if draw(st.booleans()):
+        kwargs |= {"embed": "token", "width": heads * draw(st.sampled_from((1, 2, 3, 5))),
+                   "blocks": tuple(draw(st.lists(
+                       st.tuples(st.booleans(), st.sampled_from((0, *SIZES))),
+                       min_size=depth, max_size=depth)))}
+    else:
+        attention = draw(st.booleans())
+        hidden = list(draw(st.lists(st.sampled_from(SIZES), min_size=depth, max_size=depth)))
+        if attention:  # the attention's q, k, v keep the width of the last spiking layer
+            hidden[-1] = heads * draw(st.sampled_from((1, 2, 3)))
+        kwargs |= {"embed": "spike", "context": draw(st.integers(1, 5)),
+                   "width": draw(st.sampled_from(SIZES[:5])), "hidden": tuple(hidden),
+                   "spike_attention": attention}
+    length = draw(st.integers(1, 2 * window + 2))
+    ids = np.random.default_rng(seed).integers(0, 256, size=(6, length))
+    return Composition(seed, kwargs, ids)
