@@ -46,6 +46,7 @@ __all__ = [
     "TokenEmbed",
     "Trace",
     "frozen_array",
+    "generate",
     "run",
 ]
 
@@ -514,3 +515,20 @@ def run(graph: Graph, ids, last_only: bool = False) -> Trace:
         env = {name: (t[:, :, -1:] if t.ndim == 4 else t[:, -1:]) for name, t in env.items()}
         spikes = [s[:, :, -1:] for s in spikes]
     return Trace(env[graph.output], tuple(spikes), graph.population_names, peaks.values, env)
+
+
+def generate(graph: Graph, prompt, tokens: int) -> list[int]:
+    """Greedy generation with any causal byte model: ``tokens`` bytes after ``prompt``, each the
+    arg-max (lowest index on ties) of the last position's logits of the stream so far, which
+    starts empty before the prompt."""
+    stream = [int(b) for b in prompt]
+    if not stream:
+        raise ContractError("the prompt must hold at least one byte")
+    if tokens < 0:
+        raise ContractError(f"tokens must be non-negative, not {tokens}")
+    out = []
+    for _ in range(tokens):
+        logits = run(graph, np.array([stream]), last_only=True).logits[:, -1]
+        out.append(int(ops.next_token(logits)[0]))
+        stream.append(out[-1])
+    return out

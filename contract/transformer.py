@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .graph import Trace, run
+from .graph import generate as graph_generate
 from .intmodel import VOCAB, ContractError, Readout, SpikingLayer, _int_array, weight_limit
 from .ops import (
     attention_current,
     check_streams,
     key_counts,
-    next_token,
     shift_round,
     window_mask,
 )
@@ -242,19 +242,8 @@ def forward(model: IntTransformer, ids, trace: bool = False, all_positions: bool
 
 
 def generate(model: IntTransformer, prompt, tokens: int) -> list[int]:
-    """Greedy generation: ``tokens`` bytes after ``prompt``, each the arg-max (lowest index on
-    ties) of the logits of the stream so far; the stream starts empty before the prompt."""
-    stream = [int(b) for b in prompt]
-    if not stream:
-        raise ContractError("the prompt must hold at least one byte")
-    if tokens < 0:
-        raise ContractError(f"tokens must be non-negative, not {tokens}")
-    out = []
-    for _ in range(tokens):
-        byte = int(next_token(forward(model, np.array([stream])))[0])
-        out.append(byte)
-        stream.append(byte)
-    return out
+    """Greedy generation (:func:`contract.graph.generate` on the model's graph)."""
+    return graph_generate(model.graph(), prompt, tokens)
 
 
 # ---------------------------------------------------------------- range analysis

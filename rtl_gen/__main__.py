@@ -67,12 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", type=_positive, help="how many golden samples (default all)")
     s.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
 
-    g = sub.add_parser("generate", help="generate text with a transformer build in Verilator,"
-                                        " checked byte for byte against the reference")
+    g = sub.add_parser("generate", help="generate text with a build (any causal byte model) in"
+                                        " Verilator, checked byte for byte against the reference")
     g.add_argument("dir", type=Path)
     g.add_argument("--prompt", action="append", required=True,
                    help="prompt text (repeat for several); the stream starts as a file does,"
-                        " after the window's zero bytes")
+                        " after the zero bytes of the model's window or context")
     g.add_argument("--tokens", type=_positive, default=64, help="bytes to generate (default 64)")
     g.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
 
