@@ -1,9 +1,15 @@
 """Checkpoints: a plain dict saved with ``torch.save`` and validated on load.
 
-Format ``spikeforge-ckpt/1`` (a transformer's config carries ``"arch": "transformer"``)::
+Format ``spikeforge-ckpt/1``::
 
     {"format": "spikeforge-ckpt/1", "kind": "spiking" | "float", "config": {...},
      "state_dict": {...}, "metrics": {...}}
+
+``config`` rebuilds the model (:func:`model.zoo.config_from_dict`): a zoo configuration (an
+MLP's carries no ``arch``, a transformer's ``"arch": "transformer"``) or a composition of
+blocks (``"arch": "composed"``, :class:`model.net.NetConfig`: the block specs and the shared
+settings). A zoo model's parameters keep the names of the checkpoints it was first shipped in
+(the configuration's ``key_map``).
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError, ModelConfigError
-from .lm import LMConfig, SpikingLM
-from .transformer import SpikingTransformer, TransformerConfig
+from .net import SpikingNet
+from .zoo import build_model, config_from_dict
 
-__all__ = ["FORMAT", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "load_checkpoint", "rename_keys", "save_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +40,34 @@ def _plain(metrics: dict) -> dict:
     return json.loads(json.dumps(metrics, default=float))
 
 
-def save_checkpoint(path: Path, model: SpikingLM | SpikingTransformer, metrics: dict,
+def rename_keys(state: dict, pairs: list[tuple[str, str]]) -> dict:
+    """``state`` with every key under prefix ``old`` moved under ``new``, for the first
+    ``(old, new)`` of ``pairs`` that matches (a prefix ending in ``.``, or the whole key)."""
+    out = {}
+    for key, value in state.items():
+        for old, new in pairs:
+            if key == old or (old.endswith(".") and key.startswith(old)):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    return out
+
+
+def save_checkpoint(path: Path, model: SpikingNet, metrics: dict | None = None,
                     force: bool = False) -> None:
-    """Write ``model`` to ``path`` atomically (a temporary file renamed into place)."""
+    """Write ``model`` (any :class:`~model.net.SpikingNet`) and its ``metrics`` to ``path``
+    atomically (a temporary file renamed into place); :func:`load_checkpoint` rebuilds it."""
     path = Path(path)
     if path.exists() and not force:
         raise CheckpointError(f"{path} already exists; pass --force to overwrite it")
+    config = model.config
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT,
-        "kind": "float" if model.config.float_twin else "spiking",
-        "config": model.config.to_dict(),
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "metrics": _plain(metrics),
+        "kind": "float" if config.float_twin else "spiking",
+        "config": config.to_dict(),
+        "state_dict": rename_keys(state, [(new, old) for old, new in config.key_map()]),
+        "metrics": _plain(metrics or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -60,8 +82,7 @@ def save_checkpoint(path: Path, model: SpikingLM | SpikingTransformer, metrics: 
     logger.info("saved %s checkpoint to %s", payload["kind"], path)
 
 
-def load_checkpoint(path: Path, kind: str | None = None) -> tuple[SpikingLM | SpikingTransformer,
-                                                                  dict]:
+def load_checkpoint(path: Path, kind: str | None = None) -> tuple[SpikingNet, dict]:
     """Load and validate a checkpoint; returns ``(model in eval mode, metrics)``.
 
     ``kind`` (``"spiking"`` or ``"float"``), when given, is required of the checkpoint.
@@ -91,24 +112,24 @@ def load_checkpoint(path: Path, kind: str | None = None) -> tuple[SpikingLM | Sp
         raise CheckpointError(f"{path} is a {found_kind} checkpoint but a {kind} one is needed;"
                               f" {hint}")
     try:
-        raw = dict(payload.get("config") or {})
-        config_cls = TransformerConfig if raw.get("arch") == "transformer" else LMConfig
-        config = config_cls.from_dict(raw)
+        config = config_from_dict(dict(payload.get("config") or {}))
+        if config.float_twin != (found_kind == "float"):
+            raise CheckpointError(f"{path} says kind {found_kind!r} but its config disagrees")
+        model = build_model(config)
     except (ModelConfigError, TypeError) as exc:
         raise CheckpointError(f"{path} has an invalid config: {exc}") from exc
-    if config.float_twin != (found_kind == "float"):
-        raise CheckpointError(f"{path} says kind {found_kind!r} but its config disagrees")
-    model = SpikingTransformer(config) if isinstance(config, TransformerConfig) else SpikingLM(
-        config)
     state = payload.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} has no state_dict")
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(rename_keys(state, config.key_map()), strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"{path} does not match its config ({first})") from exc
-    model.check_finite()
+    for name, tensor in state.items():  # named as in the file
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: parameter {name!r} holds NaN or inf; retrain the"
+                                  " model")
     model.eval()
     metrics = payload.get("metrics")
     return model, dict(metrics) if isinstance(metrics, dict) else {}

@@ -21,12 +21,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from contract.intmodel import IntModel
 from contract.transformer import IntTransformer, derive_transformer_widths
 
 from . import data
 from .checkpoint import load_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
+from .lift import int_model_of
 from .metrics import evaluate_float, evaluate_int
 
 __all__ = ["DEFAULT_SAMPLES", "main", "twin_path"]
@@ -86,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     twin = None
     if args.float_ckpt is not None or twin_file.exists():
         twin, _ = load_checkpoint(twin_file, kind="float")
-        if twin.config.context != model.config.context:
+        if twin.context != model.context:
             raise CheckpointError(
-                f"float twin {twin_file} has context {twin.config.context} but the spiking"
-                f" model has {model.config.context}; pass the matching --float-ckpt"
+                f"float twin {twin_file} has context {twin.context} but the spiking"
+                f" model has {model.context}; pass the matching --float-ckpt"
             )
-    inputs, targets = _samples(args, model.config.context)
-    int_model = model.to_int_model()
-    spiking = evaluate_int(int_model, inputs, targets)
+    inputs, targets = _samples(args, model.context)
+    graph = model.to_graph()
+    spiking = evaluate_int(graph, inputs, targets)
     before = evaluate_float(model, inputs, targets)
     print(f"spiking: {spiking['bits_per_byte']:.3f} bits/byte")
     if twin is not None:
@@ -101,8 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"float twin: none (no {twin_file}; pass --float-ckpt)")
     print(f"spiking before integer rounding: {before['bits_per_byte']:.3f} bits/byte")
+    int_model = int_model_of(graph)
     if isinstance(int_model, IntTransformer):
         _print_transformer(int_model, spiking)
+        return 0
+    if not isinstance(int_model, IntModel):
+        rates = ", ".join(f"{n} {r:.3f}" for n, r in zip(graph.population_names,
+                                                           spiking["rates"], strict=True))
+        print(f"firing rates: {rates}")
+        print(f"integer model: {len(graph.ops)} ops, logit_scale={graph.logit_scale:.6g},"
+              f" samples={spiking['samples']}")
         return 0
     names = ["embed"] + [f"layer{i + 1}" for i in range(len(int_model.layers))]
     rates = ", ".join(f"{n} {r:.3f}" for n, r in zip(names, spiking["rates"], strict=True))

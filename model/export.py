@@ -2,7 +2,8 @@
 
 ``python -m model.export --ckpt PATH --out DIR [--samples N] [--seed S]`` writes
 
-* ``DIR/model.onnx``: ``contract.onnx_io.to_onnx`` of the checkpoint's integer graph;
+* ``DIR/model.onnx``: ``contract.onnx_io.to_onnx`` of the checkpoint's integer graph
+  (``SpikingNet.to_graph()``, any composition of blocks);
 * ``DIR/heldout.npz``: ``input`` (int64 ``[N, k]``, held-out contexts) and ``target``
   (int64 ``[N]``, the byte that followed each), from :func:`model.data.heldout_samples`.
   For a graph with attention (a transformer) the samples are byte *streams*: ``input``
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from contract.graph import Graph
 from contract.intmodel import IntModel
 from contract.onnx_io import to_onnx
 from contract.transformer import IntTransformer
@@ -90,11 +92,12 @@ def export_heldout_streams(out: Path, streams: int, length: int, context: int,
     return out / "heldout.npz"
 
 
-def export(int_model: IntModel | IntTransformer, out: Path, samples: int, seed: int = 0,
+def export(int_model: Graph | IntModel | IntTransformer, out: Path, samples: int, seed: int = 0,
            stream_length: int | None = None) -> tuple[Path, Path]:
-    """Write ``model.onnx`` and ``heldout.npz`` of ``int_model`` into ``out`` (for a
-    transformer, ``samples`` streams of ``stream_length`` bytes)."""
-    graph = int_model.graph()
+    """Write ``model.onnx`` and ``heldout.npz`` of an integer graph (or of an ``IntModel`` or
+    ``IntTransformer``) into ``out`` (for a graph with attention, ``samples`` streams of
+    ``stream_length`` bytes)."""
+    graph = int_model if isinstance(int_model, Graph) else int_model.graph()
     window = graph.causal_window
     if window is not None:  # attention carries state across positions: check whole streams
         length = stream_length or STREAM_WINDOWS * window
@@ -152,13 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.ckpt is None:
         raise UsageError("--ckpt is required (or --heldout-only --context K)")
     model, _ = load_checkpoint(args.ckpt, kind="spiking")
-    int_model = model.to_int_model()
-    transformer = isinstance(int_model, IntTransformer)
-    if args.stream_length is not None and not transformer:
-        raise UsageError("--stream-length is for a transformer checkpoint only")
-    samples = args.samples or (DEFAULT_STREAMS if transformer else DEFAULT_SAMPLES)
+    graph = model.to_graph()
+    streams = graph.causal_window is not None
+    if args.stream_length is not None and not streams:
+        raise UsageError("--stream-length is for a model with attention (a transformer) only")
+    samples = args.samples or (DEFAULT_STREAMS if streams else DEFAULT_SAMPLES)
     try:
-        onnx_path, npz_path = export(int_model, args.out, samples, args.seed, args.stream_length)
+        onnx_path, npz_path = export(graph, args.out, samples, args.seed, args.stream_length)
     except ValueError as exc:
         raise UsageError(f"{exc}; lower --samples") from exc
     print(f"wrote {onnx_path} and {npz_path}")

@@ -8,10 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from contract import transformer as int_transformer
-from contract.intmodel import IntModel
-
-from .lm import int_forward
+from contract.graph import Graph, run
 
 __all__ = ["EvalResult", "evaluate_float", "evaluate_int"]
 
@@ -28,21 +25,21 @@ def _bits(logits: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate_int(int_model: IntModel | int_transformer.IntTransformer, inputs: np.ndarray,
-                 targets: np.ndarray) -> EvalResult:
+def evaluate_int(int_model, inputs: np.ndarray, targets: np.ndarray) -> EvalResult:
     """Bits/byte of the integer logits times ``logit_scale``, and the firing rates.
 
-    Rates are the fraction of non-zero spikes of every spiking layer, embedding first.
+    ``int_model`` is a :class:`contract.graph.Graph` (or anything with ``graph()``: an
+    ``IntModel``, an ``IntTransformer``), run by ``contract.graph.run`` on streams ``inputs``;
+    the logits are those of each stream's last position. Rates are the fraction of non-zero
+    spikes of every spiking population in graph order (the embedding first): at the last
+    position for a graph without attention, over every position for one with it.
     """
+    graph = int_model if isinstance(int_model, Graph) else int_model.graph()
+    windows = graph.causal_window is None
     total, nonzero, sizes = 0.0, None, None
     for start in range(0, inputs.shape[0], _CHUNK):
-        if isinstance(int_model, int_transformer.IntTransformer):
-            trace = int_transformer.forward(int_model, inputs[start : start + _CHUNK], trace=True)
-            last = trace.logits[:, -1]
-        else:
-            trace = int_forward(int_model, inputs[start : start + _CHUNK], trace=True)
-            last = trace.logits
-        logits = torch.from_numpy(last).double() * int_model.logit_scale
+        trace = run(graph, inputs[start : start + _CHUNK], last_only=windows)
+        logits = torch.from_numpy(trace.logits[:, -1]).double() * graph.logit_scale
         total += _bits(logits, torch.from_numpy(targets[start : start + _CHUNK]).long())
         counts = [int(np.count_nonzero(s)) for s in trace.spikes]
         nonzero = counts if nonzero is None else [a + b for a, b in zip(nonzero, counts,

@@ -1,12 +1,17 @@
-"""Train a SpikingLM (or its float twin) on the standard-library corpus, on CPU.
+"""Train a model (a zoo architecture or your own composition of blocks) on CPU.
 
-``python -m model.train --out PATH [--steps N] [--seed S] [--hidden H] [--layers N]
-[--timesteps T] [--weight-bits B] [--context K] [--embed E] [--float] [--force]``
+``python -m model.train --out PATH [--arch mlp|transformer] [--steps N] [--seed S]
+[--hidden H] [--layers N] [--timesteps T] [--weight-bits B] [--context K] [--embed E]
+[--float] [--force]`` trains a zoo model (:mod:`model.zoo`); from Python,
+:func:`train_model` trains any :class:`model.net.SpikingNet`::
 
-Adam with a linear warm-up and cosine decay, cross-entropy plus the firing-rate regulariser,
-batches of random ``(k-byte context, next byte)`` pairs. Everything random is seeded from
+    metrics = train_model(net, steps=300, seed=0)
+
+Adam with a linear warm-up and cosine decay, cross-entropy plus the firing-rate regulariser.
+A model without attention trains on batches of random ``(context, next byte)`` pairs, a model
+with attention on byte streams, scored at every position. Everything random is seeded from
 ``--seed``. At the end the held-out bits/byte are measured (the integer model's for a spiking
-run) and stored with the checkpoint.
+model) and returned as the metrics the checkpoint stores.
 """
 
 from __future__ import annotations
@@ -26,11 +31,11 @@ from . import data
 from .checkpoint import save_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
-from .lm import LMConfig, SpikingLM
 from .metrics import evaluate_float, evaluate_int
-from .transformer import SpikingTransformer, TransformerConfig
+from .net import SpikingNet
+from .zoo import ZOO, LMConfig, TransformerConfig, build_model
 
-__all__ = ["DEFAULT_STEPS", "TrainOptions", "main", "train"]
+__all__ = ["DEFAULT_STEPS", "TrainOptions", "build_model", "main", "train", "train_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,26 +83,16 @@ def _lr_factor(step: int, steps: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_model(config: LMConfig | TransformerConfig) -> SpikingLM | SpikingTransformer:
-    """A fresh model of the architecture ``config`` describes."""
-    if isinstance(config, TransformerConfig):
-        return SpikingTransformer(config)
-    return SpikingLM(config)
+def segment_length(model: SpikingNet, options: TrainOptions) -> int:
+    """Bytes per training stream of a model with attention: ``--segment``, by default 4
+    windows."""
+    return options.segment or DEFAULT_SEGMENT_WINDOWS * model.context
 
 
-def _has_int_form(model) -> bool:
-    return not model.config.float_twin and getattr(model.config, "integer_exportable", True)
-
-
-def segment_length(config, options: TrainOptions) -> int:
-    """Bytes per training stream of a transformer: ``--segment``, by default 4 windows."""
-    return options.segment or DEFAULT_SEGMENT_WINDOWS * config.context
-
-
-def _batch(model, rng, corpus, options: TrainOptions):
-    """A batch as tensors ``(ids, targets, valid)``; ``valid`` is None for the MLP."""
-    if isinstance(model, SpikingTransformer):
-        length = segment_length(model.config, options)
+def _batch(model: SpikingNet, rng, corpus, options: TrainOptions):
+    """A batch as tensors ``(ids, targets, valid)``; ``valid`` is None for windows."""
+    if model.streams:
+        length = segment_length(model, options)
         ids, targets, valid = data.sample_segments(rng, corpus, options.batch, length)
         return torch.from_numpy(ids), torch.from_numpy(targets), torch.from_numpy(valid)
     x, y = data.sample_batch(rng, corpus, options.batch)
@@ -105,8 +100,8 @@ def _batch(model, rng, corpus, options: TrainOptions):
 
 
 def _loss_terms(model, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None):
-    """Cross-entropy and rates; a transformer is scored on every real target of its streams."""
-    if isinstance(model, SpikingTransformer):
+    """Cross-entropy and rates; streams are scored on every real target."""
+    if model.streams:
         logits, rates = model.forward_all(x)
         flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                                reduction="none")
@@ -116,21 +111,43 @@ def _loss_terms(model, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | N
     return F.cross_entropy(logits, y), rates
 
 
-def _heldout_bpb(model, samples: int) -> dict:
-    inputs, targets = data.heldout_samples(samples, model.config.context, seed=0)
-    if not _has_int_form(model):
+def _heldout_bpb(model: SpikingNet, samples: int) -> dict:
+    inputs, targets = data.heldout_samples(samples, model.context, seed=0)
+    if not model.integer_exportable:
         result = evaluate_float(model, inputs, targets)
     else:
-        result = evaluate_int(model.to_int_model(), inputs, targets)
+        result = evaluate_int(model.to_graph(), inputs, targets)
     model.train()
     return dict(result)
 
 
-def train(config: LMConfig | TransformerConfig, options: TrainOptions):
-    """Train a model from scratch; returns it (eval mode) and its metrics."""
-    rng = _seed_everything(options.seed)
-    corpus = data.load_corpus(config.context)
+def train(config, options: TrainOptions) -> tuple[SpikingNet, dict]:
+    """Train a model of ``config`` (a zoo configuration or a :class:`~model.net.NetConfig`)
+    from scratch, its initial weights seeded by ``options.seed``; returns it (eval mode) and
+    its metrics."""
+    _seed_everything(options.seed)
     model = build_model(config)
+    return model, train_model(model, options)
+
+
+def train_model(model: SpikingNet, options: TrainOptions | None = None, **settings) -> dict:
+    """Train ``model`` in place (calibration, then ``steps`` Adam steps); returns the metrics
+    (held-out bits/byte, firing rates, ...) and leaves the model in eval mode.
+
+    ``settings`` are those of :class:`TrainOptions` (``steps``, ``batch``, ``lr``, ``seed``,
+    ``log_every``, ``eval_every``, ``eval_samples``, ``segment``), or pass ``options``. The
+    seed seeds the batches and Python's, NumPy's and torch's generators; the initial weights
+    are those the model was built with (seed torch before building it to reproduce them).
+    """
+    if options is None:
+        options = TrainOptions(**settings)
+    elif settings:
+        raise TypeError("pass options or keyword settings, not both")
+    if not isinstance(model, SpikingNet):
+        raise UsageError(f"train_model trains a model.net.SpikingNet, not a"
+                         f" {type(model).__name__}")
+    rng = _seed_everything(options.seed)
+    corpus = data.load_corpus(model.context)
     first_x, _, _ = _batch(model, rng, corpus, options)
     model.calibrate(first_x)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
@@ -172,7 +189,8 @@ def train(config: LMConfig | TransformerConfig, options: TrainOptions):
             result = _heldout_bpb(model, PROGRESS_EVAL_SAMPLES)
             logger.info(
                 "step %d held-out %.3f bits/byte (%s) rates [%s]",
-                step, result["bits_per_byte"], "integer" if _has_int_form(model) else "float",
+                step, result["bits_per_byte"],
+                "integer" if model.integer_exportable else "float",
                 " ".join(f"{r:.3f}" for r in result["rates"]),
             )
     wall = time.monotonic() - start
@@ -188,7 +206,7 @@ def train(config: LMConfig | TransformerConfig, options: TrainOptions):
         "torch": torch.__version__,
         "options": options.as_dict(),
     }
-    return model, metrics
+    return metrics
 
 
 def build_parser() -> ArgumentParser:
@@ -197,8 +215,8 @@ def build_parser() -> ArgumentParser:
     xdefaults = TransformerConfig()
     parser = ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="checkpoint path to write")
-    parser.add_argument("--arch", choices=("mlp", "transformer"), default="mlp",
-                        help="spiking MLP (default) or spiking transformer")
+    parser.add_argument("--arch", choices=tuple(ZOO), default="mlp",
+                        help="zoo architecture: spiking MLP (default) or spiking transformer")
     parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS)
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--hidden", type=positive_int, default=defaults.hidden[0],

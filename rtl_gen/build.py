@@ -34,7 +34,7 @@ from contract.onnx_io import to_onnx
 from .errors import BuildError, VerificationError
 from .frontend import load_graph
 from .interpret import interpret
-from .ir import Graph
+from .ir import Graph, SpikeEmbed
 from .passes import default_pipeline, run_pipeline
 from .passes.scale_thresholds import parse_scale
 from .targets import get_target
@@ -43,6 +43,9 @@ from .workdir import staged_output
 __all__ = ["DEFAULT_CKPT", "BuildConfig", "BuildState", "build", "run_onnx"]
 
 log = logging.getLogger(__name__)
+
+#: streams of a graph without attention are sampled as for a window of this many bytes
+STREAM_WINDOW = 8
 
 DEFAULT_CKPT = Path(__file__).resolve().parent.parent / "checkpoints" / "spikelm-mlp.pt"
 
@@ -189,16 +192,22 @@ def _load_inputs(state: BuildState, context: int, streams: bool) -> None:
         raise BuildError("inputs must be byte values 0..255")
 
 
+def checks_streams(graph: Graph) -> bool:
+    """Whether a build checks whole byte streams, every position (the layer-program
+    accelerator, which runs a byte at a time), or windows at their last position (a chain
+    that starts from a SpikeEmbed and has no attention)."""
+    return graph.causal_window is not None or not graph.of_type(SpikeEmbed)
+
+
 def step_frontend(state: BuildState) -> None:
     """ONNX to IR, checked against onnxruntime on the same file."""
     cfg = state.config
     # the user's own file when there is one, so that an error names it, not the staging copy
     graph = load_graph(cfg.onnx_path if cfg.ckpt is None else state.dir / "source.onnx")
-    window = graph.causal_window
-    if window is None:  # positions are independent: check windows of the graph's context
+    if checks_streams(graph):  # every position of whole streams, a byte at a time
+        _load_inputs(state, graph.causal_window or STREAM_WINDOW, streams=True)
+    else:  # a chain's positions are independent: windows of its context, the last position
         _load_inputs(state, graph.context, streams=False)
-    else:  # attention carries state along a stream: check every position of whole streams
-        _load_inputs(state, window, streams=True)
     ort_logits = run_onnx(state.dir / "source.onnx", state.inputs)
     if not np.array_equal(ort_logits, interpret(graph, state.inputs).logits):
         raise VerificationError(
@@ -225,7 +234,7 @@ def step_golden(state: BuildState) -> None:
     if not np.any(trace.logits):
         raise VerificationError("the reference logits are all zero: the model computes nothing")
     # windows of a graph without attention are checked at their last position, streams at all
-    golden = trace.logits if state.graph.causal_window is not None else trace.logits[:, -1]
+    golden = trace.logits if checks_streams(state.graph) else trace.logits[:, -1]
     np.savez(state.dir / "golden.npz", input=state.inputs, output=golden.astype(np.int32))
     state.trace = trace
 

@@ -108,14 +108,21 @@ def ideal_cycles(p: TransformerParams, tensors: dict, ids: np.ndarray) -> np.nda
     return total / p.pes
 
 
+def population_names(graph) -> list[str]:
+    """Readable names of the spiking ops: the neuron's node (``b0_q`` of a fused
+    ``b0_q_acc+b0_q_fire``), in graph order."""
+    return [op.name.split("+")[-1].removesuffix("_fire") for op in graph.ops if op.fires]
+
+
 def step_report(state, top_module: str, synth_module: str) -> None:
     """``report.json`` and ``report.md``: everything known before simulation."""
     plan: TransformerPlan = state.plan
     cfg, trace = state.config, state.trace
-    p, model = plan.params, plan.model
+    p, graph = plan.params, plan.graph
     ideal = ideal_cycles(p, trace.tensors, state.inputs)
     full = key_counts(state.inputs.shape[1], p.window) == p.window
-    rates = dict(zip(model.population_names, trace.firing_rates(), strict=True))
+    names = population_names(graph)
+    rates = dict(zip(names, trace.firing_rates(), strict=True))
     weights = sum(int(layer.weight.size) for layer in p.layers if layer.weight is not None)
     report = {
         "arch": "transformer",
@@ -124,13 +131,12 @@ def step_report(state, top_module: str, synth_module: str) -> None:
         "threshold_scale": str(cfg.threshold_scale or 1),
         "stall_seed": cfg.stall_seed,
         "model": {
-            "context": model.context,
-            "d_model": model.d_model,
-            "heads": model.heads,
-            "blocks": len(model.blocks),
-            "ffn": model.blocks[0].ff1.n_out,
-            "timesteps": model.timesteps,
-            "weight_bits": model.weight_bits,
+            "context": p.window,
+            "d_model": p.d_model,
+            "heads": p.heads,
+            "attentions": sum(layer.kind == LayerKind.ATTENTION for layer in p.layers),
+            "timesteps": p.timesteps,
+            "weight_bits": graph.weight_bits,
             "parameters": weights,
             "layers": [f"{layer.kind.name.lower()} {layer.n_out}" for layer in p.layers],
         },
@@ -154,7 +160,7 @@ def step_report(state, top_module: str, synth_module: str) -> None:
         "golden_positions": int(state.inputs.size),
         "full_context_positions": int(state.inputs.shape[0] * full.sum()),
         "firing_rates": rates,
-        "spiking_layer_names": list(model.population_names),
+        "spiking_layer_names": names,
         "spiking_layer_sizes": [p.layers[i].n_out for i in p.spiking_layers],
         "cycles_per_inference": None,
         "ideal_cycles_per_inference": round(float(ideal.mean()), 1),

@@ -1,11 +1,13 @@
-"""The hardware plan of a transformer: a fused graph as a layer program on one array.
+"""The hardware plan of the layer-program accelerator: a fused graph as a program on one array.
 
 Every op of the fused :class:`~rtl_gen.ir.Graph` becomes one layer of
-:class:`hw.transformer.TransformerParams`, in graph order; spike tensors become regions of
-the spike banks, the tensors an attention reads as keys and values become its caches, and the
-residual stream lives in place in the residual banks (which the plan checks is legal: no op
-reads a residual after a later one replaced it). Widths come from the contract's range
-analysis (``contract.transformer.derive_transformer_widths``) and from the constants.
+:class:`hw.transformer.TransformerParams`, in graph order, whatever the composition (blocks
+with or without attention or feed-forward, several attentions, spiking heads); spike tensors
+become regions of the spike banks, the tensors an attention reads as keys and values become
+its caches, and the residual stream lives in place in the residual banks (which the plan checks
+is legal: no op reads a residual after a later one replaced it). Widths come from the
+contract's range analysis per op (:func:`contract.ranges.analyse`) and from the constants. An
+op or a shape the accelerator cannot run is refused with the node named.
 """
 
 from __future__ import annotations
@@ -14,12 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract import Readout as ContractReadout
-from contract import SpikingLayer as ContractLayer
-from contract import transformer as xf
-from contract.graph import run
-from contract.transformer import IntTransformer, derive_transformer_widths
-from contract.widths import signed_bits
+from contract.ranges import Ranges, analyse, signed_bits
 from hw.transformer import LayerKind, TransformerParams, XLayer
 from hw.transformer.layout import const_lane_bits
 
@@ -28,72 +25,8 @@ from .ir import Attention, Fire, Graph, Readout, ResidualAdd, SpikingLinear, Tok
 from .plan import MemoryPlan
 from .targets import Target
 
-__all__ = ["TransformerPlan", "plan_transformer", "to_int_transformer", "transformer_params"]
+__all__ = ["TransformerPlan", "plan_transformer", "transformer_params"]
 
-
-
-class _Reader:
-    """Walks the ops of a fused graph in the order the contract's blocks have them."""
-
-    def __init__(self, graph: Graph):
-        self.ops = list(graph.ops)
-        self.index = 0
-
-    def take(self, kind, what: str):
-        if self.index >= len(self.ops) or not isinstance(self.ops[self.index], kind):
-            found = type(self.ops[self.index]).__name__ if self.index < len(self.ops) else "end"
-            name = self.ops[self.index].name if self.index < len(self.ops) else "the end"
-            raise FrontendError(
-                f"the graph does not have the transformer's block structure: expected"
-                f" {what} ({kind.__name__}) at op {self.index}, found {found} (node {name})")
-        self.index += 1
-        return self.ops[self.index - 1]
-
-
-def _norm(op: Fire) -> xf.IntNorm:
-    d = op.width()
-    return xf.IntNorm(op.bias, np.broadcast_to(op.threshold, (d,)),
-                      np.broadcast_to(op.reset, (d,)))
-
-
-def _layer(op: SpikingLinear) -> ContractLayer:
-    if op.threshold.ndim or op.reset.ndim:
-        raise FrontendError(f"node {op.name}: a linear layer has one threshold and one reset")
-    return ContractLayer(op.weight, op.bias, int(op.threshold), int(op.reset))
-
-
-def to_int_transformer(graph: Graph) -> xf.IntTransformer:
-    """The contract's transformer of a fused graph; :class:`FrontendError` if it is not one."""
-    read = _Reader(graph)
-    embed = read.take(TokenEmbed, "the token embedding")
-    blocks = []
-    attention = None
-    while read.index + 1 < len(read.ops) and isinstance(read.ops[read.index + 1], SpikingLinear):
-        norm1 = read.take(Fire, "a normalising neuron")
-        q, k, v = (read.take(SpikingLinear, name) for name in ("q", "k", "v"))
-        attention = read.take(Attention, "the attention")
-        out = read.take(ResidualAdd, "the attention's output projection")
-        norm2 = read.take(Fire, "a normalising neuron")
-        ff1 = read.take(SpikingLinear, "the feed-forward layer")
-        ff2 = read.take(ResidualAdd, "the feed-forward projection")
-        blocks.append(xf.IntBlock(
-            norm1=_norm(norm1), q=_layer(q), k=_layer(k), v=_layer(v),
-            score_bias=attention.score_bias, attn_threshold=attention.threshold,
-            attn_reset=attention.reset, out=xf.IntOutProj(out.weight, out.shift),
-            norm2=_norm(norm2), ff1=_layer(ff1), ff2=xf.IntOutProj(ff2.weight, ff2.shift)))
-    norm_f = read.take(Fire, "the final normalising neuron")
-    readout = read.take(Readout, "the readout")
-    if read.index != len(read.ops) or attention is None:
-        raise FrontendError("the transformer graph does not end with its final norm and readout")
-    model = xf.IntTransformer(
-        context=attention.window, d_model=embed.width(), heads=attention.heads,
-        timesteps=graph.timesteps, weight_bits=graph.weight_bits, tok_embed=embed.table,
-        blocks=tuple(blocks), norm_f=_norm(norm_f),
-        readout=ContractReadout(readout.weight, readout.bias), logit_scale=graph.logit_scale)
-    probe = np.random.default_rng(0).integers(0, 256, size=(4, 2 * model.context))
-    if not np.array_equal(run(graph, probe).logits, xf.forward(model, probe, all_positions=True)):
-        raise FrontendError("the transformer graph wires its ops unlike the contract's blocks")
-    return model
 
 
 def _per_neuron(value: np.ndarray, n: int) -> np.ndarray:
@@ -144,51 +77,64 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
             layers.append(XLayer(LayerKind.READOUT, op.name, op.width(), weight=op.weight,
                                  bias=op.bias, source=op.inputs[0]))
         else:
-            raise FrontendError(f"node {op.name}: the hardware plan has no layer for"
-                                f" {type(op).__name__}")
+            hint = (": an Accumulate must be fused with the one TernaryIF that reads it (the"
+                    " FuseLinear pass)" if type(op).__name__ == "Accumulate" else "")
+            raise FrontendError(f"node {op.name}: the layer-program accelerator has no layer for"
+                                f" {type(op).__name__}{hint}")
     return tuple(layers)
 
 
-def _membrane_bound(model: IntTransformer) -> int:
-    widths = derive_transformer_widths(model)
-    accumulators = [
-        int(np.abs(proj.weight).sum(axis=1).max(initial=0))
-        for block in model.blocks for proj in (block.out, block.ff2)
-    ]
-    return max(widths.membrane_bound, widths.logit_bound, widths.residual_bound, *accumulators)
+def _shape(graph: Graph) -> tuple[int, int, int]:
+    """``(d_model, heads, window)`` of the program: the residual's width and the one attention
+    shape every attention shares (1 head, window 1 without attention)."""
+    embeds = graph.of_type(TokenEmbed)
+    if len(embeds) != 1 or graph.ops[0] is not embeds[0]:
+        op = next((op for op in graph.ops if not isinstance(op, TokenEmbed)), graph.ops[0])
+        raise FrontendError(f"node {op.name}: the layer-program accelerator starts from one"
+                            " TokenEmbed (a SpikeEmbed graph maps as a chain of SpikeEmbed,"
+                            " spiking layers with one threshold each and SpikeReadout)")
+    attentions = graph.of_type(Attention)
+    first = attentions[0] if attentions else None
+    for op in attentions[1:]:
+        if (op.heads, op.window) != (first.heads, first.window):
+            raise FrontendError(f"node {op.name}: every attention of a program must have"
+                                f" {first.heads} heads and a window of {first.window}, as"
+                                f" {first.name} has")
+    return embeds[0].width(), first.heads if first else 1, first.window if first else 1
 
 
-def transformer_params(graph: Graph, rows: int, cols: int
-                       ) -> tuple[TransformerParams, IntTransformer]:
+def transformer_params(graph: Graph, rows: int, cols: int) -> tuple[TransformerParams, Ranges]:
     """``hw.transformer``'s parameters for a fused graph on a ``rows`` x ``cols`` array, and the
-    contract's model of the graph (whose range analysis sets the widths)."""
-    model = to_int_transformer(graph)
+    graph's range analysis (which sets the widths)."""
+    d_model, heads, window = _shape(graph)
     layers = _layers(graph)
-    widths = derive_transformer_widths(model)
+    ranges = analyse(graph)
     constants = [layer.threshold for layer in layers if layer.threshold is not None]
     constants += [layer.reset for layer in layers if layer.reset is not None]
     biggest_const = max(int(np.max(c)) for c in constants)
     biggest_bias = max(int(np.abs(layer.bias).max(initial=0)) for layer in layers
                        if layer.bias is not None)
-    best_score = max(int(np.maximum(model.head_dim + b.score_bias, 0).max(initial=0))
-                     for b in model.blocks)
-    membrane = max(signed_bits(_membrane_bound(model)), biggest_const.bit_length() + 1)
+    best_score = max([int(np.maximum(op.head_dim + op.score_bias, 0).max(initial=0))
+                      for op in graph.of_type(Attention)], default=1)
+    table = graph.ops[0].table
     params = TransformerParams(
-        rows=rows, cols=cols, timesteps=model.timesteps, window=model.context,
-        d_model=model.d_model, heads=model.heads, layers=layers,
-        weight_bits=max(model.weight_bits, signed_bits(int(np.abs(model.tok_embed).max()))),
+        rows=rows, cols=cols, timesteps=graph.timesteps, window=window,
+        d_model=d_model, heads=heads, layers=layers,
+        weight_bits=max(graph.weight_bits, signed_bits(int(np.abs(table).max(initial=0)))),
         bias_bits=signed_bits(biggest_bias), const_bits=max(1, biggest_const.bit_length()),
-        membrane_bits=membrane, residual_bits=widths.residual,
+        membrane_bits=max(signed_bits(ranges.datapath), biggest_const.bit_length() + 1),
+        residual_bits=signed_bits(ranges.residual),
         score_bits=max(1, best_score.bit_length()),
     )
-    return params, model
+    return params, ranges
 
 
 @dataclass(frozen=True)
 class TransformerPlan:
-    """The transformer on the array, and what its memories cost on the target."""
+    """The program on the array, and what its memories cost on the target."""
 
-    model: IntTransformer
+    graph: Graph
+    ranges: Ranges
     params: TransformerParams
     target: Target
     memories: tuple[MemoryPlan, ...]
@@ -214,15 +160,15 @@ def _memories(p: TransformerParams, target: Target) -> tuple[MemoryPlan, ...]:
 def plan_transformer(graph: Graph, rows: int, cols: int, target: Target) -> TransformerPlan:
     """Place a fused transformer graph on the array; raise if it cannot fit the target."""
     try:
-        params, model = transformer_params(graph, rows, cols)
+        params, ranges = transformer_params(graph, rows, cols)
     except ValueError as exc:
-        raise FrontendError(f"the transformer does not map onto a {rows}x{cols} array: {exc}"
+        raise FrontendError(f"the model does not map onto a {rows}x{cols} array: {exc}"
                             ) from None
     memories = _memories(params, target)
-    plan = TransformerPlan(model, params, target, memories)
+    plan = TransformerPlan(graph, ranges, params, target, memories)
     if plan.brams > target.brams:
         detail = ", ".join(f"{m.name} {m.brams}" for m in memories if m.brams)
         raise TargetFitError(
-            f"the transformer needs about {plan.brams} block RAMs ({detail}) but {target.name}"
+            f"the model needs about {plan.brams} block RAMs ({detail}) but {target.name}"
             f" has {target.brams}; choose a larger --target or a smaller model")
     return plan

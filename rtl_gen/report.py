@@ -31,8 +31,8 @@ def _model_lines(r: dict) -> list[str]:
     m = r["model"]
     if r.get("arch") == "transformer":
         return [
-            (f"- spiking transformer: window {m['context']} bytes, d_model {m['d_model']},"
-             f" {m['heads']} heads, {m['blocks']} block(s), FFN {m['ffn']},"
+            (f"- layer program: residual of {m['d_model']} channels, {m['attentions']}"
+             f" attention(s) of {m['heads']} heads over {m['context']} bytes,"
              f" {m['timesteps']} time steps, {m['weight_bits']}-bit weights"),
             f"- program: {', '.join(m['layers'])} ({m['parameters']:,} weights)",
             (f"- golden: {r['golden_streams']} held-out streams, {r['golden_positions']}"

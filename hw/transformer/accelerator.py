@@ -130,21 +130,31 @@ class TransformerAccelerator(wiring.Component):
         m.submodules.scanner = scanner = Scanner(
             p.cols, addr_bits=p.addr_bits, oaddr_bits=p.oaddr_bits, readout_gap=rows,
             token=token_layout(p))
-        m.submodules.score = score = ScoreUnit(p)
+        # the score unit exists only for a program that attends
+        score = ScoreUnit(p) if p.attentions else None
+        if score is not None:
+            m.submodules.score = score
         m.submodules.streamer = streamer = OutputStreamer(
             cols=p.cols, logit_bits=p.membrane_bits, logit_depth=p.logit_depth)
 
         wiring.connect(m, wiring.flipped(self.tokens), seq.tokens)
         busy = connect_fetch(m, seq, fetch, scanner)
-        wiring.connect(m, seq.score_requests, score.requests)
+        if score is not None:
+            wiring.connect(m, seq.score_requests, score.requests)
         wiring.connect(m, streamer.logits, wiring.flipped(self.logits))
         wiring.connect(m, streamer.next_token, wiring.flipped(self.next_token))
-        # The scanner and the score unit never both send: only an ATTENTION layer scores.
+        if score is not None:
+            # The scanner and the score unit never both send: only an ATTENTION layer scores.
+            m.d.comb += [
+                array.tokens.valid.eq(scanner.tokens.valid | score.tokens.valid),
+                array.tokens.payload.eq(Mux(score.tokens.valid, score.tokens.payload,
+                                            scanner.tokens.payload)),
+                seq.idle.eq(~busy & ~score.busy),
+            ]
+        else:
+            m.d.comb += [array.tokens.valid.eq(scanner.tokens.valid),
+                         array.tokens.payload.eq(scanner.tokens.payload), seq.idle.eq(~busy)]
         m.d.comb += [
-            array.tokens.valid.eq(scanner.tokens.valid | score.tokens.valid),
-            array.tokens.payload.eq(Mux(score.tokens.valid, score.tokens.payload,
-                                        scanner.tokens.payload)),
-            seq.idle.eq(~busy & ~score.busy),
             array.readout.eq(seq.readout),
             array.dest_v.eq(seq.dest_v),
             array.shift_sel.eq(seq.shift_sel),
@@ -162,11 +172,16 @@ class TransformerAccelerator(wiring.Component):
                 write.en.eq(spikes.valid),
                 write.addr.eq(spikes.payload.addr),
                 write.data.eq(spikes.payload.data),
-                read.addr.eq(Mux(seq.attention, score.mem_addr, fetch.mem_addr)),
-                read.en.eq(Mux(seq.attention, score.mem_en, fetch.mem_en)),
                 fetch.mem_data[1 + r].eq(read.data),
-                score.mem_data[r].eq(read.data),
             ]
+            if score is not None:
+                m.d.comb += [
+                    read.addr.eq(Mux(seq.attention, score.mem_addr, fetch.mem_addr)),
+                    read.en.eq(Mux(seq.attention, score.mem_en, fetch.mem_en)),
+                    score.mem_data[r].eq(read.data),
+                ]
+            else:
+                m.d.comb += [read.addr.eq(fetch.mem_addr), read.en.eq(fetch.mem_en)]
 
         logit_memory(m, streamer, array.logits)
 

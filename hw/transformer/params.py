@@ -158,7 +158,7 @@ class TransformerParams:
         if self.d_model % self.heads:
             raise ValueError(f"d_model {self.d_model} is not a multiple of heads {self.heads}")
         dh = self.head_dim
-        if self.d_model > self.pes and self.pes % dh:
+        if self.attentions and self.d_model > self.pes and self.pes % dh:
             raise ValueError(
                 f"the array's {self.pes} PEs must hold whole heads of {dh} channels (or all"
                 f" {self.d_model}): choose --rows x --cols a multiple of {dh}")
@@ -309,6 +309,12 @@ class TransformerParams:
             if layer.kind == LayerKind.RESIDUAL and layer.shift not in found:
                 found.append(layer.shift)
         return tuple(found)
+
+    @property
+    def attentions(self) -> int:
+        """ATTENTION layers of the program; without one the accelerator has no score unit and
+        no value caches."""
+        return sum(layer.kind == LayerKind.ATTENTION for layer in self.layers)
 
     @property
     def spiking_layers(self) -> tuple[int, ...]:

@@ -138,10 +138,14 @@ class TransformerRow(wiring.Component):
             shape=unsigned(cols * lane_bits), depth=p.const_depth, init=const_bank_images(p)[r])
         m.submodules.residual = residual = Memory(
             shape=unsigned(cols * p.residual_bits), depth=p.residual_depth, init=[])
-        m.submodules.values = values = Memory(shape=unsigned(2 * cols), depth=p.v_depth, init=[])
-        ports = [mem.read_port() for mem in (weights, consts, residual, values)]
-        w_port, c_port, x_port, v_port = ports
-        x_write, v_write = residual.write_port(), values.write_port()
+        ports = [mem.read_port() for mem in (weights, consts, residual)]
+        w_port, c_port, x_port = ports
+        x_write = residual.write_port()
+        if p.attentions:  # the value caches exist only for a program that attends
+            m.submodules.values = values = Memory(shape=unsigned(2 * cols), depth=p.v_depth,
+                                                  init=[])
+            v_port, v_write = values.read_port(), values.write_port()
+            ports.append(v_port)
         for port in ports:
             m.d.comb += port.addr.eq(self.tok_in.payload.addr)
         m.d.sync += [
@@ -156,8 +160,10 @@ class TransformerRow(wiring.Component):
         v1 = Signal(data.ArrayLayout(unsigned(2), cols))
         tok1 = Signal.like(self.tok_out.payload)
         kind1 = Signal(TokenKind)
+        if p.attentions:
+            m.d.sync += v1.eq(v_port.data)
         m.d.sync += [w1.eq(w_port.data), k1.eq(c_port.data), x1.eq(x_port.data),
-                     v1.eq(v_port.data), tok1.eq(self.tok_out.payload),
+                     tok1.eq(self.tok_out.payload),
                      kind1.eq(Mux(self.tok_out.valid, self.tok_out.payload.kind, TokenKind.SKIP))]
 
         # Stage 2: operands and operation; the lanes prepare from the constants.
@@ -248,12 +254,12 @@ class TransformerRow(wiring.Component):
             self.spikes.valid.eq(fire4 & ~self.dest_v),
             self.spikes.payload.addr.eq(oaddr4),
             self.spikes.payload.data.eq(spikes4),
-            v_write.en.eq(fire4 & self.dest_v),
-            v_write.addr.eq(oaddr4),
-            v_write.data.eq(spikes4),
             x_write.en.eq(resadd4),
             x_write.addr.eq(res_addr4),
         ]
+        if p.attentions:
+            m.d.comb += [v_write.en.eq(fire4 & self.dest_v), v_write.addr.eq(oaddr4),
+                         v_write.data.eq(spikes4)]
         for col in range(cols):
             m.d.comb += x_write.data.word_select(col, p.residual_bits).eq(
                 Mux(init4, 0, x4[col]) + shifted4[col])

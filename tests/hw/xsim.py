@@ -13,7 +13,6 @@ from amaranth.sim import Simulator
 from hwsim import start_and_wait
 
 from contract.onnx_io import to_onnx
-from contract.transformer import IntTransformer
 from hw.layout import unpack
 from hw.transformer import StreamHarness, TransformerParams
 from rtl_gen.frontend import load_graph
@@ -21,8 +20,9 @@ from rtl_gen.passes import default_pipeline, run_pipeline
 from rtl_gen.plan_transformer import transformer_params
 
 
-def params_from_transformer(model: IntTransformer, rows: int, cols: int) -> TransformerParams:
-    """The compiler's path: ONNX, front end, passes, plan."""
+def params_from_transformer(model, rows: int, cols: int) -> TransformerParams:
+    """The compiler's path: ONNX, front end, passes, plan (of an ``IntTransformer`` or of any
+    :class:`contract.graph.Graph`)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
         onnx.save(to_onnx(model), path)

@@ -7,8 +7,8 @@ import pytest
 
 from model import data
 from model.checkpoint import save_checkpoint
-from model.lm import LMConfig
 from model.train import TrainOptions, train
+from model.zoo import LMConfig
 
 TINY_CONFIG = LMConfig(context=4, embed=8, hidden=(48, 32), timesteps=3)
 

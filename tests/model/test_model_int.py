@@ -85,14 +85,15 @@ def test_spike_table_is_ternary_and_not_silent(tiny_trained):
 def test_scales_follow_the_contract_table(tiny_trained):
     model, _ = tiny_trained
     int_model = model.to_int_model()
-    alpha_in = float(model.alpha0())
-    for layer, ints in zip(model.layers, int_model.layers, strict=True):
+    embed, *layers, readout = model.blocks
+    alpha_in = float(embed.alpha())
+    for layer, ints in zip(layers, int_model.layers, strict=True):
         scale = float(layer.linear.weight.detach().abs().max()) / 127
         expected_r = max(1, round(float(layer.alpha()) / (scale * alpha_in)))
         assert abs(ints.reset - expected_r) <= 1  # float32 vs float64 scale products
         assert ints.threshold == ints.reset // 2 + 1
         alpha_in = float(layer.alpha())
-    readout_scale = float(model.readout.weight.detach().abs().max()) / 127
+    readout_scale = float(readout.linear.weight.detach().abs().max()) / 127
     expected = readout_scale * alpha_in / model.config.timesteps
     assert int_model.logit_scale == pytest.approx(expected, rel=1e-5)
 

@@ -15,7 +15,8 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.errors import CheckpointError, ModelConfigError
 from model.metrics import evaluate_float, evaluate_int
 from model.train import TrainOptions, main, train
-from model.transformer import SpikingTransformer, TransformerConfig, int_forward
+from model.transformer import TransformerConfig, int_forward
+from model.zoo import build_model
 
 TINY = TransformerConfig(context=6, d_model=16, heads=2, ffn=24, layers=2, timesteps=3)
 RATE_BAND = (0.02, 0.9)
@@ -48,7 +49,7 @@ def test_int_forward_equals_reference_on_heldout(tiny_xfmr):
 @pytest.mark.parametrize("seed", [3, 4])
 def test_int_forward_equals_reference_on_random_models(seed):
     torch.manual_seed(seed)
-    model = SpikingTransformer(TINY)
+    model = build_model(TINY)
     ids = np.random.default_rng(seed).integers(0, VOCAB, size=(64, 3 * TINY.context))
     model.calibrate(torch.from_numpy(ids))
     int_model = model.to_int_model()
@@ -106,7 +107,7 @@ def test_checkpoint_round_trip(tiny_xfmr, tmp_path):
     path = tmp_path / "x.pt"
     save_checkpoint(path, model, metrics)
     loaded, _ = load_checkpoint(path, kind="spiking")
-    assert isinstance(loaded, SpikingTransformer) and loaded.config == TINY
+    assert loaded.config == TINY and loaded.streams
     ids, _ = data.heldout_samples(64, TINY.context, seed=5)
     assert torch.equal(loaded.int_forward(ids), model.int_forward(ids))
 
@@ -114,7 +115,7 @@ def test_checkpoint_round_trip(tiny_xfmr, tmp_path):
 @pytest.mark.parametrize("change", [{"float_twin": True}, {"norm": "layernorm"},
                                     {"attention": "softmax"}])
 def test_float_operations_have_no_integer_form(change):
-    model = SpikingTransformer(dataclasses.replace(TINY, **change))
+    model = build_model(dataclasses.replace(TINY, **change))
     ids = torch.randint(0, VOCAB, (8, TINY.context))
     model.calibrate(ids)
     logits, _ = model(ids)

@@ -16,9 +16,9 @@ from rtl_gen.build import run_onnx
 from rtl_gen.errors import FrontendError, UnsupportedOpError
 from rtl_gen.frontend import load_graph
 from rtl_gen.interpret import interpret
-from rtl_gen.ir import Attention, Fire, GraphError, ResidualAdd, SpikingLinear
+from rtl_gen.ir import Attention, Fire, GraphError, ResidualAdd
 from rtl_gen.passes import FuseLinear, default_pipeline, run_pipeline
-from rtl_gen.plan_transformer import to_int_transformer
+from rtl_gen.plan_transformer import transformer_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_contract_transformer import random_transformer  # noqa: E402
@@ -60,8 +60,6 @@ def test_front_end_and_passes_keep_every_integer(model_file):
     assert kinds.count("SpikingLinear") == 4 * len(model.blocks)
     assert "Accumulate" not in kinds
     assert np.array_equal(interpret(fused, ids).logits, expected)
-    again = to_int_transformer(fused)
-    assert np.array_equal(xf.forward(again, ids, all_positions=True), expected)
     trace = interpret(fused, ids)
     assert len(trace.spikes) == len(model.population_names)
     assert all(0.01 < r < 0.99 for r in trace.firing_rates())
@@ -72,23 +70,19 @@ def test_shift_factors_cover_both_directions():
     assert shift_factors(-2) == (1, 4)
 
 
-def test_unfused_graph_is_not_a_contract_model(model_file):
+def test_the_plan_refuses_an_unfused_graph_naming_the_node(model_file):
     _, path = model_file
-    with pytest.raises(FrontendError, match="block structure"):
-        to_int_transformer(load_graph(path))
+    with pytest.raises(FrontendError, match=r"node b0_q_acc: .*must be fused"):
+        transformer_params(load_graph(path), 2, 4)
 
 
-def test_miswired_graph_is_refused(tmp_path):
-    """k reading the final residual instead of norm1's spikes type-checks but is not the
-    contract's block: the probe catches it."""
-    model = random_transformer(seed=3, blocks=1)
-    graph = run_pipeline(load_graph(_save(model, tmp_path)), [FuseLinear()])
-    ops = list(graph.ops)
-    q, k = [i for i, op in enumerate(ops) if isinstance(op, SpikingLinear)][:2]
-    ops[k] = SpikingLinear(ops[k].name, (ops[q].output,), ops[k].output, weight=ops[k].weight,
-                           bias=ops[k].bias, threshold=ops[k].threshold, reset=ops[k].reset)
-    with pytest.raises(FrontendError, match="wires its ops unlike"):
-        to_int_transformer(graph.replace_ops(ops))
+def test_the_plan_refuses_a_spike_embedding_naming_the_node():
+    from contract.random_model import random_graph
+
+    graph = run_pipeline(random_graph(1, embed="spike", hidden=(4,), spike_attention=True,
+                                      heads=2), [FuseLinear()])
+    with pytest.raises(FrontendError, match="node embed: the layer-program accelerator"):
+        transformer_params(graph, 2, 4)
 
 
 def _save(model, tmp_path) -> Path:

@@ -2,19 +2,23 @@
 
 For every composition: onnxruntime on its ONNX form, the front end's IR, the IR after the pass
 pipeline and the contract's executor give the same integers at every position; computing the
-last position alone gives that position's logits. The hardware back ends are fuzzed on the
-graphs they map in test_verify_fuzz.py and tests/hw.
+last position alone gives that position's logits. The layer-program accelerator runs random
+compositions in the Amaranth simulator (tests/hw/test_hw_program.py) and, here, two whole
+builds on Verilator; the chain accelerator is fuzzed in test_verify_fuzz.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from fuzzing import compositions, profile
 from hypothesis import given
+from test_verify_rtl import rtl_gen
 
 from contract.graph import run
 from contract.onnx_io import to_onnx
+from contract.random_model import random_graph
 from rtl_gen.build import run_onnx
 from rtl_gen.frontend import load_graph
 from rtl_gen.interpret import interpret
@@ -40,3 +44,27 @@ def test_a_composition_is_the_same_integers_everywhere(tmp_path_factory, composi
     assert np.array_equal(interpret(fused, ids).logits, expected.logits), composition
     last = run(fused, ids, last_only=True)
     assert np.array_equal(last.logits[:, -1], expected.logits[:, -1]), composition
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kwargs, rows, cols", [
+    ({"blocks": ((False, 5),), "head": (3,), "width": 6}, 2, 2),
+    ({"blocks": ((True, 0), (True, 5)), "head": (4,), "width": 6, "heads": 3}, 2, 2),
+], ids=["no-attention", "two-attentions-and-a-head"])
+def test_whole_builds_on_verilator(tmp_path, kwargs, rows, cols):
+    """rtl_gen build and sim of compositions the shipped models are not: every position of
+    every stream bit-exact on Verilator."""
+    graph = random_graph(3, **{"window": 3, "timesteps": 2, **kwargs})
+    onnx.save(to_onnx(graph), tmp_path / "m.onnx")
+    ids = np.random.default_rng(3).integers(0, 256, size=(2, 7))
+    np.savez(tmp_path / "inputs.npz", input=ids)
+    out = tmp_path / "build"
+    code, stdout, stderr = rtl_gen("build", "--onnx", tmp_path / "m.onnx", "--inputs",
+                                   tmp_path / "inputs.npz", "--out", out, "--rows", rows,
+                                   "--cols", cols)
+    assert code == 0, stdout + stderr
+    with np.load(out / "golden.npz") as golden:
+        assert np.array_equal(golden["output"], run(graph, ids).logits)
+    code, stdout, stderr = rtl_gen("sim", out)
+    assert code == 0, stdout + stderr
+    assert "14/14" in stdout, stdout

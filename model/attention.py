@@ -1,0 +1,145 @@
+"""Spiking attention over a causal window: ternary Q, K, V and a neuron per key count.
+
+For spikes ``s`` of width ``d`` at every position ``i`` of a stream::
+
+    q, k, v = IF_q(Wq s), IF_k(Wk s), IF_v(Wv s)                     ternary spikes
+    a_i     = sum_{i-W<j<=i} relu(q_i . k_j + P[h, i-j]) v_j / n_i     per head h
+    o       = IF_attn(a)                                              n_i = min(i+1, W) keys
+
+``P`` is a learned relative score bias per head and distance, trained on the integer grid
+``alpha_q alpha_k`` of the scores; there is no absolute position, so a cached key stays valid
+while the window slides. In integers the ``1/n_i`` of the average is a threshold per key count:
+``Ra[n] = max(1, round(n alpha_a / (alpha_q alpha_k alpha_v)))``, ``Theta_a[n] = Ra[n] // 2 + 1``
+(docs/transformer.md). ``score="softmax"`` replaces the ReLU/count form with
+``softmax(tau * q.k + P)``, a float operation; a float twin uses softmax on float Q, K, V.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from contract import graph as g
+
+from .blocks import Amplitude, Block, Flow, SpikingLinear, Widths, _positive
+from .errors import ModelConfigError
+
+__all__ = ["SCORES", "SpikingAttention", "causal_window"]
+
+SCORES = ("relu", "softmax")
+
+
+def causal_window(length: int, window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distance ``i - j`` clipped into the window, the window mask and the key counts."""
+    distance = torch.arange(length)[:, None] - torch.arange(length)[None, :]
+    mask = (distance >= 0) & (distance < window)
+    counts = torch.clamp(torch.arange(1, length + 1), max=window)
+    return distance.clamp(0, window - 1), mask, counts
+
+
+class SpikingAttention(Block):
+    """Windowed causal attention of ``heads`` heads over the last ``window`` positions.
+
+    Holds its Q, K and V layers (:class:`~model.blocks.SpikingLinear`, as wide as the spikes it
+    reads); its output has the same width.
+    """
+
+    stem = "attn"
+    mixes_positions = True
+
+    def __init__(self, heads: int = 2, window: int = 16, score: str = "relu",
+                 name: str | None = None):
+        _positive(heads=heads, window=window)
+        if score not in SCORES:
+            raise ModelConfigError(f"attention must be one of {SCORES}, not {score!r}")
+        super().__init__(name, heads=heads, window=window, score=score)
+        self.heads, self.window, self.score = heads, window, score
+
+    def _build(self, widths):
+        self._needs(widths, "spikes")
+        d = widths.spikes
+        if d % self.heads:
+            raise ModelConfigError(f"its {d} input channels must be a multiple of heads"
+                                   f" {self.heads}")
+        self.width = d
+        self.q, self.k, self.v = (SpikingLinear(d) for _ in range(3))
+        for layer in (self.q, self.k, self.v):
+            layer.build(Widths(spikes=d), self.settings)
+        self.score_bias = nn.Parameter(torch.zeros(self.heads, self.window))
+        self.alpha = Amplitude()
+        self.tau = nn.Parameter(torch.tensor(1.0 / math.sqrt(self.head_dim)))
+        return Widths(spikes=d, residual=widths.residual)
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        *lead, length, d = x.shape
+        return x.reshape(*lead, length, self.heads, d // self.heads).transpose(-3, -2)
+
+    def score_bias_current(self) -> torch.Tensor:
+        """``P [heads, W]`` as the scores see it: on the integer grid ``alpha_q alpha_k`` of a
+        spiking model (rounded half to even, straight-through), as it is for the float twin."""
+        if self.settings.float_twin or self.score == "softmax":
+            return self.score_bias
+        unit = (self.q.alpha() * self.k.alpha()).detach()
+        grid = unit * torch.round(self.score_bias / unit)
+        return self.score_bias + (grid - self.score_bias).detach()
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Windowed causal attention on ``[..., L, d]`` tensors; per time step when spiking."""
+        q, k, v = self._split(q), self._split(k), self._split(v)
+        distance, mask, counts = causal_window(q.shape[-2], self.window)
+        scores = q @ k.transpose(-1, -2)
+        bias = self.score_bias_current()[:, distance]  # [H, L, L]
+        if self.settings.float_twin:
+            scores = scores / math.sqrt(self.head_dim) + bias
+            weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+        elif self.score == "softmax":
+            unit = self.q.alpha() * self.k.alpha()
+            scores = self.tau * scores / unit + bias
+            weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+        else:
+            count = counts.to(q.dtype).unsqueeze(-1)
+            weights = torch.relu(scores + bias).masked_fill(~mask, 0.0) / count
+        out = weights @ v
+        return out.transpose(-3, -2).reshape(*out.shape[:-3], q.shape[-2], self.width)
+
+    def forward(self, flow: Flow) -> Flow:
+        s = flow.spikes
+        if self.settings.float_twin:
+            flow.spikes = self.attend(self.q.current(s), self.k.current(s), self.v.current(s))
+            flow.amplitude = None
+            return flow
+        q, k, v = (self.fire(flow, layer.current(s), layer.alpha)
+                   for layer in (self.q, self.k, self.v))
+        flow.spikes = self.fire(flow, self.attend(q, k, v), self.alpha)
+        flow.amplitude = self.alpha()
+        return flow
+
+    def integer_problem(self):
+        if self.score == "softmax":
+            return "softmax attention is a float operation; use score='relu' (--attention relu)"
+        return None
+
+    def emit(self, e, name):
+        spikes, alpha_in = e.spikes, e.amplitude
+        outputs = []
+        for part in ("q", "k", "v"):
+            e.spikes, e.amplitude = spikes, alpha_in
+            getattr(self, part).emit(e, f"{name}_{part}")
+            outputs.append(e.spikes)
+        score_unit = float(self.q.alpha()) * float(self.k.alpha())
+        score_bias = torch.round(self.score_bias.double() / score_unit).long().numpy()
+        unit = score_unit * float(self.v.alpha())
+        alpha = float(self.alpha())
+        resets = [max(1, round(n * alpha / unit)) for n in range(1, self.window + 1)]
+        e.spikes = e.add(g.Attention(name, tuple(outputs), f"{name}_s", heads=self.heads,
+                                     score_bias=score_bias,
+                                     threshold=np.array([r // 2 + 1 for r in resets]),
+                                     reset=np.array(resets), d_model=self.width))
+        e.amplitude = alpha

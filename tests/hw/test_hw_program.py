@@ -1,0 +1,86 @@
+"""Random compositions on the layer-program accelerator, in the Amaranth simulator, exactly.
+
+Compositions of a residual embedding with blocks with and without attention or feed-forward,
+several attentions, spiking heads, on arrays that divide nothing: every position of every
+stream, the logits, the next byte and the spike count of every spiking op equal the contract's
+executor. A program without attention is built without the score unit and value caches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from xsim import params_from_transformer, run_streams
+
+from contract.graph import run
+from contract.random_model import random_graph
+from hw.transformer import LayerKind, TransformerAccelerator
+
+
+def check(graph, rows: int, cols: int, streams) -> list:
+    """Every position of every stream equals the executor: logits, token, spike counts."""
+    params = params_from_transformer(graph, rows, cols)
+    trace = run(graph, streams)
+    assert np.count_nonzero(trace.logits) > trace.logits.size // 2
+    seen = run_streams(params, streams)
+    for n, stream in enumerate(seen):
+        for i, pos in enumerate(stream):
+            where = f"stream {n} position {i}"
+            assert np.array_equal(pos.logits, trace.logits[n, i]), where
+            assert pos.token == int(np.argmax(trace.logits[n, i])), where
+            expected = [int(np.count_nonzero(s[n, :, i])) for s in trace.spikes]
+            assert pos.spike_counts.tolist() == expected, where
+    return params
+
+
+@pytest.mark.parametrize("kwargs, rows, cols", [
+    ({"blocks": ((False, 5),), "head": (3,)}, 2, 3),            # no attention at all
+    ({"blocks": ((True, 0), (True, 7)), "heads": 1}, 1, 5),      # two attentions, one w/o FFN
+    ({"blocks": ((True, 3),), "width": 6, "heads": 3}, 3, 2),    # d = P, 3 heads
+    ({"blocks": ((False, 0),), "head": (2, 5)}, 1, 3),           # norm and head only
+], ids=["no-attention", "two-attentions", "three-heads", "head-only"])
+def test_compositions_match_the_executor(kwargs, rows, cols):
+    graph = random_graph(7, **{"width": 4, "window": 3, "timesteps": 2, **kwargs})
+    streams = np.random.default_rng(7).integers(0, 256, size=(2, 5))
+    params = check(graph, rows, cols, streams)
+    if not any(layer.kind == LayerKind.ATTENTION for layer in params.layers):
+        names = _submodule_names(TransformerAccelerator(params))
+        assert "score" not in names and not any(n.endswith(".values") for n in names)
+
+
+def _submodule_names(component) -> set[str]:
+    """Names of every submodule of the elaborated design (``row0.values``, ``score``, ...)."""
+    from amaranth.hdl import Fragment
+
+    names = set()
+
+    def walk(fragment, prefix):
+        for sub, name, _ in fragment.subfragments:
+            full = f"{prefix}{name}" if name else prefix
+            names.add(full)
+            walk(sub, f"{full}.")
+
+    walk(Fragment.get(component, None), "")
+    return names
+
+
+@settings(max_examples=4, deadline=None, derandomize=True, print_blob=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), heads=st.integers(1, 3), dh=st.sampled_from([1, 2, 3]),
+       window=st.integers(1, 5), timesteps=st.integers(1, 3),
+       blocks=st.lists(st.tuples(st.booleans(), st.sampled_from([0, 1, 3, 5])),
+                       min_size=1, max_size=2),
+       head=st.lists(st.sampled_from([1, 2, 5]), max_size=1),
+       bits=st.sampled_from([2, 4, 8]), shape=st.sampled_from([(1, 3), (2, 3), (3, 1)]))
+def test_random_compositions_match_the_executor(seed, heads, dh, window, timesteps, blocks,
+                                                head, bits, shape):
+    width = heads * dh
+    rows, cols = shape
+    if width > rows * cols and (rows * cols) % dh:
+        rows, cols = 1, dh  # an array that holds whole heads
+    graph = random_graph(seed, width=width, heads=heads, window=window, timesteps=timesteps,
+                         weight_bits=bits, blocks=tuple(blocks), head=tuple(head))
+    streams = np.random.default_rng(seed).integers(0, 256, size=(1, window + 2))
+    check(graph, rows, cols, streams)
