@@ -1,1 +1,2 @@
-"""SpikeForge model: the spiking byte-level LM, its training, evaluation and export."""
+"""SpikeForge model: spiking byte-level LMs composed of blocks, their training, evaluation and
+export (see model/README.md)."""

@@ -24,7 +24,8 @@ from torch import nn
 
 from contract import graph as g
 
-from .blocks import Amplitude, Block, Flow, SpikingLinear, Widths, _positive
+from .block import Amplitude, Block, Flow, Widths, check_positive
+from .blocks import SpikingLinear
 from .errors import ModelConfigError
 
 __all__ = ["SCORES", "SpikingAttention", "causal_window"]
@@ -52,7 +53,7 @@ class SpikingAttention(Block):
 
     def __init__(self, heads: int = 2, window: int = 16, score: str = "relu",
                  name: str | None = None):
-        _positive(heads=heads, window=window)
+        check_positive(heads=heads, window=window)
         if score not in SCORES:
             raise ModelConfigError(f"attention must be one of {SCORES}, not {score!r}")
         super().__init__(name, heads=heads, window=window, score=score)

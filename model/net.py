@@ -29,19 +29,8 @@ from torch import nn
 from contract.graph import Graph, run
 
 from .attention import SpikingAttention
-from .blocks import (
-    Block,
-    Emitter,
-    Flow,
-    NormNeuron,
-    Readout,
-    ResidualAdd,
-    Settings,
-    SpikeEmbed,
-    SpikingLinear,
-    TokenEmbed,
-    Widths,
-)
+from .block import Block, Emitter, Flow, Settings, Widths
+from .blocks import NormNeuron, Readout, ResidualAdd, SpikeEmbed, SpikingLinear, TokenEmbed
 from .errors import CheckpointError, ModelConfigError
 from .lift import int_model_of
 from .quant import SUPPORTED_BITS

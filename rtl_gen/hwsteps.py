@@ -13,7 +13,7 @@ from amaranth.back import verilog
 from hw import layout
 from sim.runner import TESTBENCH
 
-from . import hwsteps_transformer as xsteps
+from . import hwsteps_program as xsteps
 from .build import BuildState
 from .plan import is_chain, plan_hardware
 from .report import save_report

@@ -15,24 +15,9 @@ from hw.transformer.score import popcount
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_contract_transformer import random_transformer  # noqa: E402
-from xsim import params_from_transformer, run_streams  # noqa: E402
+from xsim import check_against_executor, params_from_transformer, run_streams  # noqa: E402
 
 SEED = 5
-
-
-def _check(model, params, streams, stall_seed=None):
-    """Every position of every stream: logits, next byte and per-layer spike counts."""
-    seen = run_streams(params, streams, stall_seed=stall_seed)
-    trace = xf.forward(model, streams, trace=True)
-    assert np.count_nonzero(trace.logits) > trace.logits.size // 2
-    for n, stream in enumerate(seen):
-        for i, pos in enumerate(stream):
-            where = f"stream {n} position {i} (seed {SEED})"
-            assert np.array_equal(pos.logits, trace.logits[n, i]), where
-            assert pos.token == int(np.argmax(trace.logits[n, i])), where
-            expected = [int(np.count_nonzero(s[n, :, i])) for s in trace.spikes]
-            assert pos.spike_counts.tolist() == expected, where
-    return seen
 
 
 @pytest.mark.parametrize("blocks, rows, cols, timesteps", [
@@ -45,7 +30,7 @@ def test_streams_match_the_contract(blocks, rows, cols, timesteps):
                                blocks=blocks, timesteps=timesteps)
     params = params_from_transformer(model, rows, cols)
     streams = np.random.default_rng(SEED).integers(0, 256, size=(2, 6))
-    seen = _check(model, params, streams)
+    seen = check_against_executor(model, params, streams)
     # the window slides: positions past the window cost about the same as position W - 1
     cycles = [pos.cycles for pos in seen[0]]
     assert max(cycles[3:]) < 1.5 * min(cycles[3:]), cycles
@@ -56,8 +41,8 @@ def test_stalls_change_cycles_not_results():
     model = random_transformer(seed=SEED, context=4, d=8, heads=2, ffn=12, timesteps=2)
     params = params_from_transformer(model, 2, 4)
     streams = np.random.default_rng(SEED + 1).integers(0, 256, size=(1, 5))
-    plain = _check(model, params, streams)
-    stalled = _check(model, params, streams, stall_seed=0xBEEF)
+    plain = check_against_executor(model, params, streams)
+    stalled = check_against_executor(model, params, streams, stall_seed=0xBEEF)
     assert all(s.cycles > p.cycles for s, p in zip(stalled[0], plain[0], strict=True))
 
 

@@ -12,12 +12,13 @@ import onnx
 from amaranth.sim import Simulator
 from hwsim import start_and_wait
 
+from contract.graph import run
 from contract.onnx_io import to_onnx
 from hw.layout import unpack
 from hw.transformer import StreamHarness, TransformerParams
 from rtl_gen.frontend import load_graph
 from rtl_gen.passes import default_pipeline, run_pipeline
-from rtl_gen.plan_transformer import transformer_params
+from rtl_gen.plan_program import program_params
 
 
 def params_from_transformer(model, rows: int, cols: int) -> TransformerParams:
@@ -27,7 +28,7 @@ def params_from_transformer(model, rows: int, cols: int) -> TransformerParams:
         path = Path(tmp) / "m.onnx"
         onnx.save(to_onnx(model), path)
         graph = run_pipeline(load_graph(path), default_pipeline())
-    return transformer_params(graph, rows, cols)[0]
+    return program_params(graph, rows, cols)[0]
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,21 @@ def run_streams(params: TransformerParams, streams, *, stall_seed=None,
     sim.add_testbench(bench)
     sim.run()
     return out
+
+
+def check_against_executor(model, params: TransformerParams, streams, stall_seed=None):
+    """Every position of every stream through the accelerator equals the contract's executor
+    on ``model`` (a graph, or anything with a ``graph()``): logits, next byte and the spike
+    count of every spiking op. Returns what the accelerator returned."""
+    graph = model.graph() if hasattr(model, "graph") else model
+    trace = run(graph, streams)
+    assert np.count_nonzero(trace.logits) > trace.logits.size // 2
+    seen = run_streams(params, streams, stall_seed=stall_seed)
+    for n, stream in enumerate(seen):
+        for i, pos in enumerate(stream):
+            where = f"stream {n} position {i}"
+            assert np.array_equal(pos.logits, trace.logits[n, i]), where
+            assert pos.token == int(np.argmax(trace.logits[n, i])), where
+            expected = [int(np.count_nonzero(s[n, :, i])) for s in trace.spikes]
+            assert pos.spike_counts.tolist() == expected, where
+    return seen

@@ -18,7 +18,7 @@ from rtl_gen.frontend import load_graph
 from rtl_gen.interpret import interpret
 from rtl_gen.ir import Attention, Fire, GraphError, ResidualAdd
 from rtl_gen.passes import FuseLinear, default_pipeline, run_pipeline
-from rtl_gen.plan_transformer import transformer_params
+from rtl_gen.plan_program import program_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_contract_transformer import random_transformer  # noqa: E402
@@ -73,7 +73,7 @@ def test_shift_factors_cover_both_directions():
 def test_the_plan_refuses_an_unfused_graph_naming_the_node(model_file):
     _, path = model_file
     with pytest.raises(FrontendError, match=r"node b0_q_acc: .*must be fused"):
-        transformer_params(load_graph(path), 2, 4)
+        program_params(load_graph(path), 2, 4)
 
 
 def test_the_plan_refuses_a_spike_embedding_naming_the_node():
@@ -82,7 +82,7 @@ def test_the_plan_refuses_a_spike_embedding_naming_the_node():
     graph = run_pipeline(random_graph(1, embed="spike", hidden=(4,), spike_attention=True,
                                       heads=2), [FuseLinear()])
     with pytest.raises(FrontendError, match="node embed: the layer-program accelerator"):
-        transformer_params(graph, 2, 4)
+        program_params(graph, 2, 4)
 
 
 def _save(model, tmp_path) -> Path:

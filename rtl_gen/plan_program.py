@@ -25,7 +25,7 @@ from .ir import Attention, Fire, Graph, Readout, ResidualAdd, SpikingLinear, Tok
 from .plan import MemoryPlan
 from .targets import Target
 
-__all__ = ["TransformerPlan", "plan_transformer", "transformer_params"]
+__all__ = ["ProgramPlan", "plan_program", "program_params"]
 
 
 
@@ -103,7 +103,7 @@ def _shape(graph: Graph) -> tuple[int, int, int]:
     return embeds[0].width(), first.heads if first else 1, first.window if first else 1
 
 
-def transformer_params(graph: Graph, rows: int, cols: int) -> tuple[TransformerParams, Ranges]:
+def program_params(graph: Graph, rows: int, cols: int) -> tuple[TransformerParams, Ranges]:
     """``hw.transformer``'s parameters for a fused graph on a ``rows`` x ``cols`` array, and the
     graph's range analysis (which sets the widths)."""
     d_model, heads, window = _shape(graph)
@@ -130,7 +130,7 @@ def transformer_params(graph: Graph, rows: int, cols: int) -> tuple[TransformerP
 
 
 @dataclass(frozen=True)
-class TransformerPlan:
+class ProgramPlan:
     """The program on the array, and what its memories cost on the target."""
 
     graph: Graph
@@ -157,15 +157,15 @@ def _memories(p: TransformerParams, target: Target) -> tuple[MemoryPlan, ...]:
                  for name, count, width, depth in shapes)
 
 
-def plan_transformer(graph: Graph, rows: int, cols: int, target: Target) -> TransformerPlan:
+def plan_program(graph: Graph, rows: int, cols: int, target: Target) -> ProgramPlan:
     """Place a fused transformer graph on the array; raise if it cannot fit the target."""
     try:
-        params, ranges = transformer_params(graph, rows, cols)
+        params, ranges = program_params(graph, rows, cols)
     except ValueError as exc:
         raise FrontendError(f"the model does not map onto a {rows}x{cols} array: {exc}"
                             ) from None
     memories = _memories(params, target)
-    plan = TransformerPlan(graph, ranges, params, target, memories)
+    plan = ProgramPlan(graph, ranges, params, target, memories)
     if plan.brams > target.brams:
         detail = ", ".join(f"{m.name} {m.brams}" for m in memories if m.brams)
         raise TargetFitError(

@@ -18,7 +18,7 @@ from contract.transformer import key_counts
 from hw.transformer import LayerKind, StreamHarness, TransformerParams
 from hw.transformer.layout import const_bank_images, const_lane_bits, weight_bank_images
 
-from .plan_transformer import TransformerPlan, plan_transformer
+from .plan_program import ProgramPlan, plan_program
 from .report import save_report
 from .targets import get_target
 
@@ -35,7 +35,7 @@ def _write_hex(path, words, width: int) -> None:
 def step_plan(state, top_module: str) -> None:
     """The layer program and its memory images; the range analysis sets every width."""
     cfg = state.config
-    plan = plan_transformer(state.graph, cfg.rows, cfg.cols, get_target(cfg.target))
+    plan = plan_program(state.graph, cfg.rows, cfg.cols, get_target(cfg.target))
     p = plan.params
     mem = state.dir / "mem"
     mem.mkdir()
@@ -116,7 +116,7 @@ def population_names(graph) -> list[str]:
 
 def step_report(state, top_module: str, synth_module: str) -> None:
     """``report.json`` and ``report.md``: everything known before simulation."""
-    plan: TransformerPlan = state.plan
+    plan: ProgramPlan = state.plan
     cfg, trace = state.config, state.trace
     p, graph = plan.params, plan.graph
     ideal = ideal_cycles(p, trace.tensors, state.inputs)
