@@ -16,8 +16,14 @@ from amaranth.back import verilog
 
 from contract.transformer import key_counts
 from hw.transformer import LayerKind, StreamHarness, TransformerParams
-from hw.transformer.layout import const_bank_images, const_lane_bits, weight_bank_images
+from hw.transformer.layout import (
+    const_bank_images,
+    const_lane_bits,
+    spike_table_image,
+    weight_bank_images,
+)
 
+from .ir import SpikeEmbed
 from .plan_program import ProgramPlan, plan_program
 from .report import save_report
 from .targets import get_target
@@ -43,6 +49,8 @@ def step_plan(state, top_module: str) -> None:
         _write_hex(mem / f"weights_row{bank}.hex", image, p.cols * p.weight_bits)
     for bank, image in enumerate(const_bank_images(p)):
         _write_hex(mem / f"consts_row{bank}.hex", image, p.cols * const_lane_bits(p))
+    if p.spike_table is not None:
+        _write_hex(mem / "spike_table.hex", spike_table_image(p), 2 * p.cols)
     state.plan = plan
     (state.dir / "plan.json").write_text(json.dumps({
         "arch": "transformer",
@@ -123,6 +131,9 @@ def step_report(state, top_module: str, synth_module: str) -> None:
     full = key_counts(state.inputs.shape[1], p.window) == p.window
     names = population_names(graph)
     rates = dict(zip(names, trace.firing_rates(), strict=True))
+    names = [name for name, op in zip(names, (op for op in graph.ops if op.fires), strict=True)
+             if not isinstance(op, SpikeEmbed)]  # a SpikeEmbed's spikes come from a ROM
+    rates = {name: rates[name] for name in names}
     weights = sum(int(layer.weight.size) for layer in p.layers if layer.weight is not None)
     report = {
         "arch": "transformer",

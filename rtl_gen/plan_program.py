@@ -21,7 +21,16 @@ from hw.transformer import LayerKind, TransformerParams, XLayer
 from hw.transformer.layout import const_lane_bits
 
 from .errors import FrontendError, TargetFitError
-from .ir import Attention, Fire, Graph, Readout, ResidualAdd, SpikingLinear, TokenEmbed
+from .ir import (
+    Attention,
+    Fire,
+    Graph,
+    Readout,
+    ResidualAdd,
+    SpikeEmbed,
+    SpikingLinear,
+    TokenEmbed,
+)
 from .plan import MemoryPlan
 from .targets import Target
 
@@ -36,12 +45,18 @@ def _per_neuron(value: np.ndarray, n: int) -> np.ndarray:
 def _layers(graph: Graph) -> tuple[XLayer, ...]:
     layers = []
     residual = None
+    table = next((op.output for op in graph.of_type(SpikeEmbed)), None)
     stale: set[str] = set()
     for op in graph.ops:
         for tensor in op.inputs:
             if tensor in stale:
                 raise FrontendError(f"node {op.name} reads the residual {tensor} after a later"
                                     " residual add replaced it; the residual lives in place")
+        if table in op.inputs and not isinstance(op, SpikingLinear):
+            raise FrontendError(f"node {op.name} reads the SpikeEmbed's spikes; on the"
+                                " layer-program accelerator only a spiking linear layer does")
+        if isinstance(op, SpikeEmbed):
+            continue  # its spikes are read from the spike table, where a LINEAR reads them
         if isinstance(op, TokenEmbed):
             layers.append(XLayer(LayerKind.EMBED, op.name, op.width(), weight=op.table.T))
             residual = op.output
@@ -58,7 +73,7 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
             layers.append(XLayer(LayerKind.LINEAR, op.name, n, weight=op.weight, bias=op.bias,
                                  threshold=_per_neuron(op.threshold, n),
                                  reset=_per_neuron(op.reset, n), source=op.inputs[0],
-                                 dest=op.output))
+                                 dest=op.output, table=op.inputs[0] == table))
         elif isinstance(op, Attention):
             q, k, v = op.inputs
             layers.append(XLayer(LayerKind.ATTENTION, op.name, op.width(),
@@ -85,14 +100,14 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
 
 
 def _shape(graph: Graph) -> tuple[int, int, int]:
-    """``(d_model, heads, window)`` of the program: the residual's width and the one attention
-    shape every attention shares (1 head, window 1 without attention)."""
-    embeds = graph.of_type(TokenEmbed)
+    """``(d_model, heads, window)`` of the program: the residual's width (the attention's
+    without a residual) and the one attention shape every attention shares (1 head, window 1
+    without attention)."""
+    embeds = graph.of_type(TokenEmbed, SpikeEmbed)
     if len(embeds) != 1 or graph.ops[0] is not embeds[0]:
-        op = next((op for op in graph.ops if not isinstance(op, TokenEmbed)), graph.ops[0])
+        op = embeds[1] if len(embeds) > 1 else graph.ops[0]
         raise FrontendError(f"node {op.name}: the layer-program accelerator starts from one"
-                            " TokenEmbed (a SpikeEmbed graph maps as a chain of SpikeEmbed,"
-                            " spiking layers with one threshold each and SpikeReadout)")
+                            " embedding (a TokenEmbed or a SpikeEmbed)")
     attentions = graph.of_type(Attention)
     first = attentions[0] if attentions else None
     for op in attentions[1:]:
@@ -100,7 +115,15 @@ def _shape(graph: Graph) -> tuple[int, int, int]:
             raise FrontendError(f"node {op.name}: every attention of a program must have"
                                 f" {first.heads} heads and a window of {first.window}, as"
                                 f" {first.name} has")
-    return embeds[0].width(), first.heads if first else 1, first.window if first else 1
+    if isinstance(embeds[0], TokenEmbed):
+        d_model = embeds[0].width()
+    else:
+        d_model = first.d_model if first else 1
+        for op in attentions:
+            if op.d_model != d_model:
+                raise FrontendError(f"node {op.name}: every attention of a program must have"
+                                    f" {d_model} channels, as {first.name} has")
+    return d_model, first.heads if first else 1, first.window if first else 1
 
 
 def program_params(graph: Graph, rows: int, cols: int) -> tuple[TransformerParams, Ranges]:
@@ -116,11 +139,15 @@ def program_params(graph: Graph, rows: int, cols: int) -> tuple[TransformerParam
                        if layer.bias is not None)
     best_score = max([int(np.maximum(op.head_dim + op.score_bias, 0).max(initial=0))
                       for op in graph.of_type(Attention)], default=1)
-    table = graph.ops[0].table
+    embed = graph.ops[0]
+    tokens = embed.table if isinstance(embed, TokenEmbed) else np.zeros(1)
+    spikes = embed if isinstance(embed, SpikeEmbed) else None
     params = TransformerParams(
         rows=rows, cols=cols, timesteps=graph.timesteps, window=window,
         d_model=d_model, heads=heads, layers=layers,
-        weight_bits=max(graph.weight_bits, signed_bits(int(np.abs(table).max(initial=0)))),
+        spike_table=None if spikes is None else spikes.table,
+        context=1 if spikes is None else spikes.context,
+        weight_bits=max(graph.weight_bits, signed_bits(int(np.abs(tokens).max(initial=0)))),
         bias_bits=signed_bits(biggest_bias), const_bits=max(1, biggest_const.bit_length()),
         membrane_bits=max(signed_bits(ranges.datapath), biggest_const.bit_length() + 1),
         residual_bits=signed_bits(ranges.residual),
@@ -148,17 +175,21 @@ def _memories(p: TransformerParams, target: Target) -> tuple[MemoryPlan, ...]:
     shapes = [
         ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth),
         ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth),
-        ("residual banks", p.rows, p.cols * p.residual_bits, p.residual_depth),
         ("spike banks (with key caches)", p.rows, 2 * p.cols, p.spike_depth),
-        ("value caches", p.rows, 2 * p.cols, p.v_depth),
         ("logit memory", 1, p.cols * p.membrane_bits, p.logit_depth),
     ]
+    if p.has_residual:
+        shapes.append(("residual banks", p.rows, p.cols * p.residual_bits, p.residual_depth))
+    if p.attentions:
+        shapes.append(("value caches", p.rows, 2 * p.cols, p.v_depth))
+    if p.spike_table is not None:
+        shapes.append(("spike table", 1, 2 * p.cols, p.table_depth))
     return tuple(MemoryPlan(name, count, width, depth, count * target.brams_for(width, depth))
                  for name, count, width, depth in shapes)
 
 
 def plan_program(graph: Graph, rows: int, cols: int, target: Target) -> ProgramPlan:
-    """Place a fused transformer graph on the array; raise if it cannot fit the target."""
+    """Place a fused graph on the array; raise if it cannot fit the target."""
     try:
         params, ranges = program_params(graph, rows, cols)
     except ValueError as exc:

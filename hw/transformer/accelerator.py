@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 from ..params import SPIKE_COUNT_BITS
 from ..scanner import Scanner, WordFetch, connect_fetch
 from ..streamer import OutputStreamer, logit_memory
+from .layout import spike_table_image
 from .params import TransformerParams
 from .row import ACT_LATENCY, TransformerRow, logit_write_layout, spike_write_layout, token_layout
 from .score import ScoreUnit
@@ -182,6 +183,13 @@ class TransformerAccelerator(wiring.Component):
                 ]
             else:
                 m.d.comb += [read.addr.eq(fetch.mem_addr), read.en.eq(fetch.mem_en)]
+
+        if p.spike_table is not None:  # the context's spikes, read by a LINEAR of the table
+            m.submodules.spike_table = table = Memory(
+                shape=unsigned(2 * p.cols), depth=p.table_depth, init=spike_table_image(p))
+            read = table.read_port()
+            m.d.comb += [read.addr.eq(fetch.mem_addr), read.en.eq(fetch.mem_en),
+                         fetch.mem_data[seq.source_table].eq(read.data)]
 
         logit_memory(m, streamer, array.logits)
 

@@ -16,6 +16,7 @@ __all__ = [
     "const_bank_images",
     "const_lane_bits",
     "residual_address",
+    "spike_table_image",
     "weight_address",
     "weight_bank_images",
 ]
@@ -92,3 +93,21 @@ def const_bank_images(p: TransformerParams) -> list[list[int]]:
                         entries[r, addr, c] = (b & ((1 << bb) - 1)) | th << bb | rs << (bb + kb)
     width = const_lane_bits(p)
     return [[pack(row, width) for row in bank] for bank in entries]
+
+
+def spike_table_image(p: TransformerParams) -> list[int]:
+    """The spike table ROM: row ``b << table_row_bits | (t * table_words + j)``, lane ``c``:
+    the spike code (``0b01`` +1, ``0b11`` -1) of ``table[b, t, j C + c]`` (0 past ``E``)."""
+    if p.spike_table is None:
+        return []
+    words, cols = p.table_words, p.cols
+    padded = np.zeros((256, p.timesteps, words * cols), dtype=np.int64)
+    padded[:, :, :p.embed_dim] = p.spike_table
+    codes = np.where(padded > 0, 0b01, np.where(padded < 0, 0b11, 0))
+    image = [0] * p.table_depth
+    for b in range(256):
+        for t in range(p.timesteps):
+            for j in range(words):
+                row = codes[b, t, j * cols:(j + 1) * cols]
+                image[b << p.table_row_bits | (t * words + j)] = pack(row, 2)
+    return image

@@ -51,7 +51,9 @@ class XLayer:
     ``threshold``, ``reset`` per output neuron (ATTENTION: ``threshold``/``reset`` per key count,
     ``[W]``); ``score_bias`` ``[H, W]`` (ATTENTION); ``shift`` (RESIDUAL). ``source`` names the
     spike tensor read (ATTENTION: the queries), ``keys``/``values`` the caches an ATTENTION
-    reads, ``dest`` the spike tensor or cache written (NORM, LINEAR, ATTENTION).
+    reads, ``dest`` the spike tensor or cache written (NORM, LINEAR, ATTENTION). ``table``: a
+    LINEAR layer that reads the spikes of the context bytes from the spike table (the program's
+    ``SpikeEmbed``) instead of a spike tensor.
     """
 
     kind: LayerKind
@@ -67,9 +69,12 @@ class XLayer:
     keys: str | None = None
     values: str | None = None
     dest: str | None = None
+    table: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "kind", LayerKind(self.kind))
+        if self.table and self.kind != LayerKind.LINEAR:
+            raise ValueError(f"layer {self.name}: only a LINEAR layer reads the context table")
         object.__setattr__(self, "n_out", positive_int(f"{self.name} n_out", self.n_out))
         needs = {
             LayerKind.EMBED: ("weight",),
@@ -149,6 +154,8 @@ class TransformerParams:
     membrane_bits: int
     residual_bits: int
     score_bits: int
+    spike_table: np.ndarray | None = None
+    context: int = 1
 
     def __post_init__(self):
         for name in ("rows", "cols", "timesteps", "window", "d_model", "heads", "weight_bits",
@@ -162,12 +169,28 @@ class TransformerParams:
             raise ValueError(
                 f"the array's {self.pes} PEs must hold whole heads of {dh} channels (or all"
                 f" {self.d_model}): choose --rows x --cols a multiple of {dh}")
+        object.__setattr__(self, "context", positive_int("context", self.context))
+        if self.spike_table is not None:
+            table = int_array("spike_table", self.spike_table, np.shape(self.spike_table))
+            if table.ndim != 3 or table.shape[:2] != (VOCAB, self.timesteps):
+                raise ValueError(f"spike_table must be [256, {self.timesteps}, E]")
+            object.__setattr__(self, "spike_table", table)
         kinds = [layer.kind for layer in self.layers]
-        if kinds.count(LayerKind.EMBED) != 1 or kinds[0] != LayerKind.EMBED:
-            raise ValueError("the program must start with its one EMBED layer")
+        if kinds.count(LayerKind.EMBED) > 1 or (LayerKind.EMBED in kinds
+                                                and kinds[0] != LayerKind.EMBED):
+            raise ValueError("the program may have one EMBED layer, its first")
+        if LayerKind.EMBED not in kinds and self.spike_table is None:
+            raise ValueError("the program needs an EMBED layer or a spike table")
+        if not self.has_residual and {LayerKind.NORM, LayerKind.RESIDUAL} & set(kinds):
+            raise ValueError("a NORM or RESIDUAL layer needs the residual of an EMBED layer")
+        if any(layer.table for layer in self.layers) and self.spike_table is None:
+            raise ValueError("a layer reads the context table but there is no spike_table")
         if kinds.count(LayerKind.READOUT) != 1 or kinds[-1] != LayerKind.READOUT:
             raise ValueError("the program must end with its one READOUT layer")
         for layer in self.layers:
+            if layer.table and layer.n_in != self.context * self.spike_table.shape[2]:
+                raise ValueError(f"layer {layer.name} reads {self.context} bytes of"
+                                 f" {self.spike_table.shape[2]} spikes, not {layer.n_in} inputs")
             if layer.kind in (LayerKind.EMBED, LayerKind.RESIDUAL, LayerKind.NORM,
                               LayerKind.ATTENTION) and layer.n_out != self.d_model:
                 raise ValueError(f"layer {layer.name} must have {self.d_model} outputs")
@@ -226,7 +249,7 @@ class TransformerParams:
         caches in the V banks; each written by one layer and read after it."""
         written: dict[str, XLayer] = {}
         for layer in self.layers:
-            for name in (layer.source, layer.keys, layer.values):
+            for name in (None if layer.table else layer.source, layer.keys, layer.values):
                 if name is not None and name not in written:
                     raise ValueError(f"layer {layer.name} reads {name} before a layer writes it")
             if layer.spiking:
@@ -311,6 +334,31 @@ class TransformerParams:
         return tuple(found)
 
     @property
+    def has_residual(self) -> bool:
+        """Whether the program has a residual stream (an EMBED layer): residual banks."""
+        return any(layer.kind == LayerKind.EMBED for layer in self.layers)
+
+    @property
+    def embed_dim(self) -> int:
+        """Spikes per context byte and step of the spike table (0 without one)."""
+        return 0 if self.spike_table is None else self.spike_table.shape[2]
+
+    @property
+    def table_words(self) -> int:
+        """Words of ``C`` lanes per context byte and step: ``ceil(E / C)``."""
+        return max(1, -(-self.embed_dim // self.cols))
+
+    @property
+    def table_row_bits(self) -> int:
+        """Low address bits of the spike table: ``t * table_words + j`` below ``2^bits``."""
+        return address_bits(self.timesteps * self.table_words)
+
+    @property
+    def table_depth(self) -> int:
+        """Rows of the spike table ROM: byte ``b`` at ``b << table_row_bits`` (0 without one)."""
+        return 0 if self.spike_table is None else VOCAB << self.table_row_bits
+
+    @property
     def attentions(self) -> int:
         """ATTENTION layers of the program; without one the accelerator has no score unit and
         no value caches."""
@@ -334,7 +382,8 @@ class TransformerParams:
 
     @property
     def raddr_bits(self) -> int:
-        return address_bits(self.spike_depth)
+        """A word fetch's read address: a spike bank's, or the spike table's."""
+        return address_bits(max(self.spike_depth, self.table_depth))
 
     @property
     def operand_bits(self) -> int:

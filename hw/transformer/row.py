@@ -136,11 +136,13 @@ class TransformerRow(wiring.Component):
             init=weight_bank_images(p)[r])
         m.submodules.consts = consts = Memory(
             shape=unsigned(cols * lane_bits), depth=p.const_depth, init=const_bank_images(p)[r])
-        m.submodules.residual = residual = Memory(
-            shape=unsigned(cols * p.residual_bits), depth=p.residual_depth, init=[])
-        ports = [mem.read_port() for mem in (weights, consts, residual)]
-        w_port, c_port, x_port = ports
-        x_write = residual.write_port()
+        ports = [mem.read_port() for mem in (weights, consts)]
+        w_port, c_port = ports
+        if p.has_residual:  # the residual banks exist only for a program with a residual
+            m.submodules.residual = residual = Memory(
+                shape=unsigned(cols * p.residual_bits), depth=p.residual_depth, init=[])
+            x_port, x_write = residual.read_port(), residual.write_port()
+            ports.append(x_port)
         if p.attentions:  # the value caches exist only for a program that attends
             m.submodules.values = values = Memory(shape=unsigned(2 * cols), depth=p.v_depth,
                                                   init=[])
@@ -162,7 +164,9 @@ class TransformerRow(wiring.Component):
         kind1 = Signal(TokenKind)
         if p.attentions:
             m.d.sync += v1.eq(v_port.data)
-        m.d.sync += [w1.eq(w_port.data), k1.eq(c_port.data), x1.eq(x_port.data),
+        if p.has_residual:
+            m.d.sync += x1.eq(x_port.data)
+        m.d.sync += [w1.eq(w_port.data), k1.eq(c_port.data),
                      tok1.eq(self.tok_out.payload),
                      kind1.eq(Mux(self.tok_out.valid, self.tok_out.payload.kind, TokenKind.SKIP))]
 
@@ -254,13 +258,13 @@ class TransformerRow(wiring.Component):
             self.spikes.valid.eq(fire4 & ~self.dest_v),
             self.spikes.payload.addr.eq(oaddr4),
             self.spikes.payload.data.eq(spikes4),
-            x_write.en.eq(resadd4),
-            x_write.addr.eq(res_addr4),
         ]
         if p.attentions:
             m.d.comb += [v_write.en.eq(fire4 & self.dest_v), v_write.addr.eq(oaddr4),
                          v_write.data.eq(spikes4)]
-        for col in range(cols):
+        if p.has_residual:
+            m.d.comb += [x_write.en.eq(resadd4), x_write.addr.eq(res_addr4)]
+        for col in range(cols if p.has_residual else 0):
             m.d.comb += x_write.data.word_select(col, p.residual_bits).eq(
                 Mux(init4, 0, x4[col]) + shifted4[col])
         nonzero = [spikes4[col][0] for col in range(cols)]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -85,7 +85,13 @@ class ProgramSequencer(wiring.Component):
 
     @property
     def sources(self) -> int:
-        """Word sources: :data:`SOURCE_ONE`, then spike bank ``r`` as ``1 + r``."""
+        """Word sources: :data:`SOURCE_ONE`, spike bank ``r`` as ``1 + r``, then the spike table
+        (:attr:`source_table`) when the program has one."""
+        return 1 + self._params.rows + int(self._params.spike_table is not None)
+
+    @property
+    def source_table(self) -> int:
+        """The spike table's word source: ``1 + R``."""
         return 1 + self._params.rows
 
     @property
@@ -103,6 +109,8 @@ class ProgramSequencer(wiring.Component):
             dest = p.regions.get(layer.dest) if layer.dest else None
             words = -(-layer.n_in // p.cols) if kind in (
                 LayerKind.LINEAR, LayerKind.RESIDUAL, LayerKind.READOUT) else 1
+            if layer.table:  # table_words words of each context byte, every step
+                words = p.context * p.table_words
             n_in = layer.n_in
             dest_kind = _DEST_SPIKES
             if dest is not None and dest.v_bank:
@@ -132,7 +140,12 @@ class ProgramSequencer(wiring.Component):
                 "k_base": p.regions[layer.keys].base if layer.keys else 0,
                 "v_base": p.regions[layer.values].base if layer.values else 0,
                 "bias_base": attention * p.model_tiles * p.window,
+                "table": int(layer.table),
+                "sub_last": p.table_words - 1 if layer.table else 0,
+                "byte_lanes": p.embed_dim - (p.table_words - 1) * p.cols if layer.table else 1,
             }
+            if layer.table:
+                c["in_base"], c["in_tiles"] = 0, p.table_words
             if kind == LayerKind.EMBED:
                 c["last_lanes"] = 1
             if kind == LayerKind.ATTENTION:
@@ -178,6 +191,13 @@ class ProgramSequencer(wiring.Component):
         logit_base = Signal(big)
         bias_tile = Signal(big)
 
+        # the window of the last ``context`` bytes (oldest first), for a LINEAR of the table
+        k = p.context
+        window = Array(Signal(8, name=f"window{i}") for i in range(k))
+        sub = Signal(range(p.table_words))
+        in_byte = Signal(range(k))
+        byte_base = Signal(big)
+
         idle_r = Signal()
         m.d.sync += idle_r.eq(self.idle)
         wait = max(0, self._drain - 3)
@@ -197,6 +217,8 @@ class ProgramSequencer(wiring.Component):
         tok = meta.token
         sreq = self.score_requests.payload
         is_embed = kind == LayerKind.EMBED
+        table_row = Signal(p.table_row_bits)
+        m.d.comb += table_row.eq(step_row + sub)
         with m.Switch(phase):
             with m.Case(_WORDS):
                 m.d.comb += [
@@ -206,6 +228,12 @@ class ProgramSequencer(wiring.Component):
                     req.src.eq(Mux(is_embed, SOURCE_ONE, 1 + bank)),
                     req.raddr.eq(row_addr),
                 ]
+                with m.If(lc.table):  # byte ``in_byte`` of the window, sub-word ``sub``
+                    m.d.comb += [
+                        meta.nlanes.eq(Mux(sub == lc.sub_last, lc.byte_lanes, lc.lanes)),
+                        req.src.eq(self.source_table),
+                        req.raddr.eq(Cat(table_row, window[in_byte])),
+                    ]
             with m.Case(_PRE):
                 m.d.comb += [tok.kind.eq(TokenKind.RESID), tok.addr.eq(res_addr)]
             with m.Case(_TAIL):
@@ -238,7 +266,8 @@ class ProgramSequencer(wiring.Component):
                 m.next = "DRAIN"
             with m.Else():
                 m.d.sync += [
-                    tile.eq(tile + 1), step.eq(0), word.eq(0), bank.eq(0),
+                    tile.eq(tile + 1), step.eq(0), word.eq(0), bank.eq(0), sub.eq(0),
+                    in_byte.eq(0), byte_base.eq(tile_base + lc.n_in),
                     tile_base.eq(tile_base + lc.n_in), word_base.eq(tile_base + lc.n_in),
                     row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
                     c_addr.eq(c_addr + 1), res_addr.eq(tile + 1), out_step.eq(tile + 1),
@@ -252,6 +281,7 @@ class ProgramSequencer(wiring.Component):
             with m.Else():
                 m.d.sync += [
                     step.eq(step + 1), word.eq(0), bank.eq(0), word_base.eq(tile_base),
+                    sub.eq(0), in_byte.eq(0), byte_base.eq(tile_base),
                     step_row.eq(step_row + lc.in_tiles), row_addr.eq(step_row + lc.in_tiles),
                     res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
                 ]
@@ -262,6 +292,10 @@ class ProgramSequencer(wiring.Component):
                 m.d.comb += self.tokens.ready.eq(1)
                 with m.If(self.tokens.valid):
                     m.d.sync += [byte.eq(self.tokens.payload[:8]), layer.eq(0), fresh.eq(0)]
+                    m.d.sync += window[k - 1].eq(self.tokens.payload[:8])
+                    for i in range(k - 1):  # a new stream starts after zero bytes
+                        m.d.sync += window[i].eq(Mux(self.tokens.payload[8] | fresh, 0,
+                                                     window[i + 1]))
                     with m.If(self.tokens.payload[8] | fresh):
                         m.d.sync += [count.eq(1), cur.eq(0), slot_base.eq(0), attn_off.eq(0)]
                     with m.Else():
@@ -279,6 +313,7 @@ class ProgramSequencer(wiring.Component):
                             m.d.sync += [
                                 lc.eq(lc_layout.const(c)),
                                 tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
+                                byte_base.eq(c["wbase"]),
                                 row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
                                 phase.eq(c["first"]),
                                 bias_tile.eq(c["bias_base"]),
@@ -292,7 +327,7 @@ class ProgramSequencer(wiring.Component):
                             else:
                                 m.d.sync += out_origin.eq(c["out_base"])
                 m.d.sync += [tile.eq(0), step.eq(0), word.eq(0), bank.eq(0), res_addr.eq(0),
-                             out_step.eq(0), logit_base.eq(0)]
+                             out_step.eq(0), logit_base.eq(0), sub.eq(0), in_byte.eq(0)]
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If((phase == _TAIL) & (kind == LayerKind.ATTENTION)):
@@ -306,6 +341,15 @@ class ProgramSequencer(wiring.Component):
                             with m.Case(_WORDS):
                                 with m.If(word == lc.words_last):
                                     m.d.sync += phase.eq(_TAIL)
+                                with m.Elif(lc.table):
+                                    m.d.sync += word.eq(word + 1)
+                                    with m.If(sub == lc.sub_last):  # the next byte's spikes
+                                        m.d.sync += [sub.eq(0), in_byte.eq(in_byte + 1),
+                                                     byte_base.eq(byte_base + p.embed_dim),
+                                                     word_base.eq(byte_base + p.embed_dim)]
+                                    with m.Else():
+                                        m.d.sync += [sub.eq(sub + 1),
+                                                     word_base.eq(word_base + p.cols)]
                                 with m.Else():
                                     m.d.sync += [word.eq(word + 1),
                                                  word_base.eq(word_base + p.cols)]

@@ -1,7 +1,8 @@
 """Random compositions on the layer-program accelerator, in the Amaranth simulator, exactly.
 
 Compositions of a residual embedding with blocks with and without attention or feed-forward,
-several attentions, spiking heads, on arrays that divide nothing: every position of every
+several attentions, spiking heads, and of a spike embedding of the last bytes (an MLP, or
+attention over its spikes), on arrays that divide nothing: every position of every
 stream, the logits, the next byte and the spike count of every spiking op equal the contract's
 executor. A program without attention is built without the score unit and value caches.
 """
@@ -30,7 +31,10 @@ def check(graph, rows: int, cols: int, streams):
     ({"blocks": ((True, 0), (True, 7)), "heads": 1}, 1, 5),      # two attentions, one w/o FFN
     ({"blocks": ((True, 3),), "width": 6, "heads": 3}, 3, 2),    # d = P, 3 heads
     ({"blocks": ((False, 0),), "head": (2, 5)}, 1, 3),           # norm and head only
-], ids=["no-attention", "two-attentions", "three-heads", "head-only"])
+    ({"embed": "spike", "context": 3, "width": 5, "hidden": (7, 4)}, 2, 2),   # an MLP, E > C
+    ({"embed": "spike", "context": 2, "width": 3, "hidden": (4,), "spike_attention": True,
+      "heads": 2}, 1, 4),                                                    # attention on spikes
+], ids=["no-attention", "two-attentions", "three-heads", "head-only", "mlp", "spike-attention"])
 def test_compositions_match_the_executor(kwargs, rows, cols):
     graph = random_graph(7, **{"width": 4, "window": 3, "timesteps": 2, **kwargs})
     streams = np.random.default_rng(7).integers(0, 256, size=(2, 5))
@@ -73,4 +77,27 @@ def test_random_compositions_match_the_executor(seed, heads, dh, window, timeste
     graph = random_graph(seed, width=width, heads=heads, window=window, timesteps=timesteps,
                          weight_bits=bits, blocks=tuple(blocks), head=tuple(head))
     streams = np.random.default_rng(seed).integers(0, 256, size=(1, window + 2))
+    check(graph, rows, cols, streams)
+
+
+@settings(max_examples=4, deadline=None, derandomize=True, print_blob=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), context=st.integers(1, 4), width=st.sampled_from([1, 2, 3, 5]),
+       hidden=st.lists(st.sampled_from([1, 3, 5, 7]), min_size=1, max_size=2),
+       attention=st.booleans(), heads=st.integers(1, 2), timesteps=st.integers(1, 3),
+       bits=st.sampled_from([2, 4, 8]), shape=st.sampled_from([(1, 2), (2, 2), (1, 3)]))
+def test_random_spike_compositions_match_the_executor(seed, context, width, hidden, attention,
+                                                      heads, timesteps, bits, shape):
+    """A SpikeEmbed's windows read from the spike table by the first layer, words of any
+    width against the array's (E below, equal to or above C), with or without attention."""
+    hidden = list(hidden)
+    if attention:
+        hidden[-1] = heads * 2
+    rows, cols = shape
+    if attention and heads * 2 > rows * cols and (rows * cols) % 2:
+        rows, cols = 1, 2
+    graph = random_graph(seed, embed="spike", context=context, width=width,
+                         hidden=tuple(hidden), spike_attention=attention, heads=heads,
+                         window=3, timesteps=timesteps, weight_bits=bits)
+    streams = np.random.default_rng(seed).integers(0, 256, size=(1, context + 3))
     check(graph, rows, cols, streams)

@@ -103,6 +103,6 @@ def test_params_errors():
     params = params_from_transformer(model, 2, 4)
     with pytest.raises(ValueError, match="raise weight_bits"):
         replace(params, weight_bits=4)
-    with pytest.raises(ValueError, match="start with its one EMBED"):
+    with pytest.raises(ValueError, match="needs an EMBED layer or a spike table"):
         replace(params, layers=params.layers[1:])
     assert isinstance(params, TransformerParams)

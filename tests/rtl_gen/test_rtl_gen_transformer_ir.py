@@ -76,12 +76,12 @@ def test_the_plan_refuses_an_unfused_graph_naming_the_node(model_file):
         program_params(load_graph(path), 2, 4)
 
 
-def test_the_plan_refuses_a_spike_embedding_naming_the_node():
+def test_the_plan_refuses_a_readout_of_the_spike_table_naming_the_node():
+    """The spike table is read by a spiking linear layer only (it is no spike tensor)."""
     from contract.random_model import random_graph
 
-    graph = run_pipeline(random_graph(1, embed="spike", hidden=(4,), spike_attention=True,
-                                      heads=2), [FuseLinear()])
-    with pytest.raises(FrontendError, match="node embed: the layer-program accelerator"):
+    graph = random_graph(1, embed="spike", hidden=())
+    with pytest.raises(FrontendError, match="node readout reads the SpikeEmbed's spikes"):
         program_params(graph, 2, 4)
 
 

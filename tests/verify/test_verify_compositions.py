@@ -50,7 +50,9 @@ def test_a_composition_is_the_same_integers_everywhere(tmp_path_factory, composi
 @pytest.mark.parametrize("kwargs, rows, cols", [
     ({"blocks": ((False, 5),), "head": (3,), "width": 6}, 2, 2),
     ({"blocks": ((True, 0), (True, 5)), "head": (4,), "width": 6, "heads": 3}, 2, 2),
-], ids=["no-attention", "two-attentions-and-a-head"])
+    ({"embed": "spike", "context": 2, "width": 3, "hidden": (4,), "spike_attention": True,
+      "heads": 2}, 2, 2),
+], ids=["no-attention", "two-attentions-and-a-head", "attention-over-a-spike-embedding"])
 def test_whole_builds_on_verilator(tmp_path, kwargs, rows, cols):
     """rtl_gen build and sim of compositions the shipped models are not: every position of
     every stream bit-exact on Verilator."""
