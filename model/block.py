@@ -172,7 +172,11 @@ class Block(nn.Module):
             raise ModelConfigError(f"this {type(self).__name__} already belongs to a model;"
                                    " create a new block for each model")
         self.settings = settings
-        return self._build(widths)
+        try:
+            return self._build(widths)
+        except ModelConfigError:
+            self.settings = None
+            raise
 
     def _build(self, widths: Widths) -> Widths:
         raise NotImplementedError

@@ -193,3 +193,16 @@ def test_net_config_round_trips_and_rejects_unknown_blocks():
     with pytest.raises(ModelConfigError, match="unknown block"):
         NetConfig.from_dict({**net.config.to_dict(), "blocks": [{"block": "Conv2d"}]}
                             ).make_blocks()
+
+
+def test_evaluate_and_export_take_any_composition(attention_over_spikes, tmp_path, capsys):
+    from model import evaluate, export
+
+    path = tmp_path / "attn.pt"
+    save_checkpoint(path, attention_over_spikes, {})
+    assert evaluate.main(["--ckpt", str(path), "--samples", "256"]) == 0
+    out = capsys.readouterr().out
+    assert "spiking:" in out and "firing rates: embed " in out and "attn0 " in out
+    assert export.main(["--ckpt", str(path), "--out", str(tmp_path / "x"), "--samples", "2"]) == 0
+    with np.load(tmp_path / "x" / "heldout.npz") as held:
+        assert held["input"].shape == (2, 9)  # streams of three windows
