@@ -17,7 +17,7 @@ from rtl_gen.errors import FrontendError, UnsupportedOpError
 from rtl_gen.frontend import load_graph
 from rtl_gen.interpret import interpret
 from rtl_gen.ir import Attention, Fire, GraphError, ResidualAdd
-from rtl_gen.passes import FuseLinear, default_pipeline, run_pipeline
+from rtl_gen.passes import default_pipeline, run_pipeline
 from rtl_gen.plan_program import program_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
