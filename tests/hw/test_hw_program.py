@@ -9,6 +9,8 @@ executor. A program without attention is built without the score unit and value 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +19,11 @@ from xsim import check_against_executor, params_from_transformer
 
 from contract.random_model import random_graph
 from hw.transformer import LayerKind, TransformerAccelerator
+
+#: ``pytest --fuzz-extended`` (tests/conftest.py): 100 compositions a test instead of 4
+EXTENDED = os.environ.get("SPIKEFORGE_FUZZ") == "extended"
+FUZZ = settings(max_examples=100 if EXTENDED else 4, deadline=None, derandomize=not EXTENDED,
+                print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check(graph, rows: int, cols: int, streams):
@@ -60,8 +67,7 @@ def _submodule_names(component) -> set[str]:
     return names
 
 
-@settings(max_examples=4, deadline=None, derandomize=True, print_blob=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@FUZZ
 @given(seed=st.integers(0, 2**16), heads=st.integers(1, 3), dh=st.sampled_from([1, 2, 3]),
        window=st.integers(1, 5), timesteps=st.integers(1, 3),
        blocks=st.lists(st.tuples(st.booleans(), st.sampled_from([0, 1, 3, 5])),
@@ -80,8 +86,7 @@ def test_random_compositions_match_the_executor(seed, heads, dh, window, timeste
     check(graph, rows, cols, streams)
 
 
-@settings(max_examples=4, deadline=None, derandomize=True, print_blob=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@FUZZ
 @given(seed=st.integers(0, 2**16), context=st.integers(1, 4), width=st.sampled_from([1, 2, 3, 5]),
        hidden=st.lists(st.sampled_from([1, 3, 5, 7]), min_size=1, max_size=2),
        attention=st.booleans(), heads=st.integers(1, 2), timesteps=st.integers(1, 3),
