@@ -24,13 +24,9 @@ import numpy as np
 
 from . import graph as g
 from .ops import shift_round
+from .widths import signed_bits
 
 __all__ = ["Ranges", "analyse", "signed_bits"]
-
-
-def signed_bits(bound: int) -> int:
-    """Bits of a signed register that holds every value in ``[-bound, bound]``."""
-    return int(bound).bit_length() + 1
 
 
 def _abs_max(arr) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import ops
 from .graph import run
-from .intmodel import VOCAB, ContractError, IntModel, Readout, SpikingLayer
+from .intmodel import VOCAB, ContractError, IntModel, Readout
 from .ops import accumulate, fire, next_token
 
 __all__ = ["Trace", "accumulate", "embed", "fire", "forward", "next_token", "readout"]
@@ -38,11 +38,6 @@ def embed(model: IntModel, ids) -> np.ndarray:
 def readout(spikes: np.ndarray, layer: Readout) -> np.ndarray:
     """Integer logits: the readout accumulated over all time steps."""
     return ops.readout(spikes, layer.weight, layer.bias)
-
-
-def run_layer(spikes: np.ndarray, layer: SpikingLayer) -> np.ndarray:
-    """One hidden layer: accumulate, then fire."""
-    return fire(accumulate(spikes, layer.weight), layer.bias, layer.threshold, layer.reset)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ from .ops import (
     shift_round,
     window_mask,
 )
-from .widths import layer_bound, signed_bits, step_input_bound
+from .ranges import analyse
+from .widths import signed_bits
 
 #: the executor's trace (logits of every position, spikes, peaks, tensors)
 TransformerTrace = Trace
@@ -179,14 +180,6 @@ class IntTransformer:
     def head_dim(self) -> int:
         return self.d_model // self.heads
 
-    @property
-    def population_names(self) -> tuple[str, ...]:
-        """The spiking populations in the order of :attr:`TransformerTrace.spikes`."""
-        names = []
-        for index in range(len(self.blocks)):
-            names += [f"b{index}.{p}" for p in ("norm1", "q", "k", "v", "attn", "norm2", "ff1")]
-        return (*names, "norm_f")
-
     def graph(self):
         """The model as a :class:`contract.graph.Graph`, op names as in its ONNX form."""
         from . import graph as g
@@ -280,49 +273,14 @@ class TransformerWidths:
         return signed_bits(self.logit_bound)
 
 
-def _proj_bound(proj: IntOutProj) -> int:
-    acc = int(np.abs(proj.weight).sum(axis=1).max(initial=0))
-    return int(shift_round(np.array(acc), proj.shift))
-
-
-def _norm_bound(norm: IntNorm, residual: int, steps: int) -> int:
-    overshoot = int(np.maximum(norm.reset - norm.threshold, 0).max(initial=0))
-    return steps * (residual + int(np.abs(norm.bias).max(initial=0))) + overshoot
-
-
-def _attention_bound(block: IntBlock, head_dim: int) -> int:
-    """``max_h sum_δ max(0, d_h + P[h, δ])``: every key at its best score, every value 1."""
-    return int(np.maximum(head_dim + block.score_bias, 0).sum(axis=1).max(initial=0))
-
-
 def derive_transformer_widths(model: IntTransformer) -> TransformerWidths:
-    """Bounds that no input can exceed (see docs/transformer.md, "Widths")."""
-    steps = model.timesteps
-    residual = int(np.abs(model.tok_embed).max(initial=0))
-    residual_peak = residual
-    membranes = []
-    attn = 0
-    score = 0
-    dh = model.head_dim
-    for block in model.blocks:
-        membranes.append(_norm_bound(block.norm1, residual, steps))
-        membranes += [layer_bound(layer, steps) for layer in (block.q, block.k, block.v)]
-        a = _attention_bound(block, dh)
-        attn = max(attn, a)
-        score = max(score, dh + int(np.abs(block.score_bias).max(initial=0)))
-        overshoot = int(np.maximum(block.attn_reset - block.attn_threshold, 0).max(initial=0))
-        membranes.append(steps * a + overshoot)
-        residual += _proj_bound(block.out)
-        residual_peak = max(residual_peak, residual)
-        membranes.append(_norm_bound(block.norm2, residual, steps))
-        membranes.append(layer_bound(block.ff1, steps))
-        residual += _proj_bound(block.ff2)
-        residual_peak = max(residual_peak, residual)
-    membranes.append(_norm_bound(model.norm_f, residual, steps))
+    """Bounds that no input can exceed (see docs/transformer.md, "Widths"): the range analysis
+    per op (:func:`contract.ranges.analyse`) of the model's graph."""
+    ranges = analyse(model.graph())
     return TransformerWidths(
-        residual_bound=residual_peak,
-        membrane_bound=max(membranes),
-        attn_current_bound=attn,
-        score_bound=score,
-        logit_bound=steps * step_input_bound(model.readout),
+        residual_bound=ranges.residual,
+        membrane_bound=ranges.membrane,
+        attn_current_bound=ranges.attn_current,
+        score_bound=ranges.score,
+        logit_bound=ranges.logit,
     )

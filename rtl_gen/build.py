@@ -34,7 +34,8 @@ from contract.onnx_io import to_onnx
 from .errors import BuildError, VerificationError
 from .frontend import load_graph
 from .interpret import interpret
-from .ir import Graph, SpikeEmbed
+from .ir import Graph
+from .machines import checks_streams
 from .passes import default_pipeline, run_pipeline
 from .passes.scale_thresholds import parse_scale
 from .targets import get_target
@@ -190,13 +191,6 @@ def _load_inputs(state: BuildState, context: int, streams: bool) -> None:
         raise BuildError(f"inputs must have shape [N, {context}], not {ids.shape}")
     if ids.min() < 0 or ids.max() > 255:
         raise BuildError("inputs must be byte values 0..255")
-
-
-def checks_streams(graph: Graph) -> bool:
-    """Whether a build checks whole byte streams, every position (the layer-program
-    accelerator, which runs a byte at a time), or windows at their last position (a chain
-    that starts from a SpikeEmbed and has no attention)."""
-    return graph.causal_window is not None or not graph.of_type(SpikeEmbed)
 
 
 def step_frontend(state: BuildState) -> None:

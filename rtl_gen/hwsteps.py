@@ -15,7 +15,8 @@ from sim.runner import TESTBENCH
 
 from . import hwsteps_program as xsteps
 from .build import BuildState
-from .plan import is_chain, plan_hardware
+from .machines import is_chain
+from .plan import plan_hardware
 from .report import save_report
 from .targets import get_target
 

@@ -116,10 +116,14 @@ def ideal_cycles(p: TransformerParams, tensors: dict, ids: np.ndarray) -> np.nda
     return total / p.pes
 
 
-def population_names(graph) -> list[str]:
-    """Readable names of the spiking ops: the neuron's node (``b0_q`` of a fused
-    ``b0_q_acc+b0_q_fire``), in graph order."""
-    return [op.name.split("+")[-1].removesuffix("_fire") for op in graph.ops if op.fires]
+def counted_rates(graph, trace) -> dict[str, float]:
+    """The reference's firing rate of every population the hardware counts (every spiking op
+    but a SpikeEmbed, whose spikes come from a ROM), by a readable name: the neuron's node
+    (``b0_q`` of a fused ``b0_q_acc+b0_q_fire``), in graph order."""
+    populations = [op for op in graph.ops if op.fires]
+    return {op.name.split("+")[-1].removesuffix("_fire"): rate
+            for op, rate in zip(populations, trace.firing_rates(), strict=True)
+            if not isinstance(op, SpikeEmbed)}
 
 
 def step_report(state, top_module: str, synth_module: str) -> None:
@@ -129,11 +133,7 @@ def step_report(state, top_module: str, synth_module: str) -> None:
     p, graph = plan.params, plan.graph
     ideal = ideal_cycles(p, trace.tensors, state.inputs)
     full = key_counts(state.inputs.shape[1], p.window) == p.window
-    names = population_names(graph)
-    rates = dict(zip(names, trace.firing_rates(), strict=True))
-    names = [name for name, op in zip(names, (op for op in graph.ops if op.fires), strict=True)
-             if not isinstance(op, SpikeEmbed)]  # a SpikeEmbed's spikes come from a ROM
-    rates = {name: rates[name] for name in names}
+    rates = counted_rates(graph, trace)
     weights = sum(int(layer.weight.size) for layer in p.layers if layer.weight is not None)
     report = {
         "arch": "transformer",
@@ -171,7 +171,7 @@ def step_report(state, top_module: str, synth_module: str) -> None:
         "golden_positions": int(state.inputs.size),
         "full_context_positions": int(state.inputs.shape[0] * full.sum()),
         "firing_rates": rates,
-        "spiking_layer_names": names,
+        "spiking_layer_names": list(rates),
         "spiking_layer_sizes": [p.layers[i].n_out for i in p.spiking_layers],
         "cycles_per_inference": None,
         "ideal_cycles_per_inference": round(float(ideal.mean()), 1),

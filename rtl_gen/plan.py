@@ -18,24 +18,11 @@ from contract.widths import Widths
 from hw.params import AcceleratorParams, HiddenLayerParams, ReadoutParams
 
 from .errors import FrontendError, TargetFitError
-from .ir import Graph, Readout, SpikeEmbed, SpikingLinear
+from .ir import Graph
+from .machines import is_chain
 from .targets import Target
 
-__all__ = ["HardwarePlan", "MemoryPlan", "accelerator_params", "is_chain", "plan_hardware",
-           "to_int_model"]
-
-
-def is_chain(graph: Graph) -> bool:
-    """Whether a fused graph is a chain ``SpikeEmbed, SpikingLinear*, Readout`` with one
-    threshold and reset per layer: what the layer-chain accelerator (``hw.Accelerator``) runs.
-    Every other graph goes to the layer-program accelerator (``hw.transformer``)."""
-    first, *middle, last = graph.ops if len(graph.ops) >= 3 else (None, None)
-    if not isinstance(first, SpikeEmbed) or not isinstance(last, Readout):
-        return False
-    chain = [first, *middle, last]
-    wired = all(b.inputs == (a.output,) for a, b in zip(chain, chain[1:], strict=False))
-    return wired and all(isinstance(op, SpikingLinear) and op.threshold.ndim == 0
-                         and op.reset.ndim == 0 for op in middle)
+__all__ = ["HardwarePlan", "MemoryPlan", "accelerator_params", "plan_hardware", "to_int_model"]
 
 
 def to_int_model(graph: Graph) -> IntModel:

@@ -22,6 +22,7 @@ from hw.transformer.layout import const_lane_bits
 
 from .errors import FrontendError, TargetFitError
 from .ir import (
+    Accumulate,
     Attention,
     Fire,
     Graph,
@@ -93,7 +94,7 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
                                  bias=op.bias, source=op.inputs[0]))
         else:
             hint = (": an Accumulate must be fused with the one TernaryIF that reads it (the"
-                    " FuseLinear pass)" if type(op).__name__ == "Accumulate" else "")
+                    " FuseLinear pass)" if isinstance(op, Accumulate) else "")
             raise FrontendError(f"node {op.name}: the layer-program accelerator has no layer for"
                                 f" {type(op).__name__}{hint}")
     return tuple(layers)

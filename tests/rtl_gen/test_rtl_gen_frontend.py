@@ -14,8 +14,9 @@ from rtl_gen.errors import FrontendError, UnsupportedOpError
 from rtl_gen.frontend import load_graph
 from rtl_gen.interpret import interpret
 from rtl_gen.ir import Readout, SpikeEmbed, SpikingLinear
+from rtl_gen.machines import is_chain
 from rtl_gen.passes import FuseLinear, ScaleThresholds, run_pipeline
-from rtl_gen.plan import is_chain, to_int_model
+from rtl_gen.plan import to_int_model
 
 
 def save(model, path):
@@ -97,3 +98,24 @@ def test_float_weights_are_refused(tmp_path):
     init.CopyFrom(onnx.numpy_helper.from_array(arr, "accumulate0_w"))
     with pytest.raises(FrontendError, match="integers"):
         load_graph(save(model, tmp_path / "f.onnx"))
+
+
+def test_the_golden_form_follows_the_accelerator():
+    """A chain with one threshold per layer is checked as windows (the chain accelerator);
+    the same chain with a threshold per neuron runs on the layer-program accelerator, which is
+    checked at every position of whole streams."""
+    from dataclasses import replace
+
+    from contract.random_model import random_graph
+    from rtl_gen.ir import Fire
+    from rtl_gen.machines import checks_streams
+
+    graph = random_graph(2, embed="spike", hidden=(5,))
+    assert not checks_streams(graph)
+    per_neuron = graph.replace_ops(
+        replace(op, threshold=np.broadcast_to(op.threshold, op.bias.shape),
+                reset=np.broadcast_to(op.reset, op.bias.shape)) if isinstance(op, Fire) else op
+        for op in graph.ops)
+    assert checks_streams(per_neuron)
+    assert checks_streams(random_graph(2, embed="spike", hidden=(4,), spike_attention=True))
+    assert checks_streams(random_graph(2))

@@ -61,7 +61,7 @@ def test_front_end_and_passes_keep_every_integer(model_file):
     assert "Accumulate" not in kinds
     assert np.array_equal(interpret(fused, ids).logits, expected)
     trace = interpret(fused, ids)
-    assert len(trace.spikes) == len(model.population_names)
+    assert len(trace.spikes) == len(model.graph().population_names)
     assert all(0.01 < r < 0.99 for r in trace.firing_rates())
 
 
