@@ -26,15 +26,15 @@ __all__ = ["SynthTop"]
 
 
 class SynthTop(wiring.Component):
-    """:class:`hw.Accelerator` (or, from :class:`TransformerParams`, the transformer's
-    accelerator, whose token beats carry a restart flag in bit 8) behind a pin-frugal
-    interface (see the module docstring)."""
+    """:class:`hw.Accelerator` (or, from :class:`TransformerParams`, the layer-program
+    accelerator, whose token beats carry a restart flag in bit 8 and a hold flag in bit 9)
+    behind a pin-frugal interface (see the module docstring)."""
 
     def __init__(self, params: AcceleratorParams | TransformerParams):
         if isinstance(params, AcceleratorParams):
             counters, token_bits = params.spike_counters, 8
         elif isinstance(params, TransformerParams):
-            counters, token_bits = len(params.spiking_layers), 9
+            counters, token_bits = len(params.spiking_layers), 10
         else:
             raise TypeError(f"params must be an AcceleratorParams or a TransformerParams, not"
                             f" {params!r}")

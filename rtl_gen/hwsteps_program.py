@@ -50,7 +50,7 @@ def step_plan(state, top_module: str) -> None:
     for bank, image in enumerate(const_bank_images(p)):
         _write_hex(mem / f"consts_row{bank}.hex", image, p.cols * const_lane_bits(p))
     if p.spike_table is not None:
-        _write_hex(mem / "spike_table.hex", spike_table_image(p), 2 * p.cols)
+        _write_hex(mem / "spike_table.hex", spike_table_image(p), 2 * p.embed_dim)
     state.plan = plan
     (state.dir / "plan.json").write_text(json.dumps({
         "arch": "transformer",

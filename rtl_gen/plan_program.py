@@ -127,9 +127,11 @@ def _shape(graph: Graph) -> tuple[int, int, int]:
     return d_model, first.heads if first else 1, first.window if first else 1
 
 
-def program_params(graph: Graph, rows: int, cols: int) -> tuple[TransformerParams, Ranges]:
-    """``hw.transformer``'s parameters for a fused graph on a ``rows`` x ``cols`` array, and the
-    graph's range analysis (which sets the widths)."""
+def program_params(graph: Graph, rows: int, cols: int, dense: bool = False
+                   ) -> tuple[TransformerParams, Ranges]:
+    """``hw.transformer``'s parameters for a fused graph on a ``rows`` x ``cols`` array (the
+    scanner in ``dense`` mode: every input lane a cycle), and the graph's range analysis (which
+    sets the widths)."""
     d_model, heads, window = _shape(graph)
     layers = _layers(graph)
     ranges = analyse(graph)
@@ -147,7 +149,7 @@ def program_params(graph: Graph, rows: int, cols: int) -> tuple[TransformerParam
         rows=rows, cols=cols, timesteps=graph.timesteps, window=window,
         d_model=d_model, heads=heads, layers=layers,
         spike_table=None if spikes is None else spikes.table,
-        context=1 if spikes is None else spikes.context,
+        context=1 if spikes is None else spikes.context, dense=dense,
         weight_bits=max(graph.weight_bits, signed_bits(int(np.abs(tokens).max(initial=0)))),
         bias_bits=signed_bits(biggest_bias), const_bits=max(1, biggest_const.bit_length()),
         membrane_bits=max(signed_bits(ranges.datapath), biggest_const.bit_length() + 1),
@@ -184,7 +186,7 @@ def _memories(p: TransformerParams, target: Target) -> tuple[MemoryPlan, ...]:
     if p.attentions:
         shapes.append(("value caches", p.rows, 2 * p.cols, p.v_depth))
     if p.spike_table is not None:
-        shapes.append(("spike table", 1, 2 * p.cols, p.table_depth))
+        shapes.append(("spike table", 1, 2 * p.embed_dim, p.table_depth))
     return tuple(MemoryPlan(name, count, width, depth, count * target.brams_for(width, depth))
                  for name, count, width, depth in shapes)
 

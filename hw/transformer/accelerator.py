@@ -83,18 +83,23 @@ class TransformerAccelerator(wiring.Component):
 
     Ports
     -----
-    tokens : In(stream.Signature(unsigned(9)))
+    tokens : In(stream.Signature(unsigned(10)))
         One beat per byte of the stream: bits 0..7 the byte, bit 8 set on the first byte of
-        a new stream (the key/value cache starts empty). Ready while the accelerator waits.
+        a new stream (the key/value cache and the context window start empty), bit 9
+        (``hold``) set on a byte that only enters the context window: no layer runs and no
+        logits come out (for a program without attention, whose positions depend on the window
+        alone, a window of ``k`` bytes is ``k - 1`` held bytes and the last). Ready while the
+        accelerator waits.
     logits : Out(stream.Signature(signed(Mb)))
         The 256 logits of the byte's position, index order.
     next_token : Out(stream.Signature(unsigned(8)))
         Their arg-max (lowest index on ties), after the logits.
     cycles : Out(unsigned(32))
-        Cycles of the last byte: from its beat on ``tokens`` to its ``next_token`` beat.
+        Cycles of the last inference: from the beat on ``tokens`` of its first byte (held or
+        not) to its ``next_token`` beat.
     spike_counts : Out(ArrayLayout(unsigned(24), S))
         Non-zero spikes written by each spiking layer (:attr:`TransformerParams.spiking_layers`)
-        for the last byte; cleared when a byte arrives, final from its ``next_token`` beat.
+        for the last inference; cleared at its first byte, final from its ``next_token`` beat.
 
     Dataflow: sequencer → register slice → word fetch → register slice → scanner ─┐
     sequencer → score unit ───────────────────────────────────────────────────────┴→ array →
@@ -106,7 +111,7 @@ class TransformerAccelerator(wiring.Component):
             raise TypeError(f"params must be a TransformerParams, not {params!r}")
         self._params = params
         super().__init__({
-            "tokens": In(stream.Signature(unsigned(9))),
+            "tokens": In(stream.Signature(unsigned(10))),
             "logits": Out(stream.Signature(signed(params.membrane_bits))),
             "next_token": Out(stream.Signature(unsigned(8))),
             "cycles": Out(unsigned(32)),
@@ -124,13 +129,12 @@ class TransformerAccelerator(wiring.Component):
         rows = p.rows
 
         m.submodules.array = array = TransformerArray(p)
-        # one cycle more than the array needs: its registered spike count lands in the layer
-        m.submodules.sequencer = seq = ProgramSequencer(p, drain=array.latency + 1)
+        m.submodules.sequencer = seq = ProgramSequencer(p, drain=array.latency)
         m.submodules.fetch = fetch = WordFetch(
-            seq.meta_layout, lanes=p.cols, sources=seq.sources, raddr_bits=p.raddr_bits)
+            seq.meta_layout, lanes=p.lanes, sources=seq.sources, raddr_bits=p.raddr_bits)
         m.submodules.scanner = scanner = Scanner(
-            p.cols, addr_bits=p.addr_bits, oaddr_bits=p.oaddr_bits, readout_gap=rows,
-            token=token_layout(p))
+            p.lanes, addr_bits=p.addr_bits, oaddr_bits=p.oaddr_bits, readout_gap=rows,
+            dense=p.dense, token=token_layout(p))
         # the score unit exists only for a program that attends
         score = ScoreUnit(p) if p.attentions else None
         if score is not None:
@@ -186,18 +190,23 @@ class TransformerAccelerator(wiring.Component):
 
         if p.spike_table is not None:  # the context's spikes, read by a LINEAR of the table
             m.submodules.spike_table = table = Memory(
-                shape=unsigned(2 * p.cols), depth=p.table_depth, init=spike_table_image(p))
+                shape=unsigned(2 * p.embed_dim), depth=p.table_depth, init=spike_table_image(p))
             read = table.read_port()
             m.d.comb += [read.addr.eq(fetch.mem_addr), read.en.eq(fetch.mem_en),
                          fetch.mem_data[seq.source_table].eq(read.data)]
 
         logit_memory(m, streamer, array.logits)
 
-        arrived = self.tokens.valid & self.tokens.ready
-        # ``fired`` lags the spikes by two cycles, the drain after a layer covers one: the
-        # counts follow the layer number of one cycle before.
-        counted_layer = Signal.like(seq.layer)
-        m.d.sync += counted_layer.eq(seq.layer)
+        # an inference starts with the first byte after one that was not held
+        beat = self.tokens.valid & self.tokens.ready
+        held = Signal()
+        with m.If(beat):
+            m.d.sync += held.eq(self.tokens.payload[9])
+        arrived = beat & ~held
+        # ``fired`` lags the spikes by two cycles: the counts follow the layer number of two
+        # cycles before (the next layer's first spikes come far later than that).
+        layer_1, counted_layer = Signal.like(seq.layer), Signal.like(seq.layer)
+        m.d.sync += [layer_1.eq(seq.layer), counted_layer.eq(layer_1)]
         for index, layer in enumerate(p.spiking_layers):
             counter = self.spike_counts[index]
             with m.If(arrived):

@@ -96,18 +96,13 @@ def const_bank_images(p: TransformerParams) -> list[list[int]]:
 
 
 def spike_table_image(p: TransformerParams) -> list[int]:
-    """The spike table ROM: row ``b << table_row_bits | (t * table_words + j)``, lane ``c``:
-    the spike code (``0b01`` +1, ``0b11`` -1) of ``table[b, t, j C + c]`` (0 past ``E``)."""
+    """The spike table ROM: row ``b << table_row_bits | t``, lane ``e``: the spike code
+    (``0b01`` +1, ``0b11`` -1) of ``table[b, t, e]``."""
     if p.spike_table is None:
         return []
-    words, cols = p.table_words, p.cols
-    padded = np.zeros((256, p.timesteps, words * cols), dtype=np.int64)
-    padded[:, :, :p.embed_dim] = p.spike_table
-    codes = np.where(padded > 0, 0b01, np.where(padded < 0, 0b11, 0))
+    codes = np.where(p.spike_table > 0, 0b01, np.where(p.spike_table < 0, 0b11, 0))
     image = [0] * p.table_depth
     for b in range(256):
         for t in range(p.timesteps):
-            for j in range(words):
-                row = codes[b, t, j * cols:(j + 1) * cols]
-                image[b << p.table_row_bits | (t * words + j)] = pack(row, 2)
+            image[b << p.table_row_bits | t] = pack(codes[b, t], 2)
     return image

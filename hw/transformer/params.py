@@ -156,6 +156,7 @@ class TransformerParams:
     score_bits: int
     spike_table: np.ndarray | None = None
     context: int = 1
+    dense: bool = False
 
     def __post_init__(self):
         for name in ("rows", "cols", "timesteps", "window", "d_model", "heads", "weight_bits",
@@ -170,6 +171,8 @@ class TransformerParams:
                 f"the array's {self.pes} PEs must hold whole heads of {dh} channels (or all"
                 f" {self.d_model}): choose --rows x --cols a multiple of {dh}")
         object.__setattr__(self, "context", positive_int("context", self.context))
+        if not isinstance(self.dense, bool):
+            raise TypeError(f"dense must be a bool, not {self.dense!r}")
         if self.spike_table is not None:
             table = int_array("spike_table", self.spike_table, np.shape(self.spike_table))
             if table.ndim != 3 or table.shape[:2] != (VOCAB, self.timesteps):
@@ -344,14 +347,15 @@ class TransformerParams:
         return 0 if self.spike_table is None else self.spike_table.shape[2]
 
     @property
-    def table_words(self) -> int:
-        """Words of ``C`` lanes per context byte and step: ``ceil(E / C)``."""
-        return max(1, -(-self.embed_dim // self.cols))
+    def lanes(self) -> int:
+        """Lanes of a scanner word: ``max(C, E)`` (a spike-table word holds a context byte's
+        ``E`` spikes of one step, a spike-bank word ``C``)."""
+        return max(self.cols, self.embed_dim)
 
     @property
     def table_row_bits(self) -> int:
-        """Low address bits of the spike table: ``t * table_words + j`` below ``2^bits``."""
-        return address_bits(self.timesteps * self.table_words)
+        """Low address bits of the spike table: step ``t`` below ``2^bits``."""
+        return address_bits(self.timesteps)
 
     @property
     def table_depth(self) -> int:

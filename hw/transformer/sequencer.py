@@ -52,7 +52,8 @@ class ProgramSequencer(wiring.Component):
 
     Ports
     -----
-    tokens : In(stream.Signature(unsigned(9)))  -- a byte; bit 8 set: it starts a new stream
+    tokens : In(stream.Signature(unsigned(10)))  -- a byte; bit 8 set: it starts a new stream;
+        bit 9 set: ``hold``, the byte only enters the context window (no layer runs, no output)
     requests : Out(stream.Signature(request_layout))  -- to the word fetch and the scanner
     score_requests : Out(stream.Signature(score_request_layout))  -- to the score unit
     idle : In(1)  -- fetch, scanner and score unit hold nothing
@@ -67,10 +68,10 @@ class ProgramSequencer(wiring.Component):
         self._params = params
         self._drain = positive_int("drain", drain)
         p = params
-        self._meta_layout = meta_layout(token_layout(p), p.cols, 1)
+        self._meta_layout = meta_layout(token_layout(p), p.lanes, 1)
         self._request_layout = request_layout(self._meta_layout, self.sources, p.raddr_bits)
         super().__init__({
-            "tokens": In(stream.Signature(unsigned(9))),
+            "tokens": In(stream.Signature(unsigned(10))),
             "requests": Out(stream.Signature(self._request_layout)),
             "score_requests": Out(stream.Signature(score_request_layout(p))),
             "idle": In(1),
@@ -109,8 +110,8 @@ class ProgramSequencer(wiring.Component):
             dest = p.regions.get(layer.dest) if layer.dest else None
             words = -(-layer.n_in // p.cols) if kind in (
                 LayerKind.LINEAR, LayerKind.RESIDUAL, LayerKind.READOUT) else 1
-            if layer.table:  # table_words words of each context byte, every step
-                words = p.context * p.table_words
+            if layer.table:  # one word of E lanes per context byte, every step
+                words = p.context
             n_in = layer.n_in
             dest_kind = _DEST_SPIKES
             if dest is not None and dest.v_bank:
@@ -122,7 +123,7 @@ class ProgramSequencer(wiring.Component):
                 "first": {LayerKind.NORM: _PRE, LayerKind.ATTENTION: _TAIL}.get(kind, _WORDS),
                 "tiles_last": p.tiles[index] - 1,
                 "words_last": words - 1,
-                "lanes": p.cols,
+                "lanes": p.embed_dim if layer.table else p.cols,
                 "last_lanes": (n_in - (words - 1) * p.cols) if words > 1 or n_in else 1,
                 "n_in": n_in,
                 "wbase": p.weight_bases[index],
@@ -141,11 +142,9 @@ class ProgramSequencer(wiring.Component):
                 "v_base": p.regions[layer.values].base if layer.values else 0,
                 "bias_base": attention * p.model_tiles * p.window,
                 "table": int(layer.table),
-                "sub_last": p.table_words - 1 if layer.table else 0,
-                "byte_lanes": p.embed_dim - (p.table_words - 1) * p.cols if layer.table else 1,
             }
             if layer.table:
-                c["in_base"], c["in_tiles"] = 0, p.table_words
+                c["in_base"], c["in_tiles"], c["last_lanes"] = 0, 1, p.embed_dim
             if kind == LayerKind.EMBED:
                 c["last_lanes"] = 1
             if kind == LayerKind.ATTENTION:
@@ -194,9 +193,6 @@ class ProgramSequencer(wiring.Component):
         # the window of the last ``context`` bytes (oldest first), for a LINEAR of the table
         k = p.context
         window = Array(Signal(8, name=f"window{i}") for i in range(k))
-        sub = Signal(range(p.table_words))
-        in_byte = Signal(range(k))
-        byte_base = Signal(big)
 
         idle_r = Signal()
         m.d.sync += idle_r.eq(self.idle)
@@ -217,8 +213,6 @@ class ProgramSequencer(wiring.Component):
         tok = meta.token
         sreq = self.score_requests.payload
         is_embed = kind == LayerKind.EMBED
-        table_row = Signal(p.table_row_bits)
-        m.d.comb += table_row.eq(step_row + sub)
         with m.Switch(phase):
             with m.Case(_WORDS):
                 m.d.comb += [
@@ -228,11 +222,10 @@ class ProgramSequencer(wiring.Component):
                     req.src.eq(Mux(is_embed, SOURCE_ONE, 1 + bank)),
                     req.raddr.eq(row_addr),
                 ]
-                with m.If(lc.table):  # byte ``in_byte`` of the window, sub-word ``sub``
+                with m.If(lc.table):  # byte ``word`` of the window, step ``step``
                     m.d.comb += [
-                        meta.nlanes.eq(Mux(sub == lc.sub_last, lc.byte_lanes, lc.lanes)),
                         req.src.eq(self.source_table),
-                        req.raddr.eq(Cat(table_row, window[in_byte])),
+                        req.raddr.eq(Cat(step_row[:p.table_row_bits], window[word])),
                     ]
             with m.Case(_PRE):
                 m.d.comb += [tok.kind.eq(TokenKind.RESID), tok.addr.eq(res_addr)]
@@ -266,8 +259,7 @@ class ProgramSequencer(wiring.Component):
                 m.next = "DRAIN"
             with m.Else():
                 m.d.sync += [
-                    tile.eq(tile + 1), step.eq(0), word.eq(0), bank.eq(0), sub.eq(0),
-                    in_byte.eq(0), byte_base.eq(tile_base + lc.n_in),
+                    tile.eq(tile + 1), step.eq(0), word.eq(0), bank.eq(0),
                     tile_base.eq(tile_base + lc.n_in), word_base.eq(tile_base + lc.n_in),
                     row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
                     c_addr.eq(c_addr + 1), res_addr.eq(tile + 1), out_step.eq(tile + 1),
@@ -281,7 +273,6 @@ class ProgramSequencer(wiring.Component):
             with m.Else():
                 m.d.sync += [
                     step.eq(step + 1), word.eq(0), bank.eq(0), word_base.eq(tile_base),
-                    sub.eq(0), in_byte.eq(0), byte_base.eq(tile_base),
                     step_row.eq(step_row + lc.in_tiles), row_addr.eq(step_row + lc.in_tiles),
                     res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
                 ]
@@ -291,21 +282,22 @@ class ProgramSequencer(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.tokens.ready.eq(1)
                 with m.If(self.tokens.valid):
+                    restart, hold = self.tokens.payload[8], self.tokens.payload[9]
                     m.d.sync += [byte.eq(self.tokens.payload[:8]), layer.eq(0), fresh.eq(0)]
                     m.d.sync += window[k - 1].eq(self.tokens.payload[:8])
                     for i in range(k - 1):  # a new stream starts after zero bytes
-                        m.d.sync += window[i].eq(Mux(self.tokens.payload[8] | fresh, 0,
-                                                     window[i + 1]))
-                    with m.If(self.tokens.payload[8] | fresh):
+                        m.d.sync += window[i].eq(Mux(restart | fresh, 0, window[i + 1]))
+                    with m.If(restart | fresh):
                         m.d.sync += [count.eq(1), cur.eq(0), slot_base.eq(0), attn_off.eq(0)]
-                    with m.Else():
+                    with m.Elif(~hold):  # a held byte is no position of the key/value caches
                         with m.If(count != w):
                             m.d.sync += [count.eq(count + 1), attn_off.eq(attn_off + tiles_d)]
                         with m.If(cur == w - 1):
                             m.d.sync += [cur.eq(0), slot_base.eq(0)]
                         with m.Else():
                             m.d.sync += [cur.eq(cur + 1), slot_base.eq(slot_base + stride)]
-                    m.next = "LAYER"
+                    with m.If(~hold):
+                        m.next = "LAYER"
             with m.State("LAYER"):
                 with m.Switch(layer):
                     for index, c in enumerate(consts):
@@ -313,7 +305,6 @@ class ProgramSequencer(wiring.Component):
                             m.d.sync += [
                                 lc.eq(lc_layout.const(c)),
                                 tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
-                                byte_base.eq(c["wbase"]),
                                 row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
                                 phase.eq(c["first"]),
                                 bias_tile.eq(c["bias_base"]),
@@ -327,7 +318,7 @@ class ProgramSequencer(wiring.Component):
                             else:
                                 m.d.sync += out_origin.eq(c["out_base"])
                 m.d.sync += [tile.eq(0), step.eq(0), word.eq(0), bank.eq(0), res_addr.eq(0),
-                             out_step.eq(0), logit_base.eq(0), sub.eq(0), in_byte.eq(0)]
+                             out_step.eq(0), logit_base.eq(0)]
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If((phase == _TAIL) & (kind == LayerKind.ATTENTION)):
@@ -341,18 +332,9 @@ class ProgramSequencer(wiring.Component):
                             with m.Case(_WORDS):
                                 with m.If(word == lc.words_last):
                                     m.d.sync += phase.eq(_TAIL)
-                                with m.Elif(lc.table):
-                                    m.d.sync += word.eq(word + 1)
-                                    with m.If(sub == lc.sub_last):  # the next byte's spikes
-                                        m.d.sync += [sub.eq(0), in_byte.eq(in_byte + 1),
-                                                     byte_base.eq(byte_base + p.embed_dim),
-                                                     word_base.eq(byte_base + p.embed_dim)]
-                                    with m.Else():
-                                        m.d.sync += [sub.eq(sub + 1),
-                                                     word_base.eq(word_base + p.cols)]
                                 with m.Else():
                                     m.d.sync += [word.eq(word + 1),
-                                                 word_base.eq(word_base + p.cols)]
+                                                 word_base.eq(word_base + lc.lanes)]
                                     with m.If(bank == p.rows - 1):
                                         m.d.sync += [bank.eq(0), row_addr.eq(row_addr + 1)]
                                     with m.Else():

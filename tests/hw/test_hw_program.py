@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from xsim import check_against_executor, params_from_transformer
+from xsim import check_against_executor, params_from_transformer, run_streams
 
+from contract.graph import run
 from contract.random_model import random_graph
 from hw.transformer import LayerKind, TransformerAccelerator
 
@@ -106,3 +107,48 @@ def test_random_spike_compositions_match_the_executor(seed, context, width, hidd
                          window=3, timesteps=timesteps, weight_bits=bits)
     streams = np.random.default_rng(seed).integers(0, 256, size=(1, context + 3))
     check(graph, rows, cols, streams)
+
+
+def scan_cycles(params, spikes) -> int:
+    """Cycles the scanner spends on one inference of a chain (docs/architecture.md, "Cycles"):
+    per layer, tile and step ``Σ max(1, nnz)`` over the input words (their lanes in dense
+    mode; a spike-table word is a context byte's ``E`` spikes, any other ``C``) plus a FIRE,
+    plus a READOUT per readout tile. ``spikes``: ``[T, n]`` per layer's input."""
+    total = 0
+    for layer, tiles, s in zip(params.layers, params.tiles, spikes, strict=True):
+        lanes = params.embed_dim if layer.table else params.cols
+        per_tile = layer.kind == LayerKind.READOUT
+        for t in range(params.timesteps):
+            for start in range(0, s.shape[1], lanes):
+                word = s[t, start:start + lanes]
+                per_tile += word.size if params.dense else max(1, int(np.count_nonzero(word)))
+            per_tile += 1
+        total += tiles * per_tile
+    return total
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+@pytest.mark.parametrize("kwargs, rows, cols", [
+    ({"context": 3, "width": 5, "hidden": (7, 4)}, 2, 2),   # E > C: one 5-lane word a byte
+    ({"context": 2, "width": 3, "hidden": (6,)}, 1, 4),     # E < C
+])
+def test_windows_of_a_chain_are_exact_with_the_scan_and_a_fixed_overhead(kwargs, rows, cols,
+                                                                          dense):
+    """A program without attention takes a window as ``k - 1`` held bytes and the last: the
+    logits and spike counts of its last position equal the executor's, and every cycle
+    beyond the scan is a fixed cost, ``k + layers * (R + 10) + 258`` (the held bytes,
+    each layer's pipeline fill and drain, the output)."""
+    graph = random_graph(11, embed="spike", timesteps=2, **kwargs)
+    k = graph.context
+    params = params_from_transformer(graph, rows, cols, dense=dense)
+    windows = np.random.default_rng(3).integers(0, 256, size=(3, k))
+    trace = run(graph, windows)
+    seen = run_streams(params, windows, window=k)
+    overhead = k + len(params.layers) * (rows + 10) + 258
+    for n, (position,) in enumerate(seen):
+        assert np.array_equal(position.logits, trace.logits[n, -1]), f"window {n}"
+        assert position.token == int(np.argmax(trace.logits[n, -1]))
+        assert position.spike_counts.tolist() == [int(np.count_nonzero(s[n, :, -1]))
+                                                  for s in trace.spikes[1:]]
+        inputs = [s[n, :, -1] for s in trace.spikes]
+        assert position.cycles == scan_cycles(params, inputs) + overhead, f"window {n}"

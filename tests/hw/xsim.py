@@ -21,14 +21,15 @@ from rtl_gen.passes import default_pipeline, run_pipeline
 from rtl_gen.plan_program import program_params
 
 
-def params_from_transformer(model, rows: int, cols: int) -> TransformerParams:
+def params_from_transformer(model, rows: int, cols: int, dense: bool = False
+                            ) -> TransformerParams:
     """The compiler's path: ONNX, front end, passes, plan (of an ``IntTransformer`` or of any
     :class:`contract.graph.Graph`)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
         onnx.save(to_onnx(model), path)
         graph = run_pipeline(load_graph(path), default_pipeline())
-    return program_params(graph, rows, cols)[0]
+    return program_params(graph, rows, cols, dense)[0]
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,12 @@ class Position:
     spike_counts: np.ndarray
 
 
-def run_streams(params: TransformerParams, streams, *, stall_seed=None,
+def run_streams(params: TransformerParams, streams, *, stall_seed=None, window: int = 1,
                 max_cycles: int = 200_000) -> list[list[Position]]:
     """Every byte of every stream through an Amaranth simulation of the harness; the first
-    byte of each stream is flagged ``restart``."""
-    dut = StreamHarness(params, stall_seed=stall_seed)
+    byte of each stream is flagged ``restart``. With ``window`` ``k``, each stream is one
+    window of ``k`` bytes, one inference (``[[Position]]`` per window)."""
+    dut = StreamHarness(params, stall_seed=stall_seed, window=window)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     out: list[list[Position]] = []
@@ -55,8 +57,10 @@ def run_streams(params: TransformerParams, streams, *, stall_seed=None,
         await ctx.tick()
         for stream in streams:
             seen = []
-            for index, byte in enumerate(stream):
-                ctx.set(dut.context, int(byte) | int(index == 0) << 8)
+            starts = [stream] if window > 1 else [[byte] for byte in stream]
+            for index, part in enumerate(starts):
+                word = sum(int(byte) << 8 * i for i, byte in enumerate(part))
+                ctx.set(dut.context, word | int(index == 0) << 8 * window)
                 await start_and_wait(ctx, dut, max_cycles)
                 seen.append(Position(
                     logits=np.array(unpack(ctx.get(dut.logits_flat), 256, mb), dtype=np.int64),
