@@ -107,7 +107,7 @@ def _build(args) -> None:
 
     r = load_report(out)
     dense = r["dense_cycles_per_inference"]
-    unit = "token" if r.get("arch") == "transformer" else "inference"
+    unit = "token" if r["streams"] else "inference"
     print(
         f"built {out} in {time.perf_counter() - start:.1f} s: {r['array']['rows']}x"
         f"{r['array']['cols']} array, membrane {r['widths']['membrane']} bits,"
@@ -123,7 +123,7 @@ def _sim(args) -> None:
 
     r = simulate(args.dir, args.samples, args.simulator)
     sim = r["sim"]
-    if r.get("arch") == "transformer":
+    if r["streams"]:
         print(f"{sim['matched']}/{sim['samples']} positions ({sim['streams']} streams) matched"
               f" the integer reference bit for bit, {sim['full_context_matched']} of them with"
               f" a full {r['model']['context']}-byte window")

@@ -1,4 +1,9 @@
-"""The hardware half of ``build``: plan, memory images, Verilog, testbench, report."""
+"""The hardware half of ``build``: plan, memory images, Verilog, testbench, report.
+
+Every graph becomes a layer program on the one accelerator (``hw.transformer``). The simulated
+top is :class:`hw.transformer.StreamHarness`: a byte per start for a graph checked on streams,
+the ``k`` bytes of a window for one checked on windows (:mod:`rtl_gen.machines`).
+"""
 
 from __future__ import annotations
 
@@ -10,22 +15,28 @@ import time
 import numpy as np
 from amaranth.back import verilog
 
-from hw import layout
+from contract.transformer import key_counts
+from hw.transformer import LayerKind, StreamHarness, TransformerParams
+from hw.transformer.layout import (
+    const_bank_images,
+    const_lane_bits,
+    spike_table_image,
+    weight_bank_images,
+)
 from sim.runner import TESTBENCH
 
-from . import hwsteps_program as xsteps
-from .build import BuildState
-from .machines import is_chain
-from .plan import plan_hardware
+from .ir import SpikeEmbed
+from .machines import checks_streams
+from .plan_program import ProgramPlan, plan_program
 from .report import save_report
 from .targets import get_target
 
-__all__ = ["HW_STEPS"]
-
-log = logging.getLogger(__name__)
+__all__ = ["HW_STEPS", "ideal_cycles"]
 
 TOP_MODULE = "spikeforge_top"
 SYNTH_MODULE = "spikeforge_synth"
+
+log = logging.getLogger(__name__)
 
 
 def _write_hex(path, words, width: int) -> None:
@@ -33,147 +44,176 @@ def _write_hex(path, words, width: int) -> None:
     path.write_text("".join(f"{int(w):0{digits}x}\n" for w in words))
 
 
-def step_plan(state: BuildState) -> None:
-    """The array plan and its memory images; the range analysis sets every width."""
-    if not is_chain(state.graph):
-        xsteps.step_plan(state, TOP_MODULE)
-        return
+def _window(state) -> int:
+    """Bytes per start of the harness: the context of a graph checked on windows, else 1."""
+    return 1 if checks_streams(state.graph) else state.plan.params.context
+
+
+def step_plan(state) -> None:
+    """The layer program and its memory images; the range analysis sets every width."""
     cfg = state.config
-    plan = plan_hardware(state.graph, cfg.rows, cfg.cols, get_target(cfg.target), cfg.dense)
+    plan = plan_program(state.graph, cfg.rows, cfg.cols, get_target(cfg.target), cfg.dense)
     p = plan.params
     mem = state.dir / "mem"
     mem.mkdir()
-    for bank, image in enumerate(layout.weight_bank_images(p)):
+    for bank, image in enumerate(weight_bank_images(p)):
         _write_hex(mem / f"weights_row{bank}.hex", image, p.cols * p.weight_bits)
-    for bank, image in enumerate(layout.bias_bank_images(p)):
-        _write_hex(mem / f"bias_row{bank}.hex", image, p.cols * p.bias_bits)
-    _write_hex(mem / "spike_table.hex", layout.spike_table_image(p), 2 * p.embed_dim)
+    for bank, image in enumerate(const_bank_images(p)):
+        _write_hex(mem / f"consts_row{bank}.hex", image, p.cols * const_lane_bits(p))
+    if p.spike_table is not None:
+        _write_hex(mem / "spike_table.hex", spike_table_image(p), 2 * p.embed_dim)
     state.plan = plan
-    (state.dir / "plan.json").write_text(
-        json.dumps(
-            {
-                "top_module": TOP_MODULE,
-                "top_file": f"{TOP_MODULE}.v",
-                "context": p.context,
-                "rows": p.rows,
-                "cols": p.cols,
-                "timesteps": p.timesteps,
-                "tiles": list(p.tiles),
-                "n_outs": list(p.n_outs),
-                "widths": {
-                    "weight": p.weight_bits,
-                    "bias": p.bias_bits,
-                    "membrane": p.membrane_bits,
-                },
-                "spike_counters": p.spike_counters,
-                "spike_counter_width": p.spike_count_bits,
-                "dense": p.dense,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    window = _window(state)
+    (state.dir / "plan.json").write_text(json.dumps({
+        "streams": window == 1 and checks_streams(state.graph),
+        "top_module": TOP_MODULE,
+        "top_file": f"{TOP_MODULE}.v",
+        "context": window,
+        "context_bits": 8 * window + 1,
+        "rows": p.rows,
+        "cols": p.cols,
+        "timesteps": p.timesteps,
+        "tiles": list(p.tiles),
+        "layers": [{"name": layer.name, "kind": layer.kind.name, "n_out": layer.n_out}
+                   for layer in p.layers],
+        "widths": {"weight": p.weight_bits, "bias": p.bias_bits, "const": p.const_bits,
+                   "membrane": p.membrane_bits, "residual": p.residual_bits,
+                   "score": p.score_bits},
+        "spike_counters": len(p.spiking_layers),
+        "spike_counter_width": 24,
+        "dense": p.dense,
+    }, indent=2) + "\n")
 
 
-def step_rtl(state: BuildState) -> None:
+def step_rtl(state) -> None:
     """Verilog of the simulation top (the harness, with random stalls under ``--stall-seed``)
     and of the synthesis top."""
     import hw
 
-    if not is_chain(state.graph):
-        xsteps.step_rtl(state, TOP_MODULE, SYNTH_MODULE)
-        return
     rtl = state.dir / "rtl"
     rtl.mkdir()
     params = state.plan.params
-    harness = hw.InferenceHarness(params, stall_seed=state.config.stall_seed)
+    harness = StreamHarness(params, stall_seed=state.config.stall_seed, window=_window(state))
     tops = ((harness, TOP_MODULE), (hw.SynthTop(params), SYNTH_MODULE))
     for component, name in tops:
         start = time.perf_counter()
         text = verilog.convert(component, name=name, emit_src=False)
         (rtl / f"{name}.v").write_text(text)
-        log.info(
-            "%s: %d lines of Verilog in %.1f s", name, text.count("\n"), time.perf_counter() - start
-        )
+        log.info("%s: %d lines of Verilog in %.1f s", name, text.count("\n"),
+                 time.perf_counter() - start)
 
 
-def step_testbench(state: BuildState) -> None:
+def ideal_cycles(p: TransformerParams, tensors: dict, ids: np.ndarray) -> np.ndarray:
+    """Per position ``[N, L]``: non-zero accumulations / PEs. A layer reading spikes does
+    ``nnz(input) * n_out`` of them; an attention does one per (step, key, channel) whose head
+    scores above zero and whose cached value spike is non-zero."""
+    total = np.zeros(ids.shape, dtype=np.float64)
+    dh = p.head_dim
+    length = ids.shape[1]
+    for layer in p.layers:
+        if layer.kind in (LayerKind.LINEAR, LayerKind.RESIDUAL, LayerKind.READOUT):
+            spikes = tensors[layer.source]  # [N, T, L, n]
+            total += np.count_nonzero(spikes, axis=(1, 3)) * layer.n_out
+        elif layer.kind == LayerKind.ATTENTION:
+            q, k, v = (tensors[name] for name in (layer.source, layer.keys, layer.values))
+            n, steps = q.shape[:2]
+            split = (n, steps, length, p.heads, dh)
+            qh, kh, vh = (x.reshape(split).transpose(0, 1, 3, 2, 4) for x in (q, k, v))
+            scores = qh @ kh.transpose(0, 1, 2, 4, 3)  # [N, T, H, L, L]
+            distance = np.arange(length)[:, None] - np.arange(length)[None, :]
+            inside = (distance >= 0) & (distance < p.window)
+            scores = scores + layer.score_bias[:, np.clip(distance, 0, p.window - 1)]
+            active = (scores > 0) & inside
+            work = active.astype(np.int64) @ (vh != 0).astype(np.int64)  # [N, T, H, L, dh]
+            total += work.sum(axis=(1, 2, 4))
+    return total / p.pes
+
+
+def counted_rates(graph, trace, last_only: bool = False) -> dict[str, float]:
+    """The reference's firing rate of every population the hardware counts (every spiking op
+    but a SpikeEmbed, whose spikes come from a ROM), by a readable name: the neuron's node
+    (``b0_q`` of a fused ``b0_q_acc+b0_q_fire``), in graph order; ``last_only``: at the last
+    position of each window, the only one that runs."""
+    populations = [op for op in graph.ops if op.fires]
+    spikes = [s[:, :, -1:] if last_only else s for s in trace.spikes]
+    return {op.name.split("+")[-1].removesuffix("_fire"): float(np.count_nonzero(s)) / s.size
+            for op, s in zip(populations, spikes, strict=True)
+            if not isinstance(op, SpikeEmbed)}
+
+
+def step_testbench(state) -> None:
     """The cocotb testbench, beside the design it checks."""
     tb = state.dir / "tb"
     tb.mkdir()
     shutil.copyfile(TESTBENCH, tb / TESTBENCH.name)
 
 
-def step_report(state: BuildState) -> None:
+def dense_cycles(p: TransformerParams) -> int:
+    """The dense scan of a chain, ``Σ_l tiles_l * T * (n_in_l + 1)`` (every input lane a cycle,
+    and the FIRE), the fixed overhead not included."""
+    return sum(t * p.timesteps * (layer.n_in + 1) for t, layer in zip(p.tiles, p.layers,
+                                                                          strict=True))
+
+
+def step_report(state) -> None:
     """``report.json`` and ``report.md``: everything known before simulation."""
-    if not is_chain(state.graph):
-        xsteps.step_report(state, TOP_MODULE, SYNTH_MODULE)
-        return
-    plan, cfg, trace = state.plan, state.config, state.trace
-    p, model = plan.params, plan.model
-    names = ["embedding", *(f"hidden{i}" for i in range(len(model.layers)))]
-    sizes = [model.n_inputs, *(layer.n_out for layer in model.layers)]
-    spikes = [s[:, :, -1] for s in trace.spikes]  # the window's last position: what runs
-    rates = [float(np.count_nonzero(s)) / max(1, s.size) for s in spikes]
-    ideal = plan.ideal_cycles(spikes)
+    plan: ProgramPlan = state.plan
+    cfg, trace = state.config, state.trace
+    p, graph = plan.params, plan.graph
+    streams = checks_streams(graph)
+    ideal = ideal_cycles(p, trace.tensors, state.inputs)
+    if not streams:  # a window runs at its last position
+        ideal = ideal[:, -1]
+    full = key_counts(state.inputs.shape[1], p.window) == p.window
+    rates = counted_rates(graph, trace, last_only=not streams)
+    weights = sum(int(layer.weight.size) for layer in p.layers if layer.weight is not None)
     report = {
+        "streams": streams,
         "name": cfg.out.name,
         "source": str(cfg.ckpt if cfg.ckpt is not None else cfg.onnx_path),
         "threshold_scale": str(cfg.threshold_scale or 1),
         "stall_seed": cfg.stall_seed,
         "model": {
-            "context": model.context,
-            "embed_dim": model.embed_dim,
-            "timesteps": model.timesteps,
-            "weight_bits": model.weight_bits,
-            "layer_sizes": [model.n_inputs, *p.n_outs],
-            "parameters": int(sum(layer.weight.size for layer in p.all_layers)),
-            "thresholds": [layer.threshold for layer in model.layers],
-            "resets": [layer.reset for layer in model.layers],
+            "context": p.window if streams else p.context,
+            "embed_dim": p.embed_dim,
+            "layer_sizes": [p.layers[0].n_in, *(layer.n_out for layer in p.layers)],
+            "d_model": p.d_model,
+            "heads": p.heads,
+            "attentions": sum(layer.kind == LayerKind.ATTENTION for layer in p.layers),
+            "timesteps": p.timesteps,
+            "weight_bits": graph.weight_bits,
+            "parameters": weights,
+            "layers": [f"{layer.kind.name.lower()} {layer.n_out}" for layer in p.layers],
         },
-        "array": {
-            "rows": p.rows,
-            "cols": p.cols,
-            "pes": p.pes,
-            "dense": p.dense,
-            "tiles": list(p.tiles),
-        },
-        "widths": {
-            "weight": p.weight_bits,
-            "bias": p.bias_bits,
-            "membrane": p.membrane_bits,
-            "membrane_bounds": list(plan.widths.membrane_bounds),
-            "logit_bound": plan.widths.logit_bound,
-        },
-        "memories": {
-            m.name: {
-                "count": m.count,
-                "width": m.width,
-                "depth": m.depth,
-                "bits": m.bits,
-                "estimated_brams": m.brams,
-            }
-            for m in plan.memories
-        },
+        "array": {"rows": p.rows, "cols": p.cols, "pes": p.pes, "dense": p.dense,
+                  "tiles": list(p.tiles)},
+        "widths": {"weight": p.weight_bits, "bias": p.bias_bits, "const": p.const_bits,
+                   "membrane": p.membrane_bits, "residual": p.residual_bits,
+                   "score": p.score_bits},
+        "memories": {m.name: {"count": m.count, "width": m.width, "depth": m.depth,
+                              "bits": m.bits, "estimated_brams": m.brams}
+                     for m in plan.memories},
         "target": plan.target.name,
         "estimated_brams": plan.brams,
         "multipliers": 0,
-        "golden_samples": int(len(state.inputs)),
-        "firing_rates": dict(zip(names, rates, strict=True)),
-        "spiking_layer_sizes": sizes,
+        "multiplier_note": (
+            "none: a weight times a ternary spike is an add, a subtract or nothing; a score is"
+            " ternary x ternary (AND, XOR, popcount); the attention weight times a ternary"
+            " value is an add, a subtract or nothing; scales are shifts and thresholds"),
+        "golden_streams": int(state.inputs.shape[0]),
+        "golden_samples": int(state.inputs.shape[0]),
+        "golden_positions": int(state.inputs.size if streams else state.inputs.shape[0]),
+        "full_context_positions": int(state.inputs.shape[0] * (full.sum() if streams else 1)),
+        "firing_rates": rates,
+        "spiking_layer_names": list(rates),
+        "spiking_layer_sizes": [p.layers[i].n_out for i in p.spiking_layers],
         "cycles_per_inference": None,
-        "ideal_cycles_per_inference": round(float(np.mean(ideal)), 1),
-        "dense_cycles_per_inference": float(p.dense_cycles()),
-        "cycles": {
-            "ideal_min": round(float(ideal.min()), 1),
-            "ideal_max": round(float(ideal.max()), 1),
-        },
-        "rtl": {
-            "top_file": f"{TOP_MODULE}.v",
-            "top_module": TOP_MODULE,
-            "synth_file": f"{SYNTH_MODULE}.v",
-            "synth_module": SYNTH_MODULE,
-        },
+        "ideal_cycles_per_inference": round(float(ideal.mean()), 1),
+        "dense_cycles_per_inference": None if streams else float(dense_cycles(p)),
+        "cycles": {"ideal_min": round(float(ideal.min()), 1),
+                   "ideal_max": round(float(ideal.max()), 1)},
+        "rtl": {"top_file": f"{TOP_MODULE}.v", "top_module": TOP_MODULE,
+                "synth_file": f"{SYNTH_MODULE}.v", "synth_module": SYNTH_MODULE},
         "synth": {},
         "timings": {f"build_{k}": v for k, v in state.timings.items()},
     }

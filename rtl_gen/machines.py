@@ -1,32 +1,21 @@
-"""Which accelerator a graph runs on, in one place (Amaranth-free, so the build's first steps
-can ask before any hardware is imported).
+"""How a graph is checked, in one place (Amaranth-free, so the build's first steps can ask before
+any hardware is imported).
 
-A fused chain ``SpikeEmbed, SpikingLinear*, Readout`` with one threshold and reset per layer
-runs on the layer-chain accelerator (``hw.Accelerator``), which checks windows at their last
-position; every other graph runs on the layer-program accelerator (``hw.transformer``), a byte
-at a time, and is checked at every position of whole streams.
+Every graph runs on the one layer-program accelerator (``hw.transformer``). A graph whose
+input is a ``SpikeEmbed`` and which has no attention depends at each position on the window of
+its last ``k`` bytes alone: it is checked on windows at their last position (the harness takes
+``k - 1`` held bytes and the last). Every other graph carries state from byte to byte (the
+key/value caches) and is checked at every position of whole streams, a byte at a time.
 """
 
 from __future__ import annotations
 
-from .ir import Graph, Readout, SpikeEmbed, SpikingLinear
-from .passes import FuseLinear
+from .ir import Attention, Graph, SpikeEmbed
 
-__all__ = ["checks_streams", "is_chain"]
-
-
-def is_chain(graph: Graph) -> bool:
-    """Whether a fused graph is what the layer-chain accelerator runs (see the module)."""
-    first, *middle, last = graph.ops if len(graph.ops) >= 3 else (None, None)
-    if not isinstance(first, SpikeEmbed) or not isinstance(last, Readout):
-        return False
-    chain = [first, *middle, last]
-    wired = all(b.inputs == (a.output,) for a, b in zip(chain, chain[1:], strict=False))
-    return wired and all(isinstance(op, SpikingLinear) and op.threshold.ndim == 0
-                         and op.reset.ndim == 0 for op in middle)
+__all__ = ["checks_streams"]
 
 
 def checks_streams(graph: Graph) -> bool:
-    """Whether a build of ``graph`` (fused or not) checks whole byte streams at every position
-    (the layer-program accelerator) rather than windows at their last position (a chain)."""
-    return not is_chain(FuseLinear().run(graph))
+    """Whether a build of ``graph`` checks whole byte streams at every position rather than
+    windows at their last position (see the module)."""
+    return bool(graph.of_type(Attention)) or not graph.of_type(SpikeEmbed)

@@ -32,10 +32,9 @@ from .ir import (
     SpikingLinear,
     TokenEmbed,
 )
-from .plan import MemoryPlan
 from .targets import Target
 
-__all__ = ["ProgramPlan", "plan_program", "program_params"]
+__all__ = ["MemoryPlan", "ProgramPlan", "plan_program", "program_params"]
 
 
 
@@ -160,6 +159,21 @@ def program_params(graph: Graph, rows: int, cols: int, dense: bool = False
 
 
 @dataclass(frozen=True)
+class MemoryPlan:
+    """One kind of memory: how many, how wide, how deep, and its block RAMs on the target."""
+
+    name: str
+    count: int
+    width: int
+    depth: int
+    brams: int
+
+    @property
+    def bits(self) -> int:
+        return self.count * self.width * self.depth
+
+
+@dataclass(frozen=True)
 class ProgramPlan:
     """The program on the array, and what its memories cost on the target."""
 
@@ -191,10 +205,11 @@ def _memories(p: TransformerParams, target: Target) -> tuple[MemoryPlan, ...]:
                  for name, count, width, depth in shapes)
 
 
-def plan_program(graph: Graph, rows: int, cols: int, target: Target) -> ProgramPlan:
+def plan_program(graph: Graph, rows: int, cols: int, target: Target,
+                 dense: bool = False) -> ProgramPlan:
     """Place a fused graph on the array; raise if it cannot fit the target."""
     try:
-        params, ranges = program_params(graph, rows, cols)
+        params, ranges = program_params(graph, rows, cols, dense)
     except ValueError as exc:
         raise FrontendError(f"the model does not map onto a {rows}x{cols} array: {exc}"
                             ) from None

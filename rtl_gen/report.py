@@ -29,7 +29,7 @@ def _fmt(value, digits=1) -> str:
 
 def _model_lines(r: dict) -> list[str]:
     m = r["model"]
-    if r.get("arch") == "transformer":
+    if r["streams"]:
         return [
             (f"- layer program: residual of {m['d_model']} channels, {m['attentions']}"
              f" attention(s) of {m['heads']} heads over {m['context']} bytes,"
@@ -53,7 +53,7 @@ def _model_lines(r: dict) -> list[str]:
 
 def render_markdown(r: dict) -> str:
     a = r["array"]
-    unit = "token" if r.get("arch") == "transformer" else "inference"
+    unit = "token" if r["streams"] else "inference"
     lines = [
         f"# SpikeForge build: {r['name']}",
         "",

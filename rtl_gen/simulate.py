@@ -24,7 +24,7 @@ def simulate(
     if samples is not None and samples < 1:
         raise BuildError(f"--samples must be a positive integer, not {samples}")
     count = min(samples or report["golden_samples"], report["golden_samples"])
-    unit = "golden streams" if report.get("arch") == "transformer" else "golden samples"
+    unit = "golden streams" if report["streams"] else "golden samples"
     progress(f"compiling {report['name']} with {simulator}, then running {count} {unit}")
     try:
         result = run_build(build_dir, samples, simulator)
@@ -37,10 +37,8 @@ def simulate(
     names = report.get("spiking_layer_names") or list(report["firing_rates"])  # JSON sorts keys
     sizes = report["spiking_layer_sizes"]
     rates = {}
-    transformer = report.get("arch") == "transformer"
-    per_layer = 1 if transformer else timesteps  # a transformer counts per layer, all steps
-    for layer, name in enumerate(names):
-        fired = sum(sum(c[layer * per_layer : (layer + 1) * per_layer]) for c in counts)
+    for layer, name in enumerate(names):  # a counter per spiking layer, all steps
+        fired = sum(c[layer] for c in counts)
         rates[name] = fired / (len(counts) * timesteps * sizes[layer])
     report["sim"] = {
         "simulator": simulator,
@@ -49,7 +47,7 @@ def simulate(
         "compile_seconds": round(result.compile_seconds, 2),
         "run_seconds": round(result.run_seconds, 2),
     }
-    if transformer:
+    if report["streams"]:
         window = report["model"]["context"]
         full = [s for s in result.samples if s["position"] >= window - 1]
         report["sim"].update(

@@ -79,26 +79,28 @@ def test_the_mlp_generates_text_equal_to_the_reference(small_build):
 
 def test_one_corrupted_weight_fails_the_check(small_build, tmp_path):
     """Regenerate the RTL with one readout weight negated; the same golden file must fail."""
-    import hw
+    from hw.transformer import StreamHarness
     from rtl_gen.build import BuildConfig  # noqa: F401  (the package must import cleanly)
     from rtl_gen.frontend import load_graph
     from rtl_gen.passes import FuseLinear, run_pipeline
-    from rtl_gen.plan import plan_hardware
+    from rtl_gen.plan_program import plan_program
     from rtl_gen.targets import get_target
 
     model, ids, out = small_build
     tampered_dir = tmp_path / "tampered"
     shutil.copytree(out, tampered_dir, ignore=shutil.ignore_patterns("sim_build_*"))
     graph = run_pipeline(load_graph(out / "model.onnx"), [FuseLinear()])
-    params = plan_hardware(graph, 3, 2, get_target("ecp5-85k"), False).params
+    params = plan_program(graph, 3, 2, get_target("ecp5-85k")).params
+    readout = params.layers[-1]
     trace = forward(model, ids[:1], trace=True)
     token = int(np.argmax(trace.logits[0]))
-    weight = params.readout.weight.copy()
+    weight = readout.weight.copy()
     drive = trace.spikes[-1][0].sum(axis=0)  # net spikes of each readout input, sample 0
     index = int(np.flatnonzero((drive != 0) & (weight[token] != 0))[0])
     weight[token, index] = -weight[token, index]  # one weight; same magnitude, same widths
-    tampered = replace(params, readout=hw.params.ReadoutParams(weight, params.readout.bias))
-    text = verilog.convert(hw.InferenceHarness(tampered), name="spikeforge_top", emit_src=False)
+    tampered = replace(params, layers=(*params.layers[:-1], replace(readout, weight=weight)))
+    harness = StreamHarness(tampered, window=params.context)
+    text = verilog.convert(harness, name="spikeforge_top", emit_src=False)
     (tampered_dir / "rtl" / "spikeforge_top.v").write_text(text)
     code, output = rtl_gen("sim", tampered_dir, "--samples", 4)
     assert code == 1, output

@@ -9,22 +9,33 @@ from dataclasses import dataclass, replace
 import numpy as np
 from amaranth.sim import Simulator
 
-from contract import IntModel
+from contract import IntModel, derive_widths
 from hw import (
     Accelerator,
     AcceleratorParams,
+    HiddenLayerParams,
     InferenceHarness,
+    ReadoutParams,
 )
 from hw.layout import unpack
-from rtl_gen.plan import accelerator_params
 
 logger = logging.getLogger(__name__)
 
 
 def params_from_model(model: IntModel, rows: int, cols: int, dense: bool = False
                       ) -> AcceleratorParams:
-    """The AcceleratorParams of an integer model on an ``rows x cols`` array (rtl_gen's plan)."""
-    return accelerator_params(model, rows, cols, dense)[0]
+    """The layer-chain accelerator's parameters of an integer model on a ``rows x cols`` array,
+    with the widths of the range analysis. (The build maps every graph onto the layer-program
+    accelerator now; the chain accelerator stays, with its tests, until it is retired.)"""
+    widths = derive_widths(model)
+    return AcceleratorParams(
+        rows=rows, cols=cols, timesteps=model.timesteps, context=model.context,
+        embed_dim=model.embed_dim, spike_table=model.spike_table,
+        layers=tuple(HiddenLayerParams(layer.weight, layer.bias, layer.threshold, layer.reset)
+                     for layer in model.layers),
+        readout=ReadoutParams(model.readout.weight, model.readout.bias),
+        weight_bits=widths.weight, bias_bits=widths.bias, membrane_bits=widths.membrane,
+        dense=dense)
 
 
 def tamper(params: AcceleratorParams, layer: int, row: int, col: int, delta: int = 1

@@ -134,12 +134,15 @@ def test_hardware_token_ports_are_bytes():
     """At the hardware interface an id is 8 bits wide: 256 and above cannot be expressed, so
     the behaviour is defined by construction (the port takes the low 8 bits of what a
     testbench drives; the testbench drives golden ids, which the build checked)."""
-    import hw
-    from rtl_gen.plan import accelerator_params
+    from hw.transformer import StreamHarness, TransformerAccelerator
+    from rtl_gen.passes import FuseLinear
+    from rtl_gen.plan_program import program_params
 
-    params = accelerator_params(random_model(0, context=3, hidden=(5,)), 2, 3)[0]
-    assert hw.Accelerator(params).tokens.payload.shape().width == 8
-    assert hw.InferenceHarness(params).context.shape().width == 8 * 3
+    graph = FuseLinear().run(random_model(0, context=3, hidden=(5,)).graph())
+    params = program_params(graph, 2, 3)[0]
+    # a byte, the restart flag and the hold flag; a window harness: 3 bytes and the restart
+    assert TransformerAccelerator(params).tokens.payload.shape().width == 8 + 2
+    assert StreamHarness(params, window=3).context.shape().width == 8 * 3 + 1
 
 
 @pytest.mark.parametrize(
