@@ -65,7 +65,7 @@ def step_plan(state) -> None:
     state.plan = plan
     window = _window(state)
     (state.dir / "plan.json").write_text(json.dumps({
-        "streams": window == 1 and checks_streams(state.graph),
+        "streams": checks_streams(state.graph),
         "top_module": TOP_MODULE,
         "top_file": f"{TOP_MODULE}.v",
         "context": window,

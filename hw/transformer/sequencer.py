@@ -123,7 +123,7 @@ class ProgramSequencer(wiring.Component):
                 "first": {LayerKind.NORM: _PRE, LayerKind.ATTENTION: _TAIL}.get(kind, _WORDS),
                 "tiles_last": p.tiles[index] - 1,
                 "words_last": words - 1,
-                "lanes": p.embed_dim if layer.table else p.cols,
+                "lanes": p.cols,
                 "last_lanes": (n_in - (words - 1) * p.cols) if words > 1 or n_in else 1,
                 "n_in": n_in,
                 "wbase": p.weight_bases[index],
@@ -143,8 +143,8 @@ class ProgramSequencer(wiring.Component):
                 "bias_base": attention * p.model_tiles * p.window,
                 "table": int(layer.table),
             }
-            if layer.table:
-                c["in_base"], c["in_tiles"], c["last_lanes"] = 0, 1, p.embed_dim
+            if layer.table:  # word j: byte j of the window, E lanes, at table row ``t``
+                c.update(in_base=0, in_tiles=1, lanes=p.embed_dim, last_lanes=p.embed_dim)
             if kind == LayerKind.EMBED:
                 c["last_lanes"] = 1
             if kind == LayerKind.ATTENTION:
