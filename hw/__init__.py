@@ -1,17 +1,21 @@
 """SpikeForge hardware: a plain Amaranth 0.5 component library for the accumulate-only array.
 
-It imports neither torch nor the model nor the contract: :class:`AcceleratorParams` (numbers
-and NumPy arrays) is its only input. See docs/architecture.md.
+One accelerator, :class:`Accelerator`, runs a layer program (embedding, norms, linear layers,
+attention, residual adds, readout) on one array of accumulate-only PEs; the score unit, the
+value caches and the residual banks are built only when the program uses them. It imports
+neither torch nor the model nor the contract: :class:`AcceleratorParams` (numbers and NumPy
+arrays) is its only input. See docs/architecture.md.
 """
 
-from .accelerator import Accelerator
-from .array import ArrayRow, SystolicArray
+from .accelerator import Accelerator, SystolicArray
 from .export import verilog
 from .harness import InferenceHarness
 from .neuron import NeuronLane
-from .params import AcceleratorParams, HiddenLayerParams, ReadoutParams
+from .params import AcceleratorParams, LayerKind, Region, XLayer
 from .pe import PEOp, ProcessingElement
+from .row import ArrayRow
 from .scanner import Scanner, WordFetch
+from .score import ScoreUnit
 from .sequencer import Sequencer
 from .streamer import OutputStreamer
 from .synth_top import SynthTop
@@ -21,18 +25,20 @@ __all__ = [
     "Accelerator",
     "AcceleratorParams",
     "ArrayRow",
-    "HiddenLayerParams",
     "InferenceHarness",
+    "LayerKind",
     "NeuronLane",
     "OutputStreamer",
     "PEOp",
     "ProcessingElement",
-    "ReadoutParams",
+    "Region",
     "Scanner",
+    "ScoreUnit",
     "Sequencer",
     "SynthTop",
     "SystolicArray",
     "TokenKind",
     "WordFetch",
+    "XLayer",
     "verilog",
 ]

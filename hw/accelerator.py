@@ -1,57 +1,109 @@
-"""The top level: context in, logits and the next byte out (docs/architecture.md, "Interface")."""
+"""The accelerator: one array of accumulate-only PEs runs every layer of a compiled graph's
+layer program, one byte of the stream (or a window of bytes) at a time (docs/architecture.md)."""
 
 from __future__ import annotations
 
 import logging
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .array import SystolicArray
 from .layout import spike_table_image
-from .params import AcceleratorParams
+from .params import SPIKE_COUNT_BITS, AcceleratorParams
+from .row import ACT_LATENCY, ArrayRow, logit_write_layout, spike_write_layout
 from .scanner import Scanner, WordFetch, connect_fetch
-from .sequencer import Sequencer
+from .score import ScoreUnit
+from .sequencer import SOURCE_ONE, Sequencer
 from .streamer import OutputStreamer, logit_memory
+from .token import token_layout
 
-__all__ = ["Accelerator"]
+__all__ = ["Accelerator", "SystolicArray"]
 
 logger = logging.getLogger(__name__)
 
 
+class SystolicArray(wiring.Component):
+    """``R`` :class:`ArrayRow` s; a token enters row 0 and moves down a row per cycle.
+
+    Row ``r``'s spike writes come out on ``spikes[r]``; the rows' logit writes are merged onto
+    ``logits`` (READOUT tokens are at least ``R`` cycles apart); ``fired`` is the number of
+    non-zero spikes all rows wrote two cycles before.
+
+    Latency: :attr:`latency` = ``R + 4`` cycles until all effects of a token are visible.
+    Throughput: one token per cycle.
+    """
+
+    def __init__(self, params: AcceleratorParams):
+        if not isinstance(params, AcceleratorParams):
+            raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
+        self._params = params
+        p = params
+        super().__init__({
+            "tokens": In(stream.Signature(token_layout(p), always_ready=True)),
+            "readout": In(1),
+            "dest_v": In(1),
+            "shift_sel": In(range(len(p.shifts))),
+            "spikes": Out(stream.Signature(spike_write_layout(p), always_ready=True)
+                          ).array(p.rows),
+            "logits": Out(stream.Signature(logit_write_layout(p), always_ready=True)),
+            "fired": Out(range(p.pes + 1)),
+        })
+
+    @property
+    def latency(self) -> int:
+        return self._params.rows - 1 + ACT_LATENCY + 1 + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        previous = wiring.flipped(self.tokens)
+        logit_valid, logit_payload = 0, 0
+        fired = 0
+        for r in range(p.rows):
+            row = ArrayRow(p, r)
+            m.submodules[f"row{r}"] = row
+            wiring.connect(m, previous, row.tok_in)
+            previous = row.tok_out
+            m.d.comb += [row.readout.eq(self.readout), row.dest_v.eq(self.dest_v),
+                         row.shift_sel.eq(self.shift_sel)]
+            wiring.connect(m, row.spikes, wiring.flipped(self.spikes[r]))
+            enable = row.logits.valid.replicate(len(row.logits.payload.as_value()))
+            logit_payload = logit_payload | (row.logits.payload.as_value() & enable)
+            logit_valid = logit_valid | row.logits.valid
+            fired = fired + row.fired
+        m.d.comb += [self.logits.valid.eq(logit_valid), self.logits.payload.eq(logit_payload)]
+        m.d.sync += self.fired.eq(fired)
+        return m
+
+
 class Accelerator(wiring.Component):
-    """One accumulate-only array that runs every layer of a spiking byte-level language model.
+    """A spiking transformer LM on one accumulate-only array, a byte at a time.
 
     Ports
     -----
-    tokens : In(stream.Signature(unsigned(8)))
-        ``k`` beats per inference, the oldest context byte first. Ready only while the
-        accelerator waits for a context (after the previous inference's ``next_token`` beat).
+    tokens : In(stream.Signature(unsigned(10)))
+        One beat per byte of the stream: bits 0..7 the byte, bit 8 set on the first byte of
+        a new stream (the key/value cache and the context window start empty), bit 9
+        (``hold``) set on a byte that only enters the context window: no layer runs and no
+        logits come out (for a program without attention, whose positions depend on the window
+        alone, a window of ``k`` bytes is ``k - 1`` held bytes and the last). Ready while the
+        accelerator waits.
     logits : Out(stream.Signature(signed(Mb)))
-        256 beats per inference, index order.
+        The 256 logits of the byte's position, index order.
     next_token : Out(stream.Signature(unsigned(8)))
-        One beat per inference, after the logits: the arg-max (lowest index on ties).
+        Their arg-max (lowest index on ties), after the logits.
     cycles : Out(unsigned(32))
-        Cycles of the last inference, from the first token beat to the ``next_token`` beat
-        (their difference in cycle numbers, stalls included); updated at the ``next_token`` beat.
-    spike_counts : Out(ArrayLayout(unsigned(24), (L+1)*T))
-        Non-zero spikes into layer ``l`` at step ``t`` at index ``l*T + t``; cleared when the
-        last context beat arrives, final from the ``next_token`` beat until the next context.
+        Cycles of the last inference: from the beat on ``tokens`` of its first byte (held or
+        not) to its ``next_token`` beat.
+    spike_counts : Out(ArrayLayout(unsigned(24), S))
+        Non-zero spikes written by each spiking layer (:attr:`AcceleratorParams.spiking_layers`)
+        for the last inference; cleared at its first byte, final from its ``next_token`` beat.
 
-    Dataflow: sequencer → register slice → word fetch → register slice → scanner → systolic
-    array → spike banks / logit memory → output streamer. The register slices
-    (:class:`hw.skid.SkidBuffer`) keep ``ready`` and the block RAMs' read data off long
-    combinational paths.
-
-    Cycles per inference (``cycles``, without backpressure): the scan, per layer, tile and step
-    ``Σ max(1, nnz)`` over the input words (``n_in`` in dense mode) plus one FIRE, plus one
-    READOUT per readout tile; plus the fixed ``k + (L+1)*(R+10) + 258`` (context beats, per
-    layer pipeline fill and drain, 256 logits and the next byte). A READOUT waits if the
-    previous one is less than ``R`` cycles before it, which only happens when a readout tile
-    costs fewer than ``R`` cycles. Throughput: one inference at a time; the next context is
-    taken after the ``next_token`` beat.
+    Dataflow: sequencer → register slice → word fetch → register slice → scanner ─┐
+    sequencer → score unit ───────────────────────────────────────────────────────┴→ array →
+    spike banks (keys too), V banks, residual banks, logit memory → output streamer.
     """
 
     def __init__(self, params: AcceleratorParams):
@@ -59,13 +111,12 @@ class Accelerator(wiring.Component):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         self._params = params
         super().__init__({
-            "tokens": In(stream.Signature(unsigned(8))),
+            "tokens": In(stream.Signature(unsigned(10))),
             "logits": Out(stream.Signature(signed(params.membrane_bits))),
             "next_token": Out(stream.Signature(unsigned(8))),
             "cycles": Out(unsigned(32)),
-            "spike_counts": Out(
-                data.ArrayLayout(unsigned(params.spike_count_bits), params.spike_counters)
-            ),
+            "spike_counts": Out(data.ArrayLayout(unsigned(SPIKE_COUNT_BITS),
+                                                 len(params.spiking_layers))),
         })
 
     @property
@@ -80,63 +131,94 @@ class Accelerator(wiring.Component):
         m.submodules.array = array = SystolicArray(p)
         m.submodules.sequencer = seq = Sequencer(p, drain=array.latency)
         m.submodules.fetch = fetch = WordFetch(
-            seq.meta_layout, lanes=p.lanes, sources=seq.sources, raddr_bits=p.raddr_bits
-        )
+            seq.meta_layout, lanes=p.lanes, sources=seq.sources, raddr_bits=p.raddr_bits)
         m.submodules.scanner = scanner = Scanner(
-            p.lanes, addr_bits=p.addr_bits, oaddr_bits=p.oaddr_bits, count_bits=p.count_bits,
-            dense=p.dense, readout_gap=rows,
-        )
-        m.submodules.streamer = streamer = OutputStreamer(p)
+            p.lanes, token_layout(p), readout_gap=rows, dense=p.dense)
+        # the score unit exists only for a program that attends
+        score = ScoreUnit(p) if p.attentions else None
+        if score is not None:
+            m.submodules.score = score
+        m.submodules.streamer = streamer = OutputStreamer(
+            cols=p.cols, logit_bits=p.membrane_bits, logit_depth=p.logit_depth)
 
         wiring.connect(m, wiring.flipped(self.tokens), seq.tokens)
         busy = connect_fetch(m, seq, fetch, scanner)
-        wiring.connect(m, scanner.tokens, array.tokens)
-        wiring.connect(m, scanner.count, seq.count)
+        if score is not None:
+            wiring.connect(m, seq.score_requests, score.requests)
         wiring.connect(m, streamer.logits, wiring.flipped(self.logits))
         wiring.connect(m, streamer.next_token, wiring.flipped(self.next_token))
+        if score is not None:
+            # The scanner and the score unit never both send: only an ATTENTION layer scores.
+            m.d.comb += [
+                array.tokens.valid.eq(scanner.tokens.valid | score.tokens.valid),
+                array.tokens.payload.eq(Mux(score.tokens.valid, score.tokens.payload,
+                                            scanner.tokens.payload)),
+                seq.idle.eq(~busy & ~score.busy),
+            ]
+        else:
+            m.d.comb += [array.tokens.valid.eq(scanner.tokens.valid),
+                         array.tokens.payload.eq(scanner.tokens.payload), seq.idle.eq(~busy)]
         m.d.comb += [
-            seq.idle.eq(~busy),
-            array.threshold.eq(seq.threshold),
-            array.reset.eq(seq.reset),
             array.readout.eq(seq.readout),
+            array.dest_v.eq(seq.dest_v),
+            array.shift_sel.eq(seq.shift_sel),
             streamer.start.eq(seq.output),
             seq.resume.eq(streamer.finished),
-            self.spike_counts.eq(seq.spike_counts),
+            fetch.mem_data[SOURCE_ONE].eq(0b01),
         ]
 
-        m.submodules.table = table = Memory(
-            shape=unsigned(2 * p.embed_dim), depth=p.table_depth, init=spike_table_image(p)
-        )
-        port = table.read_port()
-        m.d.comb += [
-            port.addr.eq(fetch.mem_addr),
-            port.en.eq(fetch.mem_en),
-            fetch.mem_data[0].eq(port.data),
-        ]
-        for side in range(2):
-            for r in range(rows):
-                bank = Memory(shape=unsigned(2 * p.cols), depth=p.spike_buffer_depth, init=[])
-                m.submodules[f"spikes{side}_{r}"] = bank
-                write = bank.write_port()
-                read = bank.read_port()
-                spikes = array.spikes[r]
+        for r in range(rows):
+            bank = Memory(shape=unsigned(2 * p.cols), depth=p.spike_depth, init=[])
+            m.submodules[f"spikes{r}"] = bank
+            write, read = bank.write_port(), bank.read_port()
+            spikes = array.spikes[r]
+            m.d.comb += [
+                write.en.eq(spikes.valid),
+                write.addr.eq(spikes.payload.addr),
+                write.data.eq(spikes.payload.data),
+                fetch.mem_data[1 + r].eq(read.data),
+            ]
+            if score is not None:
                 m.d.comb += [
-                    write.en.eq(spikes.valid & (seq.side == side)),
-                    write.addr.eq(spikes.payload.addr),
-                    write.data.eq(spikes.payload.data),
-                    read.addr.eq(fetch.mem_addr),
-                    read.en.eq(fetch.mem_en),
-                    fetch.mem_data[1 + side * rows + r].eq(read.data),
+                    read.addr.eq(Mux(seq.attention, score.mem_addr, fetch.mem_addr)),
+                    read.en.eq(Mux(seq.attention, score.mem_en, fetch.mem_en)),
+                    score.mem_data[r].eq(read.data),
                 ]
+            else:
+                m.d.comb += [read.addr.eq(fetch.mem_addr), read.en.eq(fetch.mem_en)]
+
+        if p.spike_table is not None:  # the context's spikes, read by a LINEAR of the table
+            m.submodules.spike_table = table = Memory(
+                shape=unsigned(2 * p.embed_dim), depth=p.table_depth, init=spike_table_image(p))
+            read = table.read_port()
+            m.d.comb += [read.addr.eq(fetch.mem_addr), read.en.eq(fetch.mem_en),
+                         fetch.mem_data[seq.source_table].eq(read.data)]
 
         logit_memory(m, streamer, array.logits)
 
-        running = Signal()
+        # an inference starts with the first byte after one that was not held
+        beat = self.tokens.valid & self.tokens.ready
+        held = Signal()
+        with m.If(beat):
+            m.d.sync += held.eq(self.tokens.payload[9])
+        arrived = beat & ~held
+        # ``fired`` lags the spikes by two cycles: the counts follow the layer number of two
+        # cycles before (the next layer's first spikes come far later than that).
+        layer_1, counted_layer = Signal.like(seq.layer), Signal.like(seq.layer)
+        m.d.sync += [layer_1.eq(seq.layer), counted_layer.eq(layer_1)]
+        for index, layer in enumerate(p.spiking_layers):
+            counter = self.spike_counts[index]
+            with m.If(arrived):
+                m.d.sync += counter.eq(0)
+            with m.Elif(counted_layer == layer):
+                m.d.sync += counter.eq(counter + array.fired)
+
         count = Signal(32)
         m.d.sync += count.eq(count + 1)
-        with m.If(self.tokens.valid & self.tokens.ready & ~running):
-            m.d.sync += [running.eq(1), count.eq(1)]
+        with m.If(arrived):
+            m.d.sync += count.eq(1)
         with m.If(self.next_token.valid & self.next_token.ready):
-            m.d.sync += [running.eq(0), self.cycles.eq(count)]
-        logger.debug("accelerator built: %d x %d, tiles %s", rows, p.cols, p.tiles)
+            m.d.sync += self.cycles.eq(count)
+        logger.debug("transformer accelerator built: %d x %d, %d layers", rows, p.cols,
+                     len(p.layers))
         return m

@@ -1,19 +1,16 @@
-"""A wrapper of the accelerator for cocotb: Python wakes once per inference, not per cycle."""
+"""The accelerator behind parallel ports, for cocotb: Python wakes once per inference (a byte
+of a stream, or a window), not per cycle."""
 
 from __future__ import annotations
-
-import logging
 
 from amaranth.hdl import Cat, Module, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
-from .params import VOCAB, AcceleratorParams
+from .params import SPIKE_COUNT_BITS, VOCAB, AcceleratorParams
 
-__all__ = ["LFSR_TAPS", "InferenceHarness", "stalls"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["LFSR_TAPS", "InferenceHarness", "check_stall_seed", "drive_accelerator", "stalls"]
 
 LFSR_TAPS = (16, 14, 13, 11)
 """Taps of the 16-bit maximal-length Fibonacci LFSR that drives the stalls."""
@@ -40,7 +37,7 @@ def stalls(m: Module, seed: int | None):
 
 
 def drive_accelerator(m: Module, harness, acc, busy, pending, payload) -> Value:
-    """What both harnesses do around their accelerator: offer ``payload`` while ``busy`` and
+    """What the harness does around its accelerator: offer ``payload`` while ``busy`` and
     ``pending`` (holding an offer once made, as a stream must, through the stall LFSR's gaps),
     shift the logits into ``harness.logits_flat`` and, with the next token, raise ``done`` and
     drop ``busy``. Returns "the accelerator took the payload this cycle"."""
@@ -65,53 +62,54 @@ def drive_accelerator(m: Module, harness, acc, busy, pending, payload) -> Value:
 
 
 class InferenceHarness(wiring.Component):
-    """The accelerator behind parallel ports: load a context, pulse ``start``, wait for ``done``.
+    """Load ``n`` bytes, pulse ``start``, wait for ``done``, read the logits of the last one.
+
+    ``n`` (``window``) is 1 for a stream a byte per start (every position checked, the
+    key/value caches carried), or the context ``k`` of a program without attention, whose
+    positions depend on their window alone: the first ``k - 1`` bytes go to the accelerator
+    held (they only enter the window), the last runs the program.
 
     Ports
     -----
-    context : In(unsigned(8*k))
-        The context, byte ``p`` (``p = 0`` the oldest) at bits ``[8p, 8p+8)``; sampled in the
-        cycle ``start`` is high.
+    context : In(unsigned(8*n + 1))
+        Byte ``i`` (``i = 0`` the oldest) at bits ``[8i, 8i+8)``; bit ``8n``: the first byte
+        starts a new stream (empty caches and window). Sampled with ``start``.
     start : In(1)
-        A one-cycle pulse (a level works too: it is sampled once) that starts an inference. It is
-        taken only while the harness is idle (after reset, or while ``done`` is high); a
-        ``start`` during an inference is ignored.
+        Starts one inference; taken only while idle (after reset or while ``done`` is high).
     done : Out(1)
-        A level: low from the cycle after an accepted ``start``, high from the cycle after the
-        accelerator's ``next_token`` beat until the next accepted ``start``. Every output below
-        is valid and stable while ``done`` is high. (Low after reset, before the first run.)
+        Low from the cycle after an accepted ``start``, high from the cycle after the
+        ``next_token`` beat until the next accepted ``start``; the outputs are stable while high.
     logits_flat : Out(unsigned(256*Mb))
-        Logit ``j`` at bits ``[j*Mb, (j+1)*Mb)``, two's complement.
-    token : Out(unsigned(8))
-        The next byte (arg-max of the logits, lowest index on ties).
-    cycles : Out(unsigned(32))
-        The accelerator's ``cycles`` (first token beat to next-token beat, stalls included).
-    spike_counts : Out(unsigned(24*(L+1)*T))
-        Counter ``l*T + t`` at bits ``[24*(l*T+t), 24*(l*T+t+1))``.
+        Logit ``j`` at bits ``[j*Mb, (j+1)*Mb)``.
+    token : Out(unsigned(8)), cycles : Out(unsigned(32))
+        The arg-max and the accelerator's cycle count of the inference.
+    spike_counts : Out(unsigned(24*S))
+        Counter ``i`` (spiking layer ``i``) at bits ``[24i, 24i+24)``.
 
-    With ``stall_seed`` (an integer), a 16-bit LFSR seeded with it (taps :data:`LFSR_TAPS`,
-    one step per cycle) withholds ``valid`` on the accelerator's ``tokens`` stream (never
-    retracting an offered beat) and ``ready`` on ``logits`` and ``next_token``, each about a
-    quarter of the cycles. The results do not change, only ``cycles``.
-
-    Latency: ``k`` + the accelerator's cycles + 1 from ``start`` to ``done``.
+    With ``stall_seed`` the LFSR of :func:`stalls` withholds ``valid``
+    on ``tokens`` and ``ready`` on ``logits`` and ``next_token``; only ``cycles`` changes.
     """
 
-    def __init__(self, params: AcceleratorParams, stall_seed: int | None = None):
+    def __init__(self, params: AcceleratorParams, stall_seed: int | None = None, *,
+                 window: int = 1):
         if not isinstance(params, AcceleratorParams):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         check_stall_seed(stall_seed)
+        if window != 1 and (params.attentions or window != params.context):
+            raise ValueError(f"a harness of {window} bytes per start needs a program without"
+                             f" attention whose context is {window} bytes")
         self._params = params
         self._stall_seed = stall_seed
-        p = params
+        self._window = window
+        counters = len(params.spiking_layers)
         super().__init__({
-            "context": In(unsigned(8 * p.context)),
+            "context": In(unsigned(8 * window + 1)),
             "start": In(1),
             "done": Out(1),
-            "logits_flat": Out(unsigned(VOCAB * p.membrane_bits)),
+            "logits_flat": Out(unsigned(VOCAB * params.membrane_bits)),
             "token": Out(unsigned(8)),
             "cycles": Out(unsigned(32)),
-            "spike_counts": Out(unsigned(p.spike_count_bits * p.spike_counters)),
+            "spike_counts": Out(unsigned(SPIKE_COUNT_BITS * counters)),
         })
 
     @property
@@ -122,23 +120,23 @@ class InferenceHarness(wiring.Component):
     def stall_seed(self) -> int | None:
         return self._stall_seed
 
+    @property
+    def window(self) -> int:
+        """Bytes per start."""
+        return self._window
+
     def elaborate(self, platform):
         m = Module()
-        p = self._params
-        m.submodules.accelerator = acc = Accelerator(p)
-
+        n = self._window
+        m.submodules.accelerator = acc = Accelerator(self._params)
         busy = Signal()
         context = Signal.like(self.context)
-        position = Signal(range(p.context + 1))
-        accepted = drive_accelerator(m, self, acc, busy, position != p.context,
-                                     context.word_select(position, 8))
+        position = Signal(range(n + 1))
+        restart = context[8 * n] & (position == 0)
+        beat = Cat(context.word_select(position, 8), restart, position != n - 1)
+        accepted = drive_accelerator(m, self, acc, busy, position != n, beat)
         with m.If(accepted):
             m.d.sync += position.eq(position + 1)
         with m.If(self.start & ~busy):
-            m.d.sync += [
-                busy.eq(1),
-                self.done.eq(0),
-                context.eq(self.context),
-                position.eq(0),
-            ]
+            m.d.sync += [busy.eq(1), position.eq(0), self.done.eq(0), context.eq(self.context)]
         return m

@@ -1,7 +1,8 @@
-"""Memory images and address arithmetic of docs/architecture.md, computed in one place.
+"""Memory images and address arithmetic of the accelerator (docs/architecture.md), in one
+place.
 
 Every image is a list of Python ints, one per memory row; lane ``c`` of a row occupies bits
-``[c*w, (c+1)*w)`` in two's complement. The bases and depths come from
+``[c*w, (c+1)*w)`` in two's complement (:func:`pack`). The bases and depths come from
 :class:`hw.params.AcceleratorParams`; the gateware reads these images and never recomputes them.
 """
 
@@ -11,24 +12,22 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .params import VOCAB, AcceleratorParams
+from .params import VOCAB, AcceleratorParams, LayerKind
 
 __all__ = [
     "SPIKE_CODES",
-    "bias_address",
-    "bias_bank_images",
+    "const_address",
+    "const_bank_images",
+    "const_lane_bits",
     "decode_spike",
-    "input_word",
-    "logit_address",
-    "neuron_at",
     "pack",
-    "spike_address",
+    "residual_address",
     "spike_table_image",
-    "table_address",
     "unpack",
     "weight_address",
     "weight_bank_images",
 ]
+
 
 SPIKE_CODES = {0: 0b00, 1: 0b01, -1: 0b11}
 """Spike code: bit 0 is non-zero, bit 1 is negative."""
@@ -60,76 +59,88 @@ def unpack(word: int, lanes: int, width: int, signed: bool = True) -> list[int]:
     return out
 
 
-def neuron_at(params: AcceleratorParams, tile: int, row: int, col: int) -> int:
-    """Output neuron ``j = τ*P + r*C + c`` held by PE ``(r, c)`` in tile ``τ``."""
-    return tile * params.pes + row * params.cols + col
-
-
-def weight_address(params: AcceleratorParams, layer: int, tile: int, index: int) -> int:
+def weight_address(p: AcceleratorParams, layer: int, tile: int, index: int) -> int:
     """Weight-bank address of input ``index`` of tile ``tile`` of layer ``layer``."""
-    return params.weight_bases[layer] + tile * params.n_ins[layer] + index
+    return p.weight_bases[layer] + tile * p.layers[layer].n_in + index
 
 
-def bias_address(params: AcceleratorParams, layer: int, tile: int) -> int:
-    """Bias-bank address of tile ``tile`` of layer ``layer``."""
-    return params.bias_bases[layer] + tile
+def const_address(p: AcceleratorParams, layer: int, tile: int, count: int = 1) -> int:
+    """Constant-bank address of a tile (ATTENTION: for a position that sees ``count`` keys)."""
+    offset = (count - 1) * p.tiles[layer] if p.layers[layer].kind == LayerKind.ATTENTION else 0
+    return p.const_bases[layer] + offset + tile
 
 
-def table_address(params: AcceleratorParams, token: int, step: int) -> int:
-    """Spike-table address of byte ``token`` at step ``step``: ``id*T + t``."""
-    return token * params.timesteps + step
+def residual_address(p: AcceleratorParams, step: int, tile: int) -> int:
+    """Residual-bank address of the channels of tile ``tile`` at step ``step``."""
+    return step * p.model_tiles + tile
 
 
-def spike_address(params: AcceleratorParams, layer: int, step: int, tile: int) -> int:
-    """Spike-bank address where hidden layer ``layer`` writes tile ``tile`` at step ``step``."""
-    return step * params.tiles[layer] + tile
+def const_lane_bits(p: AcceleratorParams) -> int:
+    """Bits of one lane of a constant bank: bias, threshold, reset."""
+    return p.bias_bits + 2 * p.const_bits
 
 
-def input_word(params: AcceleratorParams, layer: int, step: int, word: int) -> tuple[int, int]:
-    """``(bank, address)`` of input word ``word`` of layer ``layer > 0`` at step ``step``."""
-    if layer < 1:
-        raise ValueError(f"layer 0 reads the spike table, not a spike bank (layer {layer})")
-    return word % params.rows, spike_address(params, layer - 1, step, word // params.rows)
+def _per_neuron(p: AcceleratorParams, values: np.ndarray, n: int, fill: int) -> np.ndarray:
+    out = np.full(p.tiles_of(n) * p.pes, fill, dtype=np.int64)
+    out[:n] = values
+    return out
 
 
-def logit_address(params: AcceleratorParams, j: int) -> tuple[int, int]:
-    """``(address, lane)`` of logit ``j`` in the logit memory: ``τ*R + r``, lane ``c``."""
-    return j // params.cols, j % params.cols
-
-
-def weight_bank_images(params: AcceleratorParams) -> list[list[int]]:
-    """The ``R`` weight banks, each ``weight_depth`` rows of ``C`` lanes of ``Wb`` bits."""
-    r_, c_, p_ = params.rows, params.cols, params.pes
-    banks = np.zeros((r_, params.weight_depth, c_), dtype=np.int64)
-    for layer, (params_l, tiles) in enumerate(zip(params.all_layers, params.tiles, strict=True)):
-        weight = np.zeros((tiles * p_, params_l.n_in), dtype=np.int64)
-        weight[: params_l.n_out] = params_l.weight
+def weight_bank_images(p: AcceleratorParams) -> list[list[int]]:
+    """The ``R`` weight banks: lane ``c`` of row ``r`` holds output ``τ P + r C + c``."""
+    banks = np.zeros((p.rows, p.weight_depth, p.cols), dtype=np.int64)
+    for index, (layer, tiles) in enumerate(zip(p.layers, p.tiles, strict=True)):
+        if layer.weight is None:
+            continue
+        weight = np.zeros((tiles * p.pes, layer.n_in), dtype=np.int64)
+        weight[: layer.n_out] = layer.weight
         for tile in range(tiles):
-            block = weight[tile * p_ : (tile + 1) * p_].reshape(r_, c_, params_l.n_in)
-            base = weight_address(params, layer, tile, 0)
-            banks[:, base : base + params_l.n_in, :] = block.transpose(0, 2, 1)
-    return [[pack(row, params.weight_bits) for row in bank] for bank in banks]
+            block = weight[tile * p.pes : (tile + 1) * p.pes].reshape(p.rows, p.cols, layer.n_in)
+            base = weight_address(p, index, tile, 0)
+            banks[:, base : base + layer.n_in, :] = block.transpose(0, 2, 1)
+    return [[pack(row, p.weight_bits) for row in bank] for bank in banks]
 
 
-def bias_bank_images(params: AcceleratorParams) -> list[list[int]]:
-    """The ``R`` bias banks, each ``bias_depth`` rows of ``C`` lanes of ``Bb`` bits."""
-    r_, c_, p_ = params.rows, params.cols, params.pes
-    banks = np.zeros((r_, params.bias_depth, c_), dtype=np.int64)
-    for layer, (params_l, tiles) in enumerate(zip(params.all_layers, params.tiles, strict=True)):
-        bias = np.zeros(tiles * p_, dtype=np.int64)
-        bias[: params_l.n_out] = params_l.bias
-        for tile in range(tiles):
-            banks[:, bias_address(params, layer, tile), :] = bias[
-                tile * p_ : (tile + 1) * p_
-            ].reshape(r_, c_)
-    return [[pack(row, params.bias_bits) for row in bank] for bank in banks]
+def const_bank_images(p: AcceleratorParams) -> list[list[int]]:
+    """The ``R`` constant banks: per lane ``bias | threshold << Bb | reset << (Bb + Kb)``."""
+    bb, kb = p.bias_bits, p.const_bits
+    entries = np.zeros((p.rows, p.const_depth, p.cols), dtype=object)
+    for index, (layer, tiles) in enumerate(zip(p.layers, p.tiles, strict=True)):
+        if not p.const_entries(layer):
+            continue
+        if layer.kind == LayerKind.ATTENTION:
+            groups = [(count, np.zeros(layer.n_out, dtype=np.int64),
+                       np.full(layer.n_out, layer.threshold[count - 1]),
+                       np.full(layer.n_out, layer.reset[count - 1]))
+                      for count in range(1, p.window + 1)]
+        else:
+            ones = np.ones(layer.n_out, dtype=np.int64)
+            threshold = ones if layer.threshold is None else layer.threshold
+            reset = ones if layer.reset is None else layer.reset
+            groups = [(1, layer.bias, threshold, reset)]
+        for count, bias, threshold, reset in groups:
+            lanes = [_per_neuron(p, v, layer.n_out, fill) for v, fill in
+                     ((bias, 0), (threshold, 1), (reset, 1))]
+            for tile in range(tiles):
+                addr = const_address(p, index, tile, count)
+                for r in range(p.rows):
+                    for c in range(p.cols):
+                        j = tile * p.pes + r * p.cols + c
+                        b, th, rs = (int(v[j]) for v in lanes)
+                        entries[r, addr, c] = (b & ((1 << bb) - 1)) | th << bb | rs << (bb + kb)
+    width = const_lane_bits(p)
+    return [[pack(row, width) for row in bank] for bank in entries]
 
 
-def spike_table_image(params: AcceleratorParams) -> list[int]:
-    """The spike table: ``256*T`` rows of ``E`` 2-bit spike codes, row ``id*T + t``."""
-    image = []
-    for token in range(VOCAB):
-        for step in range(params.timesteps):
-            codes = [SPIKE_CODES[int(s)] for s in params.spike_table[token, step]]
-            image.append(pack(codes, 2))
+def spike_table_image(p: AcceleratorParams) -> list[int]:
+    """The spike table ROM: row ``b << table_row_bits | t``, lane ``e``: the spike code
+    (``0b01`` +1, ``0b11`` -1) of ``table[b, t, e]``."""
+    if p.spike_table is None:
+        return []
+    codes = np.where(p.spike_table > 0, SPIKE_CODES[1],
+                     np.where(p.spike_table < 0, SPIKE_CODES[-1], SPIKE_CODES[0]))
+    image = [0] * p.table_depth
+    for b in range(VOCAB):
+        for t in range(p.timesteps):
+            image[b << p.table_row_bits | t] = pack(codes[b, t], 2)
     return image

@@ -1,21 +1,26 @@
-"""The parameters of one accelerator build: plain numbers and NumPy arrays, validated once.
+"""The parameters of an accelerator build: a layer program over one array, validated once.
 
-:class:`AcceleratorParams` is the only input of :class:`hw.Accelerator`. It knows nothing of the
-model format it came from (``rtl_gen`` builds it from the compiler IR, tests from an integer
-model); it holds the integers of docs/integer-contract.md and the shape of the array, and derives
-the numbers docs/architecture.md names (tiles, memory depths, bases).
+:class:`AcceleratorParams` is the only input of :class:`hw.Accelerator`. It holds the layers the
+array runs one after the other (docs/architecture.md), each a :class:`XLayer` of plain integers
+and NumPy arrays, the array shape and the register widths, and derives every number the
+hardware and the memory images need: tiles, memory depths, bases, where each spike tensor lives.
+It knows nothing of ONNX or of the contract (``rtl_gen.plan_program`` builds it from the
+compiler's graph).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from .checks import positive_int
 
-__all__ = ["VOCAB", "AcceleratorParams", "HiddenLayerParams", "ReadoutParams"]
+__all__ = ["SPIKE_COUNT_BITS", "VOCAB", "AcceleratorParams", "LayerKind", "Region", "XLayer",
+           "address_bits", "int_array"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +33,7 @@ def address_bits(depth: int) -> int:
     return max(1, (depth - 1).bit_length())
 
 
-def _int_array(name: str, value, shape: tuple) -> np.ndarray:
+def int_array(name: str, value, shape: tuple) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers, not {arr.dtype}")
@@ -39,279 +44,394 @@ def _int_array(name: str, value, shape: tuple) -> np.ndarray:
     return arr
 
 
-def _fits_signed(name: str, arr: np.ndarray, bits: int, width_name: str):
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
-        raise ValueError(
-            f"{name} spans [{int(arr.min())}, {int(arr.max())}], beyond the signed {bits}-bit "
-            f"range [{lo}, {hi}]: raise {width_name}"
-        )
+class LayerKind(enum.IntEnum):
+    """What one layer of the program does (docs/architecture.md, "The layer program")."""
+
+    EMBED = 0  #: residual = the token's embedding row (weights ``[d, 256]``, one event)
+    NORM = 1  #: spikes = IF(residual + B; Θ, R per channel)
+    LINEAR = 2  #: spikes = IF(W s + B; Θ, R)
+    ATTENTION = 3  #: spikes = IF(Σ_j relu(q.k_j + P) v_j; Θ, R per key count)
+    RESIDUAL = 4  #: residual += shift(W s)
+    READOUT = 5  #: logits = Σ_t (W s + B)
+
+
+def _int_array(name: str, value, ndim: int) -> np.ndarray:
+    shape = np.shape(value)
+    if len(shape) != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, not shape {shape}")
+    return int_array(name, value, shape)
 
 
 @dataclass(frozen=True, eq=False)
-class HiddenLayerParams:
-    """A hidden (spiking) layer: ``weight[n_out, n_in]``, ``bias[n_out]``, threshold Θ, reset R."""
+class XLayer:
+    """One layer of the program.
 
-    weight: np.ndarray
-    bias: np.ndarray
-    threshold: int
-    reset: int
+    ``weight`` ``[n_out, n_in]`` (EMBED: the embedding transposed, ``[d, 256]``); ``bias``,
+    ``threshold``, ``reset`` per output neuron (ATTENTION: ``threshold``/``reset`` per key count,
+    ``[W]``); ``score_bias`` ``[H, W]`` (ATTENTION); ``shift`` (RESIDUAL). ``source`` names the
+    spike tensor read (ATTENTION: the queries), ``keys``/``values`` the caches an ATTENTION
+    reads, ``dest`` the spike tensor or cache written (NORM, LINEAR, ATTENTION). ``table``: a
+    LINEAR layer that reads the spikes of the context bytes from the spike table (the program's
+    ``SpikeEmbed``) instead of a spike tensor.
+    """
+
+    kind: LayerKind
+    name: str
+    n_out: int
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    threshold: np.ndarray | None = None
+    reset: np.ndarray | None = None
+    score_bias: np.ndarray | None = None
+    shift: int = 0
+    source: str | None = None
+    keys: str | None = None
+    values: str | None = None
+    dest: str | None = None
+    table: bool = False
 
     def __post_init__(self):
-        weight = np.asarray(self.weight)
-        if weight.ndim != 2:
-            raise ValueError(f"hidden layer weight must be 2-D [n_out, n_in], not {weight.shape}")
-        object.__setattr__(self, "weight", _int_array("hidden layer weight", weight, weight.shape))
-        object.__setattr__(
-            self, "bias", _int_array("hidden layer bias", self.bias, (weight.shape[0],))
-        )
-        object.__setattr__(self, "threshold", positive_int("threshold", self.threshold))
-        object.__setattr__(self, "reset", positive_int("reset", self.reset))
-        if 0 in weight.shape:
-            raise ValueError(f"hidden layer weight must not be empty, not shape {weight.shape}")
+        object.__setattr__(self, "kind", LayerKind(self.kind))
+        if self.table and self.kind != LayerKind.LINEAR:
+            raise ValueError(f"layer {self.name}: only a LINEAR layer reads the context table")
+        object.__setattr__(self, "n_out", positive_int(f"{self.name} n_out", self.n_out))
+        needs = {
+            LayerKind.EMBED: ("weight",),
+            LayerKind.NORM: ("bias", "threshold", "reset"),
+            LayerKind.LINEAR: ("weight", "bias", "threshold", "reset"),
+            LayerKind.ATTENTION: ("threshold", "reset", "score_bias"),
+            LayerKind.RESIDUAL: ("weight",),
+            LayerKind.READOUT: ("weight", "bias"),
+        }[self.kind]
+        for field in needs:
+            if getattr(self, field) is None:
+                raise ValueError(f"layer {self.name} ({self.kind.name}) needs {field}")
+        for field, ndim in (("weight", 2), ("bias", 1), ("threshold", 1), ("reset", 1),
+                            ("score_bias", 2)):
+            if getattr(self, field) is not None:
+                object.__setattr__(self, field, _int_array(f"{self.name} {field}",
+                                                           getattr(self, field), ndim))
+        if self.weight is not None and self.weight.shape[0] != self.n_out:
+            raise ValueError(f"layer {self.name}: weight must have {self.n_out} rows")
+        per_neuron = self.kind in (LayerKind.NORM, LayerKind.LINEAR, LayerKind.READOUT)
+        for field in ("bias", "threshold", "reset"):
+            value = getattr(self, field)
+            if per_neuron and value is not None and value.shape != (self.n_out,):
+                raise ValueError(f"layer {self.name}: {field} must have {self.n_out} entries")
+        for field in ("threshold", "reset"):
+            value = getattr(self, field)
+            if value is not None and value.size and value.min() < 1:
+                raise ValueError(f"layer {self.name}: every {field} must be at least 1")
+        object.__setattr__(self, "shift", int(self.shift))
 
     @property
     def n_in(self) -> int:
-        return self.weight.shape[1]
+        return 0 if self.weight is None else self.weight.shape[1]
 
     @property
-    def n_out(self) -> int:
-        return self.weight.shape[0]
+    def spiking(self) -> bool:
+        """Whether the layer's FIRE writes spikes (NORM, LINEAR, ATTENTION)."""
+        return self.kind in (LayerKind.NORM, LayerKind.LINEAR, LayerKind.ATTENTION)
 
 
-@dataclass(frozen=True, eq=False)
-class ReadoutParams:
-    """The readout layer: ``weight[256, n_in]`` and ``bias[256]``; the logits are its membranes."""
+@dataclass(frozen=True)
+class Region:
+    """Where a spike tensor or cache lives: ``base`` address in its banks, ``tiles`` per step,
+    ``slots`` cached positions (1 for a plain tensor), in the spike banks or the V banks."""
 
-    weight: np.ndarray
-    bias: np.ndarray
+    base: int
+    tiles: int
+    slots: int
+    v_bank: bool
 
-    def __post_init__(self):
-        weight = np.asarray(self.weight)
-        if weight.ndim != 2 or weight.shape[0] != VOCAB or weight.shape[1] < 1:
-            raise ValueError(f"readout weight must have shape [{VOCAB}, n_in], not {weight.shape}")
-        object.__setattr__(self, "weight", _int_array("readout weight", weight, weight.shape))
-        object.__setattr__(self, "bias", _int_array("readout bias", self.bias, (VOCAB,)))
-
-    @property
-    def n_in(self) -> int:
-        return self.weight.shape[1]
-
-    @property
-    def n_out(self) -> int:
-        return VOCAB
+    def address(self, timesteps: int, slot: int, step: int, tile: int) -> int:
+        return self.base + (slot * timesteps + step) * self.tiles + tile
 
 
 @dataclass(frozen=True, eq=False)
 class AcceleratorParams:
     """Everything :class:`hw.Accelerator` is built from.
 
-    Fields (all plain Python numbers or NumPy integer arrays):
-
-    - ``rows``, ``cols``: the array shape ``R x C`` (``P = R*C`` processing elements).
-    - ``timesteps`` ``T``, ``context`` ``k``, ``embed_dim`` ``E``.
-    - ``spike_table``: int ``[256, T, E]``, entries in {-1, 0, +1}.
-    - ``layers``: a sequence of :class:`HiddenLayerParams` (at least one); layer 0 takes
-      ``k*E`` inputs, layer ``h`` takes layer ``h-1``'s outputs.
-    - ``readout``: :class:`ReadoutParams`, taking the last hidden layer's outputs.
-    - ``weight_bits``, ``bias_bits``, ``membrane_bits``: signed widths ``Wb``, ``Bb``, ``Mb``
-      (``contract.derive_widths`` gives them; ``Mb`` is also the logit width). Every weight,
-      bias, threshold and reset must fit, and ``Mb`` must hold the worst-case membrane of
-      docs/integer-contract.md, or the constructor raises :class:`ValueError`.
-    - ``dense``: build the dense scan mode (an EVENT for every input, zero or not), for
-      comparison with the event-driven default.
-
-    Raises :class:`TypeError` for a value of the wrong type and :class:`ValueError` for a value
-    out of range; the message names the parameter.
+    ``layers`` run in order for every byte; the residual (``d_model`` channels per step) is
+    in place, so a RESIDUAL updates what EMBED wrote. ``window`` ``W`` positions are cached for
+    every ATTENTION's keys and values. Widths: ``weight_bits`` (the weight banks' lanes: the
+    embedding is stored there too), ``bias_bits`` (signed),
+    ``const_bits`` (thresholds and resets, unsigned), ``membrane_bits`` (every PE),
+    ``residual_bits``, ``score_bits`` (a ReLU'd score, unsigned).
     """
 
     rows: int
     cols: int
     timesteps: int
-    context: int
-    embed_dim: int
-    spike_table: np.ndarray
-    layers: tuple[HiddenLayerParams, ...]
-    readout: ReadoutParams
+    window: int
+    d_model: int
+    heads: int
+    layers: tuple[XLayer, ...]
     weight_bits: int
     bias_bits: int
+    const_bits: int
     membrane_bits: int
+    residual_bits: int
+    score_bits: int
+    spike_table: np.ndarray | None = None
+    context: int = 1
     dense: bool = False
 
     def __post_init__(self):
-        for name in ("rows", "cols", "timesteps", "context", "embed_dim"):
+        for name in ("rows", "cols", "timesteps", "window", "d_model", "heads", "weight_bits",
+                     "bias_bits", "const_bits", "membrane_bits", "residual_bits", "score_bits"):
             object.__setattr__(self, name, positive_int(name, getattr(self, name)))
-        for name in ("weight_bits", "bias_bits", "membrane_bits"):
-            object.__setattr__(self, name, positive_int(name, getattr(self, name)))
-        if self.membrane_bits < 2:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model {self.d_model} is not a multiple of heads {self.heads}")
+        dh = self.head_dim
+        if self.attentions and self.d_model > self.pes and self.pes % dh:
             raise ValueError(
-                f"membrane_bits must be at least 2 (it holds a threshold >= 1), "
-                f"not {self.membrane_bits}"
-            )
-        for name in ("weight_bits", "bias_bits"):
-            if getattr(self, name) > self.membrane_bits:
-                raise ValueError(
-                    f"{name} ({getattr(self, name)}) must not exceed membrane_bits "
-                    f"({self.membrane_bits})"
-                )
-        if not isinstance(self.dense, bool | np.bool_):
+                f"the array's {self.pes} PEs must hold whole heads of {dh} channels (or all"
+                f" {self.d_model}): choose --rows x --cols a multiple of {dh}")
+        object.__setattr__(self, "context", positive_int("context", self.context))
+        if not isinstance(self.dense, bool):
             raise TypeError(f"dense must be a bool, not {self.dense!r}")
-        object.__setattr__(self, "dense", bool(self.dense))
-        table = _int_array(
-            "spike_table", self.spike_table, (VOCAB, self.timesteps, self.embed_dim)
-        )
-        if table.min() < -1 or table.max() > 1:
-            raise ValueError("spike_table entries must be -1, 0 or +1")
-        object.__setattr__(self, "spike_table", table)
-        layers = tuple(self.layers)
-        if not layers:
-            raise ValueError("layers must hold at least one HiddenLayerParams")
-        for index, layer in enumerate(layers):
-            if not isinstance(layer, HiddenLayerParams):
-                raise TypeError(f"layers[{index}] must be a HiddenLayerParams, not {layer!r}")
-        object.__setattr__(self, "layers", layers)
-        if not isinstance(self.readout, ReadoutParams):
-            raise TypeError(f"readout must be a ReadoutParams, not {self.readout!r}")
-        n_in = self.context * self.embed_dim
-        for index, layer in enumerate((*layers, self.readout)):
-            if layer.n_in != n_in:
-                name = f"layers[{index}]" if index < len(layers) else "readout"
-                raise ValueError(f"{name} takes {layer.n_in} inputs but receives {n_in}")
-            n_in = layer.n_out
+        if self.spike_table is not None:
+            table = int_array("spike_table", self.spike_table, np.shape(self.spike_table))
+            if table.ndim != 3 or table.shape[:2] != (VOCAB, self.timesteps):
+                raise ValueError(f"spike_table must be [256, {self.timesteps}, E]")
+            object.__setattr__(self, "spike_table", table)
+        kinds = [layer.kind for layer in self.layers]
+        if kinds.count(LayerKind.EMBED) > 1 or (LayerKind.EMBED in kinds
+                                                and kinds[0] != LayerKind.EMBED):
+            raise ValueError("the program may have one EMBED layer, its first")
+        if LayerKind.EMBED not in kinds and self.spike_table is None:
+            raise ValueError("the program needs an EMBED layer or a spike table")
+        if not self.has_residual and {LayerKind.NORM, LayerKind.RESIDUAL} & set(kinds):
+            raise ValueError("a NORM or RESIDUAL layer needs the residual of an EMBED layer")
+        if any(layer.table for layer in self.layers) and self.spike_table is None:
+            raise ValueError("a layer reads the context table but there is no spike_table")
+        if kinds.count(LayerKind.READOUT) != 1 or kinds[-1] != LayerKind.READOUT:
+            raise ValueError("the program must end with its one READOUT layer")
+        for layer in self.layers:
+            if layer.table and layer.n_in != self.context * self.spike_table.shape[2]:
+                raise ValueError(f"layer {layer.name} reads {self.context} bytes of"
+                                 f" {self.spike_table.shape[2]} spikes, not {layer.n_in} inputs")
+            if layer.kind in (LayerKind.EMBED, LayerKind.RESIDUAL, LayerKind.NORM,
+                              LayerKind.ATTENTION) and layer.n_out != self.d_model:
+                raise ValueError(f"layer {layer.name} must have {self.d_model} outputs")
+            if layer.kind == LayerKind.READOUT and layer.n_out != VOCAB:
+                raise ValueError(f"the readout must have {VOCAB} outputs")
+            if layer.kind == LayerKind.ATTENTION:
+                if layer.score_bias.shape != (self.heads, self.window):
+                    raise ValueError(f"layer {layer.name}: score_bias must be"
+                                     f" [{self.heads}, {self.window}]")
+                if layer.threshold.shape != (self.window,) or layer.reset.shape != (self.window,):
+                    raise ValueError(f"layer {layer.name}: thresholds per key count need"
+                                     f" {self.window} entries")
+        self.regions  # noqa: B018 -- allocate (and check) the spike tensors now
         self._check_widths()
-        logger.debug(
-            "accelerator %dx%d, T=%d, layers %s, tiles %s", self.rows, self.cols,
-            self.timesteps, self.n_outs, self.tiles,
-        )
+        logger.debug("accelerator %dx%d, %d layers", self.rows, self.cols,
+                     len(self.layers))
 
-    def _check_widths(self):
-        wb, bb, mb = self.weight_bits, self.bias_bits, self.membrane_bits
-        for index, layer in enumerate(self.all_layers):
-            name = f"layers[{index}]" if index < self.n_hidden else "readout"
-            _fits_signed(f"{name} weight", layer.weight, wb, "weight_bits")
-            _fits_signed(f"{name} bias", layer.bias, bb, "bias_bits")
-            x = int(np.abs(layer.weight).sum(axis=1).max()) + int(np.abs(layer.bias).max())
-            bound = self.timesteps * x
-            if isinstance(layer, HiddenLayerParams):
-                bound += max(0, layer.reset - layer.threshold)
-                bound = max(bound, layer.threshold, layer.reset)
-            if bound.bit_length() + 1 > mb:
-                raise ValueError(
-                    f"{name} can reach a membrane of magnitude {bound}, which needs "
-                    f"{bound.bit_length() + 1} signed bits: raise membrane_bits from {mb}"
-                )
-
-    # -- the names of docs/architecture.md -----------------------------------------------------
+    # -- shape --------------------------------------------------------------------------------
 
     @property
     def pes(self) -> int:
-        """``P = R*C``, the processing elements."""
         return self.rows * self.cols
 
     @property
-    def n_hidden(self) -> int:
-        """``L``, the number of hidden layers; the readout is layer ``L``."""
-        return len(self.layers)
+    def head_dim(self) -> int:
+        return self.d_model // self.heads
+
+    def tiles_of(self, n: int) -> int:
+        """``ceil(n / P)``."""
+        return -(-n // self.pes)
 
     @property
-    def all_layers(self) -> tuple:
-        """The hidden layers, then the readout (index ``L``)."""
-        return (*self.layers, self.readout)
-
-    @property
-    def n_ins(self) -> tuple[int, ...]:
-        """``n_in`` of every layer, readout last."""
-        return tuple(layer.n_in for layer in self.all_layers)
-
-    @property
-    def n_outs(self) -> tuple[int, ...]:
-        """``n_out`` of every layer, readout (256) last."""
-        return tuple(layer.n_out for layer in self.all_layers)
+    def model_tiles(self) -> int:
+        """Tiles of ``d_model`` channels (residual, norms, attention)."""
+        return self.tiles_of(self.d_model)
 
     @property
     def tiles(self) -> tuple[int, ...]:
-        """``tiles_l = ceil(n_out_l / P)`` for every layer, readout last."""
-        return tuple(-(-n // self.pes) for n in self.n_outs)
+        return tuple(self.tiles_of(layer.n_out) for layer in self.layers)
+
+    @property
+    def heads_per_tile(self) -> int:
+        """Heads whose channels a tile holds (whole heads: see the constructor's check)."""
+        return -(-min(self.d_model, self.pes) // self.head_dim)
+
+    def head_of_lane(self, row: int, col: int) -> int:
+        """Head (within its tile) of the channel PE ``(row, col)`` holds."""
+        lane = row * self.cols + col
+        return min(lane // self.head_dim, self.heads_per_tile - 1)
+
+    # -- where everything lives ---------------------------------------------------------------
+
+    @cached_property
+    def regions(self) -> dict[str, Region]:
+        """Every spike tensor and cache: plain tensors and key caches in the spike banks, value
+        caches in the V banks; each written by one layer and read after it."""
+        written: dict[str, XLayer] = {}
+        for layer in self.layers:
+            for name in (None if layer.table else layer.source, layer.keys, layer.values):
+                if name is not None and name not in written:
+                    raise ValueError(f"layer {layer.name} reads {name} before a layer writes it")
+            if layer.spiking:
+                if layer.dest is None:
+                    raise ValueError(f"layer {layer.name} writes no spike tensor (dest)")
+                if layer.dest in written:
+                    raise ValueError(f"spike tensor {layer.dest} is written twice")
+                written[layer.dest] = layer
+        keys = {layer.keys for layer in self.layers if layer.keys}
+        values = {layer.values for layer in self.layers if layer.values}
+        if keys & values:
+            raise ValueError(f"{sorted(keys & values)} is read as keys and as values")
+        out, spike_top, v_top = {}, 0, 0
+        for name, layer in written.items():
+            tiles = self.tiles_of(layer.n_out)
+            if name in values:
+                out[name] = Region(v_top, tiles, self.window, True)
+                v_top += self.window * self.timesteps * tiles
+            else:
+                slots = self.window if name in keys else 1
+                out[name] = Region(spike_top, tiles, slots, False)
+                spike_top += slots * self.timesteps * tiles
+        for layer in self.layers:
+            if layer.values and layer.keys and out[layer.keys].tiles != out[layer.values].tiles:
+                raise ValueError(f"layer {layer.name}: keys and values differ in width")
+        object.__setattr__(self, "_spike_depth", max(1, spike_top))
+        object.__setattr__(self, "_v_depth", max(1, v_top))
+        return out
+
+    @property
+    def spike_depth(self) -> int:
+        """Rows of each spike bank (plain tensors and key caches)."""
+        return self._spike_depth
+
+    @property
+    def v_depth(self) -> int:
+        """Rows of each V bank (value caches)."""
+        return self._v_depth
 
     @property
     def weight_bases(self) -> tuple[int, ...]:
-        """``wbase_l``: first weight-bank address of layer ``l``."""
-        sizes = [t * n for t, n in zip(self.tiles, self.n_ins, strict=True)]
+        sizes = [t * layer.n_in for t, layer in zip(self.tiles, self.layers, strict=True)]
         return tuple(int(x) for x in np.cumsum([0, *sizes[:-1]]))
 
     @property
-    def bias_bases(self) -> tuple[int, ...]:
-        """``bbase_l``: first bias-bank address of layer ``l``."""
-        return tuple(int(x) for x in np.cumsum([0, *self.tiles[:-1]]))
-
-    @property
     def weight_depth(self) -> int:
-        """Rows of each weight bank: ``Σ_l tiles_l * n_in_l``."""
-        return sum(t * n for t, n in zip(self.tiles, self.n_ins, strict=True))
+        return max(1, sum(t * layer.n_in for t, layer in zip(self.tiles, self.layers,
+                                                            strict=True)))
+
+    def const_entries(self, layer: XLayer) -> int:
+        """Constant-bank rows of a layer: a tile each (ATTENTION: a tile per key count)."""
+        if layer.kind in (LayerKind.EMBED, LayerKind.RESIDUAL):
+            return 0
+        tiles = self.tiles_of(layer.n_out)
+        return tiles * self.window if layer.kind == LayerKind.ATTENTION else tiles
 
     @property
-    def bias_depth(self) -> int:
-        """Rows of each bias bank: ``Σ_l tiles_l``."""
-        return sum(self.tiles)
+    def const_bases(self) -> tuple[int, ...]:
+        sizes = [self.const_entries(layer) for layer in self.layers]
+        return tuple(int(x) for x in np.cumsum([0, *sizes[:-1]]))
 
     @property
-    def table_depth(self) -> int:
-        """Rows of the spike table: ``256*T``."""
-        return VOCAB * self.timesteps
+    def const_depth(self) -> int:
+        return max(1, sum(self.const_entries(layer) for layer in self.layers))
 
     @property
-    def spike_buffer_depth(self) -> int:
-        """Rows of each spike bank: ``T * max_l tiles_l`` over the hidden layers."""
-        return self.timesteps * max(self.tiles[: self.n_hidden])
+    def residual_depth(self) -> int:
+        """Rows of each residual bank: ``T`` steps of ``model_tiles``."""
+        return self.timesteps * self.model_tiles
 
     @property
     def logit_depth(self) -> int:
-        """Rows of the logit memory: ``tiles_L * R``."""
         return self.tiles[-1] * self.rows
 
     @property
-    def words(self) -> tuple[int, ...]:
-        """Input words the scanner reads per time step of each layer."""
-        return (self.context, *(-(-n // self.cols) for n in self.n_ins[1:]))
+    def shifts(self) -> tuple[int, ...]:
+        """The distinct shifts of the RESIDUAL layers (EMBED's 0 first): the RESADD mux."""
+        found = [0]
+        for layer in self.layers:
+            if layer.kind == LayerKind.RESIDUAL and layer.shift not in found:
+                found.append(layer.shift)
+        return tuple(found)
+
+    @property
+    def has_residual(self) -> bool:
+        """Whether the program has a residual stream (an EMBED layer): residual banks."""
+        return any(layer.kind == LayerKind.EMBED for layer in self.layers)
+
+    @property
+    def embed_dim(self) -> int:
+        """Spikes per context byte and step of the spike table (0 without one)."""
+        return 0 if self.spike_table is None else self.spike_table.shape[2]
 
     @property
     def lanes(self) -> int:
-        """Lanes of a scanner word: ``max(E, C)``."""
-        return max(self.embed_dim, self.cols)
+        """Lanes of a scanner word: ``max(C, E)`` (a spike-table word holds a context byte's
+        ``E`` spikes of one step, a spike-bank word ``C``)."""
+        return max(self.cols, self.embed_dim)
 
     @property
-    def spike_counters(self) -> int:
-        """Entries of ``spike_counts``: ``(L+1)*T``."""
-        return (self.n_hidden + 1) * self.timesteps
+    def table_row_bits(self) -> int:
+        """Low address bits of the spike table: step ``t`` below ``2^bits``."""
+        return address_bits(self.timesteps)
 
     @property
-    def spike_count_bits(self) -> int:
-        """Width of each spike counter."""
-        return SPIKE_COUNT_BITS
+    def table_depth(self) -> int:
+        """Rows of the spike table ROM: byte ``b`` at ``b << table_row_bits`` (0 without one)."""
+        return 0 if self.spike_table is None else VOCAB << self.table_row_bits
+
+    @property
+    def attentions(self) -> int:
+        """ATTENTION layers of the program; without one the accelerator has no score unit and
+        no value caches."""
+        return sum(layer.kind == LayerKind.ATTENTION for layer in self.layers)
+
+    @property
+    def spiking_layers(self) -> tuple[int, ...]:
+        """Indices of the layers that write spikes, in order: the spike counters' order."""
+        return tuple(i for i, layer in enumerate(self.layers) if layer.spiking)
 
     @property
     def addr_bits(self) -> int:
-        """Width of a token's bank address (weight or bias bank)."""
-        return address_bits(max(self.weight_depth, self.bias_depth))
+        """A token's ``addr``: weight, constant, residual or V-bank address."""
+        return address_bits(max(self.weight_depth, self.const_depth, self.residual_depth,
+                                self.v_depth))
 
     @property
     def oaddr_bits(self) -> int:
-        """Width of a token's output address (spike bank or logit memory)."""
-        return address_bits(max(self.spike_buffer_depth, self.logit_depth))
+        """A token's ``oaddr``: spike bank, V bank or logit memory."""
+        return address_bits(max(self.spike_depth, self.v_depth, self.logit_depth))
 
     @property
     def raddr_bits(self) -> int:
-        """Width of a scanner word read address (spike table or spike bank)."""
-        return address_bits(max(self.table_depth, self.spike_buffer_depth))
+        """A word fetch's read address: a spike bank's, or the spike table's."""
+        return address_bits(max(self.spike_depth, self.table_depth))
 
     @property
-    def count_bits(self) -> int:
-        """Width of a spike-counter index."""
-        return address_bits(self.spike_counters)
+    def operand_bits(self) -> int:
+        """The PE operand: a weight, a bias, a residual value or a score (signed)."""
+        return max(self.weight_bits, self.bias_bits, self.residual_bits, self.score_bits + 1)
 
-    def dense_cycles(self) -> int:
-        """The dense count of docs/architecture.md, ``Σ_l tiles_l * T * (n_in_l + 1)``, drains
-        not included."""
-        return sum(
-            t * self.timesteps * (n + 1) for t, n in zip(self.tiles, self.n_ins, strict=True)
-        )
+    # -- checks -------------------------------------------------------------------------------
+
+    def _check_widths(self):
+        def fits(name, arr, bits, signed, width_name):
+            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            if arr is not None and arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+                raise ValueError(f"{name} spans [{int(arr.min())}, {int(arr.max())}], beyond"
+                                 f" {bits} bits: raise {width_name}")
+
+        for layer in self.layers:
+            fits(f"{layer.name} weight", layer.weight, self.weight_bits, True, "weight_bits")
+            fits(f"{layer.name} bias", layer.bias, self.bias_bits, True, "bias_bits")
+            fits(f"{layer.name} threshold", layer.threshold, self.const_bits, False, "const_bits")
+            fits(f"{layer.name} reset", layer.reset, self.const_bits, False, "const_bits")
+        if self.const_bits > self.membrane_bits - 1:
+            raise ValueError(f"const_bits ({self.const_bits}) must be below membrane_bits"
+                             f" ({self.membrane_bits})")
+        if self.operand_bits > self.membrane_bits:
+            raise ValueError(f"operands of {self.operand_bits} bits do not fit membranes of"
+                             f" {self.membrane_bits}")
+        if self.residual_bits > self.membrane_bits:
+            raise ValueError("residual_bits must not exceed membrane_bits")

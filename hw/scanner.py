@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from .checks import positive_int
 from .skid import SkidBuffer
-from .token import TokenKind, meta_layout, request_layout, token_layout, word_layout
+from .token import TokenKind, meta_layout, request_layout, word_layout
 
 __all__ = ["Scanner", "WordFetch", "connect_fetch"]
 
@@ -43,10 +43,8 @@ class Scanner(wiring.Component):
     spike as a SKIP token. Any other template (FIRE, READOUT) is emitted as it is, in one cycle;
     a READOUT waits until at least ``readout_gap`` cycles separate it from the previous one.
 
-    For every non-zero spike of a word with ``count`` set, ``count`` carries the word's
-    ``count_index`` for one cycle (the spike counters). ``token`` replaces the token layout
-    of :func:`hw.token.token_layout` by another with at least its ``kind``, ``addr`` and
-    ``neg`` fields (the transformer's token carries more); the scanner passes the others on.
+    ``token`` is the token layout (:func:`hw.token.token_layout`, or any with at least its
+    ``kind``, ``addr`` and ``neg`` fields); the scanner passes the other fields on.
 
     Latency: 2 cycles from a word handshake to its first token on ``tokens``.
     Throughput: ``max(1, nnz)`` cycles per word (``nlanes`` in dense mode), 1 per FIRE/READOUT;
@@ -56,27 +54,24 @@ class Scanner(wiring.Component):
     -----
     words : In(stream.Signature(word_layout))
     tokens : Out(stream.Signature(token_layout, always_ready=True))
-    count : Out(stream.Signature(unsigned(count_bits), always_ready=True))
     busy : Out(1)  -- a word is held or a token is on ``tokens``
     """
 
-    def __init__(self, lanes: int, *, addr_bits: int, oaddr_bits: int = 1, count_bits: int = 1,
-                 dense: bool = False, readout_gap: int = 1,
-                 token: data.StructLayout | None = None):
+    def __init__(self, lanes: int, token: data.StructLayout, *, dense: bool = False,
+                 readout_gap: int = 1):
         self._lanes = positive_int("lanes", lanes)
         self._readout_gap = positive_int("readout_gap", readout_gap)
         if not isinstance(dense, bool):
             raise TypeError(f"dense must be a bool, not {dense!r}")
         self._dense = dense
-        if token is not None and not isinstance(token, data.StructLayout):
+        if not isinstance(token, data.StructLayout):
             raise TypeError(f"token must be a data.StructLayout, not {token!r}")
-        self._token_layout = token or token_layout(addr_bits, oaddr_bits)
-        self._meta_layout = meta_layout(self._token_layout, lanes, count_bits)
+        self._token_layout = token
+        self._meta_layout = meta_layout(self._token_layout, lanes)
         self._word_layout = word_layout(self._meta_layout, lanes)
         super().__init__({
             "words": In(stream.Signature(self._word_layout)),
             "tokens": Out(stream.Signature(self._token_layout, always_ready=True)),
-            "count": Out(stream.Signature(unsigned(count_bits), always_ready=True)),
             "busy": Out(1),
         })
 
@@ -148,7 +143,7 @@ class Scanner(wiring.Component):
             self.busy.eq(s_valid | self.tokens.valid),
         ]
 
-        m.d.sync += [self.tokens.valid.eq(0), self.count.valid.eq(0)]
+        m.d.sync += self.tokens.valid.eq(0)
         with m.If(s_valid):
             with m.If(is_event):
                 with m.If(s_mask != 0):
@@ -157,8 +152,6 @@ class Scanner(wiring.Component):
                         self.tokens.payload.eq(s_meta.token),
                         self.tokens.payload.addr.eq(s_meta.token.addr + index),
                         self.tokens.payload.neg.eq(code[1]),
-                        self.count.valid.eq(s_meta.count & code[0]),
-                        self.count.payload.eq(s_meta.count_index),
                         s_mask.eq(rest),
                         single.eq(at_most_one(rest)),
                     ]

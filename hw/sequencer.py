@@ -1,64 +1,62 @@
-"""The sequencer: context, layers, output tiles and time steps, as word read requests."""
+"""The program sequencer: one byte in, every layer of the program, then the logits out.
+
+For each byte of the stream the sequencer walks the layers of :class:`AcceleratorParams`, and
+within a layer its output tiles ``τ`` and time steps ``t``; what a ``(τ, t)`` asks of the array
+depends on the layer's kind (docs/architecture.md, "The layer program"):
+
+| kind | tokens per tile and step |
+| --- | --- |
+| EMBED | one EVENT at the byte's embedding row (a one-lane word), RESADD with ``init`` |
+| NORM | RESID, FIRE |
+| LINEAR | the input tensor's words (the scanner emits an EVENT per non-zero spike), FIRE |
+| ATTENTION | a score request: the score unit sends an ATTN per key worth adding, then the FIRE |
+| RESIDUAL | the input tensor's words, RESADD |
+| READOUT | the input tensor's words, FIRE, and after the last step a READOUT |
+
+Between layers it waits until the pipeline is idle and then ``drain`` more cycles (the next
+layer reads what this one wrote). The current position's key/value slot and the number of
+keys it sees advance with every byte and start again on a byte flagged ``restart``.
+
+Throughput: one request per cycle while the fetch stage (or the score unit) accepts.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from amaranth.hdl import Array, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .checks import positive_int
-from .params import AcceleratorParams
+from .params import AcceleratorParams, LayerKind, address_bits
+from .score import score_request_layout
 from .token import TokenKind, meta_layout, request_layout, token_layout
 
-__all__ = ["Sequencer"]
+__all__ = ["Sequencer", "SOURCE_ONE"]
 
 logger = logging.getLogger(__name__)
 
-_WORD, _FIRE, _READOUT = 0, 1, 2
+SOURCE_ONE = 0
+"""Word source 0: a constant word whose lane 0 is a +1 spike (the embedding's one event)."""
 
-
-def const_multiply(value, constant: int):
-    """``value * constant`` for a positive constant, as a sum of shifts (no multiplier)."""
-    terms = [value.shift_left(bit) for bit in range(constant.bit_length()) if constant >> bit & 1]
-    if not terms:
-        raise ValueError(f"constant must be positive, not {constant}")
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
-    return total
-
-
-def layer_constants_register(consts: list[dict]) -> tuple[data.StructLayout, Signal]:
-    """One register for the constants of the running layer: a struct with a field per key of
-    ``consts`` (one dict per layer, non-negative integers), each as wide as its largest value
-    needs. The sequencer loads it with ``layout.const(consts[layer])`` at a layer's start."""
-    lc_layout = data.StructLayout({
-        key: range(max(c[key] for c in consts) + 1) for key in consts[0]
-    })
-    return lc_layout, Signal(lc_layout, name="lc")
+_WORDS, _PRE, _TAIL, _READOUT = 0, 1, 2, 3
+_DEST_SPIKES, _DEST_KEYS, _DEST_VALUES = 0, 1, 2
 
 
 class Sequencer(wiring.Component):
-    """Runs one inference: it takes the context, then walks layers, tiles and time steps.
+    """Runs the program for every byte (see the module docstring).
 
-    For each layer ``l`` (hidden layers, then the readout), output tile ``τ`` and step ``t`` it
-    requests the layer's input words (the spike table for ``l = 0``, otherwise the spike banks
-    written by layer ``l-1``), then a FIRE (``last`` on ``t = T-1``), then for the readout a
-    READOUT; each request carries the token template the scanner completes. Between layers it
-    waits until the fetch stage and the scanner are idle (``idle``) and then ``drain`` more
-    cycles, so the next layer reads what this one wrote. ``threshold``, ``reset``, ``readout``
-    and ``side`` (the spike-bank side the running layer writes) come from a per-layer constant
-    table. When the readout has drained, ``output`` rises and stays high until ``resume``.
-    ``drain`` is the array's latency: the first read of the next layer (or of the logit memory)
-    comes at least ``drain`` cycles after the last token of this layer left the scanner.
-
-    ``spike_counts[l*T + t]`` counts the ``count`` beats of the scanner (non-zero spikes of
-    tile 0); the counters are cleared when an inference starts.
-
-    Throughput: one request per cycle while the fetch stage accepts; ``k`` cycles to take the
-    context; ``drain`` cycles between layers once the scanner is idle.
+    Ports
+    -----
+    tokens : In(stream.Signature(unsigned(10)))  -- a byte; bit 8 set: it starts a new stream;
+        bit 9 set: ``hold``, the byte only enters the context window (no layer runs, no output)
+    requests : Out(stream.Signature(request_layout))  -- to the word fetch and the scanner
+    score_requests : Out(stream.Signature(score_request_layout))  -- to the score unit
+    idle : In(1)  -- fetch, scanner and score unit hold nothing
+    readout, dest_v, shift_sel, attention : Out  -- constants of the running layer
+    layer : Out  -- index of the running layer
+    output : Out(1), resume : In(1)  -- the logits are ready; the streamer has sent them
     """
 
     def __init__(self, params: AcceleratorParams, *, drain: int):
@@ -67,175 +65,240 @@ class Sequencer(wiring.Component):
         self._params = params
         self._drain = positive_int("drain", drain)
         p = params
-        self._meta_layout = meta_layout(
-            token_layout(p.addr_bits, p.oaddr_bits), p.lanes, p.count_bits
-        )
+        self._meta_layout = meta_layout(token_layout(p), p.lanes)
         self._request_layout = request_layout(self._meta_layout, self.sources, p.raddr_bits)
         super().__init__({
-            "tokens": In(stream.Signature(unsigned(8))),
+            "tokens": In(stream.Signature(unsigned(10))),
             "requests": Out(stream.Signature(self._request_layout)),
+            "score_requests": Out(stream.Signature(score_request_layout(p))),
             "idle": In(1),
-            "count": In(stream.Signature(unsigned(p.count_bits), always_ready=True)),
-            "threshold": Out(unsigned(p.membrane_bits - 1)),
-            "reset": Out(unsigned(p.membrane_bits - 1)),
             "readout": Out(1),
-            "side": Out(1),
+            "dest_v": Out(1),
+            "shift_sel": Out(range(len(p.shifts))),
+            "attention": Out(1),
+            "layer": Out(range(len(p.layers))),
             "output": Out(1),
             "resume": In(1),
-            "spike_counts": Out(
-                data.ArrayLayout(unsigned(p.spike_count_bits), p.spike_counters)
-            ),
         })
 
     @property
     def sources(self) -> int:
-        """Word sources: 0 is the spike table, ``1 + side*R + bank`` a spike bank."""
-        return 1 + 2 * self._params.rows
+        """Word sources: :data:`SOURCE_ONE`, spike bank ``r`` as ``1 + r``, then the spike table
+        (:attr:`source_table`) when the program has one."""
+        return 1 + self._params.rows + int(self._params.spike_table is not None)
+
+    @property
+    def source_table(self) -> int:
+        """The spike table's word source: ``1 + R``."""
+        return 1 + self._params.rows
 
     @property
     def meta_layout(self) -> data.StructLayout:
         return self._meta_layout
 
-    def _layer_constants(self):
+    def layer_constants(self) -> list[dict]:
+        """Per layer, the numbers the sequencer's counters start from."""
         p = self._params
         consts = []
-        for layer in range(p.n_hidden + 1):
-            n_in = p.n_ins[layer]
-            lanes = p.embed_dim if layer == 0 else p.cols
-            words = p.words[layer]
-            hidden = layer < p.n_hidden
-            layer_p = p.layers[layer] if hidden else None
-            consts.append({
-                "table": int(layer == 0),
-                "side_in": (layer - 1) % 2,
-                "side_out": layer % 2,
-                "readout": int(not hidden),
+        attention = 0
+        for index, layer in enumerate(p.layers):
+            kind = layer.kind
+            source = p.regions.get(layer.source) if layer.source else None
+            dest = p.regions.get(layer.dest) if layer.dest else None
+            words = -(-layer.n_in // p.cols) if kind in (
+                LayerKind.LINEAR, LayerKind.RESIDUAL, LayerKind.READOUT) else 1
+            if layer.table:  # one word of E lanes per context byte, every step
+                words = p.context
+            n_in = layer.n_in
+            dest_kind = _DEST_SPIKES
+            if dest is not None and dest.v_bank:
+                dest_kind = _DEST_VALUES
+            elif dest is not None and dest.slots > 1:
+                dest_kind = _DEST_KEYS
+            c = {
+                "kind": int(kind),
+                "first": {LayerKind.NORM: _PRE, LayerKind.ATTENTION: _TAIL}.get(kind, _WORDS),
+                "tiles_last": p.tiles[index] - 1,
                 "words_last": words - 1,
-                "lanes": lanes,
-                "last_lanes": n_in - (words - 1) * lanes,
-                "tiles_last": p.tiles[layer] - 1,
+                "lanes": p.cols,
+                "last_lanes": (n_in - (words - 1) * p.cols) if words > 1 or n_in else 1,
                 "n_in": n_in,
-                "in_tiles": p.tiles[layer - 1] if layer else 0,
-                "out_tiles": p.tiles[layer],
-                "threshold": layer_p.threshold if hidden else 1,
-                "reset": layer_p.reset if hidden else 1,
-                "wbase": p.weight_bases[layer],
-                "bbase": p.bias_bases[layer],
-                "cbase": layer * p.timesteps,
-            })
+                "wbase": p.weight_bases[index],
+                "cbase": p.const_bases[index],
+                "in_base": source.base if source is not None and kind != LayerKind.ATTENTION
+                else 0,
+                "in_tiles": source.tiles if source is not None else 0,
+                "out_base": dest.base if dest is not None else 0,
+                "out_tiles": dest.tiles if dest is not None else 1,
+                "cached": int(dest_kind != _DEST_SPIKES),
+                "dest_v": int(dest_kind == _DEST_VALUES),
+                "readout": int(kind == LayerKind.READOUT),
+                "shift_sel": p.shifts.index(layer.shift) if kind == LayerKind.RESIDUAL else 0,
+                "q_base": source.base if kind == LayerKind.ATTENTION else 0,
+                "k_base": p.regions[layer.keys].base if layer.keys else 0,
+                "v_base": p.regions[layer.values].base if layer.values else 0,
+                "bias_base": attention * p.model_tiles * p.window,
+                "table": int(layer.table),
+            }
+            if layer.table:  # word j: byte j of the window, E lanes, at table row ``t``
+                c.update(in_base=0, in_tiles=1, lanes=p.embed_dim, last_lanes=p.embed_dim)
+            if kind == LayerKind.EMBED:
+                c["last_lanes"] = 1
+            if kind == LayerKind.ATTENTION:
+                attention += 1
+            consts.append(c)
         return consts
 
     def elaborate(self, platform):
         m = Module()
         p = self._params
-        consts = self._layer_constants()
+        consts = self.layer_constants()
         logger.debug("layer constants %s", consts)
 
-        lc_layout, lc = layer_constants_register(consts)
-        layer = Signal(range(p.n_hidden + 1))
+        # one register for the constants of the running layer: a field per key, each as wide
+        # as its largest value needs; loaded with ``lc_layout.const(consts[layer])``
+        lc_layout = data.StructLayout({
+            key: range(max(c[key] for c in consts) + 1) for key in consts[0]
+        })
+        lc = Signal(lc_layout, name="lc")
+        layer = Signal(range(len(p.layers)))
+        kind = Signal(range(len(LayerKind)))
+        m.d.comb += kind.eq(lc.kind)
 
-        addr_bits, oaddr_bits, raddr_bits = p.addr_bits, p.oaddr_bits, p.raddr_bits
-        position = Signal(range(p.context))
-        contexts = Array(
-            Signal(unsigned(raddr_bits), name=f"ctx_base{i}") for i in range(p.context)
-        )
+        w, tiles_d = p.window, p.model_tiles
+        stride = p.timesteps * tiles_d
+        addr_bits, raddr_bits = p.addr_bits, p.raddr_bits
+        big = max(addr_bits, p.oaddr_bits, raddr_bits, address_bits(p.v_depth)) + 1
+        byte = Signal(8)
+        fresh = Signal(init=1)
+        count = Signal(range(1, w + 1), init=1)
+        cur = Signal(range(w))
+        slot_base = Signal(big)
+        attn_off = Signal(big)
+
         tile = Signal(range(max(p.tiles)))
         step = Signal(range(p.timesteps))
-        word = Signal(range(max(p.words)))
+        word = Signal(range(max(c["words_last"] for c in consts) + 1))
         phase = Signal(2)
         bank = Signal(range(p.rows))
-        row_addr = Signal(raddr_bits)
-        step_base = Signal(raddr_bits)
-        word_base = Signal(addr_bits)
-        tile_base = Signal(addr_bits)
-        bias_addr = Signal(addr_bits)
-        spike_addr = Signal(oaddr_bits)
-        logit_base = Signal(oaddr_bits)
-        count_index = Signal(p.count_bits)
-        # `idle` is registered (`idle_r`, held low while requests go out) so that the busy
-        # signals of the pipeline do not reach the FSM combinationally. The last token is on the
-        # scanner's output at the latest two cycles before `idle_r` rises; the next layer's
-        # first read (two cycles after DRAIN ends: LAYER, then RUN) and the streamer's first read
-        # (one cycle after) must come `drain` cycles after that token.
+        row_addr = Signal(big)
+        step_row = Signal(big)
+        word_base = Signal(big)
+        tile_base = Signal(big)
+        c_addr = Signal(big)
+        res_addr = Signal(big)
+        out_step = Signal(big)
+        out_origin = Signal(big)
+        logit_base = Signal(big)
+        bias_tile = Signal(big)
+
+        # the window of the last ``context`` bytes (oldest first), for a LINEAR of the table
+        k = p.context
+        window = Array(Signal(8, name=f"window{i}") for i in range(k))
+
         idle_r = Signal()
         m.d.sync += idle_r.eq(self.idle)
         wait = max(0, self._drain - 3)
         drain = Signal(range(wait + 1))
+        last_step = step == p.timesteps - 1
 
         m.d.comb += [
-            self.threshold.eq(lc.threshold),
-            self.reset.eq(lc.reset),
             self.readout.eq(lc.readout),
-            self.side.eq(lc.side_out),
+            self.dest_v.eq(lc.dest_v),
+            self.shift_sel.eq(lc.shift_sel),
+            self.attention.eq(kind == LayerKind.ATTENTION),
+            self.layer.eq(layer),
         ]
-        # One incrementer per counter, enabled by a decode of the index: no wide multiplexer
-        # between the counters and a shared adder.
-        for index in range(p.spike_counters):
-            counter = self.spike_counts[index]
-            with m.If(self.count.valid & (self.count.payload == index)):
-                m.d.sync += counter.eq(counter + 1)
 
         req = self.requests.payload
         meta = req.meta
+        tok = meta.token
+        sreq = self.score_requests.payload
+        is_embed = kind == LayerKind.EMBED
         with m.Switch(phase):
-            with m.Case(_WORD):
+            with m.Case(_WORDS):
                 m.d.comb += [
-                    meta.token.kind.eq(TokenKind.EVENT),
-                    meta.token.addr.eq(word_base),
-                    meta.nlanes.eq(lc.lanes),
-                    meta.count.eq(tile == 0),
-                    meta.count_index.eq(count_index),
+                    tok.kind.eq(TokenKind.EVENT),
+                    tok.addr.eq(Mux(is_embed, tile_base + byte, word_base)),
+                    meta.nlanes.eq(Mux(word == lc.words_last, lc.last_lanes, lc.lanes)),
+                    req.src.eq(Mux(is_embed, SOURCE_ONE, 1 + bank)),
+                    req.raddr.eq(row_addr),
                 ]
-                with m.If(word == lc.words_last):
-                    m.d.comb += meta.nlanes.eq(lc.last_lanes)
-                with m.If(lc.table):
-                    m.d.comb += [req.src.eq(0), req.raddr.eq(contexts[word] + step)]
-                with m.Else():
+                with m.If(lc.table):  # byte ``word`` of the window, step ``step``
                     m.d.comb += [
-                        req.src.eq(1 + bank + Mux(lc.side_in, p.rows, 0)),
-                        req.raddr.eq(row_addr),
+                        req.src.eq(self.source_table),
+                        req.raddr.eq(Cat(step_row[:p.table_row_bits], window[word])),
                     ]
-            with m.Case(_FIRE):
-                m.d.comb += [
-                    meta.token.kind.eq(TokenKind.FIRE),
-                    meta.token.addr.eq(bias_addr),
-                    meta.token.oaddr.eq(spike_addr),
-                    meta.token.last.eq(step == p.timesteps - 1),
-                ]
+            with m.Case(_PRE):
+                m.d.comb += [tok.kind.eq(TokenKind.RESID), tok.addr.eq(res_addr)]
+            with m.Case(_TAIL):
+                with m.If((kind == LayerKind.EMBED) | (kind == LayerKind.RESIDUAL)):
+                    m.d.comb += [tok.kind.eq(TokenKind.RESADD), tok.addr.eq(res_addr),
+                                 tok.init.eq(is_embed)]
+                with m.Else():
+                    m.d.comb += [tok.kind.eq(TokenKind.FIRE), tok.addr.eq(c_addr),
+                                 tok.oaddr.eq(out_origin + out_step), tok.last.eq(last_step)]
             with m.Case(_READOUT):
-                m.d.comb += [
-                    meta.token.kind.eq(TokenKind.READOUT),
-                    meta.token.oaddr.eq(logit_base),
-                ]
+                m.d.comb += [tok.kind.eq(TokenKind.READOUT), tok.oaddr.eq(logit_base)]
+        m.d.comb += [
+            sreq.q_addr.eq(lc.q_base + res_addr),
+            sreq.k_addr.eq(lc.k_base + slot_base + res_addr),
+            sreq.v_addr.eq(lc.v_base + slot_base + res_addr),
+            sreq.count.eq(count),
+            sreq.slot.eq(cur),
+            sreq.bias_base.eq(bias_tile),
+            sreq.fire.kind.eq(TokenKind.FIRE),
+            sreq.fire.addr.eq(c_addr),
+            sreq.fire.oaddr.eq(out_origin + out_step),
+            sreq.fire.last.eq(last_step),
+        ]
+
+        def first_phase():
+            m.d.sync += phase.eq(lc.first)
 
         def next_tile():
             with m.If(tile == lc.tiles_last):
                 m.next = "DRAIN"
             with m.Else():
                 m.d.sync += [
-                    tile.eq(tile + 1),
-                    step.eq(0),
-                    word.eq(0),
-                    phase.eq(_WORD),
-                    tile_base.eq(tile_base + lc.n_in),
-                    word_base.eq(tile_base + lc.n_in),
-                    bias_addr.eq(bias_addr + 1),
-                    spike_addr.eq(tile + 1),
-                    step_base.eq(0),
-                    row_addr.eq(0),
-                    bank.eq(0),
-                    logit_base.eq(logit_base + p.rows),
-                    count_index.eq(lc.cbase),
+                    tile.eq(tile + 1), step.eq(0), word.eq(0), bank.eq(0),
+                    tile_base.eq(tile_base + lc.n_in), word_base.eq(tile_base + lc.n_in),
+                    row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
+                    c_addr.eq(c_addr + 1), res_addr.eq(tile + 1), out_step.eq(tile + 1),
+                    logit_base.eq(logit_base + p.rows), bias_tile.eq(bias_tile + w),
                 ]
+                first_phase()
 
-        with m.FSM(name="sequencer"):
-            with m.State("CONTEXT"):
+        def next_step():
+            with m.If(last_step):
+                next_tile()
+            with m.Else():
+                m.d.sync += [
+                    step.eq(step + 1), word.eq(0), bank.eq(0), word_base.eq(tile_base),
+                    step_row.eq(step_row + lc.in_tiles), row_addr.eq(step_row + lc.in_tiles),
+                    res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
+                ]
+                first_phase()
+
+        with m.FSM(name="program"):
+            with m.State("IDLE"):
                 m.d.comb += self.tokens.ready.eq(1)
                 with m.If(self.tokens.valid):
-                    base = const_multiply(self.tokens.payload, p.timesteps)
-                    m.d.sync += [contexts[position].eq(base), position.eq(position + 1)]
-                    with m.If(position == p.context - 1):
-                        m.d.sync += [position.eq(0), layer.eq(0), self.spike_counts.eq(0)]
+                    restart, hold = self.tokens.payload[8], self.tokens.payload[9]
+                    m.d.sync += [byte.eq(self.tokens.payload[:8]), layer.eq(0), fresh.eq(0)]
+                    m.d.sync += window[k - 1].eq(self.tokens.payload[:8])
+                    for i in range(k - 1):  # a new stream starts after zero bytes
+                        m.d.sync += window[i].eq(Mux(restart | fresh, 0, window[i + 1]))
+                    with m.If(restart | fresh):
+                        m.d.sync += [count.eq(1), cur.eq(0), slot_base.eq(0), attn_off.eq(0)]
+                    with m.Elif(~hold):  # a held byte is no position of the key/value caches
+                        with m.If(count != w):
+                            m.d.sync += [count.eq(count + 1), attn_off.eq(attn_off + tiles_d)]
+                        with m.If(cur == w - 1):
+                            m.d.sync += [cur.eq(0), slot_base.eq(0)]
+                        with m.Else():
+                            m.d.sync += [cur.eq(cur + 1), slot_base.eq(slot_base + stride)]
+                    with m.If(~hold):
                         m.next = "LAYER"
             with m.State("LAYER"):
                 with m.Switch(layer):
@@ -243,58 +306,56 @@ class Sequencer(wiring.Component):
                         with m.Case(index):
                             m.d.sync += [
                                 lc.eq(lc_layout.const(c)),
-                                tile_base.eq(c["wbase"]),
-                                word_base.eq(c["wbase"]),
-                                bias_addr.eq(c["bbase"]),
-                                count_index.eq(c["cbase"]),
+                                tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
+                                row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
+                                phase.eq(c["first"]),
+                                bias_tile.eq(c["bias_base"]),
                             ]
-                m.d.sync += [
-                    tile.eq(0), step.eq(0), word.eq(0), phase.eq(_WORD), bank.eq(0),
-                    row_addr.eq(0), step_base.eq(0), spike_addr.eq(0), logit_base.eq(0),
-                ]
+                            if c["kind"] == LayerKind.ATTENTION:
+                                m.d.sync += c_addr.eq(c["cbase"] + attn_off)
+                            else:
+                                m.d.sync += c_addr.eq(c["cbase"])
+                            if c["cached"]:
+                                m.d.sync += out_origin.eq(c["out_base"] + slot_base)
+                            else:
+                                m.d.sync += out_origin.eq(c["out_base"])
+                m.d.sync += [tile.eq(0), step.eq(0), word.eq(0), bank.eq(0), res_addr.eq(0),
+                             out_step.eq(0), logit_base.eq(0)]
                 m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += self.requests.valid.eq(1)
-                with m.If(self.requests.ready):
-                    with m.Switch(phase):
-                        with m.Case(_WORD):
-                            with m.If(word == lc.words_last):
-                                m.d.sync += phase.eq(_FIRE)
-                            with m.Else():
-                                m.d.sync += [
-                                    word.eq(word + 1),
-                                    word_base.eq(word_base + lc.lanes),
-                                ]
-                                with m.If(bank == p.rows - 1):
-                                    m.d.sync += [bank.eq(0), row_addr.eq(row_addr + 1)]
+                with m.If((phase == _TAIL) & (kind == LayerKind.ATTENTION)):
+                    m.d.comb += self.score_requests.valid.eq(1)
+                    with m.If(self.score_requests.ready):
+                        next_step()
+                with m.Else():
+                    m.d.comb += self.requests.valid.eq(1)
+                    with m.If(self.requests.ready):
+                        with m.Switch(phase):
+                            with m.Case(_WORDS):
+                                with m.If(word == lc.words_last):
+                                    m.d.sync += phase.eq(_TAIL)
                                 with m.Else():
-                                    m.d.sync += bank.eq(bank + 1)
-                        with m.Case(_FIRE):
-                            with m.If(step == p.timesteps - 1):
-                                with m.If(lc.readout):
+                                    m.d.sync += [word.eq(word + 1),
+                                                 word_base.eq(word_base + lc.lanes)]
+                                    with m.If(bank == p.rows - 1):
+                                        m.d.sync += [bank.eq(0), row_addr.eq(row_addr + 1)]
+                                    with m.Else():
+                                        m.d.sync += bank.eq(bank + 1)
+                            with m.Case(_PRE):
+                                m.d.sync += phase.eq(_TAIL)
+                            with m.Case(_TAIL):
+                                with m.If(lc.readout & last_step):
                                     m.d.sync += phase.eq(_READOUT)
                                 with m.Else():
-                                    next_tile()
-                            with m.Else():
-                                m.d.sync += [
-                                    step.eq(step + 1),
-                                    phase.eq(_WORD),
-                                    word.eq(0),
-                                    word_base.eq(tile_base),
-                                    step_base.eq(step_base + lc.in_tiles),
-                                    row_addr.eq(step_base + lc.in_tiles),
-                                    bank.eq(0),
-                                    spike_addr.eq(spike_addr + lc.out_tiles),
-                                    count_index.eq(count_index + 1),
-                                ]
-                        with m.Case(_READOUT):
-                            next_tile()
+                                    next_step()
+                            with m.Case(_READOUT):
+                                next_tile()
                 m.d.sync += [drain.eq(0), idle_r.eq(0)]
             with m.State("DRAIN"):
                 with m.If(~idle_r):
                     m.d.sync += drain.eq(0)
                 with m.Elif(drain == wait):
-                    with m.If(layer == p.n_hidden):
+                    with m.If(layer == len(p.layers) - 1):
                         m.next = "OUTPUT"
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
@@ -304,5 +365,5 @@ class Sequencer(wiring.Component):
             with m.State("OUTPUT"):
                 m.d.comb += self.output.eq(1)
                 with m.If(self.resume):
-                    m.next = "CONTEXT"
+                    m.next = "IDLE"
         return m

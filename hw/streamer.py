@@ -8,7 +8,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .checks import positive_int
-from .params import VOCAB, AcceleratorParams, address_bits
+from .params import VOCAB, address_bits
 
 __all__ = ["OutputStreamer", "logit_memory"]
 
@@ -27,16 +27,10 @@ class OutputStreamer(wiring.Component):
 
     Latency: 2 cycles from ``start`` to the first logit. Throughput: one logit per cycle.
 
-    ``OutputStreamer(params)`` takes the numbers it needs from an :class:`AcceleratorParams`;
-    ``OutputStreamer(cols=, logit_bits=, logit_depth=)`` takes them directly (the transformer).
+    ``cols`` lanes of ``logit_bits`` per row, ``logit_depth`` rows.
     """
 
-    def __init__(self, params: AcceleratorParams | None = None, *, cols: int | None = None,
-                 logit_bits: int | None = None, logit_depth: int | None = None):
-        if params is not None:
-            if not isinstance(params, AcceleratorParams):
-                raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
-            cols, logit_bits, logit_depth = params.cols, params.membrane_bits, params.logit_depth
+    def __init__(self, *, cols: int, logit_bits: int, logit_depth: int):
         self._cols = positive_int("cols", cols)
         self._logit_bits = positive_int("logit_bits", logit_bits)
         self._logit_depth = positive_int("logit_depth", logit_depth)

@@ -20,37 +20,31 @@ from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
 from .params import SPIKE_COUNT_BITS, AcceleratorParams
-from .transformer import TransformerAccelerator, TransformerParams
 
 __all__ = ["SynthTop"]
 
 
 class SynthTop(wiring.Component):
-    """:class:`hw.Accelerator` (or, from :class:`TransformerParams`, the layer-program
-    accelerator, whose token beats carry a restart flag in bit 8 and a hold flag in bit 9)
-    behind a pin-frugal interface (see the module docstring)."""
+    """:class:`hw.Accelerator` (whose token beats carry a restart flag in bit 8 and a hold flag
+    in bit 9) behind a pin-frugal interface (see the module docstring)."""
 
-    def __init__(self, params: AcceleratorParams | TransformerParams):
-        if isinstance(params, AcceleratorParams):
-            counters, token_bits = params.spike_counters, 8
-        elif isinstance(params, TransformerParams):
-            counters, token_bits = len(params.spiking_layers), 10
-        else:
-            raise TypeError(f"params must be an AcceleratorParams or a TransformerParams, not"
-                            f" {params!r}")
+    def __init__(self, params: AcceleratorParams):
+        if not isinstance(params, AcceleratorParams):
+            raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
+        counters = len(params.spiking_layers)
         self._params = params
         self._counters = counters
         status_bytes = 4 + counters * ((SPIKE_COUNT_BITS + 7) // 8)
         self._status_bytes = status_bytes
         super().__init__({
-            "tokens": In(stream.Signature(token_bits)),
+            "tokens": In(stream.Signature(10)),
             "next_token": Out(stream.Signature(8)),
             "status_addr": In(max(1, (status_bytes - 1).bit_length())),
             "status_data": Out(8),
         })
 
     @property
-    def params(self) -> AcceleratorParams | TransformerParams:
+    def params(self) -> AcceleratorParams:
         return self._params
 
     @property
@@ -60,10 +54,7 @@ class SynthTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if isinstance(self._params, TransformerParams):
-            m.submodules.accelerator = acc = TransformerAccelerator(self._params)
-        else:
-            m.submodules.accelerator = acc = Accelerator(self._params)
+        m.submodules.accelerator = acc = Accelerator(self._params)
         wiring.connect(m, wiring.flipped(self.tokens), acc.tokens)
         wiring.connect(m, acc.next_token, wiring.flipped(self.next_token))
         m.d.comb += acc.logits.ready.eq(1)

@@ -1,13 +1,7 @@
 """The token that flows down the array, and the scanner's word and request layouts.
 
-A token is what one row acts on in one cycle (docs/architecture.md, "Rows"):
-
-- ``EVENT``: ``addr`` is the weight-bank address, ``neg`` the sign of the spike.
-- ``FIRE``: ``addr`` is the bias-bank address, ``oaddr`` the spike-bank address the row writes
-  (hidden layer), ``last`` marks the final time step.
-- ``READOUT``: ``oaddr`` is the logit-memory base ``τ*R``; row ``r`` writes address
-  ``oaddr + r``.
-- ``SKIP``: spends a cycle and does nothing (a zero spike in dense mode).
+A token is what one row acts on in one cycle (docs/architecture.md, "The row"; the kinds are
+:class:`TokenKind`'s, what each does is :class:`hw.row.ArrayRow`'s).
 """
 
 from __future__ import annotations
@@ -16,13 +10,13 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
 from .checks import positive_int
+from .params import AcceleratorParams
 
 __all__ = ["TokenKind", "meta_layout", "request_layout", "token_layout", "word_layout"]
 
 
 class TokenKind(enum.Enum, shape=3):
-    """What a token asks of a row (the last three only of a transformer's rows, see
-    :mod:`hw.transformer.row`)."""
+    """What a token asks of a row."""
 
     SKIP = 0
     EVENT = 1
@@ -33,25 +27,27 @@ class TokenKind(enum.Enum, shape=3):
     RESADD = 6  #: the residual takes ``x + shift(U)`` (or ``shift(U)``); ``U = 0``
 
 
-def token_layout(addr_bits: int, oaddr_bits: int) -> data.StructLayout:
-    """The token: ``kind``, ``neg``, ``last``, ``addr`` (bank address), ``oaddr`` (output)."""
+def token_layout(p: AcceleratorParams) -> data.StructLayout:
+    """The token: ``kind``, ``neg`` (an EVENT's sign), ``last`` (a FIRE of the last step),
+    ``init`` (a RESADD that starts the residual), ``addr`` (weight, constant, residual or V-bank
+    address), ``oaddr`` (spike bank, V bank or logit memory) and an ATTN's per-head scores."""
     return data.StructLayout({
         "kind": TokenKind,
         "neg": 1,
         "last": 1,
-        "addr": unsigned(positive_int("addr_bits", addr_bits)),
-        "oaddr": unsigned(positive_int("oaddr_bits", oaddr_bits)),
+        "init": 1,
+        "addr": unsigned(p.addr_bits),
+        "oaddr": unsigned(p.oaddr_bits),
+        "scores": data.ArrayLayout(unsigned(p.score_bits), p.heads_per_tile),
     })
 
 
-def meta_layout(token: data.StructLayout, lanes: int, count_bits: int) -> data.StructLayout:
+def meta_layout(token: data.StructLayout, lanes: int) -> data.StructLayout:
     """What travels with a scanner word: the token template (an EVENT's ``addr`` is the address
-    of lane 0), the number of valid lanes, and the spike-counter index to count into."""
+    of lane 0) and the number of valid lanes."""
     return data.StructLayout({
         "token": token,
         "nlanes": range(positive_int("lanes", lanes) + 1),
-        "count": 1,
-        "count_index": unsigned(positive_int("count_bits", count_bits)),
     })
 
 

@@ -1,7 +1,7 @@
 """The hardware half of ``build``: plan, memory images, Verilog, testbench, report.
 
-Every graph becomes a layer program on the one accelerator (``hw.transformer``). The simulated
-top is :class:`hw.transformer.StreamHarness`: a byte per start for a graph checked on streams,
+Every graph becomes a layer program on the one accelerator (``hw.Accelerator``). The simulated
+top is :class:`hw.InferenceHarness`: a byte per start for a graph checked on streams,
 the ``k`` bytes of a window for one checked on windows (:mod:`rtl_gen.machines`).
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 from amaranth.back import verilog
 
 from contract.transformer import key_counts
-from hw.transformer import LayerKind, StreamHarness, TransformerParams
-from hw.transformer.layout import (
+from hw import AcceleratorParams, InferenceHarness, LayerKind
+from hw.layout import (
     const_bank_images,
     const_lane_bits,
     spike_table_image,
@@ -93,7 +93,7 @@ def step_rtl(state) -> None:
     rtl = state.dir / "rtl"
     rtl.mkdir()
     params = state.plan.params
-    harness = StreamHarness(params, stall_seed=state.config.stall_seed, window=_window(state))
+    harness = InferenceHarness(params, stall_seed=state.config.stall_seed, window=_window(state))
     tops = ((harness, TOP_MODULE), (hw.SynthTop(params), SYNTH_MODULE))
     for component, name in tops:
         start = time.perf_counter()
@@ -103,7 +103,7 @@ def step_rtl(state) -> None:
                  time.perf_counter() - start)
 
 
-def ideal_cycles(p: TransformerParams, tensors: dict, ids: np.ndarray) -> np.ndarray:
+def ideal_cycles(p: AcceleratorParams, tensors: dict, ids: np.ndarray) -> np.ndarray:
     """Per position ``[N, L]``: non-zero accumulations / PEs. A layer reading spikes does
     ``nnz(input) * n_out`` of them; an attention does one per (step, key, channel) whose head
     scores above zero and whose cached value spike is non-zero."""
@@ -148,7 +148,7 @@ def step_testbench(state) -> None:
     shutil.copyfile(TESTBENCH, tb / TESTBENCH.name)
 
 
-def dense_cycles(p: TransformerParams) -> int:
+def dense_cycles(p: AcceleratorParams) -> int:
     """The dense scan of a chain, ``Σ_l tiles_l * T * (n_in_l + 1)`` (every input lane a cycle,
     and the FIRE), the fixed overhead not included."""
     return sum(t * p.timesteps * (layer.n_in + 1) for t, layer in zip(p.tiles, p.layers,

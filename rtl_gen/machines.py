@@ -1,7 +1,7 @@
 """How a graph is checked, in one place (Amaranth-free, so the build's first steps can ask before
 any hardware is imported).
 
-Every graph runs on the one layer-program accelerator (``hw.transformer``). A graph whose
+Every graph runs on the one layer-program accelerator (``hw.Accelerator``). A graph whose
 input is a ``SpikeEmbed`` and which has no attention depends at each position on the window of
 its last ``k`` bytes alone: it is checked on windows at their last position (the harness takes
 ``k - 1`` held bytes and the last). Every other graph carries state from byte to byte (the

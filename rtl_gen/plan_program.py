@@ -1,7 +1,7 @@
 """The hardware plan of the layer-program accelerator: a fused graph as a program on one array.
 
 Every op of the fused :class:`~rtl_gen.ir.Graph` becomes one layer of
-:class:`hw.transformer.TransformerParams`, in graph order, whatever the composition (blocks
+:class:`hw.AcceleratorParams`, in graph order, whatever the composition (blocks
 with or without attention or feed-forward, several attentions, spiking heads); spike tensors
 become regions of the spike banks, the tensors an attention reads as keys and values become
 its caches, and the residual stream lives in place in the residual banks (which the plan checks
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.ranges import Ranges, analyse, signed_bits
-from hw.transformer import LayerKind, TransformerParams, XLayer
-from hw.transformer.layout import const_lane_bits
+from hw import AcceleratorParams, LayerKind, XLayer
+from hw.layout import const_lane_bits
 
 from .errors import FrontendError, TargetFitError
 from .ir import (
@@ -127,8 +127,8 @@ def _shape(graph: Graph) -> tuple[int, int, int]:
 
 
 def program_params(graph: Graph, rows: int, cols: int, dense: bool = False
-                   ) -> tuple[TransformerParams, Ranges]:
-    """``hw.transformer``'s parameters for a fused graph on a ``rows`` x ``cols`` array (the
+                   ) -> tuple[AcceleratorParams, Ranges]:
+    """``hw.Accelerator``'s parameters for a fused graph on a ``rows`` x ``cols`` array (the
     scanner in ``dense`` mode: every input lane a cycle), and the graph's range analysis (which
     sets the widths)."""
     d_model, heads, window = _shape(graph)
@@ -144,7 +144,7 @@ def program_params(graph: Graph, rows: int, cols: int, dense: bool = False
     embed = graph.ops[0]
     tokens = embed.table if isinstance(embed, TokenEmbed) else np.zeros(1)
     spikes = embed if isinstance(embed, SpikeEmbed) else None
-    params = TransformerParams(
+    params = AcceleratorParams(
         rows=rows, cols=cols, timesteps=graph.timesteps, window=window,
         d_model=d_model, heads=heads, layers=layers,
         spike_table=None if spikes is None else spikes.table,
@@ -179,7 +179,7 @@ class ProgramPlan:
 
     graph: Graph
     ranges: Ranges
-    params: TransformerParams
+    params: AcceleratorParams
     target: Target
     memories: tuple[MemoryPlan, ...]
 
@@ -188,7 +188,7 @@ class ProgramPlan:
         return sum(m.brams for m in self.memories)
 
 
-def _memories(p: TransformerParams, target: Target) -> tuple[MemoryPlan, ...]:
+def _memories(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
     shapes = [
         ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth),
         ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth),

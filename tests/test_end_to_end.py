@@ -79,7 +79,7 @@ def test_the_mlp_generates_text_equal_to_the_reference(small_build):
 
 def test_one_corrupted_weight_fails_the_check(small_build, tmp_path):
     """Regenerate the RTL with one readout weight negated; the same golden file must fail."""
-    from hw.transformer import StreamHarness
+    from hw import InferenceHarness
     from rtl_gen.build import BuildConfig  # noqa: F401  (the package must import cleanly)
     from rtl_gen.frontend import load_graph
     from rtl_gen.passes import FuseLinear, run_pipeline
@@ -99,7 +99,7 @@ def test_one_corrupted_weight_fails_the_check(small_build, tmp_path):
     index = int(np.flatnonzero((drive != 0) & (weight[token] != 0))[0])
     weight[token, index] = -weight[token, index]  # one weight; same magnitude, same widths
     tampered = replace(params, layers=(*params.layers[:-1], replace(readout, weight=weight)))
-    harness = StreamHarness(tampered, window=params.context)
+    harness = InferenceHarness(tampered, window=params.context)
     text = verilog.convert(harness, name="spikeforge_top", emit_src=False)
     (tampered_dir / "rtl" / "spikeforge_top.v").write_text(text)
     code, output = rtl_gen("sim", tampered_dir, "--samples", 4)

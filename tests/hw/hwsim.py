@@ -1,131 +1,34 @@
-"""Helpers of the hw tests: an integer model as AcceleratorParams, and simulation runners that
-hide the Amaranth simulator behind plain functions."""
+"""Helpers of the hw tests: the compiler's parameters of a contract model, and an Amaranth
+simulation of :class:`hw.InferenceHarness` behind a plain function."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, replace
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import onnx
 from amaranth.sim import Simulator
 
-from contract import IntModel, derive_widths
-from hw import (
-    Accelerator,
-    AcceleratorParams,
-    HiddenLayerParams,
-    InferenceHarness,
-    ReadoutParams,
-)
+from contract.graph import SpikeEmbed, run
+from contract.onnx_io import to_onnx
+from hw import AcceleratorParams, InferenceHarness
 from hw.layout import unpack
-
-logger = logging.getLogger(__name__)
-
-
-def params_from_model(model: IntModel, rows: int, cols: int, dense: bool = False
-                      ) -> AcceleratorParams:
-    """The layer-chain accelerator's parameters of an integer model on a ``rows x cols`` array,
-    with the widths of the range analysis. (The build maps every graph onto the layer-program
-    accelerator now; the chain accelerator stays, with its tests, until it is retired.)"""
-    widths = derive_widths(model)
-    return AcceleratorParams(
-        rows=rows, cols=cols, timesteps=model.timesteps, context=model.context,
-        embed_dim=model.embed_dim, spike_table=model.spike_table,
-        layers=tuple(HiddenLayerParams(layer.weight, layer.bias, layer.threshold, layer.reset)
-                     for layer in model.layers),
-        readout=ReadoutParams(model.readout.weight, model.readout.bias),
-        weight_bits=widths.weight, bias_bits=widths.bias, membrane_bits=widths.membrane,
-        dense=dense)
+from rtl_gen.frontend import load_graph
+from rtl_gen.passes import default_pipeline, run_pipeline
+from rtl_gen.plan_program import program_params
 
 
-def tamper(params: AcceleratorParams, layer: int, row: int, col: int, delta: int = 1
-           ) -> AcceleratorParams:
-    """``params`` with one weight changed by ``delta`` (wrapping inside the weight range)."""
-    layers = list(params.all_layers)
-    weight = np.array(layers[layer].weight)
-    limit = (1 << (params.weight_bits - 1)) - 1
-    value = weight[row, col] + delta
-    weight[row, col] = value if -limit <= value <= limit else weight[row, col] - delta
-    layers[layer] = replace(layers[layer], weight=weight)
-    return replace(params, layers=tuple(layers[:-1]), readout=layers[-1])
-
-
-@dataclass(frozen=True)
-class Inference:
-    """What the accelerator returned for one context."""
-
-    logits: np.ndarray
-    token: int
-    cycles: int
-    spike_counts: np.ndarray
-
-
-def _stalls(seed, probability):
-    rng = np.random.default_rng(seed)
-    while True:
-        yield bool(rng.random() < probability)
-
-
-def run_accelerator(params: AcceleratorParams, contexts, *, stall_seed=None,
-                    max_cycles: int = 200_000) -> list[Inference]:
-    """Run ``contexts`` (a list of byte lists) through an Amaranth simulation of the
-    accelerator; with ``stall_seed`` the testbench withholds valid and ready at random."""
-    dut = Accelerator(params)
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    results: list[Inference] = []
-    stall = _stalls(stall_seed, 0.3) if stall_seed is not None else None
-    n = params.spike_counters
-
-    async def bench(ctx):
-        for ids in contexts:
-            pending = list(ids)
-            logits = []
-            token = None
-            cycles = 0
-            ctx.set(dut.logits.ready, 1)
-            ctx.set(dut.next_token.ready, 1)
-            if pending:
-                ctx.set(dut.tokens.payload, pending[0])
-                ctx.set(dut.tokens.valid, 1)
-            async for _, _, t_valid, t_ready, l_valid, l_ready, l_data, n_valid, n_ready, \
-                    n_data in ctx.tick().sample(
-                        dut.tokens.valid, dut.tokens.ready, dut.logits.valid,
-                        dut.logits.ready, dut.logits.payload, dut.next_token.valid,
-                        dut.next_token.ready, dut.next_token.payload):
-                cycles += 1
-                if cycles > max_cycles:
-                    raise TimeoutError(f"no next token after {max_cycles} cycles")
-                if t_valid and t_ready:
-                    pending.pop(0)
-                if l_valid and l_ready:
-                    logits.append(l_data)
-                if n_valid and n_ready:
-                    token = n_data
-                    break
-                if pending and not (t_valid and not t_ready):
-                    hold = stall is not None and next(stall)
-                    ctx.set(dut.tokens.valid, 0 if hold else 1)
-                    ctx.set(dut.tokens.payload, pending[0])
-                elif not pending:
-                    ctx.set(dut.tokens.valid, 0)
-                if stall is not None:
-                    ctx.set(dut.logits.ready, 0 if next(stall) else 1)
-                    ctx.set(dut.next_token.ready, 0 if next(stall) else 1)
-            ctx.set(dut.logits.ready, 0)
-            ctx.set(dut.next_token.ready, 0)
-            await ctx.tick()
-            counts = np.array([ctx.get(dut.spike_counts[i]) for i in range(n)])
-            results.append(Inference(
-                logits=np.array(logits, dtype=np.int64),
-                token=token,
-                cycles=ctx.get(dut.cycles),
-                spike_counts=counts.reshape(params.n_hidden + 1, params.timesteps),
-            ))
-
-    sim.add_testbench(bench)
-    sim.run()
-    return results
+def compile_params(model, rows: int, cols: int, dense: bool = False
+                   ) -> AcceleratorParams:
+    """The compiler's path: ONNX, front end, passes, plan (of any :class:`contract.graph.Graph`,
+    or a model with a ``graph()``: an ``IntModel``, an ``IntTransformer``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        onnx.save(to_onnx(model), path)
+        graph = run_pipeline(load_graph(path), default_pipeline())
+    return program_params(graph, rows, cols, dense)[0]
 
 
 async def start_and_wait(ctx, dut, max_cycles: int):
@@ -144,53 +47,84 @@ async def start_and_wait(ctx, dut, max_cycles: int):
             break
 
 
-def run_harness(params: AcceleratorParams, contexts, *, stall_seed=None,
-                max_cycles: int = 200_000) -> list[Inference]:
-    """Run ``contexts`` through an Amaranth simulation of :class:`hw.InferenceHarness`, the
-    way the cocotb testbench does: set ``context``, pulse ``start``, wait for ``done``."""
-    dut = InferenceHarness(params, stall_seed=stall_seed)
+@dataclass(frozen=True)
+class Position:
+    """What the accelerator returned for one byte of a stream."""
+
+    logits: np.ndarray
+    token: int
+    cycles: int
+    spike_counts: np.ndarray
+
+
+def run_streams(params: AcceleratorParams, streams, *, stall_seed=None, window: int = 1,
+                max_cycles: int = 200_000) -> list[list[Position]]:
+    """Every byte of every stream through an Amaranth simulation of the harness; the first
+    byte of each stream is flagged ``restart``. With ``window`` ``k``, each stream is one
+    window of ``k`` bytes, one inference (``[[Position]]`` per window)."""
+    dut = InferenceHarness(params, stall_seed=stall_seed, window=window)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    results: list[Inference] = []
-    mb, n = params.membrane_bits, params.spike_counters
+    out: list[list[Position]] = []
+    mb, n = params.membrane_bits, len(params.spiking_layers)
 
     async def bench(ctx):
         await ctx.tick()
-        for ids in contexts:
-            word = sum(int(b) << (8 * p) for p, b in enumerate(ids))
-            ctx.set(dut.context, word)
-            await start_and_wait(ctx, dut, max_cycles)
-            counts = unpack(ctx.get(dut.spike_counts), n, params.spike_count_bits, signed=False)
-            results.append(Inference(
-                logits=np.array(unpack(ctx.get(dut.logits_flat), 256, mb), dtype=np.int64),
-                token=ctx.get(dut.token),
-                cycles=ctx.get(dut.cycles),
-                spike_counts=np.array(counts).reshape(params.n_hidden + 1, params.timesteps),
-            ))
+        for stream in streams:
+            seen = []
+            starts = [stream] if window > 1 else [[byte] for byte in stream]
+            for index, part in enumerate(starts):
+                word = sum(int(byte) << 8 * i for i, byte in enumerate(part))
+                ctx.set(dut.context, word | int(index == 0) << 8 * window)
+                await start_and_wait(ctx, dut, max_cycles)
+                seen.append(Position(
+                    logits=np.array(unpack(ctx.get(dut.logits_flat), 256, mb), dtype=np.int64),
+                    token=ctx.get(dut.token), cycles=ctx.get(dut.cycles),
+                    spike_counts=np.array(unpack(ctx.get(dut.spike_counts), n, 24,
+                                                 signed=False))))
+            out.append(seen)
 
     sim.add_testbench(bench)
     sim.run()
-    return results
+    return out
 
 
-def scan_cycles(params: AcceleratorParams, spikes) -> int:
-    """Cycles the scanner spends on one sample, by docs/architecture.md "Cycles": per layer,
-    tile and step ``Σ max(1, nnz)`` over the input words (``n_in`` in dense mode) plus one
-    FIRE, plus one READOUT per readout tile. ``spikes``: the trace's spikes of that sample,
-    ``[T, n]`` per spiking layer (embedding first)."""
-    total = 0
-    for layer, tiles in enumerate(params.tiles):
-        s = np.asarray(spikes[layer])
-        lanes = params.embed_dim if layer == 0 else params.cols
-        per_tile = 0
-        for t in range(params.timesteps):
-            if params.dense:
-                per_tile += s.shape[1] + 1
-                continue
-            for start in range(0, s.shape[1], lanes):
-                per_tile += max(1, int(np.count_nonzero(s[t, start : start + lanes])))
-            per_tile += 1
-        if layer == params.n_hidden:
-            per_tile += 1
-        total += tiles * per_tile
-    return total
+def check_against_executor(model, params: AcceleratorParams, streams, stall_seed=None):
+    """Every position of every stream through the accelerator equals the contract's executor
+    on ``model`` (a graph, or anything with a ``graph()``): logits, next byte and the spike
+    count of every spiking op. Returns what the accelerator returned."""
+    graph = model.graph() if hasattr(model, "graph") else model
+    trace = run(graph, streams)
+    embedded = {op.name for op in graph.of_type(SpikeEmbed)}  # read from a ROM, not counted
+    counted = [s for s, name in zip(trace.spikes, trace.names, strict=True)
+               if name not in embedded]
+    assert np.count_nonzero(trace.logits) > trace.logits.size // 2
+    seen = run_streams(params, streams, stall_seed=stall_seed)
+    for n, stream in enumerate(seen):
+        for i, pos in enumerate(stream):
+            where = f"stream {n} position {i}"
+            assert np.array_equal(pos.logits, trace.logits[n, i]), where
+            assert pos.token == int(np.argmax(trace.logits[n, i])), where
+            expected = [int(np.count_nonzero(s[n, :, i])) for s in counted]
+            assert pos.spike_counts.tolist() == expected, where
+    return seen
+
+
+def check_windows(model, params: AcceleratorParams, ids, stall_seed=None) -> list[Position]:
+    """Every window ``ids[n]`` of a chain (an ``IntModel``, a program without attention)
+    through the harness, a window per start, equals ``contract.forward``: logits, next byte
+    and the spikes of every spiking layer (the embedding's come from a ROM and are not
+    counted). Returns what the accelerator returned, a :class:`Position` per window."""
+    from contract import forward
+
+    ids = np.asarray(ids)
+    trace = forward(model, ids, trace=True)
+    seen = [stream[0] for stream in run_streams(params, ids, stall_seed=stall_seed,
+                                                window=ids.shape[1])]
+    for n, pos in enumerate(seen):
+        assert np.array_equal(pos.logits, trace.logits[n]), f"window {n}"
+        assert pos.token == int(np.argmax(trace.logits[n])), f"window {n}"
+        counts = [int(np.count_nonzero(s[n])) for s in trace.spikes[1:]]
+        assert pos.spike_counts.tolist() == counts, f"window {n}"
+    assert np.count_nonzero(trace.logits) > trace.logits.size // 2, "logits trivially zero"
+    return seen

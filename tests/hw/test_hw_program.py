@@ -13,13 +13,13 @@ import os
 
 import numpy as np
 import pytest
+from hwsim import check_against_executor, compile_params, run_streams
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from xsim import check_against_executor, params_from_transformer, run_streams
 
 from contract.graph import run
 from contract.random_model import random_graph
-from hw.transformer import LayerKind, TransformerAccelerator
+from hw import Accelerator, LayerKind
 
 #: ``pytest --fuzz-extended`` (tests/conftest.py): 100 compositions a test instead of 4
 EXTENDED = os.environ.get("SPIKEFORGE_FUZZ") == "extended"
@@ -29,7 +29,7 @@ FUZZ = settings(max_examples=100 if EXTENDED else 4, deadline=None, derandomize=
 
 def check(graph, rows: int, cols: int, streams):
     """The compiler's parameters of ``graph``, checked against the executor on ``streams``."""
-    params = params_from_transformer(graph, rows, cols)
+    params = compile_params(graph, rows, cols)
     check_against_executor(graph, params, streams)
     return params
 
@@ -48,7 +48,7 @@ def test_compositions_match_the_executor(kwargs, rows, cols):
     streams = np.random.default_rng(7).integers(0, 256, size=(2, 5))
     params = check(graph, rows, cols, streams)
     if not any(layer.kind == LayerKind.ATTENTION for layer in params.layers):
-        names = _submodule_names(TransformerAccelerator(params))
+        names = _submodule_names(Accelerator(params))
         assert "score" not in names and not any(n.endswith(".values") for n in names)
 
 
@@ -140,7 +140,7 @@ def test_windows_of_a_chain_are_exact_with_the_scan_and_a_fixed_overhead(kwargs,
     each layer's pipeline fill and drain, the output)."""
     graph = random_graph(11, embed="spike", timesteps=2, **kwargs)
     k = graph.context
-    params = params_from_transformer(graph, rows, cols, dense=dense)
+    params = compile_params(graph, rows, cols, dense=dense)
     windows = np.random.default_rng(3).integers(0, 256, size=(3, k))
     trace = run(graph, windows)
     seen = run_streams(params, windows, window=k)

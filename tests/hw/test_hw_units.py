@@ -1,10 +1,13 @@
 # amaranth: UnusedElaboratable=no
-"""The building blocks alone: PE, neuron lane and scanner against tiny Python models."""
+"""The building blocks alone: PE, neuron lane, scanner and the score unit's popcount against
+tiny Python models."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth.hdl import Const, Module, unsigned
+from amaranth.lib import data
 from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 from contract.reference import fire
 from hw import NeuronLane, PEOp, ProcessingElement, Scanner, TokenKind
 from hw.layout import pack
+from hw.score import popcount
 
 
 def _wrap(value: int, bits: int) -> int:
@@ -194,14 +198,12 @@ def _random_words(rng, n, fire_every=4):
             "addr": int(rng.integers(0, 200)),
             "codes": codes,
             "nlanes": int(rng.integers(1, LANES + 1)),
-            "count": int(rng.integers(0, 2)),
-            "index": int(rng.integers(0, 8)),
         })
     return words
 
 
 def _expected(words, dense):
-    tokens, counts, costs = [], [], []
+    tokens, costs = [], []
     for word in words:
         if word["kind"] is not TokenKind.EVENT:
             tokens.append((word["kind"], word["addr"], 0, word["last"]))
@@ -212,16 +214,15 @@ def _expected(words, dense):
             code = word["codes"][i]
             kind = TokenKind.EVENT if code & 1 else TokenKind.SKIP
             tokens.append((kind, word["addr"] + i, code >> 1, 0))
-            if code & 1 and word["count"]:
-                counts.append(word["index"])
         costs.append(max(1, len(lanes)))
-    return tokens, counts, costs
+    return tokens, costs
 
 
 def _run_scanner(words, dense, readout_gap=1):
-    dut = Scanner(LANES, addr_bits=8, oaddr_bits=4, count_bits=3, dense=dense,
-                  readout_gap=readout_gap)
-    tokens, counts, handshakes = [], [], []
+    token = data.StructLayout({"kind": TokenKind, "neg": 1, "last": 1, "addr": unsigned(8),
+                               "oaddr": unsigned(4)})
+    dut = Scanner(LANES, token, dense=dense, readout_gap=readout_gap)
+    tokens, handshakes = [], []
     token_cycles = []
 
     def load(ctx, word):
@@ -230,8 +231,6 @@ def _run_scanner(words, dense, readout_gap=1):
         ctx.set(meta.token.addr, word["addr"])
         ctx.set(meta.token.last, word.get("last", 0))
         ctx.set(meta.nlanes, word.get("nlanes", 0))
-        ctx.set(meta.count, word.get("count", 0))
-        ctx.set(meta.count_index, word.get("index", 0))
         ctx.set(dut.words.payload.data.as_value(), pack(word.get("codes", [0] * LANES), 2))
 
     async def bench(ctx):
@@ -240,17 +239,14 @@ def _run_scanner(words, dense, readout_gap=1):
         ctx.set(dut.words.valid, 1)
         cycle = 0
         idle = 0
-        async for _, _, w_valid, w_ready, t_valid, kind, addr, neg, last, c_valid, c_index in \
+        async for _, _, w_valid, w_ready, t_valid, kind, addr, neg, last in \
                 ctx.tick().sample(dut.words.valid, dut.words.ready, dut.tokens.valid,
                                   dut.tokens.payload.kind, dut.tokens.payload.addr,
-                                  dut.tokens.payload.neg, dut.tokens.payload.last,
-                                  dut.count.valid, dut.count.payload):
+                                  dut.tokens.payload.neg, dut.tokens.payload.last):
             cycle += 1
             if t_valid:
                 tokens.append((kind, addr, neg, last))
                 token_cycles.append((cycle, kind))
-            if c_valid:
-                counts.append(c_index)
             if w_valid and w_ready:
                 handshakes.append(cycle)
                 pending.pop(0)
@@ -267,17 +263,16 @@ def _run_scanner(words, dense, readout_gap=1):
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    return tokens, counts, handshakes, token_cycles
+    return tokens, handshakes, token_cycles
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_scanner_emits_events_in_order_without_bubbles(seed, dense):
     words = _random_words(np.random.default_rng(seed), 60)
-    tokens, counts, handshakes, _ = _run_scanner(words, dense)
-    want_tokens, want_counts, costs = _expected(words, dense)
+    tokens, handshakes, _ = _run_scanner(words, dense)
+    want_tokens, costs = _expected(words, dense)
     assert tokens == want_tokens, f"seed {seed}"
-    assert counts == want_counts, f"seed {seed}"
     assert np.diff(handshakes).tolist() == costs[:-1], f"seed {seed}"
 
 
@@ -289,7 +284,20 @@ def test_scanner_spaces_readouts():
         {"kind": TokenKind.READOUT, "addr": 2},
         {"kind": TokenKind.READOUT, "addr": 3},
     ]
-    tokens, _, _, token_cycles = _run_scanner(words, dense=False, readout_gap=gap)
+    tokens, _, token_cycles = _run_scanner(words, dense=False, readout_gap=gap)
     assert [t[1] for t in tokens] == [0, 1, 2, 3]
     readouts = [c for c, kind in token_cycles if kind is TokenKind.READOUT]
     assert np.diff(readouts).tolist() == [gap, gap]
+
+
+def test_popcount_tree():
+    values = {}
+
+    async def bench(ctx):
+        for bits in (0, 1, 0b1011, (1 << 13) - 1, 0b1000000000001):
+            values[bits] = ctx.get(popcount(Const(bits, 13)))
+
+    sim = Simulator(Module())
+    sim.add_testbench(bench)
+    sim.run()
+    assert values == {b: bin(b).count("1") for b in values}

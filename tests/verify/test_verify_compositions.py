@@ -4,7 +4,7 @@ For every composition: onnxruntime on its ONNX form, the front end's IR, the IR 
 pipeline and the contract's executor give the same integers at every position; computing the
 last position alone gives that position's logits. The layer-program accelerator runs random
 compositions in the Amaranth simulator (tests/hw/test_hw_program.py) and, here, two whole
-builds on Verilator; the chain accelerator is fuzzed in test_verify_fuzz.py.
+builds on Verilator; chains (the MLP's shape) are fuzzed in test_verify_fuzz.py.
 """
 
 from __future__ import annotations

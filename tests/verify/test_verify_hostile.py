@@ -134,15 +134,15 @@ def test_hardware_token_ports_are_bytes():
     """At the hardware interface an id is 8 bits wide: 256 and above cannot be expressed, so
     the behaviour is defined by construction (the port takes the low 8 bits of what a
     testbench drives; the testbench drives golden ids, which the build checked)."""
-    from hw.transformer import StreamHarness, TransformerAccelerator
+    from hw import Accelerator, InferenceHarness
     from rtl_gen.passes import FuseLinear
     from rtl_gen.plan_program import program_params
 
     graph = FuseLinear().run(random_model(0, context=3, hidden=(5,)).graph())
     params = program_params(graph, 2, 3)[0]
     # a byte, the restart flag and the hold flag; a window harness: 3 bytes and the restart
-    assert TransformerAccelerator(params).tokens.payload.shape().width == 8 + 2
-    assert StreamHarness(params, window=3).context.shape().width == 8 * 3 + 1
+    assert Accelerator(params).tokens.payload.shape().width == 8 + 2
+    assert InferenceHarness(params, window=3).context.shape().width == 8 * 3 + 1
 
 
 @pytest.mark.parametrize(

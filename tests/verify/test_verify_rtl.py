@@ -21,7 +21,7 @@ from amaranth.back import verilog
 from contract import IntModel, forward
 from contract.onnx_io import to_onnx
 from contract.random_model import random_model
-from hw.transformer import StreamHarness, layout
+from hw import InferenceHarness, layout
 from rtl_gen.frontend import load_graph
 from rtl_gen.passes import FuseLinear, run_pipeline
 from rtl_gen.plan_program import program_params
@@ -36,13 +36,18 @@ def rtl_gen(*args, env=None, cwd=None):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def save_inputs(root: Path, model, ids: np.ndarray):
+    """``root/m.onnx`` and ``root/inputs.npz``, what :func:`build` reads."""
+    onnx.save(to_onnx(model), root / "m.onnx")
+    np.savez(root / "inputs.npz", input=ids)
+    return model, ids
+
+
 def make_inputs(root: Path) -> tuple[IntModel, np.ndarray]:
     """A model with 5 hidden neurons on a 2 x 3 array (6 divides neither 5 nor 256)."""
     model = random_model(MODEL["seed"], **{k: v for k, v in MODEL.items() if k != "seed"})
     ids = np.random.default_rng(3).integers(0, 256, size=(SAMPLES, model.context))
-    onnx.save(to_onnx(model), root / "m.onnx")
-    np.savez(root / "inputs.npz", input=ids)
-    return model, ids
+    return save_inputs(root, model, ids)
 
 
 def program_of(out: Path):
@@ -51,10 +56,12 @@ def program_of(out: Path):
     return program_params(graph, ROWS, COLS)[0]
 
 
-def build(root: Path, out: Path, *flags) -> Path:
+def build(root: Path, out: Path, *flags, rows=ROWS, cols=COLS, samples=SAMPLES) -> Path:
+    """``rtl_gen build`` of :func:`save_inputs`' files (``samples`` None: every input)."""
+    sampling = () if samples is None else ("--samples", samples)
     code, stdout, stderr = rtl_gen("build", "--onnx", root / "m.onnx", "--inputs",
-                                   root / "inputs.npz", "--out", out, "--rows", ROWS,
-                                   "--cols", COLS, "--samples", SAMPLES, *flags)
+                                   root / "inputs.npz", "--out", out, "--rows", rows,
+                                   "--cols", cols, *sampling, *flags)
     assert code == 0, stdout + stderr
     return out
 
@@ -185,7 +192,7 @@ def test_one_threshold_off_by_one_fails(built, tmp_path):
                                                                           theta)),
                                        *params.layers[1:]))
     assert tampered.membrane_bits == params.membrane_bits
-    harness = StreamHarness(tampered, window=params.context)
+    harness = InferenceHarness(tampered, window=params.context)
     text = verilog.convert(harness, name="spikeforge_top", emit_src=False)
     assert_sim_fails(tampered_copy(out, tmp_path / "t", text))
 
@@ -231,9 +238,9 @@ def test_icarus_missing_is_one_line(built):
 
 # ---- determinism -------------------------------------------------------------------------
 
-def test_two_builds_are_byte_identical(tmp_path):
-    make_inputs(tmp_path)
-    first, second = build(tmp_path, tmp_path / "a"), build(tmp_path, tmp_path / "b")
+def assert_builds_identical(first: Path, second: Path):
+    """Two builds of one input: the same files, byte for byte, and the same report but for
+    its name and timings."""
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert {"model.onnx", "golden.npz", "plan.json"} <= {str(f) for f in files}
     assert any(f.suffix == ".v" for f in files) and any(f.suffix == ".hex" for f in files)
@@ -245,3 +252,8 @@ def test_two_builds_are_byte_identical(tmp_path):
     for report in reports:
         del report["timings"], report["name"]
     assert reports[0] == reports[1]
+
+
+def test_two_builds_are_byte_identical(tmp_path):
+    make_inputs(tmp_path)
+    assert_builds_identical(build(tmp_path, tmp_path / "a"), build(tmp_path, tmp_path / "b"))

@@ -9,17 +9,23 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from test_verify_rtl import assert_sim_fails, rtl_gen, set_memory_word, tampered_copy
+from test_verify_rtl import (
+    assert_builds_identical,
+    assert_sim_fails,
+    rtl_gen,
+    save_inputs,
+    set_memory_word,
+    tampered_copy,
+)
+from test_verify_rtl import build as build_of
 
 from contract import transformer as xf
-from contract.onnx_io import to_onnx
-from hw.transformer import layout
+from hw import layout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hwsim import compile_params  # noqa: E402
 from test_contract_transformer import random_transformer  # noqa: E402
-from xsim import params_from_transformer  # noqa: E402
 
 ROWS, COLS = 2, 4
 MODEL = dict(seed=21, context=4, d=8, heads=2, ffn=12, blocks=2, timesteps=2)
@@ -27,19 +33,12 @@ STREAMS, LENGTH = 3, 9
 
 
 def make_inputs(root: Path):
-    model = random_transformer(**MODEL)
     ids = np.random.default_rng(21).integers(0, 256, size=(STREAMS, LENGTH))
-    onnx.save(to_onnx(model), root / "m.onnx")
-    np.savez(root / "inputs.npz", input=ids)
-    return model, ids
+    return save_inputs(root, random_transformer(**MODEL), ids)
 
 
 def build(root: Path, out: Path, *flags) -> Path:
-    code, stdout, stderr = rtl_gen("build", "--onnx", root / "m.onnx", "--inputs",
-                                   root / "inputs.npz", "--out", out, "--rows", ROWS,
-                                   "--cols", COLS, *flags)
-    assert code == 0, stdout + stderr
-    return out
+    return build_of(root, out, *flags, rows=ROWS, cols=COLS, samples=None)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +96,7 @@ def test_generation_equals_the_reference(built):
 def test_one_flipped_weight_bit_fails(built, tmp_path):
     """Bit 0 of the readout weight that one norm_f spike drives into logit 0."""
     model, ids, out = built
-    params = params_from_transformer(model, ROWS, COLS)
+    params = compile_params(model, ROWS, COLS)
     trace = xf.forward(model, ids[:1], trace=True)
     drive = trace.spikes[-1][0, :, 0].sum(axis=0)
     i = int(np.flatnonzero(drive)[0])
@@ -124,12 +123,7 @@ def test_stalls_change_cycles_not_results(built, tmp_path):
 
 def test_two_builds_are_byte_identical(tmp_path):
     make_inputs(tmp_path)
-    first, second = build(tmp_path, tmp_path / "a"), build(tmp_path, tmp_path / "b")
-    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
-    for name in files:
-        if name.name not in ("report.json", "report.md"):
-            assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert_builds_identical(build(tmp_path, tmp_path / "a"), build(tmp_path, tmp_path / "b"))
 
 
 def test_hostile_flags_are_one_line(built, tmp_path):

@@ -1,7 +1,7 @@
 """Worst cases: all spikes +1 or -1 against maximal weights drive a membrane and a logit to
 exactly the bound of contract.widths, which is exactly the largest value of the derived register.
 The reference reaches the bound and never exceeds it; the accelerator (Amaranth simulation)
-holds it without wrapping; one bit less is refused."""
+holds it without wrapping; one bit less wraps."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hwsim import params_from_model, run_accelerator
+from hwsim import check_windows, compile_params, run_streams
 
 from contract import IntModel, derive_widths, forward, reference
 from contract.intmodel import Readout, SpikingLayer
@@ -80,21 +80,23 @@ def test_accelerator_holds_the_bounds(make, shape):
     model = make()
     ids = _contexts(model)
     trace = forward(model, ids, trace=True)
-    results = run_accelerator(params_from_model(model, *shape), ids.tolist())
-    for n, result in enumerate(results):
-        assert result.logits.tolist() == trace.logits[n].tolist(), f"sample {n}"
-        expected = forward(model, ids[n : n + 1], trace=True).spike_counts()
-        assert result.spike_counts.tolist() == expected.tolist(), f"sample {n}"
+    check_windows(model, compile_params(model, *shape), ids)
     if make is membrane_model:  # the bound is observable: a neuron fires on the last step only
         assert trace.spikes[1][0, :, 0].tolist() == [0] * (T - 1) + [1]
         assert trace.spikes[1][1, :, 1].tolist() == [0] * (T - 1) + [-1]
 
 
-def test_one_bit_less_is_refused():
-    """The derived width is necessary, not just sufficient: hw.AcceleratorParams redoes the
-    range analysis and refuses a membrane one bit narrower."""
-    for make, name in ((membrane_model, "layers\\[0\\]"), (logit_model, "readout")):
-        params = params_from_model(make(), 1, 1)
-        assert params.membrane_bits == 9
-        with pytest.raises(ValueError, match=f"{name} can reach .* 255, which needs 9"):
-            replace(params, membrane_bits=8)
+def test_one_bit_less_is_refused_or_wraps():
+    """The derived width is necessary, not just sufficient: the compiler gives both models
+    9-bit membranes. With 8, the membrane model's threshold (255, the bound) no longer fits
+    beside a signed membrane and is refused; the logit model's logits wrap."""
+    for make in (membrane_model, logit_model):
+        assert compile_params(make(), 1, 1).membrane_bits == 9
+    with pytest.raises(ValueError, match="must be below membrane_bits"):
+        replace(compile_params(membrane_model(), 1, 1), membrane_bits=8)
+    model = logit_model()
+    ids = _contexts(model)
+    narrow = replace(compile_params(model, 1, 1), membrane_bits=8)
+    seen = [s[0] for s in run_streams(narrow, ids, window=model.context)]
+    logits = forward(model, ids)
+    assert logits[0, 0] == 255 and seen[0].logits[0] == 255 - 256  # wrapped

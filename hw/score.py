@@ -22,11 +22,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..layout import pack
-from ..params import address_bits
-from ..token import TokenKind
-from .params import LayerKind, TransformerParams
-from .row import token_layout
+from .layout import pack
+from .params import AcceleratorParams, LayerKind, address_bits
+from .token import TokenKind, token_layout
 
 __all__ = ["ScoreUnit", "bias_rom_image", "popcount", "score_request_layout"]
 
@@ -44,7 +42,7 @@ def popcount(bits) -> object:
     return values[0]
 
 
-def score_request_layout(p: TransformerParams) -> data.StructLayout:
+def score_request_layout(p: AcceleratorParams) -> data.StructLayout:
     """What the sequencer asks: addresses of the query and of the current position's key and
     value, how many keys, the current slot, the bias ROM row of distance 0 (attention layer
     ``a``, tile ``τ``: ``(a * tiles + τ) * W``) and the FIRE to send after them."""
@@ -60,11 +58,11 @@ def score_request_layout(p: TransformerParams) -> data.StructLayout:
     })
 
 
-def attention_count(p: TransformerParams) -> int:
+def attention_count(p: AcceleratorParams) -> int:
     return sum(layer.kind == LayerKind.ATTENTION for layer in p.layers)
 
 
-def bias_rom_image(p: TransformerParams) -> list[int]:
+def bias_rom_image(p: AcceleratorParams) -> list[int]:
     """Row ``(a * tiles + τ) * W + δ``: the score biases of tile ``τ``'s heads for distance
     ``δ`` in attention layer ``a``, ``heads_per_tile`` lanes of ``score_bias_bits`` bits."""
     image = []
@@ -81,7 +79,7 @@ def bias_rom_image(p: TransformerParams) -> list[int]:
     return image
 
 
-def score_bias_bits(p: TransformerParams) -> int:
+def score_bias_bits(p: AcceleratorParams) -> int:
     """Signed width of a score bias."""
     biggest = max((int(abs(layer.score_bias).max(initial=0)) for layer in p.layers
                    if layer.kind == LayerKind.ATTENTION), default=0)
@@ -100,9 +98,9 @@ class ScoreUnit(wiring.Component):
     busy : Out(1) -- a request is in the pipeline
     """
 
-    def __init__(self, params: TransformerParams):
-        if not isinstance(params, TransformerParams):
-            raise TypeError(f"params must be a TransformerParams, not {params!r}")
+    def __init__(self, params: AcceleratorParams):
+        if not isinstance(params, AcceleratorParams):
+            raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         self._params = params
         p = params
         super().__init__({

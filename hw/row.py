@@ -1,9 +1,9 @@
-"""A row of the transformer's array: ``C`` PEs and neuron lanes and the banks they read.
+"""A row of the array: ``C`` PEs and neuron lanes and the banks they read.
 
-The row is the MLP's row (:class:`hw.array.ArrayRow`) with three more token kinds and three
-more banks: a constant bank (bias, threshold and reset per neuron, so that one array runs
-layers with per-channel and per-key-count constants), a residual bank (the residual stream of
-its ``C`` channels, every step) and a V bank (its ``C`` channels of every cached value).
+Beside its weight bank a row has a constant bank (bias, threshold and reset per neuron, so that
+one array runs layers with per-channel and per-key-count constants) and, only when the program
+needs them, a residual bank (the residual stream of its ``C`` channels, every step) and a V
+bank (its ``C`` channels of every cached value).
 """
 
 from __future__ import annotations
@@ -13,42 +13,27 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..neuron import NeuronLane
-from ..params import address_bits
-from ..pe import PEOp, ProcessingElement
-from ..token import TokenKind
 from .layout import const_bank_images, const_lane_bits, weight_bank_images
-from .params import TransformerParams
+from .neuron import NeuronLane
+from .params import AcceleratorParams, address_bits
+from .pe import PEOp, ProcessingElement
+from .token import TokenKind, token_layout
 
-__all__ = ["ACT_LATENCY", "TransformerRow", "logit_write_layout", "spike_write_layout",
-           "token_layout"]
+__all__ = ["ACT_LATENCY", "ArrayRow", "logit_write_layout", "spike_write_layout"]
 
 #: Cycles from a token on ``tok_in`` to its PEs acting (bank read, bank data register, operand
-#: and neuron preparation), as in the MLP's rows.
+#: and neuron preparation).
 ACT_LATENCY = 3
 
 
-def token_layout(p: TransformerParams) -> data.StructLayout:
-    """The transformer's token: the MLP's fields, ``init`` and the scores of an ATTN."""
-    return data.StructLayout({
-        "kind": TokenKind,
-        "neg": 1,
-        "last": 1,
-        "init": 1,
-        "addr": unsigned(p.addr_bits),
-        "oaddr": unsigned(p.oaddr_bits),
-        "scores": data.ArrayLayout(unsigned(p.score_bits), p.heads_per_tile),
-    })
-
-
-def spike_write_layout(p: TransformerParams) -> data.StructLayout:
+def spike_write_layout(p: AcceleratorParams) -> data.StructLayout:
     return data.StructLayout({
         "addr": unsigned(address_bits(max(p.spike_depth, p.v_depth))),
         "data": data.ArrayLayout(unsigned(2), p.cols),
     })
 
 
-def logit_write_layout(p: TransformerParams) -> data.StructLayout:
+def logit_write_layout(p: AcceleratorParams) -> data.StructLayout:
     return data.StructLayout({
         "addr": unsigned(address_bits(p.logit_depth)),
         "data": data.ArrayLayout(signed(p.membrane_bits), p.cols),
@@ -73,10 +58,10 @@ def shift_round(m: Module, value, shifts: tuple[int, ...], select, width: int):
     return out
 
 
-class TransformerRow(wiring.Component):
+class ArrayRow(wiring.Component):
     """Row ``row``: ``C`` PEs, ``C`` neuron lanes; weight, constant, residual and V banks.
 
-    Timing as :class:`hw.array.ArrayRow`: a token on ``tok_in`` in cycle ``n`` addresses every
+    Timing: a token on ``tok_in`` in cycle ``n`` addresses every
     bank; it is on ``tok_out`` in ``n + 1``; the bank data is registered in ``n + 2``; the PEs act
     in ``n + 3`` (:data:`ACT_LATENCY`); a FIRE's spikes (to ``spikes``, or to the V bank when
     ``dest_v``) and a RESADD's new residual are written in ``n + 4``. Per kind:
@@ -89,16 +74,16 @@ class TransformerRow(wiring.Component):
       ``addr``), nothing for a zero spike.
     - RESID: ``U += x`` (residual bank at ``addr``).
     - RESADD: the residual at ``addr`` takes ``x + shift(U)`` (``shift(U)`` when ``init``),
-      the shift chosen by ``shift_sel`` among :attr:`TransformerParams.shifts`; ``U = 0``.
+      the shift chosen by ``shift_sel`` among :attr:`AcceleratorParams.shifts`; ``U = 0``.
 
     ``fired`` is the number of non-zero spikes the row wrote in the previous cycle.
 
     Latency: 1 cycle from ``tok_in`` to ``tok_out``. Throughput: one token per cycle.
     """
 
-    def __init__(self, params: TransformerParams, row: int):
-        if not isinstance(params, TransformerParams):
-            raise TypeError(f"params must be a TransformerParams, not {params!r}")
+    def __init__(self, params: AcceleratorParams, row: int):
+        if not isinstance(params, AcceleratorParams):
+            raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < params.rows:
             raise ValueError(f"row must be an integer in 0..{params.rows - 1}, not {row!r}")
         self._params = params
