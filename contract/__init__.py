@@ -5,20 +5,21 @@ datapath.
 """
 
 from .intmodel import ContractError, IntModel, Readout, SpikingLayer
+from .ranges import Ranges, analyse, signed_bits
 from .reference import accumulate, embed, fire, forward, next_token, readout
-from .widths import Widths, derive_widths
 
 __all__ = [
     "ContractError",
     "IntModel",
     "Readout",
     "SpikingLayer",
-    "Widths",
+    "Ranges",
     "accumulate",
-    "derive_widths",
+    "analyse",
     "embed",
     "fire",
     "forward",
     "next_token",
     "readout",
+    "signed_bits",
 ]

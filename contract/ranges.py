@@ -24,21 +24,30 @@ import numpy as np
 
 from . import graph as g
 from .ops import shift_round
-from .widths import signed_bits
 
-__all__ = ["Ranges", "analyse", "signed_bits"]
+__all__ = ["Ranges", "accumulation_bound", "analyse", "membrane_bound", "signed_bits"]
+
+
+def signed_bits(bound: int) -> int:
+    """Bits of a signed register that holds every value in ``[-bound, bound]``."""
+    return int(bound).bit_length() + 1
 
 
 def _abs_max(arr) -> int:
     return int(np.abs(np.asarray(arr)).max(initial=0))
 
 
-def _row_sum(weight) -> int:
-    return int(np.abs(weight).sum(axis=1).max(initial=0))
+def accumulation_bound(weight, input_bound: int = 1) -> int:
+    """``A(W) · x``: the most one step's accumulation of inputs bounded by ``x`` can reach,
+    ``A(W) = max_j sum_i |W_ji|`` (spikes in: ``x = 1``)."""
+    return int(np.abs(np.asarray(weight)).sum(axis=1).max(initial=0)) * int(input_bound)
 
 
-def _overshoot(op) -> int:
-    return int(np.maximum(np.asarray(op.reset) - np.asarray(op.threshold), 0).max(initial=0))
+def membrane_bound(steps: int, current: int, bias, threshold, reset) -> int:
+    """A neuron's membrane over ``steps`` steps of inputs bounded by ``current``, partial sums
+    included: ``T (I + max|B|) + max(0, R - Θ)`` (a soft reset can overshoot by ``R - Θ``)."""
+    overshoot = np.maximum(np.asarray(reset) - np.asarray(threshold), 0).max(initial=0)
+    return steps * (int(current) + _abs_max(bias)) + int(overshoot)
 
 
 @dataclass(frozen=True)
@@ -79,28 +88,29 @@ def analyse(graph: g.Graph) -> Ranges:
         elif isinstance(op, g.TokenEmbed):
             out = see("residual", _abs_max(op.table))
         elif isinstance(op, g.Accumulate):
-            out = registers[op.name] = see("accumulator", _row_sum(op.weight) * args[0])
+            out = registers[op.name] = see("accumulator", accumulation_bound(op.weight, args[0]))
         elif isinstance(op, g.Fire):
-            registers[op.name] = see("membrane", steps * (args[0] + _abs_max(op.bias))
-                                     + _overshoot(op))
+            registers[op.name] = see("membrane", membrane_bound(
+                steps, args[0], op.bias, op.threshold, op.reset))
             out = 1
         elif isinstance(op, g.SpikingLinear):
-            registers[op.name] = see("membrane", steps * (_row_sum(op.weight) + _abs_max(op.bias))
-                                     + _overshoot(op))
+            registers[op.name] = see("membrane", membrane_bound(
+                steps, accumulation_bound(op.weight), op.bias, op.threshold, op.reset))
             out = 1
         elif isinstance(op, g.Attention):
             best = np.maximum(op.head_dim + op.score_bias, 0).sum(axis=1).max(initial=0)
             current = see("attn_current", int(best))
             see("score", op.head_dim + _abs_max(op.score_bias))
-            registers[op.name] = see("membrane", steps * current + _overshoot(op))
+            registers[op.name] = see("membrane", membrane_bound(
+                steps, current, 0, op.threshold, op.reset))
             out = 1
         elif isinstance(op, g.ResidualAdd):
-            acc = see("accumulator", _row_sum(op.weight))
+            acc = see("accumulator", accumulation_bound(op.weight))
             registers[op.name] = acc
             out = see("residual", args[0] + int(shift_round(np.array(acc), op.shift)))
         elif isinstance(op, g.Readout):
-            out = registers[op.name] = see("logit", steps * (_row_sum(op.weight)
-                                                             + _abs_max(op.bias)))
+            out = registers[op.name] = see("logit", membrane_bound(
+                steps, accumulation_bound(op.weight), op.bias, 0, 0))
         else:
             raise TypeError(f"the range analysis has no rule for {type(op).__name__}")
         tensors[op.output] = out

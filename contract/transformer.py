@@ -1,4 +1,4 @@
-"""The spiking transformer in integers: model, forward pass and range analysis (NumPy only).
+"""The spiking transformer in integers: the model and its forward pass (NumPy only).
 
 See docs/transformer.md. The model reads a byte *stream*; position ``i`` attends to the
 positions ``j`` of its window ``i - W < j <= i`` (``W = context``), so that hardware keeps the
@@ -40,8 +40,6 @@ from .ops import (
     shift_round,
     window_mask,
 )
-from .ranges import analyse
-from .widths import signed_bits
 
 #: the executor's trace (logits of every position, spikes, peaks, tensors)
 TransformerTrace = Trace
@@ -52,9 +50,7 @@ __all__ = [
     "IntOutProj",
     "IntTransformer",
     "TransformerTrace",
-    "TransformerWidths",
     "attention_current",
-    "derive_transformer_widths",
     "forward",
     "generate",
     "key_counts",
@@ -237,50 +233,3 @@ def forward(model: IntTransformer, ids, trace: bool = False, all_positions: bool
 def generate(model: IntTransformer, prompt, tokens: int) -> list[int]:
     """Greedy generation (:func:`contract.graph.generate` on the model's graph)."""
     return graph_generate(model.graph(), prompt, tokens)
-
-
-# ---------------------------------------------------------------- range analysis
-
-
-@dataclass(frozen=True)
-class TransformerWidths:
-    """Worst-case magnitudes and the signed register widths that hold them."""
-
-    residual_bound: int
-    membrane_bound: int
-    attn_current_bound: int
-    score_bound: int
-    logit_bound: int
-
-    @property
-    def residual(self) -> int:
-        return signed_bits(self.residual_bound)
-
-    @property
-    def membrane(self) -> int:
-        return signed_bits(self.membrane_bound)
-
-    @property
-    def attn_current(self) -> int:
-        return signed_bits(self.attn_current_bound)
-
-    @property
-    def score(self) -> int:
-        return signed_bits(self.score_bound)
-
-    @property
-    def logit(self) -> int:
-        return signed_bits(self.logit_bound)
-
-
-def derive_transformer_widths(model: IntTransformer) -> TransformerWidths:
-    """Bounds that no input can exceed (see docs/transformer.md, "Widths"): the range analysis
-    per op (:func:`contract.ranges.analyse`) of the model's graph."""
-    ranges = analyse(model.graph())
-    return TransformerWidths(
-        residual_bound=ranges.residual,
-        membrane_bound=ranges.membrane,
-        attn_current_bound=ranges.attn_current,
-        score_bound=ranges.score,
-        logit_bound=ranges.logit,
-    )

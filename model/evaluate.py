@@ -22,7 +22,8 @@ import logging
 from pathlib import Path
 
 from contract.intmodel import IntModel
-from contract.transformer import IntTransformer, derive_transformer_widths
+from contract.ranges import analyse, signed_bits
+from contract.transformer import IntTransformer
 
 from . import data
 from .checkpoint import load_checkpoint
@@ -63,11 +64,11 @@ def _print_transformer(int_model: IntTransformer, spiking: dict) -> None:
              for p in ("norm1", "q", "k", "v", "attn", "norm2", "ff1")] + ["norm_f"]
     rates = ", ".join(f"{n} {r:.3f}" for n, r in zip(names, spiking["rates"], strict=True))
     print(f"firing rates: {rates}")
-    widths = derive_transformer_widths(int_model)
+    ranges = analyse(int_model.graph())
     shifts = ", ".join(f"b{i} out<<{b.out.shift} ff2<<{b.ff2.shift}"
                        for i, b in enumerate(int_model.blocks))
-    print(f"integer model: {shifts}, residual {widths.residual} bits, membrane"
-          f" {widths.membrane} bits, logit {widths.logit} bits,"
+    print(f"integer model: {shifts}, residual {signed_bits(ranges.residual)} bits, membrane"
+          f" {signed_bits(ranges.membrane)} bits, logit {signed_bits(ranges.logit)} bits,"
           f" logit_scale={int_model.logit_scale:.6g}, samples={spiking['samples']}")
 
 

@@ -6,12 +6,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contract import ContractError, IntModel, derive_widths, forward, reference
+from contract import ContractError, IntModel, analyse, forward, reference
 from contract.graph import run
 from contract.intmodel import SpikingLayer
 from contract.onnx_io import to_onnx
 from contract.random_model import random_model
-from contract.widths import layer_bound, signed_bits
+from contract.ranges import accumulation_bound, membrane_bound, signed_bits
+
+
+def layer_bound(layer: SpikingLayer, timesteps: int) -> int:
+    """The membrane bound of a spiking layer of the chain, by contract.ranges' rule."""
+    return membrane_bound(timesteps, accumulation_bound(layer.weight), layer.bias,
+                          layer.threshold, layer.reset)
 
 
 def test_fire_is_the_documented_neuron():
@@ -111,14 +117,17 @@ def test_bound_is_reached_when_nothing_fires():
         layer.reset,
         membranes=True,
     )
-    assert v.max() == 4 * (5 * limit + limit) == layer_bound(layer, 4) - 0
+    assert v.max() == 4 * (5 * limit + limit) == layer_bound(layer, 4)
 
 
 def test_widths_cover_every_layer():
     model = random_model(7, hidden=(11, 5))
-    widths = derive_widths(model)
-    assert widths.weight == 8
-    assert widths.membrane >= max(signed_bits(b) for b in widths.membrane_bounds)
+    ranges = analyse(model.graph())
+    bounds = [layer_bound(layer, model.timesteps) for layer in model.layers]
+    assert [ranges.registers[f"fire{i}"] for i in range(2)] == bounds
+    assert ranges.membrane == max(bounds)
+    assert ranges.logit == model.timesteps * (accumulation_bound(model.readout.weight)
+                                              + int(np.abs(model.readout.bias).max()))
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from contract import Readout, SpikingLayer
+from contract import Readout, SpikingLayer, analyse
 from contract.intmodel import VOCAB, ContractError
 from contract.transformer import (
     IntBlock,
@@ -13,7 +13,6 @@ from contract.transformer import (
     IntOutProj,
     IntTransformer,
     attention_current,
-    derive_transformer_widths,
     forward,
     generate,
     key_counts,
@@ -184,7 +183,7 @@ def test_generate_is_greedy_on_its_own_stream():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_widths_bound_random_and_extreme_inputs(seed):
     model = random_transformer(seed=seed, blocks=2)
-    widths = derive_transformer_widths(model)
+    ranges = analyse(model.graph())
     rng = np.random.default_rng(seed)
     # extreme inputs: the bytes with the largest embedding of either sign, everywhere.
     length = 2 * model.context
@@ -194,12 +193,12 @@ def test_widths_bound_random_and_extreme_inputs(seed):
         np.full((1, length), int(np.argmin(model.tok_embed.sum(axis=1)))),
     ])
     peaks = forward(model, ids, trace=True).peaks
-    assert peaks["residual"] <= widths.residual_bound
-    assert peaks["membrane"] <= widths.membrane_bound
-    assert peaks["attn_current"] <= widths.attn_current_bound
-    assert peaks["logit"] <= widths.logit_bound
+    assert peaks["residual"] <= ranges.residual
+    assert peaks["membrane"] <= ranges.membrane
+    assert peaks["attn_current"] <= ranges.attn_current
+    assert peaks["logit"] <= ranges.logit
     bias = max(int(np.abs(b.score_bias).max()) for b in model.blocks)
-    assert widths.score_bound == model.head_dim + bias
+    assert ranges.score == model.head_dim + bias
 
 
 def test_attention_bound_is_reached():
@@ -209,7 +208,7 @@ def test_attention_bound_is_reached():
     bias = model.blocks[0].score_bias
     ones = np.ones((1, 2 * ctx, d), dtype=np.int64)
     a = attention_current(ones, ones, ones, heads=1, score_bias=bias, window=ctx)
-    assert a.max() == derive_transformer_widths(model).attn_current_bound
+    assert a.max() == analyse(model.graph()).attn_current
     assert a.max() == np.maximum(d + bias, 0).sum()
 
 

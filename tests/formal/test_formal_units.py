@@ -9,13 +9,13 @@ import logging
 import pytest
 from formal import NeuronSpec, PESpec, prove, sby_missing
 
-from contract.widths import signed_bits
+from contract.ranges import signed_bits
 
 pytestmark = pytest.mark.skipif(sby_missing() is not None, reason=str(sby_missing()))
 
 log = logging.getLogger(__name__)
 
-#: (weight bits, contract bound): the bound sets the membrane width, as contract.widths does;
+#: (weight bits, contract bound): the bound sets the membrane width, as contract.ranges does;
 #: 255 puts the bound exactly at the register's maximum.
 PE_CASES = [(2, 255), (4, 255), (8, 1000)]
 

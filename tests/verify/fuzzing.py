@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from contract import IntModel
 from contract.onnx_io import to_onnx
 from contract.random_model import random_model
-from contract.widths import layer_bound
+from contract.ranges import accumulation_bound, membrane_bound
 
 EXTENDED = os.environ.get("SPIKEFORGE_FUZZ") == "extended"
 
@@ -76,10 +76,11 @@ def with_mode(model: IntModel, index: int, mode: str) -> IntModel:
     if mode == "hair":
         new = replace(layer, threshold=1, reset=1)
     elif mode == "overshoot":
-        new = replace(layer, threshold=1, reset=max(1, layer_bound(layer, 1)))
+        one_step = membrane_bound(1, accumulation_bound(layer.weight), layer.bias, 1, 1)
+        new = replace(layer, threshold=1, reset=max(1, one_step))
     else:
-        probe = replace(layer, threshold=1, reset=1)
-        bound = max(1, layer_bound(probe, model.timesteps))
+        bound = max(1, membrane_bound(model.timesteps, accumulation_bound(layer.weight),
+                                      layer.bias, 1, 1))
         new = replace(layer, threshold=bound + (mode == "deaf"), reset=bound)
     layers = list(model.layers)
     layers[index] = new

@@ -1,5 +1,5 @@
 """Worst cases: all spikes +1 or -1 against maximal weights drive a membrane and a logit to
-exactly the bound of contract.widths, which is exactly the largest value of the derived register.
+exactly the bound of contract.ranges, which is exactly the largest value of the derived register.
 The reference reaches the bound and never exceeds it; the accelerator (Amaranth simulation)
 holds it without wrapping; one bit less wraps."""
 
@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from hwsim import check_windows, compile_params, run_streams
 
-from contract import IntModel, derive_widths, forward, reference
+from contract import IntModel, analyse, forward, reference, signed_bits
 from contract.intmodel import Readout, SpikingLayer
-from contract.widths import layer_bound
 
 T, LIMIT = 3, 7  # 4-bit weights
 
@@ -54,21 +53,21 @@ def _contexts(model: IntModel) -> np.ndarray:
 
 def test_membrane_bound_is_reached_and_is_the_register_maximum():
     model = membrane_model()
-    widths = derive_widths(model)
+    ranges = analyse(model.graph())
     layer = model.layers[0]
-    assert widths.membrane_bounds == (255,) and widths.membrane == 9  # [-256, 255]
+    assert ranges.registers["fire0"] == ranges.membrane == 255  # a 9-bit register: [-256, 255]
     spikes = reference.embed(model, _contexts(model))
     _, v = reference.fire(reference.accumulate(spikes, layer.weight), layer.bias,
                           layer.threshold, layer.reset, membranes=True)
-    assert v[0, T - 1, 0] == layer_bound(layer, T) == 255  # all +1: reached ...
+    assert v[0, T - 1, 0] == 255  # all +1: reached ...
     assert v[1, T - 1, 1] == -255  # ... and all -1: reached
     assert np.abs(v).max() == 255  # ... never exceeded
 
 
 def test_logit_bound_is_reached_and_is_the_register_maximum():
     model = logit_model()
-    widths = derive_widths(model)
-    assert widths.logit_bound == 255 and widths.membrane == 9
+    ranges = analyse(model.graph())
+    assert ranges.logit == 255 and signed_bits(ranges.datapath) == 9
     logits = forward(model, _contexts(model))
     assert logits[0, 0] == 255 and logits[1, 1] == -255
     assert np.abs(logits).max() == 255
