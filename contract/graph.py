@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from . import ops
-from .intmodel import VOCAB, ContractError, weight_limit
+from .ops import VOCAB, ContractError, weight_limit
 
 __all__ = [
     "Accumulate",

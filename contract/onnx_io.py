@@ -31,7 +31,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from . import graph as g
-from .intmodel import VOCAB
+from .ops import VOCAB
 
 __all__ = ["DOMAIN", "OPSET", "fire_nodes", "shift_factors", "to_onnx"]
 

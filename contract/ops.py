@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intmodel import VOCAB, ContractError
-
 __all__ = [
+    "VOCAB",
+    "ContractError",
     "accumulate",
     "attention",
     "attention_current",
     "check_streams",
     "fire",
+    "int_array",
     "key_counts",
     "next_token",
     "readout",
@@ -26,8 +27,32 @@ __all__ = [
     "shift_round",
     "spike_embed",
     "token_embed",
+    "weight_limit",
     "window_mask",
 ]
+
+VOCAB = 256
+
+
+class ContractError(ValueError):
+    """An integer model that breaks the contract (a shape, a range or a sign is off)."""
+
+
+def int_array(name: str, value, ndim: int) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise ContractError(f"{name} must hold integers, not {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ContractError(f"{name} must have {ndim} dimensions, not shape {arr.shape}")
+    arr = arr.astype(np.int64)
+    arr.setflags(write=False)
+    return arr
+
+
+def weight_limit(bits: int) -> int:
+    """Largest weight magnitude of a ``bits``-bit symmetric weight (1 for ternary)."""
+    return (1 << (bits - 1)) - 1
+
 
 
 def check_streams(ids) -> np.ndarray:

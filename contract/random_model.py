@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intmodel import VOCAB, IntModel, Readout, SpikingLayer, weight_limit
+from .ops import VOCAB, weight_limit
+from .zoo import IntModel, Readout, SpikingLayer
 
 __all__ = ["random_graph", "random_model"]
 

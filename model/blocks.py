@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contract import graph as g
-from contract.intmodel import VOCAB
+from contract.ops import VOCAB
 
 from .block import (
     ALPHA_MIN,

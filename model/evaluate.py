@@ -21,9 +21,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from contract.intmodel import IntModel
 from contract.ranges import analyse, signed_bits
-from contract.transformer import IntTransformer
+from contract.zoo import IntModel, IntTransformer
 
 from . import data
 from .checkpoint import load_checkpoint

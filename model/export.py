@@ -29,9 +29,8 @@ import numpy as np
 import onnx
 
 from contract.graph import Graph
-from contract.intmodel import IntModel
 from contract.onnx_io import to_onnx
-from contract.transformer import IntTransformer
+from contract.zoo import IntModel, IntTransformer
 
 from . import data
 from .checkpoint import load_checkpoint

@@ -2,7 +2,7 @@
 
 ``rtl_gen``'s hardware plans and the range analyses read a ``contract.IntModel`` (the chain
 ``SpikeEmbed``, ``Accumulate`` + ``Fire`` per layer, ``Readout``) or a
-``contract.transformer.IntTransformer`` (token embedding, blocks of normalising neuron, Q/K/V,
+``contract.zoo.IntTransformer`` (token embedding, blocks of normalising neuron, Q/K/V,
 attention, output projection, normalising neuron, feed-forward layer, projection; a final
 normalising neuron and the readout). :func:`int_model_of` recognises either shape in a graph
 emitted by blocks (by op type and wiring, not by name) and returns the same integers in that
@@ -14,8 +14,16 @@ from __future__ import annotations
 import numpy as np
 
 from contract import graph as g
-from contract.intmodel import ContractError, IntModel, Readout, SpikingLayer
-from contract.transformer import IntBlock, IntNorm, IntOutProj, IntTransformer
+from contract.ops import ContractError
+from contract.zoo import (
+    IntBlock,
+    IntModel,
+    IntNorm,
+    IntOutProj,
+    IntTransformer,
+    Readout,
+    SpikingLayer,
+)
 
 __all__ = ["int_model_of"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from contract import reference
-from contract.intmodel import IntModel
+from contract import zoo
+from contract.zoo import IntModel
 
 from .blocks import ALPHA_MIN
 from .zoo import LMConfig
@@ -19,8 +19,8 @@ __all__ = ["ALPHA_MIN", "LMConfig", "int_forward"]
 
 def int_forward(model: IntModel, ids, trace: bool = False):
     """Integer logits (int64 ``[N, 256]``) of ``model`` on contexts ``ids[N, k]``, by
-    ``contract.graph.run`` (:func:`contract.reference.forward`); with ``trace`` the
-    :class:`contract.reference.Trace` (NumPy logits and every layer's spikes, embedding first).
+    ``contract.graph.run`` (:func:`contract.zoo.forward`); with ``trace`` the
+    :class:`contract.zoo.Trace` (NumPy logits and every layer's spikes, embedding first).
     """
-    result = reference.forward(model, ids, trace=trace)
+    result = zoo.forward(model, ids, trace=trace)
     return result if trace else torch.from_numpy(result)

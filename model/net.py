@@ -292,7 +292,7 @@ class SpikingNet(nn.Module):
 
     def to_int_model(self):
         """The integer model as a ``contract.IntModel`` (a chain ``SpikeEmbed``, spiking
-        layers, ``Readout``) or a ``contract.transformer.IntTransformer`` (the transformer's
+        layers, ``Readout``) or a ``contract.zoo.IntTransformer`` (the transformer's
         block structure); :class:`CheckpointError` for any other composition."""
         int_model = int_model_of(self.emit_graph())
         if int_model is None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from contract import transformer as reference
-from contract.transformer import IntTransformer
+from contract import zoo
+from contract.zoo import IntTransformer
 
 from .blocks import EMBED_BITS, out_shift
 from .zoo import TransformerConfig
@@ -22,4 +22,4 @@ __all__ = ["EMBED_BITS", "TransformerConfig", "int_forward", "out_shift"]
 def int_forward(model: IntTransformer, ids, all_positions: bool = False) -> torch.Tensor:
     """Integer logits of the last position (int64 ``[N, 256]``; ``all_positions``:
     ``[N, L, 256]``) of byte streams ``ids[N, L]``, by ``contract.graph.run``."""
-    return torch.from_numpy(reference.forward(model, ids, all_positions=all_positions))
+    return torch.from_numpy(zoo.forward_streams(model, ids, all_positions=all_positions))

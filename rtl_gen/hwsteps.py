@@ -15,7 +15,7 @@ import time
 import numpy as np
 from amaranth.back import verilog
 
-from contract.transformer import key_counts
+from contract.ops import key_counts
 from hw import AcceleratorParams, InferenceHarness, LayerKind
 from hw.layout import (
     const_bank_images,

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contract import ContractError, IntModel, analyse, forward, reference
+from contract import ContractError, IntModel, analyse, forward, ops
 from contract.graph import run
-from contract.intmodel import SpikingLayer
 from contract.onnx_io import to_onnx
 from contract.random_model import random_model
 from contract.ranges import accumulation_bound, membrane_bound, signed_bits
+from contract.zoo import SpikingLayer
 
 
 def layer_bound(layer: SpikingLayer, timesteps: int) -> int:
@@ -23,19 +23,19 @@ def layer_bound(layer: SpikingLayer, timesteps: int) -> int:
 def test_fire_is_the_documented_neuron():
     # V = U + A + B; +1 at V >= 3, -1 at V <= -3; U = V - 5*s
     currents = np.array([[[2], [2], [-9], [0]]])
-    spikes, v = reference.fire(currents, [1], threshold=3, reset=5, membranes=True)
+    spikes, v = ops.fire(currents, [1], threshold=3, reset=5, membranes=True)
     assert v[0, :, 0].tolist() == [3, 1, -7, -1]
     assert spikes[0, :, 0].tolist() == [1, 0, -1, 0]
 
 
 def test_round_half_to_even_threshold():
     # R = 4: round(u/α) >= 1 only for 2U > R, so U = 2 (exactly half) does not fire
-    spikes = reference.fire(np.array([[[2], [1]]]), [0], threshold=4 // 2 + 1, reset=4)
+    spikes = ops.fire(np.array([[[2], [1]]]), [0], threshold=4 // 2 + 1, reset=4)
     assert spikes[0, :, 0].tolist() == [0, 1]
 
 
 def test_next_token_breaks_ties_low():
-    assert reference.next_token(np.array([[1, 5, 5, 0]])).tolist() == [1]
+    assert ops.next_token(np.array([[1, 5, 5, 0]])).tolist() == [1]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -98,8 +98,8 @@ def test_membrane_never_exceeds_the_derived_bound(
     spikes[1] = -1
     random = rng.choice([-1, 0, 1], size=(16, timesteps, n_in))
     for s in (spikes, random):
-        _, v = reference.fire(
-            reference.accumulate(s, weight), bias, layer.threshold, layer.reset, membranes=True
+        _, v = ops.fire(
+            ops.accumulate(s, weight), bias, layer.threshold, layer.reset, membranes=True
         )
         bound = layer_bound(layer, timesteps)
         assert np.abs(v).max() <= bound
@@ -110,8 +110,8 @@ def test_bound_is_reached_when_nothing_fires():
     limit = 127
     weight = np.full((1, 5), limit)
     layer = SpikingLayer(weight, np.array([limit]), threshold=10**6, reset=10**6)
-    _, v = reference.fire(
-        reference.accumulate(np.ones((1, 4, 5)), weight),
+    _, v = ops.fire(
+        ops.accumulate(np.ones((1, 4, 5)), weight),
         layer.bias,
         layer.threshold,
         layer.reset,

@@ -6,19 +6,16 @@ import numpy as np
 import pytest
 
 from contract import Readout, SpikingLayer, analyse
-from contract.intmodel import VOCAB, ContractError
-from contract.transformer import (
-    IntBlock,
-    IntNorm,
-    IntOutProj,
-    IntTransformer,
+from contract.ops import (
+    VOCAB,
+    ContractError,
     attention_current,
-    forward,
-    generate,
     key_counts,
     shift_round,
     window_mask,
 )
+from contract.graph import generate
+from contract.zoo import IntBlock, IntNorm, IntOutProj, IntTransformer, forward_streams
 
 SEED = 1234
 
@@ -115,7 +112,7 @@ def test_hand_sized_model():
     # a = [1, 2]; attn fires at both (V >= 1), out = 3 << 1 = 6: x = 10. norm2 silent.
     # norm_f V = 10 >= 9 -> fires, logit[1] += 1. Step 1: norm1 V = -1 + 4 = 3 -> fires again;
     # x = 10 again; norm_f V = 1 + 10 = 11 -> fires: logit[1] = 2.
-    trace = forward(model, np.array([[7, 7]]), trace=True)
+    trace = forward_streams(model, np.array([[7, 7]]), trace=True)
     assert trace.logits[0, -1, 1] == 2
     assert np.count_nonzero(trace.logits) == 2
     assert trace.peaks["residual"] == 10
@@ -124,9 +121,9 @@ def test_hand_sized_model():
 def test_random_model_rates_and_batching():
     model = random_transformer()
     ids = np.random.default_rng(SEED).integers(0, VOCAB, size=(64, model.context))
-    trace = forward(model, ids, trace=True)
-    assert np.array_equal(trace.logits[:, -1], forward(model, ids))
-    assert np.array_equal(forward(model, ids[:5]), forward(model, ids)[:5])
+    trace = forward_streams(model, ids, trace=True)
+    assert np.array_equal(trace.logits[:, -1], forward_streams(model, ids))
+    assert np.array_equal(forward_streams(model, ids[:5]), forward_streams(model, ids)[:5])
     rates = trace.firing_rates()
     assert len(rates) == 8
     assert all(0.01 < r < 0.99 for r in rates), rates
@@ -141,11 +138,11 @@ def test_causal_prefix_invariance():
     ids = rng.integers(0, VOCAB, size=(16, length))
     other = ids.copy()
     other[:, 9:] = rng.integers(0, VOCAB, size=(16, length - 9))
-    a = forward(model, ids, all_positions=True)
-    b = forward(model, other, all_positions=True)
+    a = forward_streams(model, ids, all_positions=True)
+    b = forward_streams(model, other, all_positions=True)
     assert np.array_equal(a[:, :9], b[:, :9])
     assert not np.array_equal(a[:, 9:], b[:, 9:])
-    assert np.array_equal(forward(model, ids[:, :13], all_positions=True), a[:, :13])
+    assert np.array_equal(forward_streams(model, ids[:, :13], all_positions=True), a[:, :13])
 
 
 def test_one_block_sees_exactly_its_window():
@@ -155,29 +152,29 @@ def test_one_block_sees_exactly_its_window():
     w = model.context
     rng = np.random.default_rng(SEED + 2)
     ids = rng.integers(0, VOCAB, size=(8, 4 * w))
-    stream = forward(model, ids, all_positions=True)
+    stream = forward_streams(model, ids, all_positions=True)
     for i in (w - 1, w, 2 * w + 3, 4 * w - 1):
-        assert np.array_equal(stream[:, i], forward(model, ids[:, i - w + 1: i + 1]))
+        assert np.array_equal(stream[:, i], forward_streams(model, ids[:, i - w + 1: i + 1]))
     # the byte W positions back is out of sight; the one W - 1 back is not
     i = 3 * w
     moved = ids.copy()
     moved[:, i - w] = (moved[:, i - w] + 1) % VOCAB
-    assert np.array_equal(forward(model, moved[:, : i + 1]), stream[:, i])
+    assert np.array_equal(forward_streams(model, moved[:, : i + 1]), stream[:, i])
     moved[:, i - w + 1] = (moved[:, i - w + 1] + 1) % VOCAB
-    assert not np.array_equal(forward(model, moved[:, : i + 1]), stream[:, i])
+    assert not np.array_equal(forward_streams(model, moved[:, : i + 1]), stream[:, i])
 
 
 def test_generate_is_greedy_on_its_own_stream():
     model = random_transformer(blocks=2)
     prompt = [104, 105, 32]
-    tokens = generate(model, prompt, 3 * model.context)
+    tokens = generate(model.graph(), prompt, 3 * model.context)
     stream = np.array([prompt + tokens])
-    logits = forward(model, stream, all_positions=True)[0]
+    logits = forward_streams(model, stream, all_positions=True)[0]
     expected = np.argmax(logits[len(prompt) - 1 : -1], axis=-1)
     assert tokens == expected.tolist()
     assert len(set(tokens)) > 1
     with pytest.raises(ContractError, match="at least one byte"):
-        generate(model, [], 2)
+        generate(model.graph(), [], 2)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -192,7 +189,7 @@ def test_widths_bound_random_and_extreme_inputs(seed):
         np.full((1, length), int(np.argmax(model.tok_embed.sum(axis=1)))),
         np.full((1, length), int(np.argmin(model.tok_embed.sum(axis=1)))),
     ])
-    peaks = forward(model, ids, trace=True).peaks
+    peaks = forward_streams(model, ids, trace=True).peaks
     assert peaks["residual"] <= ranges.residual
     assert peaks["membrane"] <= ranges.membrane
     assert peaks["attn_current"] <= ranges.attn_current
@@ -215,9 +212,9 @@ def test_attention_bound_is_reached():
 def test_contract_errors():
     model = random_transformer()
     with pytest.raises(ContractError, match="ids must have shape"):
-        forward(model, np.zeros((2, 0), dtype=np.int64))
+        forward_streams(model, np.zeros((2, 0), dtype=np.int64))
     with pytest.raises(ContractError, match="0..255"):
-        forward(model, np.full((1, 3), 256))
+        forward_streams(model, np.full((1, 3), 256))
     with pytest.raises(ContractError, match="multiple of heads"):
         random_transformer(d=9, heads=2)
     with pytest.raises(ContractError, match="at least 1"):

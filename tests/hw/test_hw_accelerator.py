@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import hw
-from contract import transformer as xf
+from contract import zoo
 from contract.random_model import random_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -58,7 +58,7 @@ def test_a_corrupted_weight_is_seen():
     model = random_transformer(seed=SEED, context=4, d=8, heads=2, ffn=12, timesteps=2)
     params = compile_params(model, 2, 4)
     streams = np.random.default_rng(SEED).integers(0, 256, size=(1, 1))
-    trace = xf.forward(model, streams, trace=True)
+    trace = zoo.forward_streams(model, streams, trace=True)
     fired = trace.spikes[-1][0, :, 0].sum(axis=0)  # norm_f spikes of position 0, summed over t
     i = int(np.argmax(np.abs(fired)))
     assert fired[i] != 0

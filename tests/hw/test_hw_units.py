@@ -12,7 +12,7 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contract.reference import fire
+from contract.ops import fire
 from hw import NeuronLane, PEOp, ProcessingElement, Scanner, TokenKind
 from hw.layout import pack
 from hw.score import popcount

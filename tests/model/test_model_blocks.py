@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from contract.graph import run
-from contract.intmodel import VOCAB, IntModel
 from contract.onnx_io import to_onnx
+from contract.ops import VOCAB
+from contract.zoo import IntModel
 from model import data
 from model.attention import SpikingAttention
 from model.blocks import NormNeuron, Readout, ResidualAdd, SpikeEmbed, SpikingLinear, TokenEmbed

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from contract import reference
+from contract import zoo
 from model.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,4 +131,4 @@ def test_export_cli_writes_onnx_and_heldout(tiny_trained, tmp_path):
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     (logits,) = session.run(["output"], {"input": inputs})
     assert np.array_equal(logits[:, -1].astype(np.int64),
-                          reference.forward(model.to_int_model(), inputs))
+                          zoo.forward(model.to_int_model(), inputs))

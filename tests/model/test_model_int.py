@@ -1,4 +1,4 @@
-"""The integer mode: bit-exact against contract.reference and onnxruntime, on real data."""
+"""The integer mode: bit-exact against contract.zoo.forward (the executor) and onnxruntime, on real data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from contract import reference
+from contract import ops, zoo
 from contract.onnx_io import to_onnx
 from model import data
 from model.checkpoint import load_checkpoint
@@ -22,13 +22,13 @@ RATE_BAND = (0.02, 0.9)
 
 def _assert_trace_equal(int_model, ids):
     ours = int_forward(int_model, ids, trace=True)
-    ref = reference.forward(int_model, ids, trace=True)
+    ref = zoo.forward(int_model, ids, trace=True)
     assert np.array_equal(ours.logits, ref.logits)
     assert len(ours.spikes) == len(ref.spikes) == len(int_model.layers) + 1
     for layer, (a, b) in enumerate(zip(ours.spikes, ref.spikes, strict=True)):
         assert np.array_equal(a, b), f"spikes of layer {layer} differ"
     assert np.count_nonzero(ref.logits) > ref.logits.size // 2
-    assert len(np.unique(reference.next_token(ref.logits))) > 1
+    assert len(np.unique(ops.next_token(ref.logits))) > 1
     for rate in ref.firing_rates():
         assert RATE_BAND[0] < rate < RATE_BAND[1], ref.firing_rates()
     return ref
@@ -39,7 +39,7 @@ def test_tiny_model_int_forward_equals_reference(tiny_trained, heldout_tiny):
     ids, _ = heldout_tiny
     int_model = model.to_int_model()
     _assert_trace_equal(int_model, ids)
-    assert torch.equal(model.int_forward(ids[:64]), torch.from_numpy(reference.forward(
+    assert torch.equal(model.int_forward(ids[:64]), torch.from_numpy(zoo.forward(
         int_model, ids[:64])))
 
 
@@ -102,7 +102,7 @@ def test_corrupting_one_weight_changes_the_logits(tiny_trained, heldout_tiny):
     model, _ = tiny_trained
     ids, _ = heldout_tiny
     int_model = model.to_int_model()
-    before = reference.forward(int_model, ids)
+    before = zoo.forward(int_model, ids)
     layer = int_model.layers[0]
     hot = int(np.argmax(np.abs(layer.weight).sum(axis=0)))
     weight = np.array(layer.weight)
@@ -119,7 +119,7 @@ def test_onnxruntime_equals_reference(tiny_trained, heldout_tiny):
     session = ort.InferenceSession(to_onnx(int_model).SerializeToString(),
                                    providers=["CPUExecutionProvider"])
     (logits,) = session.run(["output"], {"input": ids.astype(np.int64)})
-    assert np.array_equal(logits[:, -1].astype(np.int64), reference.forward(int_model, ids))
+    assert np.array_equal(logits[:, -1].astype(np.int64), zoo.forward(int_model, ids))
 
 
 def test_shipped_float_twin_matches_the_spiking_config(shipped):

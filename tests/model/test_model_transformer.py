@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from contract import analyse
-from contract import transformer as reference
-from contract.intmodel import VOCAB
+from contract import analyse, zoo
+from contract.ops import VOCAB
 from model import data
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.errors import CheckpointError, ModelConfigError
@@ -37,7 +36,7 @@ def test_int_forward_equals_reference_on_heldout(tiny_xfmr):
     model, _ = tiny_xfmr
     ids, _ = data.heldout_samples(512, TINY.context, seed=1)
     int_model = model.to_int_model()
-    ref = reference.forward(int_model, ids, trace=True)
+    ref = zoo.forward_streams(int_model, ids, trace=True)
     ours = int_forward(int_model, ids, all_positions=True)
     assert np.array_equal(ours.numpy(), ref.logits)
     assert torch.equal(model.int_forward(ids[:32]), torch.from_numpy(ref.logits[:32, -1]))
@@ -55,7 +54,7 @@ def test_int_forward_equals_reference_on_random_models(seed):
     model.calibrate(torch.from_numpy(ids))
     int_model = model.to_int_model()
     assert np.array_equal(int_forward(int_model, ids, all_positions=True).numpy(),
-                          reference.forward(int_model, ids, all_positions=True))
+                          zoo.forward_streams(int_model, ids, all_positions=True))
 
 
 def test_int_forward_equals_reference_on_heldout_streams(tiny_xfmr):
@@ -65,7 +64,7 @@ def test_int_forward_equals_reference_on_heldout_streams(tiny_xfmr):
     ids, _, _ = data.sample_segments(np.random.default_rng(7), corpus, 64, 4 * TINY.context,
                                      split="heldout")
     int_model = model.to_int_model()
-    ref = reference.forward(int_model, ids, all_positions=True)
+    ref = zoo.forward_streams(int_model, ids, all_positions=True)
     assert np.array_equal(int_forward(int_model, ids, all_positions=True).numpy(), ref)
     assert len(np.unique(np.argmax(ref, axis=-1))) > 1
 
@@ -78,9 +77,9 @@ def test_one_corrupted_weight_is_seen(tiny_xfmr):
     weight = np.array(block.out.weight)
     weight[0, 0] = -weight[0, 0] if weight[0, 0] else 5
     bad = dataclasses.replace(int_model, blocks=(
-        dataclasses.replace(block, out=reference.IntOutProj(weight, block.out.shift)),
+        dataclasses.replace(block, out=zoo.IntOutProj(weight, block.out.shift)),
         *int_model.blocks[1:]))
-    assert not np.array_equal(reference.forward(bad, ids), int_forward(int_model, ids).numpy())
+    assert not np.array_equal(zoo.forward_streams(bad, ids), int_forward(int_model, ids).numpy())
 
 
 def test_integer_model_tracks_the_float_forward(tiny_xfmr):
@@ -96,7 +95,7 @@ def test_widths_hold_on_real_data(tiny_xfmr):
     model, _ = tiny_xfmr
     int_model = model.to_int_model()
     ids, _ = data.heldout_samples(1024, TINY.context, seed=4)
-    peaks = reference.forward(int_model, ids, trace=True).peaks
+    peaks = zoo.forward_streams(int_model, ids, trace=True).peaks
     ranges = analyse(int_model.graph())
     assert peaks["membrane"] <= ranges.membrane
     assert peaks["residual"] <= ranges.residual

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from contract import transformer as xf
+from contract import zoo
 from contract.onnx_io import shift_factors, to_onnx
 from rtl_gen.build import run_onnx
 from rtl_gen.errors import FrontendError, UnsupportedOpError
@@ -43,7 +43,7 @@ def model_file(request, tmp_path):
 def test_onnxruntime_gives_the_contract(model_file, length):
     model, path = model_file
     ids = _streams(length)
-    expected = xf.forward(model, ids, all_positions=True)
+    expected = zoo.forward_streams(model, ids, all_positions=True)
     assert np.array_equal(run_onnx(path, ids), expected)
     assert np.count_nonzero(expected) > expected.size // 2
 
@@ -53,7 +53,7 @@ def test_front_end_and_passes_keep_every_integer(model_file):
     ids = _streams(3 * model.context)
     graph = load_graph(path)
     assert graph.causal_window == model.context
-    expected = xf.forward(model, ids, all_positions=True)
+    expected = zoo.forward_streams(model, ids, all_positions=True)
     assert np.array_equal(interpret(graph, ids).logits, expected)
     fused = run_pipeline(graph, default_pipeline(), check_ids=ids)
     kinds = [type(op).__name__ for op in fused.ops]

@@ -23,7 +23,7 @@ from sim.runner import run_build
 
 
 def reference_run(config):
-    """Logits, next bytes and spike counts of every context, by contract.reference."""
+    """Logits, next bytes and spike counts of every context, by the contract (contract.forward)."""
     traces = [forward(config.model, config.ids[n : n + 1], trace=True)
               for n in range(len(config.ids))]
     return [(t.logits[0].tolist(), int(np.argmax(t.logits[0])), t.spike_counts().tolist())

@@ -20,7 +20,8 @@ from test_verify_rtl import (
 )
 from test_verify_rtl import build as build_of
 
-from contract import transformer as xf
+from contract import zoo
+from contract.graph import generate as graph_generate
 from hw import layout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -52,7 +53,7 @@ def test_build_holds_the_streams_golden_outputs(built):
     model, ids, out = built
     with np.load(out / "golden.npz") as golden:
         assert np.array_equal(golden["input"], ids)
-        assert np.array_equal(golden["output"], xf.forward(model, ids, all_positions=True))
+        assert np.array_equal(golden["output"], zoo.forward_streams(model, ids, all_positions=True))
     report = json.loads((out / "report.json").read_text())
     assert report["streams"] and report["multipliers"] == 0
     assert report["golden_positions"] == STREAMS * LENGTH
@@ -88,7 +89,7 @@ def test_generation_equals_the_reference(built):
     report = json.loads((out / "report.json").read_text())
     texts = report["generate"]["texts"]
     for prompt, text in zip((b"def ", b"x = 1"), texts, strict=True):
-        expected = xf.generate(model, [0] * model.context + list(prompt), 12)
+        expected = graph_generate(model.graph(), [0] * model.context + list(prompt), 12)
         assert text == bytes(expected).decode("utf-8", "replace")
 
 
@@ -97,7 +98,7 @@ def test_one_flipped_weight_bit_fails(built, tmp_path):
     """Bit 0 of the readout weight that one norm_f spike drives into logit 0."""
     model, ids, out = built
     params = compile_params(model, ROWS, COLS)
-    trace = xf.forward(model, ids[:1], trace=True)
+    trace = zoo.forward_streams(model, ids[:1], trace=True)
     drive = trace.spikes[-1][0, :, 0].sum(axis=0)
     i = int(np.flatnonzero(drive)[0])
     readout = len(params.layers) - 1

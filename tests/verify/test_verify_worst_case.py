@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from hwsim import check_windows, compile_params, run_streams
 
-from contract import IntModel, analyse, forward, reference, signed_bits
-from contract.intmodel import Readout, SpikingLayer
+from contract import IntModel, analyse, forward, ops, signed_bits, zoo
+from contract.zoo import Readout, SpikingLayer
 
 T, LIMIT = 3, 7  # 4-bit weights
 
@@ -56,8 +56,8 @@ def test_membrane_bound_is_reached_and_is_the_register_maximum():
     ranges = analyse(model.graph())
     layer = model.layers[0]
     assert ranges.registers["fire0"] == ranges.membrane == 255  # a 9-bit register: [-256, 255]
-    spikes = reference.embed(model, _contexts(model))
-    _, v = reference.fire(reference.accumulate(spikes, layer.weight), layer.bias,
+    spikes = zoo.embed(model, _contexts(model))
+    _, v = ops.fire(ops.accumulate(spikes, layer.weight), layer.bias,
                           layer.threshold, layer.reset, membranes=True)
     assert v[0, T - 1, 0] == 255  # all +1: reached ...
     assert v[1, T - 1, 1] == -255  # ... and all -1: reached
