@@ -6,7 +6,7 @@ names its input and output tensors. Tensors are ``[N, T, L, width]`` (``N`` byte
 the kinds it takes and makes, so a graph that does not type-check is refused before anything
 else sees it. Each op's semantics is one function of :mod:`contract.ops`, and :func:`run` is
 the one executor: the spiking MLP, the transformer and any other composition are this
-executor on their graphs. The compiler's IR (``rtl_gen.ir``) is this graph.
+executor on their graphs. The compiler's IR is this graph.
 
 | op | takes | makes | reference |
 | --- | --- | --- | --- |

@@ -79,7 +79,8 @@ class SystolicArray(wiring.Component):
 
 
 class Accelerator(wiring.Component):
-    """A spiking transformer LM on one accumulate-only array, a byte at a time.
+    """A compiled spiking byte model (any layer program) on one accumulate-only array, a byte
+    at a time.
 
     Ports
     -----
@@ -219,6 +220,6 @@ class Accelerator(wiring.Component):
             m.d.sync += count.eq(1)
         with m.If(self.next_token.valid & self.next_token.ready):
             m.d.sync += self.cycles.eq(count)
-        logger.debug("transformer accelerator built: %d x %d, %d layers", rows, p.cols,
+        logger.debug("accelerator built: %d x %d, %d layers", rows, p.cols,
                      len(p.layers))
         return m

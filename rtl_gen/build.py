@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from contract.graph import Graph
 from contract.onnx_io import to_onnx
 
 from .errors import BuildError, VerificationError
 from .frontend import load_graph
 from .interpret import interpret
-from .ir import Graph
 from .machines import checks_streams
 from .passes import default_pipeline, run_pipeline
 from .passes.scale_thresholds import parse_scale

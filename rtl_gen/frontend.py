@@ -3,7 +3,7 @@
 The graph is what ``contract.onnx_io.to_onnx`` writes: nodes of the ``spikeforge`` domain
 (``SpikeEmbed``, ``TokenEmbed``, ``SpikeAccumulate``, ``TernaryIF``, ``SpikeAttention``,
 ``ResidualAdd``, ``SpikeReadout``) in any order that defines a tensor before it is read, over
-byte streams ``[N, L]``; :meth:`rtl_gen.ir.Graph.check` type-checks the result. An op without
+byte streams ``[N, L]``; :meth:`contract.graph.Graph.check` type-checks the result. An op without
 a handler raises :class:`UnsupportedOpError` naming the op and the node.
 """
 
@@ -17,8 +17,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .errors import FrontendError, UnsupportedOpError
-from .ir import (
+from contract.graph import (
     Accumulate,
     Attention,
     Fire,
@@ -30,6 +29,8 @@ from .ir import (
     SpikeEmbed,
     TokenEmbed,
 )
+
+from .errors import FrontendError, UnsupportedOpError
 
 __all__ = ["HANDLERS", "load_graph", "lower", "read_onnx"]
 

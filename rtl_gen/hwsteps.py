@@ -15,6 +15,7 @@ import time
 import numpy as np
 from amaranth.back import verilog
 
+from contract.graph import SpikeEmbed
 from contract.ops import key_counts
 from hw import AcceleratorParams, InferenceHarness, LayerKind
 from hw.layout import (
@@ -25,7 +26,6 @@ from hw.layout import (
 )
 from sim.runner import TESTBENCH
 
-from .ir import SpikeEmbed
 from .machines import checks_streams
 from .plan_program import ProgramPlan, plan_program
 from .report import save_report

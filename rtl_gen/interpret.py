@@ -6,9 +6,7 @@ outside 0..255 raise :class:`contract.ContractError`, as in the reference.
 
 from __future__ import annotations
 
-from contract.graph import Trace, run
-
-from .ir import Graph
+from contract.graph import Graph, Trace, run
 
 __all__ = ["interpret"]
 

@@ -10,7 +10,7 @@ key/value caches) and is checked at every position of whole streams, a byte at a
 
 from __future__ import annotations
 
-from .ir import Attention, Graph, SpikeEmbed
+from contract.graph import Attention, Graph, SpikeEmbed
 
 __all__ = ["checks_streams"]
 

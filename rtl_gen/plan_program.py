@@ -1,6 +1,6 @@
 """The hardware plan of the layer-program accelerator: a fused graph as a program on one array.
 
-Every op of the fused :class:`~rtl_gen.ir.Graph` becomes one layer of
+Every op of the fused :class:`~contract.graph.Graph` becomes one layer of
 :class:`hw.AcceleratorParams`, in graph order, whatever the composition (blocks
 with or without attention or feed-forward, several attentions, spiking heads); spike tensors
 become regions of the spike banks, the tensors an attention reads as keys and values become
@@ -16,12 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.ranges import Ranges, analyse, signed_bits
-from hw import AcceleratorParams, LayerKind, XLayer
-from hw.layout import const_lane_bits
-
-from .errors import FrontendError, TargetFitError
-from .ir import (
+from contract.graph import (
     Accumulate,
     Attention,
     Fire,
@@ -32,6 +27,11 @@ from .ir import (
     SpikingLinear,
     TokenEmbed,
 )
+from contract.ranges import Ranges, analyse, signed_bits
+from hw import AcceleratorParams, LayerKind, XLayer
+from hw.layout import const_lane_bits
+
+from .errors import FrontendError, TargetFitError
 from .targets import Target
 
 __all__ = ["MemoryPlan", "ProgramPlan", "plan_program", "program_params"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from contract import Readout, SpikingLayer, analyse
+from contract.graph import generate
 from contract.ops import (
     VOCAB,
     ContractError,
@@ -14,7 +15,6 @@ from contract.ops import (
     shift_round,
     window_mask,
 )
-from contract.graph import generate
 from contract.zoo import IntBlock, IntNorm, IntOutProj, IntTransformer, forward_streams
 
 SEED = 1234

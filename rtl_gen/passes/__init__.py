@@ -11,9 +11,10 @@ import logging
 
 import numpy as np
 
+from contract.graph import Graph
+
 from ..errors import VerificationError
 from ..interpret import interpret
-from ..ir import Graph
 from .base import Pass
 from .fuse_linear import FuseLinear
 from .scale_thresholds import ScaleThresholds

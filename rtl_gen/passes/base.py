@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..ir import Graph
+from contract.graph import Graph
 
 __all__ = ["Pass"]
 

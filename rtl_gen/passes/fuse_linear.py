@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..ir import Accumulate, Fire, Graph, SpikingLinear
+from contract.graph import Accumulate, Fire, Graph, SpikingLinear
+
 from .base import Pass
 
 __all__ = ["FuseLinear"]

@@ -7,8 +7,9 @@ from fractions import Fraction
 
 import numpy as np
 
+from contract.graph import Attention, Fire, Graph, SpikingLinear
+
 from ..errors import BuildError
-from ..ir import Attention, Fire, Graph, SpikingLinear
 from .base import Pass
 
 __all__ = ["ScaleThresholds", "parse_scale"]

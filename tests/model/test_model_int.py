@@ -1,4 +1,5 @@
-"""The integer mode: bit-exact against contract.zoo.forward (the executor) and onnxruntime, on real data."""
+"""The integer mode: bit-exact against the executor (contract.zoo.forward) and onnxruntime,
+on real data."""
 
 from __future__ import annotations
 

@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 from onnx import helper
 
 from contract import forward
+from contract.graph import Readout, SpikeEmbed, SpikingLinear
 from contract.onnx_io import to_onnx
 from contract.random_model import random_model
 from rtl_gen.errors import FrontendError, UnsupportedOpError
 from rtl_gen.frontend import load_graph
 from rtl_gen.interpret import interpret
-from rtl_gen.ir import Readout, SpikeEmbed, SpikingLinear
 from rtl_gen.passes import FuseLinear, ScaleThresholds, run_pipeline
 
 
@@ -102,8 +102,8 @@ def test_the_golden_form_follows_the_accelerator():
     one with attention, or on a byte embedding, at every position of whole streams."""
     from dataclasses import replace
 
+    from contract.graph import Fire
     from contract.random_model import random_graph
-    from rtl_gen.ir import Fire
     from rtl_gen.machines import checks_streams
 
     graph = random_graph(2, embed="spike", hidden=(5,))

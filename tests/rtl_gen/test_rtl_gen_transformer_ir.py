@@ -11,12 +11,12 @@ import pytest
 from onnx import helper
 
 from contract import zoo
+from contract.graph import Attention, Fire, GraphError, ResidualAdd
 from contract.onnx_io import shift_factors, to_onnx
 from rtl_gen.build import run_onnx
 from rtl_gen.errors import FrontendError, UnsupportedOpError
 from rtl_gen.frontend import load_graph
 from rtl_gen.interpret import interpret
-from rtl_gen.ir import Attention, Fire, GraphError, ResidualAdd
 from rtl_gen.passes import default_pipeline, run_pipeline
 from rtl_gen.plan_program import program_params
 
