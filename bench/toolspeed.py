@@ -13,11 +13,13 @@ from .common import DEFAULT_CKPT, ROOT, emit, parser, report, rtl_gen, table
 
 SMALL_CKPT = ROOT / "checkpoints" / "spikelm-mlp-small.pt"
 
-#: (name, checkpoint, build flags, target, Fmax target in MHz)
+#: (name, checkpoint, build flags, target, Fmax target in MHz, nextpnr seed). The default
+#: design's seed is 3: with seed 1 nextpnr's router had not converged after 50 minutes
+#: (BENCHMARKS.md, "One accelerator").
 DESIGNS = (
-    ("default", DEFAULT_CKPT, (), "ecp5-85k", 150.0),
+    ("default", DEFAULT_CKPT, (), "ecp5-85k", 150.0, 3),
     ("small", SMALL_CKPT, ("--rows", 2, "--cols", 2, "--target", "ice40-up5k"), "ice40-up5k",
-     50.0),
+     50.0, 1),
 )
 
 
@@ -26,13 +28,13 @@ def main(argv=None) -> None:
     p.add_argument("--samples", type=int, default=256)
     args = p.parse_args(argv)
     times, fmax, figures = [], [], {}
-    for name, ckpt, flags, target, goal in DESIGNS:
+    for name, ckpt, flags, target, goal, seed in DESIGNS:
         out = args.work / f"toolspeed_{name}"
         wall = {
             "build": rtl_gen("build", "--ckpt", ckpt, "--out", out, "--samples", args.samples,
                              "--force", *flags),
             "sim": rtl_gen("sim", out),
-            "synth": rtl_gen("synth", out, "--target", target),
+            "synth": rtl_gen("synth", out, "--target", target, "--seed", seed),
         }
         r = report(out)
         synth = r["synth"][target]
