@@ -120,6 +120,9 @@ class Op:
     def check(self, widths: dict[str, int]) -> None:
         """Op-specific shape checks against the widths of its inputs."""
 
+    def check_steps(self, steps: int) -> None:
+        """Checks against the graph's number of time steps (per-step constants)."""
+
     def evaluate(self, args: list[np.ndarray], graph: Graph, peaks: _Peaks,
                  last_only: bool) -> np.ndarray:
         """The output tensor of the op for its input tensors."""
@@ -127,20 +130,69 @@ class Op:
 
 
 def _neuron(op: Op, current, peaks: _Peaks):
-    spikes, membranes = ops.fire(current, op.bias, op.threshold, op.reset, membranes=True)
+    consts = [op.bias, op.threshold, op.reset]
+    per_step = op.per_step
+    if per_step:
+        steps = current.shape[1]
+        consts = [c if c.ndim == 2 else np.broadcast_to(c, (steps, *c.shape)) for c in consts]
+    spikes, membranes = ops.fire(current, *consts, membranes=True, per_step=per_step,
+                                 leaks=op.leak, binary=op.binary)
     peaks.see("membrane", membranes)
     return spikes
+
+
+def _check_leak(op: Op, leak, shape: tuple[int, ...]) -> None:
+    if leak is None:
+        return
+    if leak.ndim != len(shape) + 2 or leak.shape[1:len(shape)] != shape[1:] \
+            or leak.shape[-2:] != (ops.LEAK_TERMS, 2):
+        lead = "".join(f"{d}, " for d in shape[1:])
+        raise GraphError(f"node {op.name}: the leak must be [T - 1, {lead}{ops.LEAK_TERMS}, 2]"
+                         f" (sign, exponent), not {leak.shape}")
+    if np.abs(leak[..., 0]).max(initial=0) > 1:
+        raise GraphError(f"node {op.name}: every leak term's sign must be -1, 0 or 1")
 
 
 def _check_neuron(op: Op, n: int) -> None:
     for name in ("bias", "threshold", "reset"):
         arr = getattr(op, name)
-        if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n):
-            raise GraphError(f"node {op.name}: {name} must be a scalar or have {n} entries,"
-                             f" not shape {arr.shape}")
-    for name in ("threshold", "reset"):
-        if getattr(op, name).min(initial=1) < 1:
-            raise GraphError(f"node {op.name}: {name} must be at least 1")
+        if arr.ndim > 2 or (arr.ndim >= 1 and arr.shape[-1] != n):
+            raise GraphError(f"node {op.name}: {name} must be a scalar, have {n} entries or be"
+                             f" [T, {n}], not shape {arr.shape}")
+    if op.threshold.min(initial=1) < 1:
+        raise GraphError(f"node {op.name}: threshold must be at least 1")
+    if op.reset.min(initial=0) < 0:
+        raise GraphError(f"node {op.name}: reset must not be negative")
+    _check_leak(op, op.leak, (0, 3))
+
+
+def _check_steps(op: Op, steps: int, names: tuple[str, ...]) -> None:
+    for name in names:
+        arr = getattr(op, name)
+        if arr.ndim == 2 and arr.shape[0] != steps:
+            raise GraphError(f"node {op.name}: {name} has {arr.shape[0]} time steps, the graph"
+                             f" {steps}")
+    if op.leak is not None and op.leak.shape[0] != steps - 1:
+        raise GraphError(f"node {op.name}: the leak must have one entry per step but the last"
+                         f" ({steps - 1}), not {op.leak.shape[0]}")
+
+
+class _NeuronOp(Op):
+    """What ``Fire`` and ``SpikingLinear`` share: the neuron's constants, leak and spikes."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.leak is not None:
+            object.__setattr__(self, "leak", frozen_array(self.leak))
+        object.__setattr__(self, "binary", bool(self.binary))
+
+    @property
+    def per_step(self) -> bool:
+        """Whether a constant has one entry per time step (``[T, n]``)."""
+        return any(getattr(self, k).ndim == 2 for k in ("bias", "threshold", "reset"))
+
+    def check_steps(self, steps: int) -> None:
+        _check_steps(self, steps, ("bias", "threshold", "reset"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,26 +271,31 @@ class Accumulate(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class Fire(Op):
+class Fire(_NeuronOp):
     """Ternary integrate-and-fire of a current, or of the residual (a normalising neuron).
 
-    ``bias``, ``threshold`` and ``reset`` are ``[n]`` or scalars (``[]``), broadcast per neuron.
+    ``bias``, ``threshold`` and ``reset`` are ``[n]`` or scalars (``[]``), broadcast per neuron,
+    or ``[T, n]``, one row per time step. ``leak`` ``[T - 1, 3, J, 2]`` (or ``None``, the
+    identity) rescales the membrane between steps by the spike it fired, and ``binary`` spikes
+    are never negative (:func:`contract.ops.fire`).
     """
 
     bias: np.ndarray = None
     threshold: np.ndarray = None
     reset: np.ndarray = None
+    leak: np.ndarray | None = None
+    binary: bool = False
     takes: ClassVar[tuple] = (None,)
     arrays: ClassVar[tuple[str, ...]] = ("bias", "threshold", "reset")
 
     def width(self) -> int:
-        return self.bias.shape[0]
+        return self.bias.shape[-1]
 
     def n_in(self) -> int | None:
         return self.width()
 
     def check(self, widths):
-        if self.bias.ndim != 1:
+        if self.bias.ndim not in (1, 2):
             raise GraphError(f"node {self.name}: the bias must have one entry per neuron")
         _check_neuron(self, self.width())
 
@@ -247,13 +304,15 @@ class Fire(Op):
 
 
 @dataclass(frozen=True, eq=False)
-class SpikingLinear(Op):
+class SpikingLinear(_NeuronOp):
     """Accumulate and fire fused (made by the ``FuseLinear`` pass): what one array layer runs."""
 
     weight: np.ndarray = None
     bias: np.ndarray = None
     threshold: np.ndarray = None
     reset: np.ndarray = None
+    leak: np.ndarray | None = None
+    binary: bool = False
     takes: ClassVar[tuple] = (Kind.SPIKES,)
     arrays: ClassVar[tuple[str, ...]] = ("weight", "bias", "threshold", "reset")
 
@@ -261,7 +320,7 @@ class SpikingLinear(Op):
         return self.weight.shape[0]
 
     def check(self, widths):
-        if self.bias.shape != (self.width(),):
+        if self.bias.ndim not in (1, 2) or self.bias.shape[-1] != self.width():
             raise GraphError(f"node {self.name}: bias must have {self.width()} entries")
         _check_neuron(self, self.width())
 
@@ -356,26 +415,42 @@ class ResidualAdd(Op):
 
 @dataclass(frozen=True, eq=False)
 class Readout(Op):
-    """Logits of every position: ``sum_t (W S_t + bias)``; ``weight`` ``[256, n_in]``."""
+    """Logits of every position: ``sum_t (W S_t + bias)``; ``weight`` ``[256, n_in]``.
+
+    ``bias`` is ``[256]`` or per step ``[T, 256]``; ``leak`` ``[T - 1, J, 2]`` (or ``None``)
+    rescales the running sum between steps (:func:`contract.ops.readout`).
+    """
 
     weight: np.ndarray = None
     bias: np.ndarray = None
+    leak: np.ndarray | None = None
     takes: ClassVar[tuple] = (Kind.SPIKES,)
     makes: ClassVar[Kind] = Kind.LOGITS
     arrays: ClassVar[tuple[str, ...]] = ("weight", "bias")
 
     def __post_init__(self):
         super().__post_init__()
-        if self.weight.ndim != 2 or self.weight.shape[0] != VOCAB or self.bias.shape != (VOCAB,):
+        if self.leak is not None:
+            object.__setattr__(self, "leak", frozen_array(self.leak))
+        if self.weight.ndim != 2 or self.weight.shape[0] != VOCAB \
+                or self.bias.ndim not in (1, 2) or self.bias.shape[-1] != VOCAB:
             raise GraphError(f"node {self.name}: the readout must have {VOCAB} outputs")
+        _check_leak(self, self.leak, (0,))
+
+    @property
+    def per_step(self) -> bool:
+        return self.bias.ndim == 2
+
+    def check_steps(self, steps: int) -> None:
+        _check_steps(self, steps, ("bias",))
 
     def width(self) -> int:
         return VOCAB
 
     def evaluate(self, args, graph, peaks, last_only):
-        per_step = ops.accumulate(args[0], self.weight) + self.bias
-        peaks.see("logit", np.cumsum(per_step, axis=1))
-        return per_step.sum(axis=1)
+        sums = ops.readout(args[0], self.weight, self.bias, self.leak, partial=True)
+        peaks.see("logit", sums)
+        return sums[:, -1]
 
 
 EMBEDDINGS = (SpikeEmbed, TokenEmbed)
@@ -459,6 +534,7 @@ class Graph:
                 raise GraphError(f"node {op.name} takes {n_in} inputs but {op.inputs[-1]} has"
                                  f" {widths[op.inputs[-1]]}")
             op.check(widths)
+            op.check_steps(self.timesteps)
             if isinstance(op, SpikeEmbed) and op.timesteps != self.timesteps:
                 raise GraphError(f"node {op.name}: the spike table has {op.timesteps} time"
                                  f" steps, the graph {self.timesteps}")

@@ -12,15 +12,20 @@ position); ``golden.npz`` feeds them as they are.
 | ``SpikeEmbed`` | ids, table ``[256, T, E]``, context ``[]`` | spikes |
 | ``TokenEmbed`` | ids, table ``[256, d]`` | residual |
 | ``SpikeAccumulate`` (``Accumulate``) | spikes, weight ``[n_in, n_out]`` | currents |
-| ``TernaryIF`` (``Fire``) | current, bias, threshold, reset (``[]`` or ``[n]``) | spikes |
+| ``TernaryIF`` (``Fire``) | current, bias, threshold, reset ``[T, n]``, leak, binary | spikes |
 | ``SpikeAttention`` (``Attention``) | q, k, v, score bias ``[H, W]``, thresholds, resets | spikes |
 | ``ResidualAdd`` | residual, spikes, weight ``[n_in, d]``, mult ``[]``, div ``[]`` | residual |
-| ``SpikeReadout`` (``Readout``) | spikes, weight ``[n_in, 256]``, bias ``[256]`` | logits |
+| ``SpikeReadout`` (``Readout``) | spikes, weight ``[n_in, 256]``, bias, leak | logits |
 
 A fused :class:`~contract.graph.SpikingLinear` is written as its ``SpikeAccumulate`` and
 ``TernaryIF``. Weights are stored transposed so the function bodies are plain ``MatMul``.
 ``ResidualAdd`` adds ``floor((S W * mult + div // 2) / div)``: ``mult = 2^shift, div = 1`` for
 ``shift >= 0``, ``mult = 1, div = 2^-shift`` otherwise (the contract's ``shift_round``).
+A neuron's constants have one row per time step (``[T]`` or ``[T, n]``, the same row
+repeated when they do not change over time), and a leak (``[T - 1, 3, 2, 3]``; a readout's
+``[T - 1, 1, 2, 3]``) is a table of terms ``(sign, mult, div)``, the term
+``sign * floor((x * mult + div // 2) / div)`` (the identity: ``(1, 1, 1), (0, 1, 1)``), chosen by
+the spike ``s`` (row ``s + 1``); ``binary`` is 1 when a neuron's spikes are never negative.
 Model metadata carries ``logit_scale``, ``weight_bits`` and ``timesteps``.
 """
 
@@ -31,9 +36,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from . import graph as g
-from .ops import VOCAB
+from .ops import LEAK_TERMS, VOCAB
 
-__all__ = ["DOMAIN", "OPSET", "fire_nodes", "shift_factors", "to_onnx"]
+__all__ = ["DOMAIN", "OPSET", "fire_nodes", "leak_table", "shift_factors", "to_onnx"]
 
 DOMAIN = "spikeforge"
 OPSET = 17
@@ -56,39 +61,113 @@ def shift_factors(shift: int) -> tuple[int, int]:
     return (1 << shift, 1) if shift >= 0 else (1, 1 << -shift)
 
 
+def leak_table(leak, steps: int, codes: int) -> np.ndarray:
+    """A leak of the graph (``[T - 1, (codes,) J, 2]`` of ``(sign, e)``, or ``None``, the
+    identity) as ``int32 [T - 1, codes, J, 3]`` terms ``(sign, mult, div)``."""
+    table = np.zeros((max(0, steps - 1), codes, LEAK_TERMS, 3), dtype=np.int32)
+    table[..., 1:] = 1
+    if leak is None:
+        table[..., 0, 0] = 1
+        return table
+    terms = np.asarray(leak).reshape(table.shape[:-1] + (2,))
+    table[..., 0] = terms[..., 0]
+    e = terms[..., 1]
+    table[..., 1] = np.where(e >= 0, 1 << np.maximum(e, 0), 1)
+    table[..., 2] = np.where(e < 0, 1 << np.maximum(-e, 0), 1)
+    return table
+
+
+def leak_nodes(x: str, table: str, index: str | None, out: str, n: str) -> list:
+    """``out = sum_j sign_j floor((x mult_j + div_j // 2) / div_j)``, the terms ``[J, 3]`` of
+    ``table`` row ``index`` (per element of ``x``; ``None``: row 0 for all)."""
+    nodes = [_const(f"{n}zero", np.array(0, dtype=np.int64)),
+             _const(f"{n}one", np.array(1, dtype=np.int64)),
+             _const(f"{n}two", np.array(2, dtype=np.int64)),
+             _const(f"{n}two32", np.array(2, dtype=np.int32))]
+    nodes.append(helper.make_node("Gather", [table, index or f"{n}zero"], [f"{n}terms"], axis=0))
+    parts = []
+    for j in range(LEAK_TERMS):
+        m = f"{n}j{j}_"
+        nodes += [_const(f"{m}j", np.array(j, dtype=np.int64)),
+                  helper.make_node("Gather", [f"{n}terms", f"{m}j"], [f"{m}t"], axis=-2)]
+        for k, field in enumerate(("sign", "mult", "div")):
+            index_name = (f"{n}zero", f"{n}one", f"{n}two")[k]
+            nodes.append(helper.make_node("Gather", [f"{m}t", index_name], [f"{m}{field}"],
+                                          axis=-1))
+        nodes += [
+            helper.make_node("Mul", [x, f"{m}mult"], [f"{m}scaled"]),
+            helper.make_node("Div", [f"{m}div", f"{n}two32"], [f"{m}half"]),
+            helper.make_node("Add", [f"{m}scaled", f"{m}half"], [f"{m}num"]),
+            helper.make_node("Mod", [f"{m}num", f"{m}div"], [f"{m}rem"], fmod=0),
+            helper.make_node("Sub", [f"{m}num", f"{m}rem"], [f"{m}exact"]),
+            helper.make_node("Div", [f"{m}exact", f"{m}div"], [f"{m}q"]),
+            helper.make_node("Mul", [f"{m}q", f"{m}sign"], [f"{m}v"]),
+        ]
+        parts.append(f"{m}v")
+    nodes.append(helper.make_node("Add", parts, [out]))
+    return nodes
+
+
 def fire_nodes(timesteps: int, currents: str, bias: str, threshold: str, reset: str,
-               spikes: str, prefix: str = "") -> list[onnx.NodeProto]:
-    """Ternary integrate-and-fire over axis 1 of ``currents``, unrolled over ``timesteps``.
+               spikes: str, prefix: str = "", per_step: bool = False, leak: str | None = None,
+               binary: str | None = None) -> list[onnx.NodeProto]:
+    """Integrate-and-fire over axis 1 of ``currents``, unrolled over ``timesteps``.
 
     ``bias``, ``threshold`` and ``reset`` broadcast against one step (scalars, per neuron, per
-    channel or per position); internal names start with ``prefix``.
+    channel or per position), or with ``per_step`` have one row per step; ``leak`` names a
+    :func:`leak_table` and ``binary`` a 0/1 scalar; internal names start with ``prefix``.
     """
     n = prefix
-    nodes = [helper.make_node("Neg", [threshold], [f"{n}neg_threshold"])]
+    nodes = []
+    if binary is not None:
+        nodes += [_const(f"{n}one32", np.array(1, dtype=np.int32)),
+                  helper.make_node("Sub", [f"{n}one32", binary], [f"{n}ternary"])]
     steps = []
     membrane = None
     for t in range(timesteps):
         nodes += [
             _const(f"{n}t{t}", np.array(t, dtype=np.int64)),
             helper.make_node("Gather", [currents, f"{n}t{t}"], [f"{n}a{t}"], axis=1),
-            helper.make_node("Add", [f"{n}a{t}", bias], [f"{n}ab{t}"]),
         ]
+        b, th, r = bias, threshold, reset
+        if per_step:
+            b, th, r = f"{n}b{t}", f"{n}th{t}", f"{n}r{t}"
+            nodes += [helper.make_node("Gather", [src, f"{n}t{t}"], [dst], axis=0)
+                      for src, dst in ((bias, b), (threshold, th), (reset, r))]
+        nodes += [helper.make_node("Add", [f"{n}a{t}", b], [f"{n}ab{t}"]),
+                  helper.make_node("Neg", [th], [f"{n}nth{t}"])]
         v = f"{n}ab{t}"
         if membrane is not None:
             nodes.append(helper.make_node("Add", [membrane, f"{n}ab{t}"], [f"{n}v{t}"]))
             v = f"{n}v{t}"
+        ni = f"{n}ni{t}"
         nodes += [
-            helper.make_node("GreaterOrEqual", [v, threshold], [f"{n}pos{t}"]),
-            helper.make_node("LessOrEqual", [v, f"{n}neg_threshold"], [f"{n}neg{t}"]),
+            helper.make_node("GreaterOrEqual", [v, th], [f"{n}pos{t}"]),
+            helper.make_node("LessOrEqual", [v, f"{n}nth{t}"], [f"{n}neg{t}"]),
             helper.make_node("Cast", [f"{n}pos{t}"], [f"{n}pi{t}"], to=TensorProto.INT32),
-            helper.make_node("Cast", [f"{n}neg{t}"], [f"{n}ni{t}"], to=TensorProto.INT32),
-            helper.make_node("Sub", [f"{n}pi{t}", f"{n}ni{t}"], [f"{n}s{t}"]),
-            helper.make_node("Mul", [f"{n}s{t}", reset], [f"{n}rs{t}"]),
+            helper.make_node("Cast", [f"{n}neg{t}"], [ni], to=TensorProto.INT32),
+        ]
+        if binary is not None:
+            nodes.append(helper.make_node("Mul", [ni, f"{n}ternary"], [f"{n}nt{t}"]))
+            ni = f"{n}nt{t}"
+        nodes += [
+            helper.make_node("Sub", [f"{n}pi{t}", ni], [f"{n}s{t}"]),
+            helper.make_node("Mul", [f"{n}s{t}", r], [f"{n}rs{t}"]),
             helper.make_node("Sub", [v, f"{n}rs{t}"], [f"{n}u{t}"]),
             _const(f"{n}ax{t}", np.array([1], dtype=np.int64)),
             helper.make_node("Unsqueeze", [f"{n}s{t}", f"{n}ax{t}"], [f"{n}su{t}"]),
         ]
         membrane = f"{n}u{t}"
+        if leak is not None and t + 1 < timesteps:
+            m = f"{n}lk{t}_"
+            nodes += [
+                _const(f"{m}one32", np.array(1, dtype=np.int32)),
+                helper.make_node("Add", [f"{n}s{t}", f"{m}one32"], [f"{m}s1"]),
+                helper.make_node("Cast", [f"{m}s1"], [f"{m}code"], to=TensorProto.INT64),
+                helper.make_node("Gather", [leak, f"{n}t{t}"], [f"{m}table"], axis=0),
+                *leak_nodes(membrane, f"{m}table", f"{m}code", f"{n}ul{t}", m),
+            ]
+            membrane = f"{n}ul{t}"
         steps.append(f"{n}su{t}")
     nodes.append(helper.make_node("Concat", steps, [spikes], axis=1))
     return nodes
@@ -145,9 +224,11 @@ def _accumulate_function(timesteps: int) -> onnx.FunctionProto:
 
 
 def _fire_function(timesteps: int) -> onnx.FunctionProto:
-    """Ternary integrate-and-fire, unrolled over the model's ``timesteps``."""
-    nodes = fire_nodes(timesteps, "currents", "bias", "threshold", "reset", "spikes")
-    return _function("TernaryIF", ["currents", "bias", "threshold", "reset"], ["spikes"], nodes)
+    """Integrate-and-fire with per-step constants and a leak, unrolled over ``timesteps``."""
+    nodes = fire_nodes(timesteps, "currents", "bias", "threshold", "reset", "spikes",
+                       per_step=True, leak="leak", binary="binary")
+    return _function("TernaryIF", ["currents", "bias", "threshold", "reset", "leak", "binary"],
+                     ["spikes"], nodes)
 
 
 def _attention_function(timesteps: int) -> onnx.FunctionProto:
@@ -227,13 +308,26 @@ def _residual_function(timesteps: int) -> onnx.FunctionProto:
 
 
 def _readout_function(timesteps: int) -> onnx.FunctionProto:
+    """``L_t = leak_t(L_{t-1}) + W S_t + B_t``, unrolled; the logits are ``L_{T-1}``."""
     nodes = [
         helper.make_node("MatMul", ["spikes", "weight"], ["per_step"]),
-        helper.make_node("Add", ["per_step", "bias"], ["biased"]),
-        _const("axes", np.array([1], dtype=np.int64)),
-        helper.make_node("ReduceSum", ["biased", "axes"], ["logits"], keepdims=0),
+        _const("ax1", np.array([1], dtype=np.int64)),
+        helper.make_node("Unsqueeze", ["bias", "ax1"], ["bias3"]),  # [T, 1, 256]
+        helper.make_node("Add", ["per_step", "bias3"], ["biased"]),
     ]
-    return _function("SpikeReadout", ["spikes", "weight", "bias"], ["logits"], nodes)
+    total = None
+    for t in range(timesteps):
+        nodes += [_const(f"t{t}", np.array(t, dtype=np.int64)),
+                  helper.make_node("Gather", ["biased", f"t{t}"], [f"p{t}"], axis=1)]
+        if total is None:
+            total = f"p{t}"
+            continue
+        nodes += [helper.make_node("Gather", ["leak", f"t{t - 1}"], [f"table{t}"], axis=0),
+                  *leak_nodes(total, f"table{t}", None, f"kept{t}", f"lk{t}_"),
+                  helper.make_node("Add", [f"kept{t}", f"p{t}"], [f"sum{t}"])]
+        total = f"sum{t}"
+    nodes.append(helper.make_node("Identity", [total], ["logits"]))
+    return _function("SpikeReadout", ["spikes", "weight", "bias", "leak"], ["logits"], nodes)
 
 
 FUNCTIONS = {
@@ -250,7 +344,8 @@ FUNCTIONS = {
 class _Writer:
     """Collects nodes and initializers; one method per op."""
 
-    def __init__(self):
+    def __init__(self, timesteps: int):
+        self.timesteps = timesteps
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
 
@@ -261,8 +356,15 @@ class _Writer:
     def node(self, op_type: str, name: str, inputs: list[str], output: str) -> None:
         self.nodes.append(helper.make_node(op_type, inputs, [output], domain=DOMAIN, name=name))
 
+    def steps(self, arr: np.ndarray) -> np.ndarray:
+        """A constant with one row per time step."""
+        return arr if arr.ndim == 2 else np.broadcast_to(arr, (self.timesteps, *arr.shape))
+
     def neuron(self, op, current: str, name: str) -> None:
-        args = [self.const(f"{name}_{k}", getattr(op, k)) for k in ("bias", "threshold", "reset")]
+        args = [self.const(f"{name}_{k}", self.steps(getattr(op, k)))
+                for k in ("bias", "threshold", "reset")]
+        args += [self.const(f"{name}_leak", leak_table(op.leak, self.timesteps, 3)),
+                 self.const(f"{name}_binary", int(op.binary))]
         self.node("TernaryIF", name, [current, *args], op.output)
 
     def write(self, op: g.Op) -> None:
@@ -295,7 +397,10 @@ class _Writer:
             self.node("ResidualAdd", n, [*op.inputs, *args], op.output)
         elif isinstance(op, g.Readout):
             self.node("SpikeReadout", n, [*op.inputs, self.const(f"{n}_w", op.weight.T),
-                                           self.const(f"{n}_b", op.bias)], op.output)
+                                           self.const(f"{n}_b", self.steps(op.bias)),
+                                           self.const(f"{n}_leak",
+                                                      leak_table(op.leak, self.timesteps, 1))],
+                      op.output)
         else:
             raise TypeError(f"the ONNX writer has no form for {type(op).__name__}")
 
@@ -304,7 +409,7 @@ def to_onnx(model, name: str = "spikelm") -> onnx.ModelProto:
     """The ONNX model of a :class:`contract.graph.Graph` (or of anything with a ``graph()``,
     such as an ``IntModel`` or an ``IntTransformer``)."""
     graph = model if isinstance(model, g.Graph) else model.graph()
-    writer = _Writer()
+    writer = _Writer(graph.timesteps)
     for op in graph.ops:
         writer.write(op)
     onnx_graph = helper.make_graph(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "LEAK_TERMS",
     "VOCAB",
     "ContractError",
     "accumulate",
@@ -21,6 +22,7 @@ __all__ = [
     "fire",
     "int_array",
     "key_counts",
+    "leak",
     "next_token",
     "readout",
     "residual_add",
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 VOCAB = 256
+#: terms of every leak multiplier (:func:`leak`): ``x (2^a ± 2^b)``
+LEAK_TERMS = 2
 
 
 class ContractError(ValueError):
@@ -112,24 +116,49 @@ def accumulate(spikes: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return spikes @ weight.T
 
 
-def fire(currents: np.ndarray, bias, threshold, reset, membranes: bool = False):
-    """Ternary integrate-and-fire with soft reset over axis 1 (time) of ``currents[N, T, ...]``.
+def leak(x: np.ndarray, terms: np.ndarray) -> np.ndarray:
+    """A constant multiplier as shifts and adds: ``sum_j sign_j * shift_round(x, e_j)``.
 
-    ``V = U + I + B; s = [V >= Θ] - [V <= -Θ]; U = V - R s`` with ``U = 0`` before step 0.
+    ``terms`` is ``[J, 2]`` of ``(sign, e)`` with ``sign`` in {-1, 0, 1}; each term is ``x``
+    shifted left by ``e`` or, for ``e < 0``, right with rounding half up (:func:`shift_round`).
+    No terms with a non-zero sign: the value is 0 (a hard reset).
+    """
+    x = np.asarray(x, dtype=np.int64)
+    out = np.zeros_like(x)
+    for sign, e in np.asarray(terms, dtype=np.int64).reshape(-1, 2):
+        if sign:
+            out = out + int(sign) * shift_round(x, int(e))
+    return out
+
+
+def fire(currents: np.ndarray, bias, threshold, reset, membranes: bool = False, *,
+         per_step: bool = False, leaks: np.ndarray | None = None, binary: bool = False):
+    """Integrate-and-fire with soft reset and leak over axis 1 (time) of ``currents[N, T, ...]``.
+
+    ``V = U + I + B; s = [V >= Θ] - [V <= -Θ]; U = Λ_s(V - R s)`` with ``U = 0`` before step 0.
     ``bias``, ``threshold`` and ``reset`` are integers or arrays that broadcast against one time
-    step ``currents[:, t]`` (per neuron, per channel or per position constants). Returns the
-    spikes, or with ``membranes`` the pair (spikes, ``V`` of every step before its reset), which
-    the range analysis is checked against.
+    step ``currents[:, t]`` (per neuron, per channel or per position constants); with
+    ``per_step`` each has a leading time axis and step ``t`` reads entry ``t``. ``leaks``
+    ``[T - 1, 3, J, 2]`` is the multiplier :func:`leak` applied after step ``t`` by the spike
+    ``s`` (index ``s + 1``); ``None`` is the identity (the plain soft-reset neuron). ``binary``
+    spikes are never negative. Returns the spikes, or with ``membranes`` the pair (spikes,
+    ``V`` of every step before its reset), which the range analysis is checked against.
     """
     currents = np.asarray(currents, dtype=np.int64)
-    bias = np.asarray(bias, dtype=np.int64)
+    consts = [np.asarray(c, dtype=np.int64) for c in (bias, threshold, reset)]
     membrane = np.zeros_like(currents[:, 0])
     spikes = np.zeros_like(currents)
     before_reset = np.zeros_like(currents)
     for t in range(currents.shape[1]):
-        v = membrane + currents[:, t] + bias
-        s = (v >= threshold).astype(np.int64) - (v <= -threshold).astype(np.int64)
-        membrane = v - reset * s
+        b, th, r = (c[t] for c in consts) if per_step else consts
+        v = membrane + currents[:, t] + b
+        s = (v >= th).astype(np.int64)
+        if not binary:
+            s = s - (v <= -th).astype(np.int64)
+        membrane = v - r * s
+        if leaks is not None and t + 1 < currents.shape[1]:
+            after = [leak(membrane, leaks[t, k]) for k in range(3)]
+            membrane = np.where(s > 0, after[2], np.where(s < 0, after[0], after[1]))
         spikes[:, t] = s
         before_reset[:, t] = v
     return (spikes, before_reset) if membranes else spikes
@@ -201,9 +230,26 @@ def residual_add(x: np.ndarray, spikes: np.ndarray, weight: np.ndarray, shift: i
     return np.asarray(x, dtype=np.int64) + shift_round(accumulate(spikes, weight), shift)
 
 
-def readout(spikes: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Logits ``sum_t (W S_t + bias)``: ``[N, T, ..., n_in]`` to ``[N, ..., 256]``."""
-    return (accumulate(spikes, weight) + np.asarray(bias, dtype=np.int64)).sum(axis=1)
+def readout(spikes: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+            leaks: np.ndarray | None = None, partial: bool = False) -> np.ndarray:
+    """Logits ``sum_t (W S_t + B)``: ``[N, T, ..., n_in]`` to ``[N, ..., 256]``.
+
+    ``bias`` is ``[256]`` or per step ``[T, 256]``. With ``leaks`` ``[T - 1, J, 2]`` the running
+    sum is rescaled between steps: ``L_t = leak(L_{t-1}, leaks[t-1]) + W S_t + B_t`` (the
+    readout of per-step amplitudes). ``partial`` returns every ``L_t`` ``[N, T, ..., 256]``.
+    """
+    per_step = accumulate(spikes, weight)
+    bias = np.asarray(bias, dtype=np.int64)
+    if bias.ndim == 2:
+        bias = bias.reshape(1, bias.shape[0], *([1] * (per_step.ndim - 3)), bias.shape[1])
+    per_step = per_step + bias
+    if leaks is None:
+        sums = np.cumsum(per_step, axis=1)
+    else:
+        sums = per_step.copy()
+        for t in range(1, per_step.shape[1]):
+            sums[:, t] += leak(sums[:, t - 1], leaks[t - 1])
+    return sums if partial else sums[:, -1]
 
 
 def next_token(logits: np.ndarray) -> np.ndarray:

@@ -51,11 +51,13 @@ class _Builder:
     """Grows a random graph op by op, running each op on probe streams so that every neuron's
     threshold can be set from the currents it really sees (a plausible firing rate)."""
 
-    def __init__(self, rng, timesteps: int, weight_bits: int, probe_length: int):
+    def __init__(self, rng, timesteps: int, weight_bits: int, probe_length: int,
+                 elastic: bool = False):
         from . import graph as g
 
         self.g = g
         self.rng = rng
+        self.elastic = elastic
         self.timesteps = timesteps
         self.limit = weight_limit(weight_bits)
         self.ops: list = []
@@ -88,10 +90,37 @@ class _Builder:
                                  size=current.shape[-1])
         return bias, reset // 2 + 1, reset
 
+    def leak(self, codes: int, spikelm: bool):
+        """Random leak terms ``[T - 1, codes, 2, 2]``: a factor near 1 (spikelm: near 1/2 and
+        a hard reset after a +1 spike)."""
+        rng = self.rng
+        leak = np.zeros((self.timesteps - 1, codes, 2, 2), dtype=np.int64)
+        leak[..., 0, 0] = 1
+        leak[..., 0, 1] = rng.integers(-2, 1, size=leak.shape[:2]) if spikelm else 0
+        leak[..., 1, 0] = rng.integers(-1, 2, size=leak.shape[:2])
+        leak[..., 1, 1] = leak[..., 0, 1] - rng.integers(1, 4, size=leak.shape[:2])
+        if spikelm:
+            leak[:, 2] = 0
+        return leak
+
     def fire(self, tensor: str, per_channel: bool) -> str:
         bias, threshold, reset = self._constants(self.env[tensor], per_channel)
+        extra = {}
+        if self.elastic:
+            rng, steps, n = self.rng, self.timesteps, self.env[tensor].shape[-1]
+            spikelm = bool(rng.integers(2))
+            if rng.integers(2):  # one row of constants per step
+                scale = rng.uniform(0.5, 1.5, size=(steps, 1))
+                reset = np.maximum(1, np.rint(np.broadcast_to(reset, (n,)) * scale)).astype(
+                    np.int64)
+                bias = np.broadcast_to(bias, (steps, n)) + rng.integers(-1, 2, size=(steps, n))
+                threshold = reset // 2 + 1
+            if spikelm:
+                reset = np.zeros_like(reset)
+            extra = {"leak": self.leak(3, spikelm) if spikelm or rng.integers(2) else None,
+                     "binary": bool(rng.integers(3) == 0)}
         return self.add(self.g.Fire(self.name("fire"), (tensor,), self.name("s"), bias=bias,
-                                    threshold=threshold, reset=reset))
+                                    threshold=threshold, reset=reset, **extra))
 
     def linear(self, spikes: str, n_out: int) -> str:
         acc = self.add(self.g.Accumulate(self.name("acc"), (spikes,), self.name("a"),
@@ -102,7 +131,8 @@ class _Builder:
 def random_graph(seed: int, *, embed: str = "token", context: int = 2, width: int = 8,
                  timesteps: int = 3, weight_bits: int = 8, hidden: tuple[int, ...] = (),
                  blocks: tuple[tuple[bool, int], ...] = ((True, 12),), heads: int = 2,
-                 window: int = 4, head: tuple[int, ...] = (), spike_attention: bool = False):
+                 window: int = 4, head: tuple[int, ...] = (), spike_attention: bool = False,
+                 elastic: bool = False):
     """A random composition of the contract's ops (a :class:`contract.graph.Graph`).
 
     ``embed="spike"``: a ``SpikeEmbed`` of ``context`` bytes and ``width`` spikes each, then the
@@ -112,10 +142,13 @@ def random_graph(seed: int, *, embed: str = "token", context: int = 2, width: in
     neuron and an attention of ``heads`` heads over a causal ``window`` (if ``attention``), a
     normalising neuron and a feed-forward layer of ``ffn`` (if ``ffn``), each joining the
     residual by a random shift; then a final normalising neuron, ``head`` and the readout.
-    Every threshold is set from the currents the neuron sees on random streams.
+    Every threshold is set from the currents the neuron sees on random streams. ``elastic``
+    gives the neurons of the linear layers and norms the options of the elastic neuron at
+    random (per-step constants, a leak, SpikeLM's hard reset, binary spikes) and the readout
+    per-step biases and a leak.
     """
     rng = np.random.default_rng(seed)
-    b = _Builder(rng, timesteps, weight_bits, probe_length=2 * window + 1)
+    b = _Builder(rng, timesteps, weight_bits, probe_length=2 * window + 1, elastic=elastic)
     g = b.g
 
     def attention(s: str, d: int) -> str:
@@ -151,7 +184,8 @@ def random_graph(seed: int, *, embed: str = "token", context: int = 2, width: in
         raise ValueError(f"embed must be 'spike' or 'token', not {embed!r}")
     for n in head:
         s = b.linear(s, n)
-    b.add(g.Readout("readout", (s,), "output", weight=b.weight(VOCAB, b.widths[s]),
-                    bias=rng.integers(-b.limit, b.limit + 1, size=VOCAB)))
+    bias = rng.integers(-b.limit, b.limit + 1, size=(timesteps, VOCAB) if elastic else VOCAB)
+    b.add(g.Readout("readout", (s,), "output", weight=b.weight(VOCAB, b.widths[s]), bias=bias,
+                    leak=b.leak(1, False)[:, 0] if elastic and timesteps > 1 else None))
     return g.Graph(tuple(b.ops), timesteps, weight_bits)
 

@@ -9,11 +9,13 @@ One rule per op:
 | ``SpikeEmbed`` | 1 | |
 | ``TokenEmbed`` | ``max|table|`` | |
 | ``Accumulate`` | ``A(W) = max_j sum_i |W_ji|`` (spikes in) | the accumulator: ``A(W)`` |
-| ``Fire`` | 1 | membrane ``T (I + max|B|) + max(0, R - Θ)``, ``I`` the input's bound |
+| ``Fire`` | 1 | membrane ``T (I + max|B|) + max(0, R - Θ)``, ``I`` the input's bound (*) |
 | ``SpikingLinear`` | 1 | membrane ``T (A(W) + max|B|) + max(0, R - Θ)`` |
 | ``Attention`` | 1 | current ``max_h sum_δ max(0, d_h + P[h, δ])``, membrane as ``Fire``'s |
 | ``ResidualAdd`` | ``x + shift_round(A(W), shift)`` | the accumulator: ``A(W)`` |
-| ``Readout`` | ``T (A(W) + max|B|)`` (partial sums included) | the same |
+| ``Readout`` | ``T (A(W) + max|B|)`` (partial sums included) (*) | the same |
+
+(*) With a leak, step by step instead (:func:`membrane_bound`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 from . import graph as g
 from .ops import shift_round
 
-__all__ = ["Ranges", "accumulation_bound", "analyse", "membrane_bound", "signed_bits"]
+__all__ = ["Ranges", "accumulation_bound", "analyse", "leak_bound", "membrane_bound",
+           "signed_bits"]
 
 
 def signed_bits(bound: int) -> int:
@@ -43,11 +46,40 @@ def accumulation_bound(weight, input_bound: int = 1) -> int:
     return int(np.abs(np.asarray(weight)).sum(axis=1).max(initial=0)) * int(input_bound)
 
 
-def membrane_bound(steps: int, current: int, bias, threshold, reset) -> int:
+def leak_bound(terms, value: int) -> int:
+    """The most :func:`contract.ops.leak` of ``|x| <= value`` can reach: each term of exponent
+    ``e`` at most ``value 2^e`` (rounded up, plus the rounding's half for ``e < 0``)."""
+    total = 0
+    for sign, e in np.asarray(terms, dtype=np.int64).reshape(-1, 2):
+        if sign:
+            total += value << int(e) if e >= 0 else -(-value >> int(-e)) + 1
+    return total
+
+
+def membrane_bound(steps: int, current: int, bias, threshold, reset, leaks=None) -> int:
     """A neuron's membrane over ``steps`` steps of inputs bounded by ``current``, partial sums
-    included: ``T (I + max|B|) + max(0, R - Θ)`` (a soft reset can overshoot by ``R - Θ``)."""
-    overshoot = np.maximum(np.asarray(reset) - np.asarray(threshold), 0).max(initial=0)
-    return steps * (int(current) + _abs_max(bias)) + int(overshoot)
+    included: ``T (I + max|B|) + max(0, R - Θ)`` (a soft reset can overshoot by ``R - Θ``).
+
+    With ``leaks`` (``[T - 1, ..., J, 2]``, the terms of the rescaling after each step), step by
+    step: ``|V_t| <= |U_{t-1}| + I + max|B_t|`` and ``|U_t| <= leak(max(|V_t|, R_t - Θ_t))``
+    for the largest of the step's multipliers.
+    """
+    overshoot = np.maximum(np.asarray(reset) - np.asarray(threshold), 0)
+    if leaks is None:
+        return steps * (int(current) + _abs_max(bias)) + int(overshoot.max(initial=0))
+    bias, overshoot = (np.asarray(a) for a in (bias, overshoot))
+    leaks = np.asarray(leaks, dtype=np.int64)
+    u = peak = 0
+    for t in range(steps):
+        b = bias[t] if bias.ndim == 2 else bias
+        o = overshoot[t] if overshoot.ndim == 2 else overshoot
+        v = u + int(current) + _abs_max(b)
+        peak = max(peak, v)
+        if t + 1 < steps:
+            w = max(v, int(np.max(o, initial=0)))
+            codes = leaks[t].reshape(-1, *leaks.shape[-2:])
+            u = max(leak_bound(code, w) for code in codes)
+    return peak
 
 
 @dataclass(frozen=True)
@@ -91,11 +123,11 @@ def analyse(graph: g.Graph) -> Ranges:
             out = registers[op.name] = see("accumulator", accumulation_bound(op.weight, args[0]))
         elif isinstance(op, g.Fire):
             registers[op.name] = see("membrane", membrane_bound(
-                steps, args[0], op.bias, op.threshold, op.reset))
+                steps, args[0], op.bias, op.threshold, op.reset, op.leak))
             out = 1
         elif isinstance(op, g.SpikingLinear):
             registers[op.name] = see("membrane", membrane_bound(
-                steps, accumulation_bound(op.weight), op.bias, op.threshold, op.reset))
+                steps, accumulation_bound(op.weight), op.bias, op.threshold, op.reset, op.leak))
             out = 1
         elif isinstance(op, g.Attention):
             best = np.maximum(op.head_dim + op.score_bias, 0).sum(axis=1).max(initial=0)
@@ -110,7 +142,7 @@ def analyse(graph: g.Graph) -> Ranges:
             out = see("residual", args[0] + int(shift_round(np.array(acc), op.shift)))
         elif isinstance(op, g.Readout):
             out = registers[op.name] = see("logit", membrane_bound(
-                steps, accumulation_bound(op.weight), op.bias, 0, 0))
+                steps, accumulation_bound(op.weight), op.bias, 0, 0, op.leak))
         else:
             raise TypeError(f"the range analysis has no rule for {type(op).__name__}")
         tensors[op.output] = out

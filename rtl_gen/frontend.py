@@ -29,6 +29,7 @@ from contract.graph import (
     SpikeEmbed,
     TokenEmbed,
 )
+from contract.ops import LEAK_TERMS
 
 from .errors import FrontendError, UnsupportedOpError
 
@@ -101,12 +102,49 @@ def _accumulate(node, ctx: _Context) -> Op:
     return Accumulate(weight=ctx.array(node, 1, "weight", 2).T, **_io(node, 1))
 
 
+def _leak(node, ctx: _Context, position: int, codes: int) -> np.ndarray | None:
+    """A leak table ``[T - 1, codes, J, 3]`` of ``(sign, mult, div)`` as the graph's
+    ``(sign, e)`` terms, or ``None`` for the identity."""
+    table = ctx.array(node, position, "leak", 4)
+    if table.shape[1:] != (codes, LEAK_TERMS, 3):
+        raise FrontendError(f"node {node.name}: the leak must be [T - 1, {codes}, {LEAK_TERMS},"
+                            f" 3], not {table.shape}")
+    sign, mult, div = table[..., 0], table[..., 1], table[..., 2]
+    for what, arr in (("mult", mult), ("div", div)):
+        if arr.size and (arr.min() < 1 or (arr & (arr - 1)).any()):
+            raise FrontendError(f"node {node.name}: every leak {what} must be a power of two")
+    if ((mult > 1) & (div > 1)).any():
+        raise FrontendError(f"node {node.name}: a leak term is a mult or a div, not both")
+    exponent = np.log2(mult).astype(np.int64) - np.log2(div).astype(np.int64)
+    identity = (sign[..., 0] == 1) & (exponent[..., 0] == 0) & (sign[..., 1:] == 0).all(-1)
+    if identity.all():
+        return None
+    terms = np.stack([sign, np.where(sign != 0, exponent, 0)], axis=-1)
+    return terms if codes > 1 else terms[:, 0]
+
+
+def _per_step(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Constants written with one row per step, without the time axis when no row differs."""
+    if all((a == a[0]).all() for a in arrays):
+        return [a[0] for a in arrays]
+    width = max(a.shape[-1] if a.ndim == 2 else 1 for a in arrays)
+    return [np.broadcast_to(a.reshape(a.shape[0], -1), (a.shape[0], width)) for a in arrays]
+
+
 def _fire(node, ctx: _Context) -> Op:
-    bias = ctx.array(node, 1, "bias", (0, 1))
+    bias, threshold, reset = _per_step([ctx.array(node, k, what, (1, 2)) for k, what in
+                                        ((1, "bias"), (2, "threshold"), (3, "reset"))])
     if bias.ndim == 0:
         bias = np.full(ctx.widths.get(node.input[0], 1), int(bias))
-    return Fire(bias=bias, threshold=ctx.positive(node, 2, "threshold"),
-                reset=ctx.positive(node, 3, "reset"), **_io(node, 1))
+    if threshold.size and threshold.min() < 1:
+        raise FrontendError(f"node {node.name}: threshold must be at least 1")
+    if reset.size and reset.min() < 0:
+        raise FrontendError(f"node {node.name}: reset must not be negative")
+    binary = int(ctx.array(node, 5, "binary", 0))
+    if binary not in (0, 1):
+        raise FrontendError(f"node {node.name}: binary must be 0 or 1, not {binary}")
+    return Fire(bias=bias, threshold=threshold, reset=reset, leak=_leak(node, ctx, 4, 3),
+                binary=bool(binary), **_io(node, 1))
 
 
 def _attention(node, ctx: _Context) -> Op:
@@ -128,10 +166,10 @@ def _residual(node, ctx: _Context) -> Op:
 
 def _readout(node, ctx: _Context) -> Op:
     weight = ctx.array(node, 1, "weight", 2).T
-    bias = ctx.array(node, 2, "bias", 1)
-    if weight.shape[0] != VOCAB or bias.shape != (VOCAB,):
+    (bias,) = _per_step([ctx.array(node, 2, "bias", 2)])
+    if weight.shape[0] != VOCAB or bias.shape[-1] != VOCAB:
         raise FrontendError(f"node {node.name}: the readout must have 256 outputs")
-    return Readout(weight=weight, bias=bias, **_io(node, 1))
+    return Readout(weight=weight, bias=bias, leak=_leak(node, ctx, 3, 1), **_io(node, 1))
 
 
 HANDLERS: dict[tuple[str, str], Callable[[onnx.NodeProto, _Context], Op]] = {

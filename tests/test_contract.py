@@ -150,3 +150,48 @@ def test_threshold_scale_is_exact_rounding():
     scaled = model.with_threshold_scale("1.5")
     assert scaled.layers[0].threshold == max(1, round(theta * 3 / 2))
     assert scaled.layers[0].reset == model.layers[0].reset
+
+
+def test_a_leak_is_shifts_and_adds_rounded_half_up():
+    terms = np.array([[1, -2], [1, -3]])  # x (1/4 + 1/8)
+    x = np.array([10, -10, 7, 0])
+    # shift_round(10, -2) = (10 + 2) >> 2 = 3, shift_round(10, -3) = (10 + 4) >> 3 = 1
+    assert ops.leak(x, terms).tolist() == [4, -3, 3, 0]  # half up: -2.5 -> -2, -1.25 -> -1
+    assert ops.leak(x, np.array([[1, 1], [-1, -1]])).tolist() == [15, -15, 10, 0]
+    assert ops.leak(x, np.zeros((2, 2), dtype=np.int64)).tolist() == [0, 0, 0, 0]
+
+
+def test_fire_with_the_identity_leak_and_constant_steps_is_the_plain_neuron():
+    rng = np.random.default_rng(4)
+    currents = rng.integers(-9, 10, size=(3, 5, 7))
+    bias, threshold, reset = rng.integers(-2, 3, size=7), 4, 7
+    plain = ops.fire(currents, bias, threshold, reset)
+    identity = np.zeros((4, 3, 2, 2), dtype=np.int64)
+    identity[..., 0, 0] = 1
+    steps = [np.broadcast_to(c, (5, 7)) for c in (bias, threshold, reset)]
+    assert np.array_equal(ops.fire(currents, *steps, per_step=True, leaks=identity), plain)
+
+
+def test_spikelms_hard_reset_and_leak_in_integers():
+    """After a +1 spike the membrane is 0, after none it is rescaled (here by 1/2)."""
+    leaks = np.zeros((2, 3, 2, 2), dtype=np.int64)
+    leaks[:, :2, 0] = [1, -1]  # s = -1 and s = 0: x / 2; s = +1: no terms, 0
+    currents = np.array([[[6], [1], [3]]])  # V0 = 6 fires; V1 = 0 + 1; V2 = 1 + 3 fires
+    spikes, v = ops.fire(currents, 0, 4, 0, membranes=True, leaks=leaks)
+    assert spikes[0, :, 0].tolist() == [1, 0, 1]
+    assert v[0, :, 0].tolist() == [6, 1, 4]  # shift_round(1, -1) = 1
+
+
+def test_binary_spikes_keep_their_membrane_below_the_negative_threshold():
+    currents = np.array([[[-9], [-9], [30]]])
+    spikes, v = ops.fire(currents, 0, 4, 8, membranes=True, binary=True)
+    assert spikes[0, :, 0].tolist() == [0, 0, 1]
+    assert v[0, :, 0].tolist() == [-9, -18, 12]
+
+
+def test_a_readout_leak_rescales_the_running_sum():
+    spikes = np.array([[[[1]], [[1]], [[1]]]])  # [N, T, L, 1]
+    weight = np.full((ops.VOCAB, 1), 8)
+    leaks = np.array([[[1, -1], [0, 0]], [[1, 0], [0, 0]]])  # x / 2, then x
+    logits = ops.readout(spikes, weight, np.zeros(ops.VOCAB, dtype=np.int64), leaks)
+    assert logits[0, 0, 0] == (8 // 2 + 8) + 8

@@ -21,7 +21,8 @@ class FuseLinear(Pass):
                 if len(graph.consumers(acc.output)) == 1 and acc.output != graph.output:
                     fused[acc.name] = SpikingLinear(
                         f"{acc.name}+{op.name}", acc.inputs, op.output, weight=acc.weight,
-                        bias=op.bias, threshold=op.threshold, reset=op.reset)
+                        bias=op.bias, threshold=op.threshold, reset=op.reset,
+                        leak=op.leak, binary=op.binary)
                     fused[op.name] = None
         out = []
         for op in graph.ops:

@@ -162,7 +162,8 @@ class Composition:
 def compositions(draw) -> Composition:
     """Depth 1 to 4, widths 1, 2 and primes, heads 1 to 4, windows 1 to 32, T 1 to 8, 2/4/8-bit
     weights, blocks with and without attention or feed-forward, an embedding of spikes
-    (optionally with attention over them) or of a residual, an optional spiking head."""
+    (optionally with attention over them) or of a residual, an optional spiking head, the
+    plain neuron or the elastic one's options (per-step constants, leaks, binary spikes)."""
     seed = draw(st.integers(0, 2**16))
     timesteps = draw(st.integers(1, 8))
     bits = draw(st.sampled_from([2, 4, 8]))
@@ -186,5 +187,6 @@ def compositions(draw) -> Composition:
                    "width": draw(st.sampled_from(SIZES[:5])), "hidden": tuple(hidden),
                    "spike_attention": attention}
     length = draw(st.integers(1, 2 * window + 2))
+    kwargs["elastic"] = bool(seed % 2)  # from the seed: the draws stay what they were
     ids = np.random.default_rng(seed).integers(0, 256, size=(6, length))
     return Composition(seed, kwargs, ids)

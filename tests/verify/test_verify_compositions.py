@@ -19,6 +19,7 @@ from test_verify_rtl import rtl_gen
 from contract.graph import run
 from contract.onnx_io import to_onnx
 from contract.random_model import random_graph
+from contract.ranges import analyse
 from rtl_gen.build import run_onnx
 from rtl_gen.frontend import load_graph
 from rtl_gen.interpret import interpret
@@ -46,13 +47,27 @@ def test_a_composition_is_the_same_integers_everywhere(tmp_path_factory, composi
     assert np.array_equal(last.logits[:, -1], expected.logits[:, -1]), composition
 
 
+@profile(quick=25, extended=250)
+@given(composition=compositions())
+def test_no_composition_exceeds_its_range_analysis(composition):
+    """Every register a run meets (membranes with leaks and per-step constants included)
+    stays within :func:`contract.ranges.analyse`'s bounds."""
+    graph = composition.graph()
+    ranges = analyse(graph)
+    for name, value in run(graph, composition.ids).peaks.items():
+        assert value <= getattr(ranges, name), (name, composition)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kwargs, rows, cols", [
     ({"blocks": ((False, 5),), "head": (3,), "width": 6}, 2, 2),
     ({"blocks": ((True, 0), (True, 5)), "head": (4,), "width": 6, "heads": 3}, 2, 2),
     ({"embed": "spike", "context": 2, "width": 3, "hidden": (4,), "spike_attention": True,
       "heads": 2}, 2, 2),
-], ids=["no-attention", "two-attentions-and-a-head", "attention-over-a-spike-embedding"])
+    ({"embed": "spike", "context": 2, "width": 3, "hidden": (4, 3), "elastic": True,
+      "timesteps": 3}, 2, 2),
+], ids=["no-attention", "two-attentions-and-a-head", "attention-over-a-spike-embedding",
+        "elastic-neurons"])
 def test_whole_builds_on_verilator(tmp_path, kwargs, rows, cols):
     """rtl_gen build and sim of compositions the shipped models are not: every position of
     every stream bit-exact on Verilator."""
