@@ -43,6 +43,7 @@ class SystolicArray(wiring.Component):
         super().__init__({
             "tokens": In(stream.Signature(token_layout(p), always_ready=True)),
             "readout": In(1),
+            "binary": In(1),
             "dest_v": In(1),
             "shift_sel": In(range(len(p.shifts))),
             "spikes": Out(stream.Signature(spike_write_layout(p), always_ready=True)
@@ -66,7 +67,8 @@ class SystolicArray(wiring.Component):
             m.submodules[f"row{r}"] = row
             wiring.connect(m, previous, row.tok_in)
             previous = row.tok_out
-            m.d.comb += [row.readout.eq(self.readout), row.dest_v.eq(self.dest_v),
+            m.d.comb += [row.readout.eq(self.readout), row.binary.eq(self.binary),
+                         row.dest_v.eq(self.dest_v),
                          row.shift_sel.eq(self.shift_sel)]
             wiring.connect(m, row.spikes, wiring.flipped(self.spikes[r]))
             enable = row.logits.valid.replicate(len(row.logits.payload.as_value()))
@@ -161,6 +163,7 @@ class Accelerator(wiring.Component):
                          array.tokens.payload.eq(scanner.tokens.payload), seq.idle.eq(~busy)]
         m.d.comb += [
             array.readout.eq(seq.readout),
+            array.binary.eq(seq.binary),
             array.dest_v.eq(seq.dest_v),
             array.shift_sel.eq(seq.shift_sel),
             streamer.start.eq(seq.output),

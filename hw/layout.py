@@ -64,9 +64,13 @@ def weight_address(p: AcceleratorParams, layer: int, tile: int, index: int) -> i
     return p.weight_bases[layer] + tile * p.layers[layer].n_in + index
 
 
-def const_address(p: AcceleratorParams, layer: int, tile: int, count: int = 1) -> int:
-    """Constant-bank address of a tile (ATTENTION: for a position that sees ``count`` keys)."""
+def const_address(p: AcceleratorParams, layer: int, tile: int, count: int = 1,
+                  step: int = 0) -> int:
+    """Constant-bank address of a tile (ATTENTION: for a position that sees ``count`` keys;
+    per-step constants: at step ``step``)."""
     offset = (count - 1) * p.tiles[layer] if p.layers[layer].kind == LayerKind.ATTENTION else 0
+    if p.layers[layer].per_step:
+        offset = step * p.tiles[layer]
     return p.const_bases[layer] + offset + tile
 
 
@@ -109,20 +113,22 @@ def const_bank_images(p: AcceleratorParams) -> list[list[int]]:
         if not p.const_entries(layer):
             continue
         if layer.kind == LayerKind.ATTENTION:
-            groups = [(count, np.zeros(layer.n_out, dtype=np.int64),
+            groups = [(count, 0, np.zeros(layer.n_out, dtype=np.int64),
                        np.full(layer.n_out, layer.threshold[count - 1]),
                        np.full(layer.n_out, layer.reset[count - 1]))
                       for count in range(1, p.window + 1)]
         else:
             ones = np.ones(layer.n_out, dtype=np.int64)
-            threshold = ones if layer.threshold is None else layer.threshold
-            reset = ones if layer.reset is None else layer.reset
-            groups = [(1, layer.bias, threshold, reset)]
-        for count, bias, threshold, reset in groups:
+            groups = []
+            for step in range(p.timesteps if layer.per_step else 1):
+                bias, threshold, reset = layer.constants_at(step)
+                groups.append((1, step, bias, ones if threshold is None else threshold,
+                               ones if reset is None else reset))
+        for count, step, bias, threshold, reset in groups:
             lanes = [_per_neuron(p, v, layer.n_out, fill) for v, fill in
                      ((bias, 0), (threshold, 1), (reset, 1))]
             for tile in range(tiles):
-                addr = const_address(p, index, tile, count)
+                addr = const_address(p, index, tile, count, step)
                 for r in range(p.rows):
                     for c in range(p.cols):
                         j = tile * p.pes + r * p.cols + c

@@ -55,11 +55,17 @@ class LayerKind(enum.IntEnum):
     READOUT = 5  #: logits = Σ_t (W s + B)
 
 
-def _int_array(name: str, value, ndim: int) -> np.ndarray:
+def _int_array(name: str, value, ndim) -> np.ndarray:
     shape = np.shape(value)
-    if len(shape) != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, not shape {shape}")
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if len(shape) not in allowed:
+        dims = " or ".join(map(str, allowed))
+        raise ValueError(f"{name} must have {dims} dimensions, not shape {shape}")
     return int_array(name, value, shape)
+
+
+#: the leak set of the plain neuron: every spike's multiplier is ``x 2^0``
+IDENTITY_LEAK = np.broadcast_to(np.array([[1, 0], [0, 0]], dtype=np.int64), (3, 2, 2))
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,8 +73,11 @@ class XLayer:
     """One layer of the program.
 
     ``weight`` ``[n_out, n_in]`` (EMBED: the embedding transposed, ``[d, 256]``); ``bias``,
-    ``threshold``, ``reset`` per output neuron (ATTENTION: ``threshold``/``reset`` per key count,
-    ``[W]``); ``score_bias`` ``[H, W]`` (ATTENTION); ``shift`` (RESIDUAL). ``source`` names the
+    ``threshold``, ``reset`` per output neuron, or ``[T, n_out]`` per step (ATTENTION:
+    ``threshold``/``reset`` per key count, ``[W]``); ``leak`` ``[T - 1, 3, 2, 2]``: the
+    multiplier of the membrane after each step by the spike fired (``contract.ops.leak``'s
+    terms, row ``s + 1``; READOUT: row 1), ``None`` the identity; ``binary``: no negative
+    spikes; ``score_bias`` ``[H, W]`` (ATTENTION); ``shift`` (RESIDUAL). ``source`` names the
     spike tensor read (ATTENTION: the queries), ``keys``/``values`` the caches an ATTENTION
     reads, ``dest`` the spike tensor or cache written (NORM, LINEAR, ATTENTION). ``table``: a
     LINEAR layer that reads the spikes of the context bytes from the spike table (the program's
@@ -89,6 +98,8 @@ class XLayer:
     values: str | None = None
     dest: str | None = None
     table: bool = False
+    leak: np.ndarray | None = None
+    binary: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "kind", LayerKind(self.kind))
@@ -106,22 +117,32 @@ class XLayer:
         for field in needs:
             if getattr(self, field) is None:
                 raise ValueError(f"layer {self.name} ({self.kind.name}) needs {field}")
-        for field, ndim in (("weight", 2), ("bias", 1), ("threshold", 1), ("reset", 1),
-                            ("score_bias", 2)):
+        per_neuron = self.kind in (LayerKind.NORM, LayerKind.LINEAR, LayerKind.READOUT)
+        steps = (1, 2) if per_neuron else 1
+        for field, ndim in (("weight", 2), ("bias", steps), ("threshold", steps),
+                            ("reset", steps), ("score_bias", 2), ("leak", 4)):
             if getattr(self, field) is not None:
                 object.__setattr__(self, field, _int_array(f"{self.name} {field}",
                                                            getattr(self, field), ndim))
         if self.weight is not None and self.weight.shape[0] != self.n_out:
             raise ValueError(f"layer {self.name}: weight must have {self.n_out} rows")
-        per_neuron = self.kind in (LayerKind.NORM, LayerKind.LINEAR, LayerKind.READOUT)
         for field in ("bias", "threshold", "reset"):
             value = getattr(self, field)
-            if per_neuron and value is not None and value.shape != (self.n_out,):
-                raise ValueError(f"layer {self.name}: {field} must have {self.n_out} entries")
-        for field in ("threshold", "reset"):
-            value = getattr(self, field)
-            if value is not None and value.size and value.min() < 1:
-                raise ValueError(f"layer {self.name}: every {field} must be at least 1")
+            if per_neuron and value is not None and value.shape[-1:] != (self.n_out,):
+                raise ValueError(f"layer {self.name}: {field} must have {self.n_out} entries"
+                                 " (per step: [T, n_out])")
+        if self.threshold is not None and self.threshold.size and self.threshold.min() < 1:
+            raise ValueError(f"layer {self.name}: every threshold must be at least 1")
+        if self.reset is not None and self.reset.size and self.reset.min() < 0:
+            raise ValueError(f"layer {self.name}: no reset may be negative")
+        if (self.leak is not None or self.binary) and not per_neuron:
+            raise ValueError(f"layer {self.name}: only NORM, LINEAR and READOUT layers have a"
+                             " leak or binary spikes")
+        if self.leak is not None and (self.leak.shape[1:] != (3, 2, 2)
+                                      or np.abs(self.leak[..., 0]).max(initial=0) > 1):
+            raise ValueError(f"layer {self.name}: the leak must be [T - 1, 3, 2, 2] terms"
+                             " (sign in -1..1, exponent)")
+        object.__setattr__(self, "binary", bool(self.binary))
         object.__setattr__(self, "shift", int(self.shift))
 
     @property
@@ -132,6 +153,17 @@ class XLayer:
     def spiking(self) -> bool:
         """Whether the layer's FIRE writes spikes (NORM, LINEAR, ATTENTION)."""
         return self.kind in (LayerKind.NORM, LayerKind.LINEAR, LayerKind.ATTENTION)
+
+    @property
+    def per_step(self) -> bool:
+        """Whether the layer's constants have one row per time step."""
+        return any(v is not None and v.ndim == 2 and self.kind != LayerKind.ATTENTION
+                   for v in (self.bias, self.threshold, self.reset))
+
+    def constants_at(self, step: int) -> tuple[np.ndarray | None, ...]:
+        """``(bias, threshold, reset)`` of step ``step`` (per neuron)."""
+        return tuple(None if v is None else (v[step] if v.ndim == 2 else v)
+                     for v in (self.bias, self.threshold, self.reset))
 
 
 @dataclass(frozen=True)
@@ -225,6 +257,14 @@ class AcceleratorParams:
                 if layer.threshold.shape != (self.window,) or layer.reset.shape != (self.window,):
                     raise ValueError(f"layer {layer.name}: thresholds per key count need"
                                      f" {self.window} entries")
+            for field in ("bias", "threshold", "reset"):
+                value = getattr(layer, field)
+                if layer.per_step and value is not None and value.shape[0] != self.timesteps:
+                    raise ValueError(f"layer {layer.name}: per-step {field} must have"
+                                     f" {self.timesteps} rows")
+            if layer.leak is not None and layer.leak.shape[0] != self.timesteps - 1:
+                raise ValueError(f"layer {layer.name}: the leak must have {self.timesteps - 1}"
+                                 " rows (one per step but the last)")
         self.regions  # noqa: B018 -- allocate (and check) the spike tensors now
         self._check_widths()
         logger.debug("accelerator %dx%d, %d layers", self.rows, self.cols,
@@ -322,11 +362,48 @@ class AcceleratorParams:
                                                             strict=True)))
 
     def const_entries(self, layer: XLayer) -> int:
-        """Constant-bank rows of a layer: a tile each (ATTENTION: a tile per key count)."""
+        """Constant-bank rows of a layer: a tile each (ATTENTION: a tile per key count; per-step
+        constants: a tile per step)."""
         if layer.kind in (LayerKind.EMBED, LayerKind.RESIDUAL):
             return 0
         tiles = self.tiles_of(layer.n_out)
-        return tiles * self.window if layer.kind == LayerKind.ATTENTION else tiles
+        if layer.kind == LayerKind.ATTENTION:
+            return tiles * self.window
+        return tiles * self.timesteps if layer.per_step else tiles
+
+    @cached_property
+    def leak_sets(self) -> tuple[np.ndarray, ...]:
+        """The distinct ``[3, 2, 2]`` leak multipliers a FIRE token can select (its ``leak``
+        field): the identity first, then every leaky layer's, step by step."""
+        sets = [IDENTITY_LEAK]
+        for layer in self.layers:
+            if layer.leak is not None:
+                sets += list(layer.leak)
+        return tuple(np.asarray(s) for s in sets)
+
+    @property
+    def leak_bases(self) -> tuple[int, ...]:
+        """Per layer, the index of its step 0 in :attr:`leak_sets` (0: no leak)."""
+        bases, top = [], 1
+        for layer in self.layers:
+            bases.append(top if layer.leak is not None else 0)
+            top += 0 if layer.leak is None else self.timesteps - 1
+        return tuple(bases)
+
+    @property
+    def leaky(self) -> bool:
+        """Whether a layer rescales its membranes between steps (the lanes' leak unit)."""
+        return len(self.leak_sets) > 1
+
+    @property
+    def leak_exponents(self) -> tuple[int, ...]:
+        """The distinct exponents of the leak terms (0 first): the lanes' shift mux."""
+        found = [0]
+        for terms in self.leak_sets:
+            for sign, e in terms.reshape(-1, 2):
+                if sign and int(e) not in found:
+                    found.append(int(e))
+        return tuple(found)
 
     @property
     def const_bases(self) -> tuple[int, ...]:

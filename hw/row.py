@@ -14,9 +14,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .layout import const_bank_images, const_lane_bits, weight_bank_images
-from .neuron import NeuronLane
+from .neuron import NeuronLane, leak_layout
 from .params import AcceleratorParams, address_bits
 from .pe import PEOp, ProcessingElement
+from .shift import shift_round
 from .token import TokenKind, token_layout
 
 __all__ = ["ACT_LATENCY", "ArrayRow", "logit_write_layout", "spike_write_layout"]
@@ -40,24 +41,6 @@ def logit_write_layout(p: AcceleratorParams) -> data.StructLayout:
     })
 
 
-def shift_round(m: Module, value, shifts: tuple[int, ...], select, width: int):
-    """``shift_round(value, shifts[select])`` of the contract: ``value << s``, or for ``s < 0``
-    ``(value + 2^(-s-1)) >> -s`` (one adder and two multiplexers of constants)."""
-    half = Signal(signed(len(value) + 1))
-    total = Signal(signed(len(value) + 1))
-    out = Signal(signed(width))
-    with m.Switch(select):
-        for index, s in enumerate(shifts):
-            with m.Case(index):
-                m.d.comb += half.eq(1 << (-s - 1) if s < 0 else 0)
-    m.d.comb += total.eq(value + half)
-    with m.Switch(select):
-        for index, s in enumerate(shifts):
-            with m.Case(index):
-                m.d.comb += out.eq(total << s if s >= 0 else total >> -s)
-    return out
-
-
 class ArrayRow(wiring.Component):
     """Row ``row``: ``C`` PEs, ``C`` neuron lanes; weight, constant, residual and V banks.
 
@@ -67,8 +50,10 @@ class ArrayRow(wiring.Component):
     ``dest_v``) and a RESADD's new residual are written in ``n + 4``. Per kind:
 
     - EVENT: ``U += ±w`` (weight bank at ``addr``, sign ``neg``).
-    - FIRE: ``V = U + b``, spike by ``Θ``, ``R`` (constant bank at ``addr``); spikes written at
-      ``oaddr``; ``U`` soft-reset, or cleared when ``last``. In ``readout`` mode ``U += b``.
+    - FIRE: ``V = U + b``, spike by ``Θ``, ``R`` (constant bank at ``addr``; no ``-1`` when
+      ``binary``); spikes written at ``oaddr``; ``U`` soft-reset (and rescaled by the leak set
+      ``leak`` in a program whose neurons leak), or cleared when ``last``. In ``readout`` mode
+      ``U += b`` (rescaled the same way).
     - READOUT: membranes to ``logits`` at ``oaddr + row``; ``U = 0``.
     - ATTN: lane ``c`` adds ``±scores[head(c)]`` by the sign of its cached value spike (V bank at
       ``addr``), nothing for a zero spike.
@@ -93,6 +78,7 @@ class ArrayRow(wiring.Component):
             "tok_in": In(tokens),
             "tok_out": Out(tokens),
             "readout": In(1),
+            "binary": In(1),
             "dest_v": In(1),
             "shift_sel": In(range(len(params.shifts))),
             "spikes": Out(stream.Signature(spike_write_layout(params), always_ready=True)),
@@ -160,6 +146,7 @@ class ArrayRow(wiring.Component):
         carry = Signal(cols)
         op = Signal(PEOp)
         fire, spiking, readout_tok, resadd = Signal(), Signal(), Signal(), Signal()
+        leaking = Signal()  # a FIRE but the last step's: the lanes' rescaled value is taken
         oaddr = Signal.like(tok1.oaddr)
         logit_addr = Signal.like(self.logits.payload.addr)
         x2 = Signal.like(x1)
@@ -167,6 +154,7 @@ class ArrayRow(wiring.Component):
         m.d.sync += [
             fire.eq((kind1 == TokenKind.FIRE) & ~self.readout),
             spiking.eq((kind1 == TokenKind.FIRE) & ~self.readout & ~tok1.last),
+            leaking.eq((kind1 == TokenKind.FIRE) & ~tok1.last),
             readout_tok.eq(kind1 == TokenKind.READOUT),
             resadd.eq(kind1 == TokenKind.RESADD),
             oaddr.eq(tok1.oaddr),
@@ -184,10 +172,23 @@ class ArrayRow(wiring.Component):
                 m.d.sync += op.eq(PEOp.SKIP)
 
         ob = p.operand_bits
+        exponents = p.leak_exponents if p.leaky else None
+        leak = None
+        if exponents is not None:  # the leak sets, by the FIRE token's ``leak``
+            layout = leak_layout(len(exponents))
+            leak = Signal(layout)
+            with m.Switch(tok1.leak):
+                for index, terms in enumerate(p.leak_sets):
+                    with m.Case(index):
+                        m.d.comb += leak.eq(layout.const([
+                            [{"sign": int(sign), "sel": exponents.index(int(e)) if sign else 0}
+                             for sign, e in code] for code in terms]))
         lanes = []
         for col in range(cols):
             pe = ProcessingElement(operand_bits=ob, membrane_bits=mb)
-            lane = NeuronLane(bias_bits=bb, membrane_bits=mb)
+            lane = NeuronLane(bias_bits=bb, membrane_bits=mb, leak_exponents=exponents)
+            if leak is not None:
+                m.d.comb += lane.leak.eq(leak)
             m.submodules[f"pe{col}"] = pe
             m.submodules[f"neuron{col}"] = lane
             lanes.append((pe, lane))
@@ -200,11 +201,12 @@ class ArrayRow(wiring.Component):
                 lane.threshold.eq(word[bb:bb + kb]),
                 lane.reset.eq(word[bb + kb:bb + 2 * kb]),
                 lane.readout.eq(self.readout),
+                lane.binary.eq(self.binary),
                 pe.op.eq(op),
                 pe.operand.eq(operand[col]),
                 pe.carry.eq(carry[col]),
                 pe.load.eq(lane.value),
-                pe.take.eq(spiking & lane.fired),
+                pe.take.eq(leaking if leak is not None else spiking & lane.fired),
                 lane.membrane.eq(pe.membrane),
                 self.logits.payload.data[col].eq(pe.membrane),
             ]

@@ -73,6 +73,7 @@ class Sequencer(wiring.Component):
             "score_requests": Out(stream.Signature(score_request_layout(p))),
             "idle": In(1),
             "readout": Out(1),
+            "binary": Out(1),
             "dest_v": Out(1),
             "shift_sel": Out(range(len(p.shifts))),
             "attention": Out(1),
@@ -139,6 +140,9 @@ class Sequencer(wiring.Component):
                 "v_base": p.regions[layer.values].base if layer.values else 0,
                 "bias_base": attention * p.model_tiles * p.window,
                 "table": int(layer.table),
+                "cstep": p.tiles[index] if layer.per_step else 0,
+                "leak": p.leak_bases[index],
+                "binary": int(layer.binary),
             }
             if layer.table:  # word j: byte j of the window, E lanes, at table row ``t``
                 c.update(in_base=0, in_tiles=1, lanes=p.embed_dim, last_lanes=p.embed_dim)
@@ -186,6 +190,7 @@ class Sequencer(wiring.Component):
         word_base = Signal(big)
         tile_base = Signal(big)
         c_addr = Signal(big)
+        c_step_addr = Signal(big)  # c_addr + step * cstep: a FIRE's constants
         res_addr = Signal(big)
         out_step = Signal(big)
         out_origin = Signal(big)
@@ -204,6 +209,7 @@ class Sequencer(wiring.Component):
 
         m.d.comb += [
             self.readout.eq(lc.readout),
+            self.binary.eq(lc.binary),
             self.dest_v.eq(lc.dest_v),
             self.shift_sel.eq(lc.shift_sel),
             self.attention.eq(kind == LayerKind.ATTENTION),
@@ -236,8 +242,11 @@ class Sequencer(wiring.Component):
                     m.d.comb += [tok.kind.eq(TokenKind.RESADD), tok.addr.eq(res_addr),
                                  tok.init.eq(is_embed)]
                 with m.Else():
-                    m.d.comb += [tok.kind.eq(TokenKind.FIRE), tok.addr.eq(c_addr),
+                    m.d.comb += [tok.kind.eq(TokenKind.FIRE), tok.addr.eq(c_step_addr),
                                  tok.oaddr.eq(out_origin + out_step), tok.last.eq(last_step)]
+                    if p.leaky:  # the multiplier after this step (none after the last)
+                        m.d.comb += tok.leak.eq(Mux((lc.leak == 0) | last_step, 0,
+                                                    lc.leak + step))
             with m.Case(_READOUT):
                 m.d.comb += [tok.kind.eq(TokenKind.READOUT), tok.oaddr.eq(logit_base)]
         m.d.comb += [
@@ -264,7 +273,8 @@ class Sequencer(wiring.Component):
                     tile.eq(tile + 1), step.eq(0), word.eq(0), bank.eq(0),
                     tile_base.eq(tile_base + lc.n_in), word_base.eq(tile_base + lc.n_in),
                     row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
-                    c_addr.eq(c_addr + 1), res_addr.eq(tile + 1), out_step.eq(tile + 1),
+                    c_addr.eq(c_addr + 1), c_step_addr.eq(c_addr + 1),
+                    res_addr.eq(tile + 1), out_step.eq(tile + 1),
                     logit_base.eq(logit_base + p.rows), bias_tile.eq(bias_tile + w),
                 ]
                 first_phase()
@@ -277,6 +287,7 @@ class Sequencer(wiring.Component):
                     step.eq(step + 1), word.eq(0), bank.eq(0), word_base.eq(tile_base),
                     step_row.eq(step_row + lc.in_tiles), row_addr.eq(step_row + lc.in_tiles),
                     res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
+                    c_step_addr.eq(c_step_addr + lc.cstep),
                 ]
                 first_phase()
 
@@ -312,9 +323,10 @@ class Sequencer(wiring.Component):
                                 bias_tile.eq(c["bias_base"]),
                             ]
                             if c["kind"] == LayerKind.ATTENTION:
-                                m.d.sync += c_addr.eq(c["cbase"] + attn_off)
+                                m.d.sync += [c_addr.eq(c["cbase"] + attn_off),
+                                             c_step_addr.eq(c["cbase"] + attn_off)]
                             else:
-                                m.d.sync += c_addr.eq(c["cbase"])
+                                m.d.sync += [c_addr.eq(c["cbase"]), c_step_addr.eq(c["cbase"])]
                             if c["cached"]:
                                 m.d.sync += out_origin.eq(c["out_base"] + slot_base)
                             else:

@@ -10,7 +10,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
 from .checks import positive_int
-from .params import AcceleratorParams
+from .params import AcceleratorParams, address_bits
 
 __all__ = ["TokenKind", "meta_layout", "request_layout", "token_layout", "word_layout"]
 
@@ -30,8 +30,10 @@ class TokenKind(enum.Enum, shape=3):
 def token_layout(p: AcceleratorParams) -> data.StructLayout:
     """The token: ``kind``, ``neg`` (an EVENT's sign), ``last`` (a FIRE of the last step),
     ``init`` (a RESADD that starts the residual), ``addr`` (weight, constant, residual or V-bank
-    address), ``oaddr`` (spike bank, V bank or logit memory) and an ATTN's per-head scores."""
-    return data.StructLayout({
+    address), ``oaddr`` (spike bank, V bank or logit memory), an ATTN's per-head scores and,
+    in a program whose neurons leak, a FIRE's ``leak`` (its index in
+    :attr:`AcceleratorParams.leak_sets`)."""
+    fields = {
         "kind": TokenKind,
         "neg": 1,
         "last": 1,
@@ -39,7 +41,10 @@ def token_layout(p: AcceleratorParams) -> data.StructLayout:
         "addr": unsigned(p.addr_bits),
         "oaddr": unsigned(p.oaddr_bits),
         "scores": data.ArrayLayout(unsigned(p.score_bits), p.heads_per_tile),
-    })
+    }
+    if p.leaky:
+        fields["leak"] = unsigned(address_bits(len(p.leak_sets)))
+    return data.StructLayout(fields)
 
 
 def meta_layout(token: data.StructLayout, lanes: int) -> data.StructLayout:

@@ -38,8 +38,18 @@ __all__ = ["MemoryPlan", "ProgramPlan", "plan_program", "program_params"]
 
 
 
-def _per_neuron(value: np.ndarray, n: int) -> np.ndarray:
-    return np.broadcast_to(np.asarray(value, dtype=np.int64), (n,)).copy()
+def _per_neuron(value: np.ndarray, n: int, steps: int | None = None) -> np.ndarray:
+    """``value`` per neuron ``[n]``, or per step and neuron ``[T, n]`` with ``steps``."""
+    shape = (n,) if steps is None else (steps, n)
+    return np.broadcast_to(np.asarray(value, dtype=np.int64), shape).copy()
+
+
+def _neuron(op, n: int, steps: int) -> dict:
+    """An op's neuron constants as :class:`hw.XLayer` fields (per step when it has them)."""
+    per_step = steps if op.per_step else None
+    return {"bias": _per_neuron(op.bias, n, per_step),
+            "threshold": _per_neuron(op.threshold, n, per_step),
+            "reset": _per_neuron(op.reset, n, per_step), "leak": op.leak, "binary": op.binary}
 
 
 def _layers(graph: Graph) -> tuple[XLayer, ...]:
@@ -64,16 +74,13 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
             if op.inputs[0] != residual:
                 raise FrontendError(f"node {op.name}: a TernaryIF of currents must be fused with"
                                     " its SpikeAccumulate (the FuseLinear pass)")
-            n = op.width()
-            layers.append(XLayer(LayerKind.NORM, op.name, n, bias=op.bias,
-                                 threshold=_per_neuron(op.threshold, n),
-                                 reset=_per_neuron(op.reset, n), dest=op.output))
+            layers.append(XLayer(LayerKind.NORM, op.name, op.width(), dest=op.output,
+                                 **_neuron(op, op.width(), graph.timesteps)))
         elif isinstance(op, SpikingLinear):
-            n = op.width()
-            layers.append(XLayer(LayerKind.LINEAR, op.name, n, weight=op.weight, bias=op.bias,
-                                 threshold=_per_neuron(op.threshold, n),
-                                 reset=_per_neuron(op.reset, n), source=op.inputs[0],
-                                 dest=op.output, table=op.inputs[0] == table))
+            layers.append(XLayer(LayerKind.LINEAR, op.name, op.width(), weight=op.weight,
+                                 source=op.inputs[0], dest=op.output,
+                                 table=op.inputs[0] == table,
+                                 **_neuron(op, op.width(), graph.timesteps)))
         elif isinstance(op, Attention):
             q, k, v = op.inputs
             layers.append(XLayer(LayerKind.ATTENTION, op.name, op.width(),
@@ -89,8 +96,9 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
             layers.append(XLayer(LayerKind.RESIDUAL, op.name, op.width(), weight=op.weight,
                                  shift=op.shift, source=op.inputs[1]))
         elif isinstance(op, Readout):
+            leak = None if op.leak is None else np.repeat(op.leak[:, None], 3, axis=1)
             layers.append(XLayer(LayerKind.READOUT, op.name, op.width(), weight=op.weight,
-                                 bias=op.bias, source=op.inputs[0]))
+                                 bias=op.bias, leak=leak, source=op.inputs[0]))
         else:
             hint = (": an Accumulate must be fused with the one TernaryIF that reads it (the"
                     " FuseLinear pass)" if isinstance(op, Accumulate) else "")

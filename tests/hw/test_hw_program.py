@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from contract.graph import run
 from contract.random_model import random_graph
 from hw import Accelerator, LayerKind
+from hw.token import token_layout
 
 #: ``pytest --fuzz-extended`` (tests/conftest.py): 100 compositions a test instead of 4
 EXTENDED = os.environ.get("SPIKEFORGE_FUZZ") == "extended"
@@ -42,11 +43,18 @@ def check(graph, rows: int, cols: int, streams):
     ({"embed": "spike", "context": 3, "width": 5, "hidden": (7, 4)}, 2, 2),   # an MLP, E > C
     ({"embed": "spike", "context": 2, "width": 3, "hidden": (4,), "spike_attention": True,
       "heads": 2}, 1, 4),                                                    # attention on spikes
-], ids=["no-attention", "two-attentions", "three-heads", "head-only", "mlp", "spike-attention"])
+    ({"embed": "spike", "context": 2, "width": 3, "hidden": (5, 4), "elastic": True,
+      "timesteps": 3}, 2, 2),                                  # leaks, per-step constants
+    ({"blocks": ((True, 3),), "elastic": True, "timesteps": 3}, 2, 2),  # elastic norms
+], ids=["no-attention", "two-attentions", "three-heads", "head-only", "mlp", "spike-attention",
+        "elastic-mlp", "elastic-norms"])
 def test_compositions_match_the_executor(kwargs, rows, cols):
     graph = random_graph(7, **{"width": 4, "window": 3, "timesteps": 2, **kwargs})
     streams = np.random.default_rng(7).integers(0, 256, size=(2, 5))
     params = check(graph, rows, cols, streams)
+    leaky = any(getattr(op, "leak", None) is not None for op in graph.ops)
+    assert params.leaky == leaky
+    assert ("leak" in token_layout(params).members) == leaky  # the unit only when used
     if not any(layer.kind == LayerKind.ATTENTION for layer in params.layers):
         names = _submodule_names(Accelerator(params))
         assert "score" not in names and not any(n.endswith(".values") for n in names)
@@ -74,15 +82,17 @@ def _submodule_names(component) -> set[str]:
        blocks=st.lists(st.tuples(st.booleans(), st.sampled_from([0, 1, 3, 5])),
                        min_size=1, max_size=2),
        head=st.lists(st.sampled_from([1, 2, 5]), max_size=1),
-       bits=st.sampled_from([2, 4, 8]), shape=st.sampled_from([(1, 3), (2, 3), (3, 1)]))
+       bits=st.sampled_from([2, 4, 8]), shape=st.sampled_from([(1, 3), (2, 3), (3, 1)]),
+       elastic=st.booleans())
 def test_random_compositions_match_the_executor(seed, heads, dh, window, timesteps, blocks,
-                                                head, bits, shape):
+                                                head, bits, shape, elastic):
     width = heads * dh
     rows, cols = shape
     if width > rows * cols and (rows * cols) % dh:
         rows, cols = 1, dh  # an array that holds whole heads
     graph = random_graph(seed, width=width, heads=heads, window=window, timesteps=timesteps,
-                         weight_bits=bits, blocks=tuple(blocks), head=tuple(head))
+                         weight_bits=bits, blocks=tuple(blocks), head=tuple(head),
+                         elastic=elastic)
     streams = np.random.default_rng(seed).integers(0, 256, size=(1, window + 2))
     check(graph, rows, cols, streams)
 
@@ -91,9 +101,10 @@ def test_random_compositions_match_the_executor(seed, heads, dh, window, timeste
 @given(seed=st.integers(0, 2**16), context=st.integers(1, 4), width=st.sampled_from([1, 2, 3, 5]),
        hidden=st.lists(st.sampled_from([1, 3, 5, 7]), min_size=1, max_size=2),
        attention=st.booleans(), heads=st.integers(1, 2), timesteps=st.integers(1, 3),
-       bits=st.sampled_from([2, 4, 8]), shape=st.sampled_from([(1, 2), (2, 2), (1, 3)]))
+       bits=st.sampled_from([2, 4, 8]), shape=st.sampled_from([(1, 2), (2, 2), (1, 3)]),
+       elastic=st.booleans())
 def test_random_spike_compositions_match_the_executor(seed, context, width, hidden, attention,
-                                                      heads, timesteps, bits, shape):
+                                                      heads, timesteps, bits, shape, elastic):
     """A SpikeEmbed's windows read from the spike table by the first layer, words of any
     width against the array's (E below, equal to or above C), with or without attention."""
     hidden = list(hidden)
@@ -104,7 +115,7 @@ def test_random_spike_compositions_match_the_executor(seed, context, width, hidd
         rows, cols = 1, 2
     graph = random_graph(seed, embed="spike", context=context, width=width,
                          hidden=tuple(hidden), spike_attention=attention, heads=heads,
-                         window=3, timesteps=timesteps, weight_bits=bits)
+                         window=3, timesteps=timesteps, weight_bits=bits, elastic=elastic)
     streams = np.random.default_rng(seed).integers(0, 256, size=(1, context + 3))
     check(graph, rows, cols, streams)
 
