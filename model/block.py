@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,7 +27,7 @@ from contract import graph as g
 
 from .errors import ModelConfigError
 from .quant import fake_quantize, qmax
-from .spike import integrate_and_fire
+from .spike import CALIBRATION_MOMENTUM, Neuron, calibrated_amplitude, run_neuron
 
 __all__ = [
     "ALPHA_MIN",
@@ -37,8 +38,11 @@ __all__ = [
     "Settings",
     "Widths",
     "check_positive",
+    "fold_neuron",
     "out_shift",
     "round_to_grid",
+    "shift_add_terms",
+    "step_amplitudes",
 ]
 
 ALPHA_MIN = 1e-3
@@ -53,6 +57,7 @@ class Settings:
     weight_bits: int
     float_twin: bool = False
     detach_reset: bool = True
+    neuron: Neuron = Neuron()
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class Emitter:
     weight_bits: int
     ops: list = field(default_factory=list)
     spikes: str | None = None
-    amplitude: float | None = None
+    amplitude: float | np.ndarray | None = None  #: a shared alpha, or one per step ``[T]``
     residual: str | None = None
     unit: float | None = None
     logit_scale: float | None = None
@@ -105,14 +110,31 @@ class Emitter:
 
 
 class Amplitude(nn.Module):
-    """A learned positive amplitude ``alpha`` (clamped at :data:`ALPHA_MIN`)."""
+    """A positive amplitude ``alpha`` (clamped at :data:`ALPHA_MIN`): one shared by every time
+    step (a scalar) or one per step (``steps > 1``: ``[T]``); ``learned=False`` keeps it out of
+    the optimizer (a calibrated amplitude)."""
 
-    def __init__(self):
+    def __init__(self, steps: int = 1, learned: bool = True):
         super().__init__()
-        self.raw = nn.Parameter(torch.tensor(1.0))
+        value = torch.tensor(1.0) if steps == 1 else torch.ones(steps)
+        self.raw = nn.Parameter(value, requires_grad=learned)
 
     def forward(self) -> torch.Tensor:
         return torch.clamp(self.raw, min=ALPHA_MIN)
+
+    @property
+    def per_step(self) -> bool:
+        return self.raw.ndim == 1
+
+    def steps(self, timesteps: int) -> torch.Tensor:
+        """One amplitude per step, ``[T]``."""
+        alpha = self()
+        return alpha if self.per_step else alpha.expand(timesteps)
+
+    def value(self) -> float | np.ndarray:
+        """The amplitude for the integer form: a float, or ``[T]`` float64 per step."""
+        alpha = self().detach().double()
+        return alpha.numpy().copy() if self.per_step else float(alpha)
 
 
 def round_to_grid(x: torch.Tensor, unit: float) -> torch.Tensor:
@@ -130,6 +152,87 @@ def out_shift(weight: torch.Tensor, bits: int, alpha_in: float, rho: float) -> i
     if absmax == 0.0:
         return 0
     return math.ceil(math.log2(absmax * alpha_in / (qmax(bits) * rho)) - 1e-12)
+
+
+#: exponents a leak term may have: ``x 2^e`` for ``e`` in this range
+LEAK_EXPONENTS = range(-16, 3)
+
+
+def shift_add_terms(factor: float) -> np.ndarray:
+    """The closest ``2^a ± 2^b`` (or ``2^a``, or 0) to ``factor >= 0``: terms ``[2, (sign, e)]``
+    of :func:`contract.ops.leak`; ties go to the single term."""
+    if factor <= 0.0:
+        return np.zeros((2, 2), dtype=np.int64)
+    best = (abs(factor - 2.0 ** LEAK_EXPONENTS[0]), ((1, LEAK_EXPONENTS[0]), (0, 0)))
+    for a in LEAK_EXPONENTS:
+        candidates = [((1, a), (0, 0))]
+        candidates += [((1, a), (sign, b)) for b in LEAK_EXPONENTS if b < a for sign in (1, -1)]
+        for terms in candidates:
+            value = sum(sign * 2.0**e for sign, e in terms)
+            if abs(factor - value) < best[0] - 1e-15 * factor:
+                best = (abs(factor - value), terms)
+    return np.array(best[1], dtype=np.int64)
+
+
+def step_amplitudes(amplitude, steps: int) -> np.ndarray:
+    """An emitter's amplitude as one float per step, ``[T]``."""
+    return np.broadcast_to(np.asarray(amplitude, dtype=np.float64), (steps,)).copy()
+
+
+def _over_time(arr: np.ndarray, scalar: bool):
+    """``[T, n]`` constants without the time axis when every step is the same (and a scalar
+    when ``scalar`` and every neuron is the same too)."""
+    if (arr == arr[0]).all():
+        arr = arr[0]
+        if scalar and (arr == arr.flat[0]).all():
+            return int(arr.flat[0])
+    return arr
+
+
+def fold_neuron(neuron: Neuron, units: np.ndarray, alphas, bias: np.ndarray,
+                scalar: bool = False) -> dict:
+    """The integer constants of a neuron (docs/neurons.md) as keyword arguments of
+    ``contract.graph.Fire``.
+
+    ``units`` ``[T, k]`` (``k`` 1 or per neuron) is what one unit of the integer membrane is
+    worth at each step, ``alphas`` the neuron's amplitude per step ``[T]``, ``bias`` the float
+    bias ``[n]``. The IF neuron: ``B_t = round(b / c_t)``, ``R_t = max(1, round(alpha_t / c_t))``,
+    ``Θ_t = R_t // 2 + 1``; SpikeLM's: ``R = 0`` and ``Θ_t = floor(alpha_t / (2 c_t)) + 1``
+    (``round(u / alpha) >= 1``). Between steps the membrane is rescaled by ``c_t / c_{t+1}``
+    (per-step input amplitudes) times SpikeLM's leak ``0.25 alpha_t (1 - s)``, as shifts and adds
+    (:func:`shift_add_terms`). Constants that do not change over time lose the time axis.
+    """
+    units = np.asarray(units, dtype=np.float64)
+    steps, n = units.shape[0], len(bias)
+    alphas = np.asarray(alphas, dtype=np.float64).reshape(steps, 1)
+    shape = (steps, n)
+    b = np.broadcast_to(np.round(np.asarray(bias, dtype=np.float64)[None, :] / units), shape)
+    if neuron.kind == "spikelm":
+        threshold = np.floor(alphas / (2.0 * units)) + 1
+        reset = np.zeros_like(threshold)
+    else:
+        reset = np.maximum(1, np.round(alphas / units))
+        threshold = reset // 2 + 1
+    threshold, reset = (np.broadcast_to(x, shape).astype(np.int64) for x in (threshold, reset))
+    leaks = np.zeros((max(0, steps - 1), 3, 2, 2), dtype=np.int64)
+    identity = True
+    for t in range(steps - 1):
+        ratios = units[t] / units[t + 1]
+        if not np.allclose(ratios, ratios[0], rtol=1e-12):
+            raise ValueError("a neuron's units must change by one ratio for all its neurons")
+        for index, spike in enumerate((-1, 0, 1)):
+            scale = 0.25 * alphas[t, 0] * (1 - spike) if neuron.kind == "spikelm" else 1.0
+            factor = scale * float(ratios[0])
+            leaks[t, index] = shift_add_terms(factor)
+            identity &= factor == 1.0
+    out = {"bias": _over_time(b.astype(np.int64), False),
+           "threshold": _over_time(threshold, scalar), "reset": _over_time(reset, scalar)}
+    per_step = any(np.ndim(v) == 2 for v in out.values())
+    if per_step:
+        out = {k: np.broadcast_to(v, shape) if np.ndim(v) < 2 else v for k, v in out.items()}
+    out["leak"] = None if identity else leaks
+    out["binary"] = neuron.binary
+    return out
 
 
 def check_positive(**values) -> None:
@@ -204,6 +307,16 @@ class Block(nn.Module):
                         "residual": "start the model with a TokenEmbed"}[register]
                 raise ModelConfigError(f"it reads {register} but none reach it; {hint}")
 
+    def amplitude(self) -> Amplitude:
+        """A fresh amplitude for the model's neuron: per step or shared, learned or calibrated
+        (a float twin's is shared and learned)."""
+        settings = self.settings
+        if settings.float_twin:
+            return Amplitude()
+        neuron = settings.neuron
+        return Amplitude(settings.timesteps if neuron.per_step else 1,
+                         learned=not neuron.calibrated)
+
     def weight(self, linear: nn.Linear) -> torch.Tensor:
         """``linear``'s weight: fake-quantized, or float for a twin."""
         if self.settings.float_twin:
@@ -211,19 +324,37 @@ class Block(nn.Module):
         return fake_quantize(linear.weight, self.settings.weight_bits)
 
     def fire(self, flow: Flow, current: torch.Tensor, amp: Amplitude) -> torch.Tensor:
-        """The neuron of every block: IF over axis 1 of ``current``, or a clamp for a twin.
+        """The neuron of every block over axis 1 of ``current``, or a clamp for a twin.
 
-        While calibrating, ``alpha`` is first set to ``mean|I| / 0.3`` of the first-step
-        current, so that a rate-coded neuron starts near a firing rate of 0.3 (a twin's clamp:
-        around the bulk of its inputs).
+        While calibrating, a learned ``alpha`` is first set to ``mean|I| / 0.3`` of the
+        first-step current, so that a rate-coded neuron starts near a firing rate of 0.3 (a
+        twin's clamp: around the bulk of its inputs). A calibrated ``alpha`` (``firing=
+        "calibrated"``) is set to ``2 mean|u_t|`` of the membrane it fires on, step by step,
+        and then follows it while training (a running mean, momentum
+        :data:`~model.spike.CALIBRATION_MOMENTUM`); it is fixed in eval mode.
         """
         settings = self.settings
-        if flow.calibrating:
+        neuron = settings.neuron
+        calibrated = neuron.calibrated and not settings.float_twin
+        if flow.calibrating and not calibrated:
             first = current if settings.float_twin else current[:, 0]
             amp.raw.fill_(max(ALPHA_MIN, first.abs().mean().item() / CALIBRATION_RATE))
-        alpha = amp()
         if settings.float_twin:
+            alpha = amp()
             return torch.maximum(torch.minimum(current, alpha), -alpha)
-        out, rate = integrate_and_fire(current, alpha, settings.detach_reset)
+        observe = None
+        if calibrated and (flow.calibrating or self.training):
+            def observe(t: int, u: torch.Tensor) -> torch.Tensor:
+                index = t if amp.per_step else ()
+                with torch.no_grad():
+                    target = max(ALPHA_MIN, float(calibrated_amplitude(u)))
+                    if flow.calibrating:
+                        if amp.per_step or t == 0:
+                            amp.raw[index] = target
+                    else:
+                        amp.raw[index] += CALIBRATION_MOMENTUM * (target - amp.raw[index])
+                return amp()[index]
+        out, rate = run_neuron(current, amp.steps(settings.timesteps), neuron,
+                               settings.detach_reset, observe)
         flow.rates.append(rate)
         return out

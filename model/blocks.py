@@ -35,17 +35,19 @@ from contract.ops import VOCAB
 
 from .block import (
     ALPHA_MIN,
-    Amplitude,
     Block,
     Flow,
     Widths,
     check_positive,
+    fold_neuron,
     out_shift,
     round_to_grid,
+    shift_add_terms,
+    step_amplitudes,
 )
 from .errors import ModelConfigError
 from .quant import qmax, quantize_weight
-from .spike import integrate_and_fire
+from .spike import run_neuron
 
 __all__ = [
     "ALPHA_MIN",
@@ -86,7 +88,7 @@ class SpikeEmbed(Block):
         if widths != Widths():
             raise ModelConfigError("an embedding must be the first block")
         self.embedding = nn.Embedding(VOCAB, self.embed_dim)
-        self.alpha = Amplitude()
+        self.alpha = self.amplitude()
         return Widths(spikes=self.context * self.embed_dim)
 
     def _windows(self, flow: Flow) -> torch.Tensor:
@@ -114,14 +116,15 @@ class SpikeEmbed(Block):
         steps = self.settings.timesteps
         emb = self.embedding(torch.arange(VOCAB).unsqueeze(1))  # 256 contexts of one byte
         currents = emb.unsqueeze(1).expand(-1, steps, -1, -1)
-        out, _ = integrate_and_fire(currents, self.alpha())
-        spikes = torch.round(out / self.alpha()).reshape(VOCAB, steps, -1)
+        alphas = self.alpha.steps(steps)
+        out, _ = run_neuron(currents, alphas, self.settings.neuron)
+        spikes = torch.round(out / alphas.reshape(1, steps, 1, 1)).reshape(VOCAB, steps, -1)
         return spikes.to(torch.int8).numpy()
 
     def emit(self, e, name):
         e.spikes = e.add(g.SpikeEmbed(name, ("input",), f"{name}_s", table=self.spike_table(),
                                       context=self.context))
-        e.amplitude = float(self.alpha())
+        e.amplitude = self.alpha.value()
 
 
 class TokenEmbed(Block):
@@ -169,11 +172,13 @@ class TokenEmbed(Block):
 
 
 class SpikingLinear(Block):
-    """Fake-quantized linear layer (``width`` outputs, with bias) into an IF neuron.
+    """Fake-quantized linear layer (``width`` outputs, with bias) into the model's neuron.
 
     Integer form, with ``s_w`` the weight scale and ``alpha_in`` the incoming amplitude:
     ``W = round(W_f / s_w)``, ``B = round(b / (s_w alpha_in))``,
-    ``R = max(1, round(alpha / (s_w alpha_in)))``, ``Theta = R // 2 + 1``.
+    ``R = max(1, round(alpha / (s_w alpha_in)))``, ``Theta = R // 2 + 1`` for the IF neuron
+    with shared amplitudes; per step and for SpikeLM's neuron see
+    :func:`~model.block.fold_neuron`.
     """
 
     stem = "linear"
@@ -186,7 +191,7 @@ class SpikingLinear(Block):
     def _build(self, widths):
         self._needs(widths, "spikes")
         self.linear = nn.Linear(widths.spikes, self.width)
-        self.alpha = Amplitude()
+        self.alpha = self.amplitude()
         return Widths(spikes=self.width, residual=widths.residual)
 
     def current(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,20 +203,22 @@ class SpikingLinear(Block):
         flow.amplitude = self.alpha()
         return flow
 
-    def fold(self, alpha_in: float) -> tuple[np.ndarray, np.ndarray, int, int]:
-        """``(W, B, Theta, R)`` for spikes of amplitude ``alpha_in``."""
+    def fold(self, alpha_in) -> tuple[np.ndarray, dict]:
+        """``W`` and the neuron's constants (``Fire``'s keyword arguments) for spikes of
+        amplitude ``alpha_in`` (a float, or one per step)."""
+        steps = self.settings.timesteps
         weight, scale = quantize_weight(self.linear.weight, self.settings.weight_bits)
-        unit = float(scale) * alpha_in
-        bias = torch.round(self.linear.bias.double() / unit).long()
-        reset = max(1, round(float(self.alpha()) / unit))
-        return weight.long().numpy(), bias.numpy(), reset // 2 + 1, reset
+        units = (float(scale) * step_amplitudes(alpha_in, steps))[:, None]
+        neuron = fold_neuron(self.settings.neuron, units,
+                             step_amplitudes(self.alpha.value(), steps),
+                             self.linear.bias.detach().double().numpy(), scalar=True)
+        return weight.long().numpy(), neuron
 
     def emit(self, e, name):
-        weight, bias, threshold, reset = self.fold(e.amplitude)
+        weight, neuron = self.fold(e.amplitude)
         current = e.add(g.Accumulate(f"{name}_acc", (e.spikes,), f"{name}_a", weight=weight))
-        e.spikes = e.add(g.Fire(f"{name}_fire", (current,), f"{name}_s", bias=bias,
-                                threshold=threshold, reset=reset))
-        e.amplitude = float(self.alpha())
+        e.spikes = e.add(g.Fire(f"{name}_fire", (current,), f"{name}_s", **neuron))
+        e.amplitude = self.alpha.value()
 
 
 class NormNeuron(Block):
@@ -239,7 +246,7 @@ class NormNeuron(Block):
         else:
             self.gamma = nn.Parameter(torch.ones(d))
             self.beta = nn.Parameter(torch.zeros(d))
-        self.alpha = Amplitude()
+        self.alpha = self.amplitude()
         return Widths(spikes=d, residual=d)
 
     def gain(self) -> torch.Tensor:
@@ -263,12 +270,23 @@ class NormNeuron(Block):
         return None
 
     def emit(self, e, name):
-        unit = self.gain().double() * e.unit
-        reset = torch.clamp(torch.round(float(self.alpha()) / unit), min=1).long()
-        bias = torch.round(self.beta.double() / unit).long()
-        e.spikes = e.add(g.Fire(name, (e.residual,), f"{name}_s", bias=bias.numpy(),
-                                threshold=(reset // 2 + 1).numpy(), reset=reset.numpy()))
-        e.amplitude = float(self.alpha())
+        steps = self.settings.timesteps
+        unit = (self.gain().detach().double() * e.unit).numpy()
+        neuron = fold_neuron(self.settings.neuron, np.broadcast_to(unit, (steps, len(unit))),
+                             step_amplitudes(self.alpha.value(), steps),
+                             self.beta.detach().double().numpy())
+        e.spikes = e.add(g.Fire(name, (e.residual,), f"{name}_s", **neuron))
+        e.amplitude = self.alpha.value()
+
+
+def _plain_neuron_only(block: Block, what: str) -> None:
+    """Refuse the neuron options a block's integer form does not hold yet."""
+    neuron = block.settings.neuron
+    if not block.settings.float_twin and not neuron.plain:
+        raise ModelConfigError(
+            f"{what} takes the IF neuron with shared amplitudes, ternary spikes and the rate"
+            f" regulariser only for now, not {neuron.as_dict()}; build a model without"
+            " attention (--arch mlp) to use the other neuron options")
 
 
 class ResidualAdd(Block):
@@ -286,6 +304,7 @@ class ResidualAdd(Block):
 
     def _build(self, widths):
         self._needs(widths, "residual", "spikes")
+        _plain_neuron_only(self, "a residual projection")
         self.linear = nn.Linear(widths.spikes, widths.residual, bias=self.settings.float_twin)
         return Widths(residual=widths.residual)
 
@@ -342,9 +361,14 @@ class Readout(Block):
         return flow
 
     def emit(self, e, name):
+        steps = self.settings.timesteps
         weight, scale = quantize_weight(self.linear.weight, self.settings.weight_bits)
-        unit = float(scale) * e.amplitude
-        bias = torch.round(self.linear.bias.double() / unit).long()
+        units = float(scale) * step_amplitudes(e.amplitude, steps)
+        bias = np.round(self.linear.bias.detach().double().numpy()[None, :] / units[:, None])
+        bias = bias.astype(np.int64)
+        leak = None
+        if not (units == units[0]).all():
+            leak = np.stack([shift_add_terms(units[t] / units[t + 1]) for t in range(steps - 1)])
         e.add(g.Readout(name, (e.spikes,), "output", weight=weight.long().numpy(),
-                        bias=bias.numpy()))
-        e.logit_scale = unit / self.settings.timesteps
+                        bias=bias[0] if (bias == bias[0]).all() else bias, leak=leak))
+        e.logit_scale = float(units[-1]) / steps

@@ -49,6 +49,9 @@ class _Reader:
         op = self.ops[self.index]
         if not isinstance(op, kind) or (inputs and op.inputs != inputs):
             raise _NoMatch
+        if getattr(op, "per_step", False) or getattr(op, "leak", None) is not None \
+                or getattr(op, "binary", False):
+            raise _NoMatch  # the classes hold the plain neuron only
         self.index += 1
         return op
 

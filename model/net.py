@@ -34,6 +34,7 @@ from .blocks import NormNeuron, Readout, ResidualAdd, SpikeEmbed, SpikingLinear,
 from .errors import CheckpointError, ModelConfigError
 from .lift import int_model_of
 from .quant import SUPPORTED_BITS
+from .spike import Neuron, without_plain_neuron
 
 __all__ = ["BLOCK_TYPES", "NetConfig", "SpikingNet", "block_from_spec", "check_settings",
            "rate_penalty"]
@@ -90,11 +91,16 @@ class NetConfig:
     rate_target: float = 0.2
     rate_lambda: float = 2.0
     detach_reset: bool = True
+    neuron: str = "if"
+    amplitude: str = "shared"
+    firing: str = "regularizer"
+    spikes: str = "ternary"
     arch: str = "composed"
 
     def __post_init__(self):
         object.__setattr__(self, "blocks", tuple(dict(b) for b in self.blocks))
         check_settings(self.timesteps, self.weight_bits, self.rate_target, self.rate_lambda)
+        Neuron(self.neuron, self.amplitude, self.firing, self.spikes)
         if self.arch != "composed":
             raise ModelConfigError(f"arch must be 'composed', not {self.arch!r}")
 
@@ -113,7 +119,7 @@ class NetConfig:
 
     def to_dict(self) -> dict:
         """Plain-Python form for checkpoints."""
-        out = dataclasses.asdict(self)
+        out = without_plain_neuron(dataclasses.asdict(self))
         out["blocks"] = [dict(b) for b in self.blocks]
         return out
 
@@ -131,18 +137,24 @@ class SpikingNet(nn.Module):
     """A spiking byte-level LM composed of blocks (see the module docstring).
 
     ``timesteps``, ``weight_bits`` (8, 4 or 2) and ``float_twin`` are shared by every block;
-    ``rate_target`` and ``rate_lambda`` set the firing-rate regulariser of training.
+    ``rate_target`` and ``rate_lambda`` set the firing-rate regulariser of training;
+    ``neuron``, ``amplitude``, ``firing`` and ``spikes`` choose the neuron of every block
+    (:class:`model.spike.Neuron`: ``neuron="spikelm"`` is SpikeLM's, with per-step, calibrated
+    amplitudes unless those are given).
     """
 
     def __init__(self, blocks: Sequence[Block], *, timesteps: int = 4, weight_bits: int = 8,
                  float_twin: bool = False, rate_target: float = 0.2, rate_lambda: float = 2.0,
-                 detach_reset: bool = True):
+                 detach_reset: bool = True, neuron: str = "if", amplitude: str | None = None,
+                 firing: str | None = None, spikes: str = "ternary"):
         super().__init__()
         blocks = list(blocks)
         check_settings(timesteps, weight_bits, rate_target, rate_lambda)
         if not blocks or not isinstance(blocks[-1], Readout):
             raise ModelConfigError("the last block must be a Readout")
-        self.settings = Settings(timesteps, weight_bits, bool(float_twin), bool(detach_reset))
+        choice = Neuron(neuron, amplitude, firing, spikes)
+        self.settings = Settings(timesteps, weight_bits, bool(float_twin), bool(detach_reset),
+                                 choice)
         self.rate_target, self.rate_lambda = rate_target, rate_lambda
         self.blocks = nn.ModuleList()
         widths = Widths()
@@ -163,7 +175,8 @@ class SpikingNet(nn.Module):
             self.blocks.append(block)
         self.names = self._names()
         self.config = NetConfig(tuple(b.spec() for b in blocks), timesteps, weight_bits,
-                                bool(float_twin), rate_target, rate_lambda, bool(detach_reset))
+                                bool(float_twin), rate_target, rate_lambda, bool(detach_reset),
+                                *choice.as_dict().values())
 
     @classmethod
     def from_config(cls, config) -> SpikingNet:
@@ -249,7 +262,10 @@ class SpikingNet(nn.Module):
         return logits.reshape(*ids.shape, -1), rates
 
     def rate_penalty(self, rates: list[torch.Tensor]) -> torch.Tensor:
-        """``lambda * sum_l (rate_l - target)^2`` over the spiking neurons."""
+        """``lambda * sum_l (rate_l - target)^2`` over the spiking neurons (none for a
+        calibrated firing, whose rates follow the membranes instead)."""
+        if self.settings.neuron.calibrated:
+            return torch.zeros(())
         return rate_penalty(rates, self.rate_target, self.rate_lambda)
 
     @torch.no_grad()
@@ -283,12 +299,15 @@ class SpikingNet(nn.Module):
     def to_graph(self) -> Graph:
         """The integer model as a :class:`contract.graph.Graph`.
 
-        For a zoo model this is ``to_int_model().graph()``, op for op and with its op names;
-        for any other composition the graph of :meth:`emit_graph`.
+        For a zoo model of the plain neuron this is ``to_int_model().graph()``, op for op and
+        with its op names; for any other composition (or neuron) the graph of
+        :meth:`emit_graph`.
         """
+        graph = self.emit_graph()
         if isinstance(self.config, NetConfig):
-            return self.emit_graph()
-        return self.to_int_model().graph()
+            return graph
+        int_model = int_model_of(graph)
+        return graph if int_model is None else int_model.graph()
 
     def to_int_model(self):
         """The integer model as a ``contract.IntModel`` (a chain ``SpikeEmbed``, spiking

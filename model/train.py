@@ -33,6 +33,7 @@ from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
 from .metrics import evaluate_float, evaluate_int
 from .net import SpikingNet
+from .spike import AMPLITUDES, FIRINGS, NEURONS, SPIKES, Neuron
 from .zoo import ZOO, LMConfig, TransformerConfig, build_model
 
 __all__ = ["DEFAULT_STEPS", "TrainOptions", "build_model", "main", "train", "train_model"]
@@ -256,6 +257,18 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--segment", type=positive_int, default=None,
                         help="transformer: bytes per training stream (default"
                              f" {DEFAULT_SEGMENT_WINDOWS} x --context)")
+    parser.add_argument("--neuron", choices=NEURONS, default="if",
+                        help="SpikeForge's integrate-and-fire neuron (default) or SpikeLM's"
+                             " (leaky, hard reset on +1; docs/neurons.md)")
+    parser.add_argument("--amplitude", choices=AMPLITUDES, default=None,
+                        help="one spike amplitude for all time steps or one per step (default:"
+                             " shared for --neuron if, per-step for spikelm)")
+    parser.add_argument("--firing", choices=FIRINGS, default=None,
+                        help="learned amplitudes held by the rate regulariser, or amplitudes"
+                             " calibrated to 2 mean|u| of each step's membrane (default:"
+                             " regularizer for --neuron if, calibrated for spikelm)")
+    parser.add_argument("--spikes", choices=SPIKES, default="ternary",
+                        help="ternary {-1, 0, 1} (default) or binary {0, 1} spikes")
     parser.add_argument("--lr", type=float, default=DEFAULT_LR)
     parser.add_argument("--float", dest="float_twin", action="store_true",
                         help="train the float twin (float activations, float weights)")
@@ -274,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--out {args.out} is a directory; give a file path such as model.pt")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be a positive number, not {args.lr}")
+    neuron = Neuron(args.neuron, args.amplitude, args.firing, args.spikes).as_dict()
     if args.arch == "transformer":
         config = TransformerConfig(
             context=args.context or TransformerConfig().context, d_model=args.d_model,
@@ -281,10 +295,10 @@ def main(argv: list[str] | None = None) -> int:
             weight_bits=args.weight_bits, float_twin=args.float_twin, norm=args.norm,
             attention=args.attention,
             rate_target=_given(args.rate_target, TransformerConfig().rate_target),
-            rate_lambda=_given(args.rate_lambda, TransformerConfig().rate_lambda),
+            rate_lambda=_given(args.rate_lambda, TransformerConfig().rate_lambda), **neuron,
         )
     else:
-        config = _mlp_config(args)
+        config = _mlp_config(args, neuron)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.arch != "transformer" and args.segment is not None:
@@ -293,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                            else DEFAULT_BATCH)
     options = TrainOptions(steps=args.steps, batch=batch, lr=args.lr, seed=args.seed,
                            segment=args.segment)
+    build_model(config)  # a configuration that cannot build is refused before anything runs
     logger.info("training %s model %s for %d steps (seed %d)",
                 "float" if config.float_twin else "spiking", config.to_dict(), args.steps,
                 args.seed)
@@ -305,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _mlp_config(args) -> LMConfig:
+def _mlp_config(args, neuron: dict) -> LMConfig:
     return LMConfig(
         context=args.context or LMConfig().context,
         embed=args.embed,
@@ -315,6 +330,7 @@ def _mlp_config(args) -> LMConfig:
         float_twin=args.float_twin,
         rate_target=_given(args.rate_target, LMConfig().rate_target),
         rate_lambda=_given(args.rate_lambda, LMConfig().rate_lambda),
+        **neuron,
     )
 
 

@@ -22,6 +22,7 @@ from .attention import SCORES, SpikingAttention
 from .blocks import NORMS, NormNeuron, Readout, ResidualAdd, SpikeEmbed, SpikingLinear, TokenEmbed
 from .errors import ModelConfigError
 from .net import NetConfig, SpikingNet, check_settings
+from .spike import Neuron, without_plain_neuron
 
 __all__ = ["ZOO", "LMConfig", "TransformerConfig", "build_model", "config_from_dict"]
 
@@ -35,16 +36,18 @@ class _ZooConfig:
             if not isinstance(value, int) or value < 1:
                 raise ModelConfigError(f"{name} must be a positive integer, not {value!r}")
         check_settings(self.timesteps, self.weight_bits, self.rate_target, self.rate_lambda)
+        Neuron(self.neuron, self.amplitude, self.firing, self.spikes)
 
     def settings(self) -> dict:
         """Keyword arguments of :class:`~model.net.SpikingNet` besides the blocks."""
         return {name: getattr(self, name) for name in ("timesteps", "weight_bits", "float_twin",
                                                        "rate_target", "rate_lambda",
-                                                       "detach_reset")}
+                                                       "detach_reset", "neuron", "amplitude",
+                                                       "firing", "spikes")}
 
     def to_dict(self) -> dict:
         """Plain-Python form for checkpoints."""
-        return dataclasses.asdict(self)
+        return without_plain_neuron(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict):
@@ -69,6 +72,10 @@ class LMConfig(_ZooConfig):
     rate_target: float = 0.2
     rate_lambda: float = 2.0
     detach_reset: bool = True
+    neuron: str = "if"
+    amplitude: str = "shared"
+    firing: str = "regularizer"
+    spikes: str = "ternary"
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -117,6 +124,10 @@ class TransformerConfig(_ZooConfig):
     rate_target: float = 0.3
     rate_lambda: float = 0.25
     detach_reset: bool = True
+    neuron: str = "if"
+    amplitude: str = "shared"
+    firing: str = "regularizer"
+    spikes: str = "ternary"
     arch: str = "transformer"
 
     def __post_init__(self):

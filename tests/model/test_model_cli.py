@@ -132,3 +132,24 @@ def test_export_cli_writes_onnx_and_heldout(tiny_trained, tmp_path):
     (logits,) = session.run(["output"], {"input": inputs})
     assert np.array_equal(logits[:, -1].astype(np.int64),
                           zoo.forward(model.to_int_model(), inputs))
+
+
+def test_train_takes_spikelms_neuron_and_the_checkpoint_keeps_it(tmp_path):
+    out = tmp_path / "spikelm.pt"
+    proc = run_cli("model.train", "--out", out, "--steps", "3", "--hidden", "16", "--layers",
+                   "1", "--embed", "4", "--context", "3", "--neuron", "spikelm", "--spikes",
+                   "binary", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    model, _ = load_checkpoint(out, kind="spiking")
+    neuron = model.settings.neuron
+    assert (neuron.kind, neuron.amplitude, neuron.firing, neuron.spikes) == (
+        "spikelm", "per-step", "calibrated", "binary")
+    proc = run_cli("model.evaluate", "--ckpt", out, "--samples", "500")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_train_refuses_the_neuron_options_for_the_transformer(tmp_path):
+    out = tmp_path / "m.pt"
+    assert_usage_error(run_cli("model.train", "--out", out, "--arch", "transformer",
+                               "--neuron", "spikelm", "--steps", "1"), "--arch mlp")
+    assert not out.exists()
