@@ -1,8 +1,9 @@
 """Every benchmark, one after the other: ``python -m bench [--only NAMES] [--out DIR]``.
 
 Each prints its tables; their figures go to ``DIR/<name>.json`` (default ``build/bench``) and the
-threshold sweep's plot to ``DIR/threshold_sweep.png``. The whole suite takes about half an hour
-on two cores, most of it synthesis (``area``, ``toolspeed``).
+threshold sweep's plot to ``DIR/threshold_sweep.png``. The whole suite takes about an hour on
+two cores, most of it synthesis (``area``, ``toolspeed``) and the neuron ablation's six
+trainings (``neurons``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from .common import WORK
 
 #: In running order: ``energy`` reads the build that ``cycles`` leaves.
-BENCHMARKS = ("cycles", "energy", "threshold_sweep", "simspeed", "area", "toolspeed")
+BENCHMARKS = ("cycles", "energy", "threshold_sweep", "simspeed", "area", "toolspeed", "neurons")
 
 
 def main(argv=None) -> None:

