@@ -64,10 +64,12 @@ def test_no_composition_exceeds_its_range_analysis(composition):
     ({"blocks": ((True, 0), (True, 5)), "head": (4,), "width": 6, "heads": 3}, 2, 2),
     ({"embed": "spike", "context": 2, "width": 3, "hidden": (4,), "spike_attention": True,
       "heads": 2}, 2, 2),
-    ({"embed": "spike", "context": 2, "width": 3, "hidden": (4, 3), "elastic": True,
-      "timesteps": 3}, 2, 2),
+    ({"blocks": ((False, 5),), "head": (3,), "width": 6, "elastic": True, "timesteps": 3},
+     2, 2),
+    ({"embed": "spike", "context": 2, "width": 3, "hidden": (4,), "spike_attention": True,
+      "heads": 2, "elastic": True, "timesteps": 3}, 2, 2),
 ], ids=["no-attention", "two-attentions-and-a-head", "attention-over-a-spike-embedding",
-        "elastic-neurons"])
+        "elastic-norms-and-head", "elastic-linears-and-attention"])
 def test_whole_builds_on_verilator(tmp_path, kwargs, rows, cols):
     """rtl_gen build and sim of compositions the shipped models are not: every position of
     every stream bit-exact on Verilator."""
