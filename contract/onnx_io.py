@@ -38,7 +38,8 @@ from onnx import TensorProto, helper, numpy_helper
 from . import graph as g
 from .ops import LEAK_TERMS, VOCAB
 
-__all__ = ["DOMAIN", "OPSET", "fire_nodes", "leak_table", "shift_factors", "to_onnx"]
+__all__ = ["DOMAIN", "OPSET", "fire_nodes", "leak_table", "shift_factors", "shift_round_nodes",
+           "to_onnx"]
 
 DOMAIN = "spikeforge"
 OPSET = 17
@@ -59,6 +60,20 @@ def _function(name: str, inputs, outputs, nodes) -> onnx.FunctionProto:
 def shift_factors(shift: int) -> tuple[int, int]:
     """``(mult, div)`` of a ``ResidualAdd`` for the contract's ``shift_round(·, shift)``."""
     return (1 << shift, 1) if shift >= 0 else (1, 1 << -shift)
+
+
+def shift_round_nodes(x: str, mult: str, div: str, out: str, n: str = "") -> list:
+    """``out = floor((x * mult + div // 2) / div)``: the contract's ``shift_round`` by the
+    factors of :func:`shift_factors` (``Mod`` of the divisor's sign makes the division floor)."""
+    return [
+        helper.make_node("Mul", [x, mult], [f"{n}scaled"]),
+        _const(f"{n}two", np.array(2, dtype=np.int32)),
+        helper.make_node("Div", [div, f"{n}two"], [f"{n}half"]),
+        helper.make_node("Add", [f"{n}scaled", f"{n}half"], [f"{n}num"]),
+        helper.make_node("Mod", [f"{n}num", div], [f"{n}rem"], fmod=0),
+        helper.make_node("Sub", [f"{n}num", f"{n}rem"], [f"{n}exact"]),
+        helper.make_node("Div", [f"{n}exact", div], [out]),
+    ]
 
 
 def leak_table(leak, steps: int, codes: int) -> np.ndarray:
@@ -82,8 +97,7 @@ def leak_nodes(x: str, table: str, index: str | None, out: str, n: str) -> list:
     ``table`` row ``index`` (per element of ``x``; ``None``: row 0 for all)."""
     nodes = [_const(f"{n}zero", np.array(0, dtype=np.int64)),
              _const(f"{n}one", np.array(1, dtype=np.int64)),
-             _const(f"{n}two", np.array(2, dtype=np.int64)),
-             _const(f"{n}two32", np.array(2, dtype=np.int32))]
+             _const(f"{n}two", np.array(2, dtype=np.int64))]
     nodes.append(helper.make_node("Gather", [table, index or f"{n}zero"], [f"{n}terms"], axis=0))
     parts = []
     for j in range(LEAK_TERMS):
@@ -94,15 +108,8 @@ def leak_nodes(x: str, table: str, index: str | None, out: str, n: str) -> list:
             index_name = (f"{n}zero", f"{n}one", f"{n}two")[k]
             nodes.append(helper.make_node("Gather", [f"{m}t", index_name], [f"{m}{field}"],
                                           axis=-1))
-        nodes += [
-            helper.make_node("Mul", [x, f"{m}mult"], [f"{m}scaled"]),
-            helper.make_node("Div", [f"{m}div", f"{n}two32"], [f"{m}half"]),
-            helper.make_node("Add", [f"{m}scaled", f"{m}half"], [f"{m}num"]),
-            helper.make_node("Mod", [f"{m}num", f"{m}div"], [f"{m}rem"], fmod=0),
-            helper.make_node("Sub", [f"{m}num", f"{m}rem"], [f"{m}exact"]),
-            helper.make_node("Div", [f"{m}exact", f"{m}div"], [f"{m}q"]),
-            helper.make_node("Mul", [f"{m}q", f"{m}sign"], [f"{m}v"]),
-        ]
+        nodes += [*shift_round_nodes(x, f"{m}mult", f"{m}div", f"{m}q", m),
+                  helper.make_node("Mul", [f"{m}q", f"{m}sign"], [f"{m}v"])]
         parts.append(f"{m}v")
     nodes.append(helper.make_node("Add", parts, [out]))
     return nodes
@@ -295,13 +302,7 @@ def _attention_function(timesteps: int) -> onnx.FunctionProto:
 def _residual_function(timesteps: int) -> onnx.FunctionProto:
     nodes = [
         helper.make_node("MatMul", ["spikes", "weight"], ["acc"]),
-        helper.make_node("Mul", ["acc", "mult"], ["scaled"]),
-        _const("two", np.array(2, dtype=np.int32)),
-        helper.make_node("Div", ["div", "two"], ["half"]),
-        helper.make_node("Add", ["scaled", "half"], ["num"]),
-        helper.make_node("Mod", ["num", "div"], ["rem"], fmod=0),  # in [0, div): floor division
-        helper.make_node("Sub", ["num", "rem"], ["exact"]),
-        helper.make_node("Div", ["exact", "div"], ["delta"]),
+        *shift_round_nodes("acc", "mult", "div", "delta"),
         helper.make_node("Add", ["x", "delta"], ["out"]),
     ]
     return _function("ResidualAdd", ["x", "spikes", "weight", "mult", "div"], ["out"], nodes)

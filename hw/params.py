@@ -373,8 +373,8 @@ class AcceleratorParams:
 
     @cached_property
     def leak_sets(self) -> tuple[np.ndarray, ...]:
-        """The distinct ``[3, 2, 2]`` leak multipliers a FIRE token can select (its ``leak``
-        field): the identity first, then every leaky layer's, step by step."""
+        """The ``[3, 2, 2]`` leak multipliers a FIRE token can select (its ``leak`` field): the
+        identity first, then every leaky layer's, step by step."""
         sets = [IDENTITY_LEAK]
         for layer in self.layers:
             if layer.leak is not None:

@@ -191,6 +191,7 @@ class Sequencer(wiring.Component):
         tile_base = Signal(big)
         c_addr = Signal(big)
         c_step_addr = Signal(big)  # c_addr + step * cstep: a FIRE's constants
+        c_fire = c_step_addr if any(layer.per_step for layer in p.layers) else c_addr
         res_addr = Signal(big)
         out_step = Signal(big)
         out_origin = Signal(big)
@@ -242,7 +243,7 @@ class Sequencer(wiring.Component):
                     m.d.comb += [tok.kind.eq(TokenKind.RESADD), tok.addr.eq(res_addr),
                                  tok.init.eq(is_embed)]
                 with m.Else():
-                    m.d.comb += [tok.kind.eq(TokenKind.FIRE), tok.addr.eq(c_step_addr),
+                    m.d.comb += [tok.kind.eq(TokenKind.FIRE), tok.addr.eq(c_fire),
                                  tok.oaddr.eq(out_origin + out_step), tok.last.eq(last_step)]
                     if p.leaky:  # the multiplier after this step (none after the last)
                         m.d.comb += tok.leak.eq(Mux((lc.leak == 0) | last_step, 0,

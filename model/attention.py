@@ -25,7 +25,7 @@ from torch import nn
 from contract import graph as g
 
 from .block import Amplitude, Block, Flow, Widths, check_positive
-from .blocks import SpikingLinear, _plain_neuron_only
+from .blocks import SpikingLinear
 from .errors import ModelConfigError
 
 __all__ = ["SCORES", "SpikingAttention", "causal_window"]
@@ -61,7 +61,7 @@ class SpikingAttention(Block):
 
     def _build(self, widths):
         self._needs(widths, "spikes")
-        _plain_neuron_only(self, "attention")
+        self._needs_plain_neuron("attention")
         d = widths.spikes
         if d % self.heads:
             raise ModelConfigError(f"its {d} input channels must be a multiple of heads"

@@ -279,16 +279,6 @@ class NormNeuron(Block):
         e.amplitude = self.alpha.value()
 
 
-def _plain_neuron_only(block: Block, what: str) -> None:
-    """Refuse the neuron options a block's integer form does not hold yet."""
-    neuron = block.settings.neuron
-    if not block.settings.float_twin and not neuron.plain:
-        raise ModelConfigError(
-            f"{what} takes the IF neuron with shared amplitudes, ternary spikes and the rate"
-            f" regulariser only for now, not {neuron.as_dict()}; build a model without"
-            " attention (--arch mlp) to use the other neuron options")
-
-
 class ResidualAdd(Block):
     """An output projection of the spikes into the residual: ``r += W s`` (no bias).
 
@@ -304,7 +294,7 @@ class ResidualAdd(Block):
 
     def _build(self, widths):
         self._needs(widths, "residual", "spikes")
-        _plain_neuron_only(self, "a residual projection")
+        self._needs_plain_neuron("a residual projection")
         self.linear = nn.Linear(widths.spikes, widths.residual, bias=self.settings.float_twin)
         return Widths(residual=widths.residual)
 

@@ -100,18 +100,8 @@ def integrate_and_fire(
     soft reset is kept out of the graph, as usual for spiking networks trained with surrogate
     gradients; the forward values are the same either way.
     """
-    membrane = torch.zeros_like(currents[:, 0])
-    outs = []
-    pre = []
-    for t in range(currents.shape[1]):
-        membrane = membrane + currents[:, t]
-        out = ternary_quantize(membrane, alpha)
-        pre.append(membrane)
-        outs.append(out)
-        membrane = membrane - (out.detach() if detach_reset else out)
-    out = torch.stack(outs, dim=1)
-    rate = spike_rate(out, torch.stack(pre, dim=1), alpha)
-    return out, rate
+    steps = currents.shape[1]
+    return run_neuron(currents, alpha.expand(steps), Neuron(), detach_reset)
 
 
 @dataclass(frozen=True)
