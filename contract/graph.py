@@ -18,6 +18,11 @@ executor on their graphs. The compiler's IR is this graph.
 | :class:`Attention` | q, k, v spikes | spikes | :func:`contract.ops.attention` |
 | :class:`ResidualAdd` | residual, spikes | residual | :func:`contract.ops.residual_add` |
 | :class:`Readout` | spikes | logits | :func:`contract.ops.readout` |
+| :class:`Pool` | logits | logits | :func:`contract.ops.pool` |
+
+A causal graph (every attention causal, no pool) is a language model: the logits of every
+position over the 256 bytes. A graph with a bidirectional attention or a :class:`Pool` is an
+encoder: its output is the logits of each whole sequence over the readout's classes.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "GraphError",
     "Kind",
     "Op",
+    "Pool",
     "Readout",
     "ResidualAdd",
     "SpikeEmbed",
@@ -333,7 +339,9 @@ class Attention(Op):
     """Windowed ReLU attention of ``q, k, v`` spikes and the attention neuron.
 
     ``score_bias`` ``[heads, window]`` by distance; ``threshold``/``reset`` ``[window]`` by key
-    count minus one.
+    count minus one. Without ``causal`` (an encoder's attention) every position reads every
+    position of a stream of at most ``window``, and the score bias is ``[heads, 2 window - 1]``
+    by the signed distance ``i - j + window - 1``.
     """
 
     heads: int = 1
@@ -341,6 +349,7 @@ class Attention(Op):
     threshold: np.ndarray = None
     reset: np.ndarray = None
     d_model: int = 0
+    causal: bool = True
     takes: ClassVar[tuple] = (Kind.SPIKES, Kind.SPIKES, Kind.SPIKES)
     arrays: ClassVar[tuple[str, ...]] = ("score_bias", "threshold", "reset")
 
@@ -348,15 +357,20 @@ class Attention(Op):
         super().__post_init__()
         object.__setattr__(self, "heads", int(self.heads))
         object.__setattr__(self, "d_model", int(self.d_model))
+        object.__setattr__(self, "causal", bool(self.causal))
         if self.score_bias.ndim != 2 or self.score_bias.shape[0] != self.heads:
             raise GraphError(f"node {self.name}: the score bias must be [heads, window]")
+        if not self.causal and self.score_bias.shape[1] % 2 == 0:
+            raise GraphError(f"node {self.name}: a bidirectional score bias must be"
+                             " [heads, 2 window - 1], one entry per signed distance")
         if self.heads < 1 or self.d_model < 1 or self.d_model % self.heads:
             raise GraphError(f"node {self.name}: {self.d_model} channels do not split into"
                              f" {self.heads} heads")
 
     @property
     def window(self) -> int:
-        return self.score_bias.shape[1]
+        width = self.score_bias.shape[1]
+        return width if self.causal else (width + 1) // 2
 
     @property
     def head_dim(self) -> int:
@@ -379,7 +393,8 @@ class Attention(Op):
 
     def evaluate(self, args, graph, peaks, last_only):
         spikes, membranes, current = ops.attention(*args, self.heads, self.score_bias,
-                                                   self.threshold, self.reset, membranes=True)
+                                                   self.threshold, self.reset, membranes=True,
+                                                   causal=self.causal)
         peaks.see("attn_current", current)
         peaks.see("membrane", membranes)
         return spikes
@@ -415,9 +430,10 @@ class ResidualAdd(Op):
 
 @dataclass(frozen=True, eq=False)
 class Readout(Op):
-    """Logits of every position: ``sum_t (W S_t + bias)``; ``weight`` ``[256, n_in]``.
+    """Logits of every position: ``sum_t (W S_t + bias)``; ``weight`` ``[C, n_in]``.
 
-    ``bias`` is ``[256]`` or per step ``[T, 256]``; ``leak`` ``[T - 1, J, 2]`` (or ``None``)
+    ``C`` is 256 for a language model (a logit per next byte) or an encoder's classes.
+    ``bias`` is ``[C]`` or per step ``[T, C]``; ``leak`` ``[T - 1, J, 2]`` (or ``None``)
     rescales the running sum between steps (:func:`contract.ops.readout`).
     """
 
@@ -432,9 +448,10 @@ class Readout(Op):
         super().__post_init__()
         if self.leak is not None:
             object.__setattr__(self, "leak", frozen_array(self.leak))
-        if self.weight.ndim != 2 or self.weight.shape[0] != VOCAB \
-                or self.bias.ndim not in (1, 2) or self.bias.shape[-1] != VOCAB:
-            raise GraphError(f"node {self.name}: the readout must have {VOCAB} outputs")
+        if self.weight.ndim != 2 or self.weight.shape[0] < 2 \
+                or self.bias.ndim not in (1, 2) or self.bias.shape[-1] != self.weight.shape[0]:
+            raise GraphError(f"node {self.name}: the readout needs a [C, n_in] weight and a"
+                             " bias of C entries, C >= 2 (256 for a language model)")
         _check_leak(self, self.leak, (0,))
 
     @property
@@ -445,12 +462,39 @@ class Readout(Op):
         _check_steps(self, steps, ("bias",))
 
     def width(self) -> int:
-        return VOCAB
+        return self.weight.shape[0]
 
     def evaluate(self, args, graph, peaks, last_only):
         sums = ops.readout(args[0], self.weight, self.bias, self.leak, partial=True)
         peaks.see("logit", sums)
         return sums[:, -1]
+
+
+@dataclass(frozen=True, eq=False)
+class Pool(Op):
+    """A sequence's logits: the sum of its positions' logits, ``[N, L, C]`` to ``[N, 1, C]``
+    (an encoder's mean pooling; the ``1 / L`` is a scale that the arg-max ignores)."""
+
+    takes: ClassVar[tuple] = (Kind.LOGITS,)
+    makes: ClassVar[Kind] = Kind.LOGITS
+    n_outputs: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "n_outputs", int(self.n_outputs))
+
+    def width(self) -> int:
+        return self.n_outputs
+
+    def check(self, widths):
+        if widths[self.inputs[0]] != self.n_outputs:
+            raise GraphError(f"node {self.name} pools {self.n_outputs} logits but"
+                             f" {self.inputs[0]} has {widths[self.inputs[0]]}")
+
+    def evaluate(self, args, graph, peaks, last_only):
+        pooled = ops.pool(args[0])
+        peaks.see("logit", pooled)
+        return pooled
 
 
 EMBEDDINGS = (SpikeEmbed, TokenEmbed)
@@ -493,6 +537,17 @@ class Graph:
         """The longest attention window (``None``: no op looks at earlier positions' tensors)."""
         windows = [op.window for op in self.of_type(Attention)]
         return max(windows) if windows else None
+
+    @property
+    def causal(self) -> bool:
+        """Whether the graph is a language model: every position's logits depend only on the
+        bytes up to it (no bidirectional attention, no pooling)."""
+        return not self.of_type(Pool) and all(op.causal for op in self.of_type(Attention))
+
+    @property
+    def outputs(self) -> int:
+        """Logits per prediction: 256 for a language model, an encoder's classes."""
+        return self.widths()[self.output]
 
     @property
     def context(self) -> int:
@@ -542,6 +597,9 @@ class Graph:
             widths[op.output] = op.width()
         if kinds.get(self.output) is not Kind.LOGITS:
             raise GraphError("the graph's output must be the logits of a SpikeReadout")
+        if self.causal and widths[self.output] != VOCAB:
+            raise GraphError(f"a causal graph is a language model: its readout must have"
+                             f" {VOCAB} outputs, not {widths[self.output]}")
         limit = weight_limit(self.weight_bits)
         for op in self.ops:
             weight = getattr(op, "weight", None)
@@ -576,9 +634,10 @@ def run(graph: Graph, ids, last_only: bool = False) -> Trace:
 
     ``last_only`` computes only what the last position needs (``L = 1`` in the trace): for a
     graph without attention, whose positions are independent, that is the last position alone.
+    An encoder's output is one prediction per stream (``[N, 1, C]``).
     """
     ids = ops.check_streams(ids)
-    only_last = last_only and graph.causal_window is None
+    only_last = last_only and graph.causal_window is None and graph.causal
     env: dict[str, np.ndarray] = {graph.input: ids}
     peaks = _Peaks()
     spikes = []
@@ -597,6 +656,9 @@ def generate(graph: Graph, prompt, tokens: int) -> list[int]:
     """Greedy generation with any causal byte model: ``tokens`` bytes after ``prompt``, each the
     arg-max (lowest index on ties) of the last position's logits of the stream so far, which
     starts empty before the prompt."""
+    if not graph.causal:
+        raise ContractError("an encoder (bidirectional attention or pooling) classifies whole"
+                            " sequences and does not generate; use a causal model")
     stream = [int(b) for b in prompt]
     if not stream:
         raise ContractError("the prompt must hold at least one byte")

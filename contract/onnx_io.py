@@ -5,7 +5,8 @@ of standard ops, so onnxruntime gives the contract's integers while a front end 
 nodes by domain and op type. Tensors between ops are ``int32 [N, T, L, width]`` (byte streams of
 ``L`` positions, ``T`` time steps); ``L`` is a dynamic dimension. The graph input is ``input``
 (int64 ``[N, L]``) and its output ``output`` (int32 ``[N, L, 256]``, the logits of every
-position); ``golden.npz`` feeds them as they are.
+position; an encoder's ``[N, 1, C]``, a sequence's class logits); ``golden.npz`` feeds them as
+they are.
 
 | node (op of :mod:`contract.graph`) | inputs (constants are initializers) | output |
 | --- | --- | --- |
@@ -13,10 +14,13 @@ position); ``golden.npz`` feeds them as they are.
 | ``TokenEmbed`` | ids, table ``[256, d]`` | residual |
 | ``SpikeAccumulate`` (``Accumulate``) | spikes, weight ``[n_in, n_out]`` | currents |
 | ``TernaryIF`` (``Fire``) | current, bias, threshold, reset ``[T, n]``, leak, binary | spikes |
-| ``SpikeAttention`` (``Attention``) | q, k, v, score bias ``[H, W]``, thresholds, resets | spikes |
+| ``SpikeAttention`` (``Attention``) | q, k, v, score bias, thresholds, resets, causal | spikes |
 | ``ResidualAdd`` | residual, spikes, weight ``[n_in, d]``, mult ``[]``, div ``[]`` | residual |
-| ``SpikeReadout`` (``Readout``) | spikes, weight ``[n_in, 256]``, bias, leak | logits |
+| ``SpikeReadout`` (``Readout``) | spikes, weight ``[n_in, C]``, bias, leak | logits |
+| ``SpikePool`` (``Pool``) | logits ``[N, L, C]`` | logits ``[N, 1, C]`` (their sum) |
 
+The attention's score bias is ``[H, W]`` (bidirectional: ``[H, 2W - 1]``), its thresholds and
+resets ``[W]``, and ``causal`` is 1, or 0 for an encoder's attention over the whole sequence.
 A fused :class:`~contract.graph.SpikingLinear` is written as its ``SpikeAccumulate`` and
 ``TernaryIF``. Weights are stored transposed so the function bodies are plain ``MatMul``.
 ``ResidualAdd`` adds ``floor((S W * mult + div // 2) / div)``: ``mult = 2^shift, div = 1`` for
@@ -36,7 +40,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from . import graph as g
-from .ops import LEAK_TERMS, VOCAB
+from .ops import LEAK_TERMS
 
 __all__ = ["DOMAIN", "OPSET", "fire_nodes", "leak_table", "shift_factors", "shift_round_nodes",
            "to_onnx"]
@@ -240,7 +244,9 @@ def _fire_function(timesteps: int) -> onnx.FunctionProto:
 
 def _attention_function(timesteps: int) -> onnx.FunctionProto:
     """The windowed attention current and its neuron; heads, width and window are read from
-    the shapes of the score bias and of ``q`` at run time."""
+    the shapes of the score bias, the thresholds and ``q`` at run time. With ``causal`` 0 every
+    position reads every position, the score bias by ``i - j + W - 1`` and the neuron's
+    constants of ``L`` keys."""
     nodes = [
         # [N, T, L, d] -> [N, T, H, L, dh]
         helper.make_node("Shape", ["score_bias"], ["bias_shape"]),
@@ -252,7 +258,10 @@ def _attention_function(timesteps: int) -> onnx.FunctionProto:
         _const("ax0", np.array([0], dtype=np.int64)),
         _const("ax1", np.array([1], dtype=np.int64)),
         helper.make_node("Gather", ["bias_shape", "zero64"], ["heads"], axis=0),
-        helper.make_node("Gather", ["bias_shape", "one64"], ["window64"], axis=0),
+        helper.make_node("Shape", ["threshold"], ["window1"]),
+        helper.make_node("Gather", ["window1", "zero64"], ["window64"], axis=0),
+        helper.make_node("Cast", ["causal"], ["is_causal"], to=TensorProto.BOOL),
+        helper.make_node("Not", ["is_causal"], ["everywhere"]),
         helper.make_node("Gather", ["shape", "three"], ["d_model"], axis=0),
         helper.make_node("Div", ["d_model", "heads"], ["dh"]),
         _const("lead", np.array([0, 0, 0], dtype=np.int64)),
@@ -274,12 +283,15 @@ def _attention_function(timesteps: int) -> onnx.FunctionProto:
         helper.make_node("Unsqueeze", ["pos", "ax0"], ["cols"]),
         helper.make_node("Sub", ["rows", "cols"], ["distance"]),
         helper.make_node("Sub", ["window64", "one64"], ["last64"]),
-        helper.make_node("GreaterOrEqual", ["distance", "zero64"], ["causal"]),
+        helper.make_node("GreaterOrEqual", ["distance", "zero64"], ["causal_near"]),
         helper.make_node("Less", ["distance", "window64"], ["near"]),
-        helper.make_node("And", ["causal", "near"], ["mask"]),
+        helper.make_node("And", ["causal_near", "near"], ["causal_mask"]),
+        helper.make_node("Or", ["causal_mask", "everywhere"], ["mask"]),
         helper.make_node("Max", ["distance", "zero64"], ["d_lo"]),
         helper.make_node("Min", ["d_lo", "last64"], ["d_clip"]),
-        helper.make_node("Gather", ["score_bias", "d_clip"], ["bias"], axis=1),  # [H, L, L]
+        helper.make_node("Add", ["distance", "last64"], ["d_signed"]),
+        helper.make_node("Where", ["is_causal", "d_clip", "d_signed"], ["d_index"]),
+        helper.make_node("Gather", ["score_bias", "d_index"], ["bias"], axis=1),  # [H, L, L]
         helper.make_node("Add", ["dots", "bias"], ["scores"]),
         _const("zero32", np.array(0, dtype=np.int32)),
         helper.make_node("Max", ["scores", "zero32"], ["relu"]),
@@ -287,16 +299,20 @@ def _attention_function(timesteps: int) -> onnx.FunctionProto:
         helper.make_node("MatMul", ["weights", "vh"], ["ah"]),  # [N, T, H, L, dh]
         helper.make_node("Transpose", ["ah"], ["a5"], perm=[0, 1, 3, 2, 4]),
         helper.make_node("Reshape", ["a5", "merge"], ["current"]),
-        # the attention neuron: constants of min(i + 1, W) keys, per position [L, 1]
-        helper.make_node("Min", ["pos", "last64"], ["count_index"]),
+        # the attention neuron: constants of min(i + 1, W) keys (or L), per position [L, 1]
+        helper.make_node("Min", ["pos", "last64"], ["causal_count"]),
+        helper.make_node("Sub", ["length", "one64"], ["all_but_one"]),
+        helper.make_node("Mul", ["pos", "zero64"], ["pos_zero"]),
+        helper.make_node("Add", ["pos_zero", "all_but_one"], ["full_count"]),
+        helper.make_node("Where", ["is_causal", "causal_count", "full_count"], ["count_index"]),
         helper.make_node("Gather", ["threshold", "count_index"], ["thr_l"], axis=0),
         helper.make_node("Gather", ["reset", "count_index"], ["rst_l"], axis=0),
         helper.make_node("Unsqueeze", ["thr_l", "ax1"], ["thr"]),
         helper.make_node("Unsqueeze", ["rst_l", "ax1"], ["rst"]),
         *fire_nodes(timesteps, "current", "zero32", "thr", "rst", "spikes", prefix="if_"),
     ]
-    return _function("SpikeAttention", ["q", "k", "v", "score_bias", "threshold", "reset"],
-                     ["spikes"], nodes)
+    return _function("SpikeAttention", ["q", "k", "v", "score_bias", "threshold", "reset",
+                                        "causal"], ["spikes"], nodes)
 
 
 def _residual_function(timesteps: int) -> onnx.FunctionProto:
@@ -331,6 +347,13 @@ def _readout_function(timesteps: int) -> onnx.FunctionProto:
     return _function("SpikeReadout", ["spikes", "weight", "bias", "leak"], ["logits"], nodes)
 
 
+def _pool_function(timesteps: int) -> onnx.FunctionProto:
+    """The sum of every position's logits (axis 1 of ``[N, L, C]``)."""
+    nodes = [_const("ax1", np.array([1], dtype=np.int64)),
+             helper.make_node("ReduceSum", ["logits", "ax1"], ["pooled"], keepdims=1)]
+    return _function("SpikePool", ["logits"], ["pooled"], nodes)
+
+
 FUNCTIONS = {
     "SpikeEmbed": _spike_embed_function,
     "TokenEmbed": _token_embed_function,
@@ -339,6 +362,7 @@ FUNCTIONS = {
     "SpikeAttention": _attention_function,
     "ResidualAdd": _residual_function,
     "SpikeReadout": _readout_function,
+    "SpikePool": _pool_function,
 }
 
 
@@ -390,6 +414,7 @@ class _Writer:
         elif isinstance(op, g.Attention):
             args = [self.const(f"{n}_{k}", getattr(op, k))
                     for k in ("score_bias", "threshold", "reset")]
+            args.append(self.const(f"{n}_causal", int(op.causal)))
             self.node("SpikeAttention", n, [*op.inputs, *args], op.output)
         elif isinstance(op, g.ResidualAdd):
             mult, div = shift_factors(op.shift)
@@ -402,6 +427,8 @@ class _Writer:
                                            self.const(f"{n}_leak",
                                                       leak_table(op.leak, self.timesteps, 1))],
                       op.output)
+        elif isinstance(op, g.Pool):
+            self.node("SpikePool", n, list(op.inputs), op.output)
         else:
             raise TypeError(f"the ONNX writer has no form for {type(op).__name__}")
 
@@ -416,7 +443,9 @@ def to_onnx(model, name: str = "spikelm") -> onnx.ModelProto:
     onnx_graph = helper.make_graph(
         writer.nodes, name,
         [helper.make_tensor_value_info(graph.input, TensorProto.INT64, ["N", "L"])],
-        [helper.make_tensor_value_info(graph.output, TensorProto.INT32, ["N", "L", VOCAB])],
+        [helper.make_tensor_value_info(graph.output, TensorProto.INT32,
+                                       ["N", "L" if not graph.of_type(g.Pool) else 1,
+                                        graph.outputs])],
         initializer=writer.inits,
     )
     used = sorted({node.op_type for node in writer.nodes})
@@ -434,6 +463,8 @@ def to_onnx(model, name: str = "spikelm") -> onnx.ModelProto:
     }
     if graph.causal_window is not None:
         meta["window"] = str(graph.causal_window)
+    if not graph.causal:
+        meta["classes"] = str(graph.outputs)
     helper.set_model_props(onnx_model, meta)
     onnx.checker.check_model(onnx_model, full_check=True)
     return onnx_model

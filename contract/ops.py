@@ -24,8 +24,10 @@ __all__ = [
     "key_counts",
     "leak",
     "next_token",
+    "pool",
     "readout",
     "residual_add",
+    "score_bias_index",
     "shift_round",
     "spike_embed",
     "token_embed",
@@ -172,24 +174,51 @@ def shift_round(acc: np.ndarray, shift: int) -> np.ndarray:
     return (acc + (1 << (-shift - 1))) >> (-shift)
 
 
-def window_mask(length: int, window: int) -> np.ndarray:
-    """``[L, L]`` bool: position ``i`` sees key ``j`` when ``i - window < j <= i``."""
+def window_mask(length: int, window: int, causal: bool = True) -> np.ndarray:
+    """``[L, L]`` bool: position ``i`` sees key ``j`` when ``i - window < j <= i``; without
+    ``causal``, every key of the stream (at most ``window`` positions)."""
     distance = np.arange(length)[:, None] - np.arange(length)[None, :]
+    if not causal:
+        _check_bidirectional(length, window)
+        return np.ones((length, length), dtype=bool)
     return (distance >= 0) & (distance < window)
 
 
-def key_counts(length: int, window: int) -> np.ndarray:
-    """Keys seen by each of ``length`` positions: ``min(i + 1, window)``."""
+def key_counts(length: int, window: int, causal: bool = True) -> np.ndarray:
+    """Keys seen by each of ``length`` positions: ``min(i + 1, window)``; without ``causal``,
+    all ``length`` of them."""
+    if not causal:
+        _check_bidirectional(length, window)
+        return np.full(length, length)
     return np.minimum(np.arange(length) + 1, window)
+
+
+def _check_bidirectional(length: int, window: int) -> None:
+    if length > window:
+        raise ContractError(f"a bidirectional attention reads at most {window} positions (its"
+                            f" window), not {length}; give sequences of at most {window} bytes")
+
+
+def score_bias_index(length: int, window: int, causal: bool = True) -> np.ndarray:
+    """``[L, L]`` column of the score bias that key ``j`` of position ``i`` reads: the distance
+    ``i - j`` clipped into ``0..W-1``, or without ``causal`` ``i - j + W - 1`` (a bias of
+    ``2W - 1`` entries, one per signed distance)."""
+    distance = np.arange(length)[:, None] - np.arange(length)[None, :]
+    if not causal:
+        _check_bidirectional(length, window)
+        return distance + window - 1
+    return np.clip(distance, 0, window - 1)
 
 
 def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
                       score_bias: np.ndarray | None = None,
-                      window: int | None = None) -> np.ndarray:
+                      window: int | None = None, causal: bool = True) -> np.ndarray:
     """``a_i = sum_j max(q_i . k_j + P[h, i - j], 0) v_j`` per head over the window.
 
     ``q``, ``k``, ``v`` are ternary ``[..., L, d]``; ``score_bias`` is ``[heads, window]``
-    (zero if None); ``window`` defaults to ``L`` (plain causal attention).
+    (zero if None), or without ``causal`` ``[heads, 2 window - 1]`` by ``i - j + W - 1``;
+    ``window`` defaults to ``L`` (plain causal attention). Without ``causal`` position ``i``
+    reads every position of the stream, before and after it (an encoder).
     """
     q, k, v = (np.asarray(x, dtype=np.int64) for x in (q, k, v))
     *lead, length, d = q.shape
@@ -200,26 +229,27 @@ def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
         return np.swapaxes(x.reshape(*lead, length, heads, dh), -3, -2)  # [..., H, L, dh]
 
     scores = split(q) @ np.swapaxes(split(k), -1, -2)  # [..., H, L, L]
-    distance = np.arange(length)[:, None] - np.arange(length)[None, :]
     if score_bias is not None:
         bias = np.asarray(score_bias, dtype=np.int64)
-        scores = scores + bias[:, np.clip(distance, 0, window - 1)]
-    scores = np.maximum(scores, 0) * window_mask(length, window)
+        scores = scores + bias[:, score_bias_index(length, window, causal)]
+    scores = np.maximum(scores, 0) * window_mask(length, window, causal)
     out = scores @ split(v)  # [..., H, L, dh]
     return np.swapaxes(out, -3, -2).reshape(*lead, length, d)
 
 
 def attention(q, k, v, heads: int, score_bias: np.ndarray, threshold: np.ndarray,
-              reset: np.ndarray, membranes: bool = False):
+              reset: np.ndarray, membranes: bool = False, causal: bool = True):
     """Windowed ReLU attention and its neuron: ``IF(a_i; Θ[n_i - 1], R[n_i - 1])``.
 
-    ``score_bias`` is ``[heads, W]`` by distance, ``threshold`` and ``reset`` ``[W]`` by the
-    number of keys ``n_i = min(i + 1, W)`` a position sees (the ``1/n`` of an average, folded
-    in). With ``membranes``, returns (spikes, membranes, current).
+    ``score_bias`` is ``[heads, W]`` by distance (without ``causal``: ``[heads, 2W - 1]`` by
+    signed distance), ``threshold`` and ``reset`` ``[W]`` by the number of keys
+    ``n_i = min(i + 1, W)`` a position sees (without ``causal``: ``n_i = L``, the whole
+    stream); the ``1/n`` of an average, folded in. With ``membranes``, returns (spikes,
+    membranes, current).
     """
-    window = np.asarray(score_bias).shape[1]
-    current = attention_current(q, k, v, heads, score_bias, window)
-    counts = key_counts(current.shape[-2], window) - 1
+    window = np.asarray(threshold).shape[0]
+    current = attention_current(q, k, v, heads, score_bias, window, causal)
+    counts = key_counts(current.shape[-2], window, causal) - 1
     spikes, v_mem = fire(current, 0, np.asarray(threshold)[counts][:, None],
                          np.asarray(reset)[counts][:, None], membranes=True)
     return (spikes, v_mem, current) if membranes else spikes
@@ -250,6 +280,12 @@ def readout(spikes: np.ndarray, weight: np.ndarray, bias: np.ndarray,
         for t in range(1, per_step.shape[1]):
             sums[:, t] += leak(sums[:, t - 1], leaks[t - 1])
     return sums if partial else sums[:, -1]
+
+
+def pool(logits: np.ndarray) -> np.ndarray:
+    """The sum of every position's logits, ``[N, L, C]`` to ``[N, 1, C]``: a sequence's class
+    logits from its positions' (mean pooling, its ``1 / L`` in the logit scale)."""
+    return np.asarray(logits, dtype=np.int64).sum(axis=1, keepdims=True)
 
 
 def next_token(logits: np.ndarray) -> np.ndarray:

@@ -132,7 +132,7 @@ def random_graph(seed: int, *, embed: str = "token", context: int = 2, width: in
                  timesteps: int = 3, weight_bits: int = 8, hidden: tuple[int, ...] = (),
                  blocks: tuple[tuple[bool, int], ...] = ((True, 12),), heads: int = 2,
                  window: int = 4, head: tuple[int, ...] = (), spike_attention: bool = False,
-                 elastic: bool = False):
+                 elastic: bool = False, classes: int = 0):
     """A random composition of the contract's ops (a :class:`contract.graph.Graph`).
 
     ``embed="spike"``: a ``SpikeEmbed`` of ``context`` bytes and ``width`` spikes each, then the
@@ -145,18 +145,23 @@ def random_graph(seed: int, *, embed: str = "token", context: int = 2, width: in
     Every threshold is set from the currents the neuron sees on random streams. ``elastic``
     gives the neurons of the linear layers and norms the options of the elastic neuron at
     random (per-step constants, a leak, SpikeLM's hard reset, binary spikes) and the readout
-    per-step biases and a leak.
+    per-step biases and a leak. ``classes`` makes an encoder: every attention bidirectional
+    over sequences of at most ``window`` bytes, and a readout of ``classes`` logits per
+    position that a ``Pool`` sums over the sequence.
     """
     rng = np.random.default_rng(seed)
-    b = _Builder(rng, timesteps, weight_bits, probe_length=2 * window + 1, elastic=elastic)
+    probe = window if classes else 2 * window + 1
+    b = _Builder(rng, timesteps, weight_bits, probe_length=probe, elastic=elastic)
     g = b.g
 
     def attention(s: str, d: int) -> str:
         q, k, v = (b.linear(s, d) for _ in range(3))
         resets = rng.integers(2, 12, size=window)
+        distances = 2 * window - 1 if classes else window
         return b.add(g.Attention(b.name("attn"), (q, k, v), b.name("o"), heads=heads,
-                                 score_bias=rng.integers(-3, 4, size=(heads, window)),
-                                 threshold=resets // 2 + 1, reset=resets, d_model=d))
+                                 score_bias=rng.integers(-3, 4, size=(heads, distances)),
+                                 threshold=resets // 2 + 1, reset=resets, d_model=d,
+                                 causal=not classes))
 
     def residual(x: str, s: str) -> str:
         return b.add(g.ResidualAdd(b.name("res"), (x, s), b.name("x"),
@@ -184,8 +189,12 @@ def random_graph(seed: int, *, embed: str = "token", context: int = 2, width: in
         raise ValueError(f"embed must be 'spike' or 'token', not {embed!r}")
     for n in head:
         s = b.linear(s, n)
-    bias = rng.integers(-b.limit, b.limit + 1, size=(timesteps, VOCAB) if elastic else VOCAB)
-    b.add(g.Readout("readout", (s,), "output", weight=b.weight(VOCAB, b.widths[s]), bias=bias,
-                    leak=b.leak(1, False)[:, 0] if elastic and timesteps > 1 else None))
+    outputs = classes or VOCAB
+    bias = rng.integers(-b.limit, b.limit + 1, size=(timesteps, outputs) if elastic else outputs)
+    logits = b.add(g.Readout("readout", (s,), "logits" if classes else "output",
+                             weight=b.weight(outputs, b.widths[s]), bias=bias,
+                             leak=b.leak(1, False)[:, 0] if elastic and timesteps > 1 else None))
+    if classes:
+        b.add(g.Pool("pool", (logits,), "output", n_outputs=classes))
     return g.Graph(tuple(b.ops), timesteps, weight_bits)
 

@@ -11,11 +11,13 @@ One rule per op:
 | ``Accumulate`` | ``A(W) = max_j sum_i |W_ji|`` (spikes in) | the accumulator: ``A(W)`` |
 | ``Fire`` | 1 | membrane ``T (I + max|B|) + max(0, R - Θ)``, ``I`` the input's bound (*) |
 | ``SpikingLinear`` | 1 | membrane ``T (A(W) + max|B|) + max(0, R - Θ)`` |
-| ``Attention`` | 1 | current ``max_h sum_δ max(0, d_h + P[h, δ])``, membrane as ``Fire``'s |
+| ``Attention`` | 1 | current ``max_h sum_δ max(0, d_h + P[h, δ])`` (**), membrane as ``Fire``'s |
 | ``ResidualAdd`` | ``x + shift_round(A(W), shift)`` | the accumulator: ``A(W)`` |
 | ``Readout`` | ``T (A(W) + max|B|)`` (partial sums included) (*) | the same |
+| ``Pool`` | ``W`` times its input's, ``W`` the bidirectional attention's window | the same |
 
 (*) With a leak, step by step instead (:func:`membrane_bound`).
+(**) Bidirectional: the sum over the ``W`` consecutive signed distances that sum most.
 """
 
 from __future__ import annotations
@@ -130,7 +132,11 @@ def analyse(graph: g.Graph) -> Ranges:
                 steps, accumulation_bound(op.weight), op.bias, op.threshold, op.reset, op.leak))
             out = 1
         elif isinstance(op, g.Attention):
-            best = np.maximum(op.head_dim + op.score_bias, 0).sum(axis=1).max(initial=0)
+            terms = np.maximum(op.head_dim + op.score_bias, 0)
+            if not op.causal:  # a position reads W consecutive signed distances at most
+                sums = np.cumsum(np.pad(terms, ((0, 0), (1, 0))), axis=1)
+                terms = sums[:, op.window:] - sums[:, :-op.window]
+            best = terms.sum(axis=1).max(initial=0) if op.causal else terms.max(initial=0)
             current = see("attn_current", int(best))
             see("score", op.head_dim + _abs_max(op.score_bias))
             registers[op.name] = see("membrane", membrane_bound(
@@ -143,6 +149,12 @@ def analyse(graph: g.Graph) -> Ranges:
         elif isinstance(op, g.Readout):
             out = registers[op.name] = see("logit", membrane_bound(
                 steps, accumulation_bound(op.weight), op.bias, 0, 0, op.leak))
+        elif isinstance(op, g.Pool):
+            windows = [a.window for a in graph.of_type(g.Attention) if not a.causal]
+            if not windows:
+                raise g.GraphError(f"node {op.name}: a pool needs a bidirectional attention,"
+                                   " whose window bounds the sequence it pools")
+            out = registers[op.name] = see("logit", max(windows) * args[0])
         else:
             raise TypeError(f"the range analysis has no rule for {type(op).__name__}")
         tensors[op.output] = out

@@ -12,6 +12,10 @@ while the window slides. In integers the ``1/n_i`` of the average is a threshold
 ``Ra[n] = max(1, round(n alpha_a / (alpha_q alpha_k alpha_v)))``, ``Theta_a[n] = Ra[n] // 2 + 1``
 (docs/transformer.md). ``score="softmax"`` replaces the ReLU/count form with
 ``softmax(tau * q.k + P)``, a float operation; a float twin uses softmax on float Q, K, V.
+
+``causal=False`` is an encoder's attention: every position reads every position of a sequence
+of at most ``W`` bytes (``n_i = L``), and ``P`` has one entry per signed distance ``i - j``,
+``[heads, 2W - 1]``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from .block import Amplitude, Block, Flow, Widths, check_positive
 from .blocks import SpikingLinear
 from .errors import ModelConfigError
 
-__all__ = ["SCORES", "SpikingAttention", "causal_window"]
+__all__ = ["SCORES", "SpikingAttention", "attention_window", "causal_window"]
 
 SCORES = ("relu", "softmax")
 
@@ -41,8 +45,22 @@ def causal_window(length: int, window: int) -> tuple[torch.Tensor, torch.Tensor,
     return distance.clamp(0, window - 1), mask, counts
 
 
+def attention_window(length: int, window: int, causal: bool = True):
+    """:func:`causal_window`, or for a bidirectional attention the signed distance
+    ``i - j + W - 1``, every key and ``L`` keys per position."""
+    if causal:
+        return causal_window(length, window)
+    if length > window:
+        raise ModelConfigError(f"a bidirectional attention reads at most {window} positions,"
+                               f" not {length}; give sequences of at most {window} bytes")
+    distance = torch.arange(length)[:, None] - torch.arange(length)[None, :]
+    return (distance + window - 1, torch.ones(length, length, dtype=torch.bool),
+            torch.full((length,), length))
+
+
 class SpikingAttention(Block):
-    """Windowed causal attention of ``heads`` heads over the last ``window`` positions.
+    """Windowed causal attention of ``heads`` heads over the last ``window`` positions, or with
+    ``causal=False`` bidirectional attention over a whole sequence of at most ``window``.
 
     Holds its Q, K and V layers (:class:`~model.blocks.SpikingLinear`, as wide as the spikes it
     reads); its output has the same width.
@@ -52,12 +70,15 @@ class SpikingAttention(Block):
     mixes_positions = True
 
     def __init__(self, heads: int = 2, window: int = 16, score: str = "relu",
-                 name: str | None = None):
+                 causal: bool = True, name: str | None = None):
         check_positive(heads=heads, window=window)
         if score not in SCORES:
             raise ModelConfigError(f"attention must be one of {SCORES}, not {score!r}")
-        super().__init__(name, heads=heads, window=window, score=score)
-        self.heads, self.window, self.score = heads, window, score
+        if not isinstance(causal, bool):
+            raise ModelConfigError(f"causal must be True or False, not {causal!r}")
+        spec = {} if causal else {"causal": False}
+        super().__init__(name, heads=heads, window=window, score=score, **spec)
+        self.heads, self.window, self.score, self.causal = heads, window, score, causal
 
     def _build(self, widths):
         self._needs(widths, "spikes")
@@ -70,7 +91,8 @@ class SpikingAttention(Block):
         self.q, self.k, self.v = (SpikingLinear(d) for _ in range(3))
         for layer in (self.q, self.k, self.v):
             layer.build(Widths(spikes=d), self.settings)
-        self.score_bias = nn.Parameter(torch.zeros(self.heads, self.window))
+        distances = self.window if self.causal else 2 * self.window - 1
+        self.score_bias = nn.Parameter(torch.zeros(self.heads, distances))
         self.alpha = Amplitude()
         self.tau = nn.Parameter(torch.tensor(1.0 / math.sqrt(self.head_dim)))
         return Widths(spikes=d, residual=widths.residual)
@@ -93,9 +115,9 @@ class SpikingAttention(Block):
         return self.score_bias + (grid - self.score_bias).detach()
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Windowed causal attention on ``[..., L, d]`` tensors; per time step when spiking."""
+        """Windowed attention on ``[..., L, d]`` tensors; per time step when spiking."""
         q, k, v = self._split(q), self._split(k), self._split(v)
-        distance, mask, counts = causal_window(q.shape[-2], self.window)
+        distance, mask, counts = attention_window(q.shape[-2], self.window, self.causal)
         scores = q @ k.transpose(-1, -2)
         bias = self.score_bias_current()[:, distance]  # [H, L, L]
         if self.settings.float_twin:
@@ -143,5 +165,6 @@ class SpikingAttention(Block):
         e.spikes = e.add(g.Attention(name, tuple(outputs), f"{name}_s", heads=self.heads,
                                      score_bias=score_bias,
                                      threshold=np.array([r // 2 + 1 for r in resets]),
-                                     reset=np.array(resets), d_model=self.width))
+                                     reset=np.array(resets), d_model=self.width,
+                                     causal=self.causal))
         e.amplitude = alpha

@@ -328,18 +328,32 @@ class ResidualAdd(Block):
 class Readout(Block):
     """The output layer: ``logits = mean_t(W s_t) + b`` over the 256 bytes (no neuron).
 
-    Integer form: ``B = round(b / (s_w alpha_in))`` and ``logit_scale = s_w alpha_in / T``
-    (metadata: float logits are ``logit_scale`` times the integer logits).
+    With ``classes`` it is an encoder's classification head instead: ``classes`` logits per
+    position, averaged over the positions of the sequence (mean pooling), so the model predicts
+    one class per sequence. Integer form: ``B = round(b / (s_w alpha_in))`` and ``logit_scale =
+    s_w alpha_in / T`` (metadata: float logits are ``logit_scale`` times the integer logits;
+    pooled, the integer logits are the sum over the ``L`` positions: ``logit_scale / L``).
     """
 
     stem = "readout"
 
-    def __init__(self, name: str | None = None):
-        super().__init__(name)
+    def __init__(self, classes: int | None = None, name: str | None = None):
+        if classes is not None:
+            check_positive(classes=classes)
+            if classes < 2:
+                raise ModelConfigError(f"a classification head needs at least 2 classes, not"
+                                       f" {classes}")
+        super().__init__(name, **({} if classes is None else {"classes": classes}))
+        self.classes = classes
+
+    @property
+    def outputs(self) -> int:
+        """Logits per prediction: 256 bytes, or the classes."""
+        return VOCAB if self.classes is None else self.classes
 
     def _build(self, widths):
         self._needs(widths, "spikes")
-        self.linear = nn.Linear(widths.spikes, VOCAB)
+        self.linear = nn.Linear(widths.spikes, self.outputs)
         return Widths()
 
     def forward(self, flow):
@@ -348,6 +362,8 @@ class Readout(Block):
         else:
             flow.logits = (F.linear(flow.spikes, self.weight(self.linear)).mean(dim=1)
                            + self.linear.bias)
+        if self.classes is not None and flow.streams:
+            flow.logits = flow.logits.mean(dim=1)  # [N, L, C] -> [N, C]
         return flow
 
     def emit(self, e, name):
@@ -359,6 +375,10 @@ class Readout(Block):
         leak = None
         if not (units == units[0]).all():
             leak = np.stack([shift_add_terms(units[t] / units[t + 1]) for t in range(steps - 1)])
-        e.add(g.Readout(name, (e.spikes,), "output", weight=weight.long().numpy(),
-                        bias=bias[0] if (bias == bias[0]).all() else bias, leak=leak))
+        pooled = self.classes is not None
+        logits = e.add(g.Readout(name, (e.spikes,), f"{name}_logits" if pooled else "output",
+                                 weight=weight.long().numpy(),
+                                 bias=bias[0] if (bias == bias[0]).all() else bias, leak=leak))
+        if pooled:
+            e.add(g.Pool(f"{name}_pool", (logits,), "output", n_outputs=self.classes))
         e.logit_scale = float(units[-1]) / steps

@@ -14,6 +14,14 @@ checkpoint, so the difference is what rounding ``B`` and ``R`` costs. The twin i
 ``<stem>-float.pt`` beside the checkpoint unless ``--float-ckpt`` names one. Without ``--text``
 the figures are on ``--samples`` seeded held-out positions (default 32768); with it on
 ``--samples`` positions of that file (all of them if the file is shorter).
+
+An encoder (``--arch encoder``: which standard-library package a snippet comes from,
+:mod:`model.tasks`) is scored on ``--samples`` seeded held-out snippets (default 2048)::
+
+    spiking accuracy: X.XXX
+    float twin accuracy: Y.YYY
+    spiking before integer rounding accuracy: Z.ZZZ
+    majority class (tkinter) accuracy: W.WWW
 """
 
 from __future__ import annotations
@@ -24,18 +32,19 @@ from pathlib import Path
 from contract.ranges import analyse, signed_bits
 from contract.zoo import IntModel, IntTransformer
 
-from . import data
+from . import data, tasks
 from .checkpoint import load_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
 from .lift import int_model_of
-from .metrics import evaluate_float, evaluate_int
+from .metrics import accuracy_float, accuracy_int, evaluate_float, evaluate_int
 
 __all__ = ["DEFAULT_SAMPLES", "main", "twin_path"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SAMPLES = 32768
+DEFAULT_SNIPPETS = 2048
 
 
 def twin_path(ckpt: Path) -> Path:
@@ -71,6 +80,36 @@ def _print_transformer(int_model: IntTransformer, spiking: dict) -> None:
           f" logit_scale={int_model.logit_scale:.6g}, samples={spiking['samples']}")
 
 
+def _evaluate_encoder(args, model, twin) -> int:
+    if args.text is not None:
+        raise UsageError("an encoder is scored on held-out snippets of its package task; drop"
+                         " --text")
+    if twin is not None and twin.classes != model.classes:
+        raise CheckpointError(f"the float twin has {twin.classes} classes but the spiking model"
+                              f" {model.classes}; pass the matching --float-ckpt")
+    inputs, labels = tasks.heldout_snippets(args.samples or DEFAULT_SNIPPETS, model.context,
+                                            seed=args.seed)
+    graph = model.to_graph()
+    spiking = accuracy_int(graph, inputs, labels)
+    print(f"spiking accuracy: {spiking['accuracy']:.3f}")
+    if twin is not None:
+        print(f"float twin accuracy: {accuracy_float(twin, inputs, labels)['accuracy']:.3f}")
+    else:
+        print(f"float twin accuracy: none (no {twin_path(args.ckpt)}; pass --float-ckpt)")
+    before = accuracy_float(model, inputs, labels)
+    print(f"spiking before integer rounding accuracy: {before['accuracy']:.3f}")
+    majority, share = tasks.majority_baseline(labels)
+    print(f"majority class ({tasks.PACKAGES[majority]}) accuracy: {share:.3f}")
+    rates = ", ".join(f"{n} {r:.3f}" for n, r in zip(graph.population_names, spiking["rates"],
+                                                       strict=True))
+    print(f"firing rates: {rates}")
+    ranges = analyse(graph)
+    print(f"integer model: {len(graph.ops)} ops, {model.classes} classes, snippets of"
+          f" {model.context} bytes, membrane {signed_bits(ranges.membrane)} bits, logit"
+          f" {signed_bits(ranges.logit)} bits, samples={spiking['samples']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m model.evaluate``."""
     parser = ArgumentParser(prog="python -m model.evaluate", description=__doc__.splitlines()[0])
@@ -79,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="float twin checkpoint (default: <stem>-float.pt beside --ckpt)")
     parser.add_argument("--text", type=Path, default=None,
                         help="evaluate on this file instead of the held-out split")
-    parser.add_argument("--samples", type=positive_int, default=DEFAULT_SAMPLES)
+    parser.add_argument("--samples", type=positive_int, default=None,
+                        help=f"held-out positions (default {DEFAULT_SAMPLES}; an encoder:"
+                             f" snippets, default {DEFAULT_SNIPPETS})")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     args = parser.parse_args(argv)
 
@@ -93,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"float twin {twin_file} has context {twin.context} but the spiking"
                 f" model has {model.context}; pass the matching --float-ckpt"
             )
+    if model.classes is not None:
+        return _evaluate_encoder(args, model, twin)
+    args.samples = args.samples or DEFAULT_SAMPLES
     inputs, targets = _samples(args, model.context)
     graph = model.to_graph()
     spiking = evaluate_int(graph, inputs, targets)

@@ -9,6 +9,8 @@
   For a graph with attention (a transformer) the samples are byte *streams*: ``input``
   and ``target`` are int64 ``[N, L]`` (``--stream-length``, default three windows), each
   stream read from an empty key/value window, so the logits of every position are checked.
+  For an encoder (a graph that pools, :mod:`model.tasks`) ``input`` is int64 ``[N, L]``
+  held-out snippets of ``L`` bytes (its window) and ``target`` int64 ``[N]`` their package.
 
 ``python -m model.export --heldout-only --context K --out DIR`` writes ``heldout.npz`` alone,
 for ``rtl_gen build --onnx`` (an ONNX file comes with no text to check it on).
@@ -32,7 +34,7 @@ from contract.graph import Graph
 from contract.onnx_io import to_onnx
 from contract.zoo import IntModel, IntTransformer
 
-from . import data
+from . import data, tasks
 from .checkpoint import load_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import UsageError
@@ -74,6 +76,13 @@ def _heldout_streams_npz(streams: int, length: int, context: int, seed: int) -> 
     return buffer.getvalue()
 
 
+def _heldout_snippets_npz(samples: int, length: int, seed: int) -> bytes:
+    inputs, labels = tasks.heldout_snippets(samples, length, seed=seed)
+    buffer = io.BytesIO()
+    np.savez(buffer, input=inputs, target=labels)
+    return buffer.getvalue()
+
+
 def export_heldout(out: Path, samples: int, context: int, seed: int = 0) -> Path:
     """Write ``heldout.npz`` (held-out contexts of ``context`` bytes) into ``out``."""
     payload = _heldout_npz(samples, context, seed)
@@ -98,7 +107,9 @@ def export(int_model: Graph | IntModel | IntTransformer, out: Path, samples: int
     ``stream_length`` bytes)."""
     graph = int_model if isinstance(int_model, Graph) else int_model.graph()
     window = graph.causal_window
-    if window is not None:  # attention carries state across positions: check whole streams
+    if not graph.causal:  # an encoder: whole snippets of its window, one label each
+        npz_bytes = _heldout_snippets_npz(samples, window or graph.context, seed)
+    elif window is not None:  # attention carries state across positions: check whole streams
         length = stream_length or STREAM_WINDOWS * window
         npz_bytes = _heldout_streams_npz(samples, length, window, seed)
     else:
@@ -155,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("--ckpt is required (or --heldout-only --context K)")
     model, _ = load_checkpoint(args.ckpt, kind="spiking")
     graph = model.to_graph()
-    streams = graph.causal_window is not None
+    streams = graph.causal_window is not None and graph.causal
     if args.stream_length is not None and not streams:
-        raise UsageError("--stream-length is for a model with attention (a transformer) only")
+        raise UsageError("--stream-length is for a causal model with attention (a transformer)"
+                         " only")
     samples = args.samples or (DEFAULT_STREAMS if streams else DEFAULT_SAMPLES)
     try:
         onnx_path, npz_path = export(graph, args.out, samples, args.seed, args.stream_length)

@@ -120,7 +120,9 @@ def _transformer(graph: g.Graph) -> IntTransformer:
 
 def int_model_of(graph: g.Graph) -> IntModel | IntTransformer | None:
     """``graph`` as an ``IntModel`` or an ``IntTransformer`` (``None``: it is neither, or the
-    class refuses it, as ``IntModel`` does a chain without hidden layers)."""
+    class refuses it, as ``IntModel`` does a chain without hidden layers; an encoder)."""
+    if not graph.causal:
+        return None
     for lift in (_mlp, _transformer):
         try:
             return lift(graph)

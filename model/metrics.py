@@ -1,4 +1,5 @@
-"""Bits per byte of the integer model (via ``logit_scale``) and of a float twin."""
+"""Bits per byte of the integer model (via ``logit_scale``) and of a float twin; an
+encoder's accuracy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 
 from contract.graph import Graph, run
 
-__all__ = ["EvalResult", "evaluate_float", "evaluate_int"]
+__all__ = ["EvalResult", "accuracy_float", "accuracy_int", "evaluate_float", "evaluate_int"]
 
 _CHUNK = 4096
 
@@ -68,3 +69,50 @@ def evaluate_float(model, inputs: np.ndarray, targets: np.ndarray) -> EvalResult
     n = max(1, inputs.shape[0])
     rates = [r / max(1, chunks) for r in rate_sums or []]
     return EvalResult(bits_per_byte=total / n, rates=rates, samples=int(inputs.shape[0]))
+
+
+def _rates(traces_spikes) -> tuple[list[int], list[int]]:
+    return ([int(np.count_nonzero(s)) for s in traces_spikes],
+            [int(s.size) for s in traces_spikes])
+
+
+def _accuracy(predicted: np.ndarray, labels: np.ndarray, rates: list[float]) -> EvalResult:
+    from .tasks import majority_baseline
+
+    labels = np.asarray(labels)
+    return EvalResult(accuracy=float((predicted == labels).mean()) if labels.size else 0.0,
+                      majority=majority_baseline(labels)[1], rates=rates,
+                      samples=int(labels.size))
+
+
+@torch.no_grad()
+def accuracy_int(graph: Graph, inputs: np.ndarray, labels: np.ndarray) -> EvalResult:
+    """An encoder's accuracy: the arg-max of the integer class logits of each sequence
+    ``inputs[N, L]`` against ``labels[N]``, the majority-class baseline of those labels, and
+    the firing rates of every spiking population over every position."""
+    predicted, nonzero, sizes = [], None, None
+    for start in range(0, inputs.shape[0], _CHUNK // 16):
+        trace = run(graph, inputs[start : start + _CHUNK // 16])
+        predicted.append(np.argmax(trace.logits[:, -1], axis=-1))
+        counts, chunk = _rates(trace.spikes)
+        nonzero = counts if nonzero is None else [a + b for a, b in zip(nonzero, counts,
+                                                                           strict=True)]
+        sizes = chunk if sizes is None else [a + b for a, b in zip(sizes, chunk, strict=True)]
+    rates = [c / max(1, s) for c, s in zip(nonzero or [], sizes or [], strict=True)]
+    return _accuracy(np.concatenate(predicted), labels, rates)
+
+
+@torch.no_grad()
+def accuracy_float(model, inputs: np.ndarray, labels: np.ndarray) -> EvalResult:
+    """An encoder's accuracy by its float forward pass (a twin, or before integer rounding)."""
+    model.eval()
+    predicted, rate_sums = [], None
+    for start in range(0, inputs.shape[0], _CHUNK // 16):
+        ids = torch.from_numpy(inputs[start : start + _CHUNK // 16]).long()
+        logits, rates = model(ids)
+        predicted.append(logits.argmax(dim=-1).numpy())
+        values = [float(r) * ids.shape[0] for r in rates]
+        rate_sums = values if rate_sums is None else [a + b for a, b in zip(rate_sums, values,
+                                                                             strict=True)]
+    rates = [r / max(1, inputs.shape[0]) for r in rate_sums or []]
+    return _accuracy(np.concatenate(predicted), labels, rates)

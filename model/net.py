@@ -173,6 +173,7 @@ class SpikingNet(nn.Module):
             except ModelConfigError as exc:
                 raise ModelConfigError(f"block {index} ({type(block).__name__}): {exc}") from None
             self.blocks.append(block)
+        self._check_encoder()
         self.names = self._names()
         self.config = NetConfig(tuple(b.spec() for b in blocks), timesteps, weight_bits,
                                 bool(float_twin), rate_target, rate_lambda, bool(detach_reset),
@@ -186,6 +187,17 @@ class SpikingNet(nn.Module):
         net = cls(config.make_blocks(), **config.settings())
         net.config = config
         return net
+
+    def _check_encoder(self) -> None:
+        """A classification head pools a whole sequence, which only a bidirectional attention
+        reads; a bidirectional attention sees the future, which only a classifier may."""
+        bidirectional = any(isinstance(b, SpikingAttention) and not b.causal for b in self.blocks)
+        if self.classes is not None and not bidirectional:
+            raise ModelConfigError("a Readout with classes pools whole sequences: put a"
+                                   " bidirectional SpikingAttention(causal=False) before it")
+        if self.classes is None and bidirectional:
+            raise ModelConfigError("a bidirectional attention sees the bytes after each position:"
+                                   " end the model with a classification head, Readout(classes=C)")
 
     def _names(self) -> tuple[str, ...]:
         names, counts = [], {}
@@ -207,6 +219,12 @@ class SpikingNet(nn.Module):
         """Whether a block mixes positions (attention): the model then reads byte streams
         ``[N, L]`` and predicts every position, else windows ``[N, context]``."""
         return any(block.mixes_positions for block in self.blocks)
+
+    @property
+    def classes(self) -> int | None:
+        """An encoder's classes (its readout pools the sequence); ``None`` for a language
+        model."""
+        return self.blocks[-1].classes
 
     @property
     def context(self) -> int:
@@ -242,7 +260,11 @@ class SpikingNet(nn.Module):
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Float logits ``[N, 256]`` of the last position of ``ids[N, L]`` (a window model:
         ``ids[N, context]``) and the differentiable firing rate of every spiking neuron, in
-        block order (none for a float twin)."""
+        block order (none for a float twin). An encoder (:attr:`classes`) gives the class logits
+        ``[N, C]`` of each whole sequence ``ids[N, L]``."""
+        if self.classes is not None:
+            flow = self._run(ids, streams=True)
+            return flow.logits, flow.rates
         if self.streams:
             logits, rates = self.forward_all(ids)
             return logits[:, -1], rates
@@ -252,6 +274,9 @@ class SpikingNet(nn.Module):
     def forward_all(self, ids: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits of every position of streams ``ids[N, L]`` (``[N, L, 256]``) and the rates;
         each stream starts with an empty window (byte 0 before it)."""
+        if self.classes is not None:
+            raise ModelConfigError("an encoder predicts one class per sequence, not a logit per"
+                                   " position; call the model itself")
         ids = torch.as_tensor(ids)
         if self.streams:
             flow = self._run(ids, streams=True)

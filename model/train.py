@@ -9,9 +9,11 @@
 
 Adam with a linear warm-up and cosine decay, cross-entropy plus the firing-rate regulariser.
 A model without attention trains on batches of random ``(context, next byte)`` pairs, a model
-with attention on byte streams, scored at every position. Everything random is seeded from
-``--seed``. At the end the held-out bits/byte are measured (the integer model's for a spiking
-model) and returned as the metrics the checkpoint stores.
+with attention on byte streams, scored at every position, and an encoder (``--arch
+encoder``, a model whose readout has classes) on snippets of the package task
+(:mod:`model.tasks`), one label per snippet. Everything random is seeded from ``--seed``. At
+the end the held-out bits/byte (an encoder: the held-out accuracy) are measured, the integer
+model's for a spiking model, and returned as the metrics the checkpoint stores.
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data
+from . import data, tasks
 from .checkpoint import save_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
-from .metrics import evaluate_float, evaluate_int
+from .metrics import accuracy_float, accuracy_int, evaluate_float, evaluate_int
 from .net import SpikingNet
 from .spike import AMPLITUDES, FIRINGS, NEURONS, SPIKES, Neuron
-from .zoo import ZOO, LMConfig, TransformerConfig, build_model
+from .zoo import ZOO, EncoderConfig, LMConfig, TransformerConfig, build_model
 
 __all__ = ["DEFAULT_STEPS", "TrainOptions", "build_model", "main", "train", "train_model"]
 
@@ -44,6 +46,8 @@ DEFAULT_STEPS = 20000
 DEFAULT_BATCH = 256
 DEFAULT_LR = 3e-3
 FINAL_EVAL_SAMPLES = 32768
+#: held-out snippets an encoder is scored on at the end of training
+FINAL_EVAL_SNIPPETS = 2048
 DEFAULT_SEGMENT_WINDOWS = 4
 PROGRESS_EVAL_SAMPLES = 4096
 
@@ -91,7 +95,11 @@ def segment_length(model: SpikingNet, options: TrainOptions) -> int:
 
 
 def _batch(model: SpikingNet, rng, corpus, options: TrainOptions):
-    """A batch as tensors ``(ids, targets, valid)``; ``valid`` is None for windows."""
+    """A batch as tensors ``(ids, targets, valid)``; ``valid`` is None for windows and for an
+    encoder's snippets (``targets``: one label per snippet)."""
+    if model.classes is not None:
+        ids, labels = tasks.sample_snippets(rng, options.batch, model.context)
+        return torch.from_numpy(ids), torch.from_numpy(labels), None
     if model.streams:
         length = segment_length(model, options)
         ids, targets, valid = data.sample_segments(rng, corpus, options.batch, length)
@@ -102,7 +110,7 @@ def _batch(model: SpikingNet, rng, corpus, options: TrainOptions):
 
 def _loss_terms(model, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None):
     """Cross-entropy and rates; streams are scored on every real target."""
-    if model.streams:
+    if model.streams and model.classes is None:
         logits, rates = model.forward_all(x)
         flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                                reduction="none")
@@ -113,6 +121,15 @@ def _loss_terms(model, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | N
 
 
 def _heldout_bpb(model: SpikingNet, samples: int) -> dict:
+    if model.classes is not None:
+        inputs, labels = tasks.heldout_snippets(min(samples, FINAL_EVAL_SNIPPETS),
+                                                model.context, seed=0)
+        if not model.integer_exportable:
+            result = accuracy_float(model, inputs, labels)
+        else:
+            result = accuracy_int(model.to_graph(), inputs, labels)
+        model.train()
+        return dict(result)
     inputs, targets = data.heldout_samples(samples, model.context, seed=0)
     if not model.integer_exportable:
         result = evaluate_float(model, inputs, targets)
@@ -148,7 +165,7 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, **settin
         raise UsageError(f"train_model trains a model.net.SpikingNet, not a"
                          f" {type(model).__name__}")
     rng = _seed_everything(options.seed)
-    corpus = data.load_corpus(model.context)
+    corpus = None if model.classes is not None else data.load_corpus(model.context)
     first_x, _, _ = _batch(model, rng, corpus, options)
     model.calibrate(first_x)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
@@ -180,17 +197,16 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, **settin
         if step % options.log_every == 0 or step == options.steps:
             rate_text = " ".join(f"{r / window_n:.3f}" for r in window_rates or [])
             logger.info(
-                "step %d/%d loss %.4f train %.3f bits/byte rates [%s] lr %.2e %.0fs",
-                step, options.steps, window_ce / window_n,
-                window_ce / window_n / math.log(2), rate_text,
+                "step %d/%d loss %.4f train %.3f %s rates [%s] lr %.2e %.0fs",
+                step, options.steps, window_ce / window_n, window_ce / window_n / math.log(2),
+                "bits/byte" if model.classes is None else "bits/snippet", rate_text,
                 scheduler.get_last_lr()[0], time.monotonic() - start,
             )
             window_ce, window_rates, window_n = 0.0, None, 0
         if step % options.eval_every == 0 and step != options.steps:
             result = _heldout_bpb(model, PROGRESS_EVAL_SAMPLES)
             logger.info(
-                "step %d held-out %.3f bits/byte (%s) rates [%s]",
-                step, result["bits_per_byte"],
+                "step %d held-out %s (%s) rates [%s]", step, _figure(result),
                 "integer" if model.integer_exportable else "float",
                 " ".join(f"{r:.3f}" for r in result["rates"]),
             )
@@ -199,7 +215,8 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, **settin
     result = _heldout_bpb(model, options.eval_samples)
     model.eval()
     metrics = {
-        "heldout_bits_per_byte": result["bits_per_byte"],
+        **({"heldout_accuracy": result["accuracy"], "majority_baseline": result["majority"]}
+           if model.classes is not None else {"heldout_bits_per_byte": result["bits_per_byte"]}),
         "heldout_samples": result["samples"],
         "firing_rates": result["rates"],
         "train_seconds": wall,
@@ -210,6 +227,12 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, **settin
     return metrics
 
 
+def _figure(result: dict) -> str:
+    if "accuracy" in result:
+        return f"accuracy {result['accuracy']:.3f}"
+    return f"{result['bits_per_byte']:.3f} bits/byte"
+
+
 def build_parser() -> ArgumentParser:
     """The command-line interface of ``python -m model.train``."""
     defaults = LMConfig()
@@ -217,7 +240,9 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="checkpoint path to write")
     parser.add_argument("--arch", choices=tuple(ZOO), default="mlp",
-                        help="zoo architecture: spiking MLP (default) or spiking transformer")
+                        help="zoo architecture: spiking MLP (default), spiking transformer, or"
+                             " bidirectional spiking encoder (classifies which stdlib package a"
+                             " snippet comes from, model.tasks)")
     parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS)
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--hidden", type=positive_int, default=defaults.hidden[0],
@@ -229,7 +254,8 @@ def build_parser() -> ArgumentParser:
                         help="weight bits: 8, 4 or 2 (ternary)")
     parser.add_argument("--context", type=positive_int, default=None,
                         help=f"context bytes (default {defaults.context}; transformer"
-                             f" {xdefaults.context})")
+                             f" {xdefaults.context}; encoder: snippet bytes,"
+                             f" {EncoderConfig().context})")
     parser.add_argument("--embed", type=positive_int, default=defaults.embed)
     parser.add_argument("--rate-target", type=float, default=None,
                         help="target fraction of non-zero spikes per layer (default"
@@ -288,14 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be a positive number, not {args.lr}")
     neuron = Neuron(args.neuron, args.amplitude, args.firing, args.spikes).as_dict()
-    if args.arch == "transformer":
-        config = TransformerConfig(
-            context=args.context or TransformerConfig().context, d_model=args.d_model,
+    if args.arch in ("transformer", "encoder"):
+        kind = ZOO[args.arch]
+        extra = {"classes": len(tasks.PACKAGES)} if args.arch == "encoder" else {}
+        config = kind(
+            context=args.context or kind().context, d_model=args.d_model,
             heads=args.heads, layers=args.blocks, ffn=args.ffn, timesteps=args.timesteps,
             weight_bits=args.weight_bits, float_twin=args.float_twin, norm=args.norm,
             attention=args.attention,
-            rate_target=_given(args.rate_target, TransformerConfig().rate_target),
-            rate_lambda=_given(args.rate_lambda, TransformerConfig().rate_lambda), **neuron,
+            rate_target=_given(args.rate_target, kind().rate_target),
+            rate_lambda=_given(args.rate_lambda, kind().rate_lambda), **neuron, **extra,
         )
     else:
         config = _mlp_config(args, neuron)
@@ -303,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.arch != "transformer" and args.segment is not None:
         raise UsageError("--segment is for --arch transformer only")
-    batch = args.batch or (DEFAULT_BATCH // DEFAULT_SEGMENT_WINDOWS if args.arch == "transformer"
-                           else DEFAULT_BATCH)
+    batch = args.batch or (DEFAULT_BATCH // DEFAULT_SEGMENT_WINDOWS
+                           if args.arch in ("transformer", "encoder") else DEFAULT_BATCH)
     options = TrainOptions(steps=args.steps, batch=batch, lr=args.lr, seed=args.seed,
                            segment=args.segment)
     build_model(config)  # a configuration that cannot build is refused before anything runs
@@ -313,8 +341,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.seed)
     model, metrics = train(config, options)
     save_checkpoint(args.out, model, metrics, force=args.force)
-    print(f"{'float twin' if config.float_twin else 'spiking'}:"
-          f" {metrics['heldout_bits_per_byte']:.3f} bits/byte held-out,"
+    figure = (f"accuracy {metrics['heldout_accuracy']:.3f} held-out (majority class"
+              f" {metrics['majority_baseline']:.3f})" if "heldout_accuracy" in metrics
+              else f"{metrics['heldout_bits_per_byte']:.3f} bits/byte held-out")
+    print(f"{'float twin' if config.float_twin else 'spiking'}: {figure},"
           f" rates {' '.join(f'{r:.3f}' for r in metrics['firing_rates'])},"
           f" {metrics['train_seconds']:.0f}s -> {args.out}")
     return 0

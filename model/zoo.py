@@ -4,6 +4,7 @@
 | --- | --- | --- |
 | ``mlp`` | :class:`LMConfig` | ``SpikeEmbed(context, embed)``, ``SpikingLinear(h)`` per hidden layer, ``Readout`` |
 | ``transformer`` | :class:`TransformerConfig` | ``TokenEmbed(d)``; per block ``NormNeuron``, ``SpikingAttention``, ``ResidualAdd``, ``NormNeuron``, ``SpikingLinear(ffn)``, ``ResidualAdd``; ``NormNeuron``, ``Readout`` |
+| ``encoder`` | :class:`EncoderConfig` | the transformer's blocks with bidirectional attention (``causal=False``) over a sequence of ``context`` bytes, ``Readout(classes)`` (mean pooling, a class per sequence) |
 
 A zoo configuration is what ``python -m model.train --arch NAME`` builds from its flags and
 what the checkpoint stores (the dict of ``spikeforge-ckpt/1``: an MLP's carries no ``arch``, a
@@ -24,7 +25,8 @@ from .errors import ModelConfigError
 from .net import NetConfig, SpikingNet, check_settings
 from .spike import Neuron, without_plain_neuron
 
-__all__ = ["ZOO", "LMConfig", "TransformerConfig", "build_model", "config_from_dict"]
+__all__ = ["ZOO", "EncoderConfig", "LMConfig", "TransformerConfig", "build_model",
+           "config_from_dict"]
 
 
 class _ZooConfig:
@@ -130,6 +132,8 @@ class TransformerConfig(_ZooConfig):
     spikes: str = "ternary"
     arch: str = "transformer"
 
+    ARCH = "transformer"
+
     def __post_init__(self):
         self._check("context", "d_model", "heads", "layers", "ffn", "timesteps")
         if self.d_model % self.heads:
@@ -140,8 +144,8 @@ class TransformerConfig(_ZooConfig):
             raise ModelConfigError(f"norm must be one of {NORMS}, not {self.norm!r}")
         if self.attention not in SCORES:
             raise ModelConfigError(f"attention must be one of {SCORES}, not {self.attention!r}")
-        if self.arch != "transformer":
-            raise ModelConfigError(f"arch must be 'transformer', not {self.arch!r}")
+        if self.arch != self.ARCH:
+            raise ModelConfigError(f"arch must be {self.ARCH!r}, not {self.arch!r}")
 
     @property
     def head_dim(self) -> int:
@@ -156,11 +160,15 @@ class TransformerConfig(_ZooConfig):
         """The token embedding, ``layers`` pre-norm blocks, the final norm and the readout."""
         blocks = [TokenEmbed(self.d_model)]
         for _ in range(self.layers):
-            blocks += [NormNeuron(self.norm),
-                       SpikingAttention(self.heads, self.context, self.attention),
-                       ResidualAdd(), NormNeuron(self.norm), SpikingLinear(self.ffn),
-                       ResidualAdd()]
-        return [*blocks, NormNeuron(self.norm), Readout()]
+            blocks += [NormNeuron(self.norm), self._attention(), ResidualAdd(),
+                       NormNeuron(self.norm), SpikingLinear(self.ffn), ResidualAdd()]
+        return [*blocks, NormNeuron(self.norm), self._readout()]
+
+    def _attention(self) -> SpikingAttention:
+        return SpikingAttention(self.heads, self.context, self.attention)
+
+    def _readout(self) -> Readout:
+        return Readout()
 
     def key_map(self) -> list[tuple[str, str]]:
         """``(checkpoint prefix, module prefix)`` of every parameter group."""
@@ -179,8 +187,36 @@ class TransformerConfig(_ZooConfig):
         return [*pairs, ("norm_f.", f"blocks.{n}."), ("readout.", f"blocks.{n + 1}.linear.")]
 
 
+@dataclass(frozen=True)
+class EncoderConfig(TransformerConfig):
+    """The spiking encoder (``encoder``): the transformer's blocks with bidirectional attention
+    over a whole sequence of at most ``context`` bytes, and a classification head over
+    ``classes`` that averages the positions (SpikeLM's discriminative half)."""
+
+    context: int = 64
+    classes: int = 8
+    rate_target: float = 0.3
+    arch: str = "encoder"
+
+    ARCH = "encoder"
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._check("classes")
+
+    def _attention(self) -> SpikingAttention:
+        return SpikingAttention(self.heads, self.context, self.attention, causal=False)
+
+    def _readout(self) -> Readout:
+        return Readout(self.classes)
+
+    def key_map(self) -> list[tuple[str, str]]:
+        """The encoder's checkpoints use the blocks' own parameter names."""
+        return []
+
+
 #: the zoo, by the name ``python -m model.train --arch`` takes
-ZOO = {"mlp": LMConfig, "transformer": TransformerConfig}
+ZOO = {"mlp": LMConfig, "transformer": TransformerConfig, "encoder": EncoderConfig}
 
 
 def config_from_dict(data: dict):

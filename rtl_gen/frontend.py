@@ -2,9 +2,9 @@
 
 The graph is what ``contract.onnx_io.to_onnx`` writes: nodes of the ``spikeforge`` domain
 (``SpikeEmbed``, ``TokenEmbed``, ``SpikeAccumulate``, ``TernaryIF``, ``SpikeAttention``,
-``ResidualAdd``, ``SpikeReadout``) in any order that defines a tensor before it is read, over
-byte streams ``[N, L]``; :meth:`contract.graph.Graph.check` type-checks the result. An op without
-a handler raises :class:`UnsupportedOpError` naming the op and the node.
+``ResidualAdd``, ``SpikeReadout``, ``SpikePool``) in any order that defines a tensor before it
+is read, over byte streams ``[N, L]``; :meth:`contract.graph.Graph.check` type-checks the
+result. An op without a handler raises :class:`UnsupportedOpError` naming the op and the node.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from contract.graph import (
     Graph,
     GraphError,
     Op,
+    Pool,
     Readout,
     ResidualAdd,
     SpikeEmbed,
@@ -149,10 +150,14 @@ def _fire(node, ctx: _Context) -> Op:
 
 def _attention(node, ctx: _Context) -> Op:
     score_bias = ctx.array(node, 3, "score bias", 2)
+    causal = 1 if len(node.input) < 7 else int(ctx.array(node, 6, "causal flag", 0))
+    if causal not in (0, 1):
+        raise FrontendError(f"node {node.name}: causal must be 0 or 1, not {causal}")
     return Attention(heads=score_bias.shape[0], score_bias=score_bias,
                      threshold=ctx.positive(node, 4, "attention threshold", 1),
                      reset=ctx.positive(node, 5, "attention reset", 1),
-                     d_model=ctx.widths.get(node.input[0], 0), **_io(node, 3))
+                     d_model=ctx.widths.get(node.input[0], 0), causal=bool(causal),
+                     **_io(node, 3))
 
 
 def _residual(node, ctx: _Context) -> Op:
@@ -167,9 +172,14 @@ def _residual(node, ctx: _Context) -> Op:
 def _readout(node, ctx: _Context) -> Op:
     weight = ctx.array(node, 1, "weight", 2).T
     (bias,) = _per_step([ctx.array(node, 2, "bias", 2)])
-    if weight.shape[0] != VOCAB or bias.shape[-1] != VOCAB:
-        raise FrontendError(f"node {node.name}: the readout must have 256 outputs")
+    if bias.shape[-1] != weight.shape[0]:
+        raise FrontendError(f"node {node.name}: the readout's bias has {bias.shape[-1]} entries"
+                            f" for {weight.shape[0]} outputs")
     return Readout(weight=weight, bias=bias, leak=_leak(node, ctx, 3, 1), **_io(node, 1))
+
+
+def _pool(node, ctx: _Context) -> Op:
+    return Pool(n_outputs=ctx.widths.get(node.input[0], 0), **_io(node, 1))
 
 
 HANDLERS: dict[tuple[str, str], Callable[[onnx.NodeProto, _Context], Op]] = {
@@ -180,6 +190,7 @@ HANDLERS: dict[tuple[str, str], Callable[[onnx.NodeProto, _Context], Op]] = {
     (DOMAIN, "SpikeAttention"): _attention,
     (DOMAIN, "ResidualAdd"): _residual,
     (DOMAIN, "SpikeReadout"): _readout,
+    (DOMAIN, "SpikePool"): _pool,
 }
 
 

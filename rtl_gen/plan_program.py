@@ -82,6 +82,10 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
                                  table=op.inputs[0] == table,
                                  **_neuron(op, op.width(), graph.timesteps)))
         elif isinstance(op, Attention):
+            if not op.causal:
+                raise FrontendError(f"node {op.name}: the layer-program accelerator runs causal"
+                                    " attention only; a bidirectional (encoder) attention is"
+                                    " checked in the contract and ONNX, not yet in RTL")
             q, k, v = op.inputs
             layers.append(XLayer(LayerKind.ATTENTION, op.name, op.width(),
                                  threshold=op.threshold, reset=op.reset,

@@ -163,7 +163,9 @@ def compositions(draw) -> Composition:
     """Depth 1 to 4, widths 1, 2 and primes, heads 1 to 4, windows 1 to 32, T 1 to 8, 2/4/8-bit
     weights, blocks with and without attention or feed-forward, an embedding of spikes
     (optionally with attention over them) or of a residual, an optional spiking head, the
-    plain neuron or the elastic one's options (per-step constants, leaks, binary spikes)."""
+    plain neuron or the elastic one's options (per-step constants, leaks, binary spikes); a
+    third of the compositions with attention are encoders (bidirectional attention, a
+    classification readout pooled over the sequence)."""
     seed = draw(st.integers(0, 2**16))
     timesteps = draw(st.integers(1, 8))
     bits = draw(st.sampled_from([2, 4, 8]))
@@ -188,5 +190,9 @@ def compositions(draw) -> Composition:
                    "spike_attention": attention}
     length = draw(st.integers(1, 2 * window + 2))
     kwargs["elastic"] = bool(seed % 2)  # from the seed: the draws stay what they were
+    attends = kwargs.get("spike_attention") or any(a for a, _ in kwargs.get("blocks", ()))
+    if attends and seed % 3 == 0:  # an encoder: bidirectional, pooled, at most a window long
+        kwargs["classes"] = 2 + seed % 7
+        length = min(length, window)
     ids = np.random.default_rng(seed).integers(0, 256, size=(6, length))
     return Composition(seed, kwargs, ids)
