@@ -188,8 +188,9 @@ def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
                       window: int | None = None) -> np.ndarray:
     """``a_i = sum_j max(q_i . k_j + P[h, i - j], 0) v_j`` per head over the window.
 
-    ``q``, ``k``, ``v`` are ternary ``[..., L, d]``; ``score_bias`` is ``[heads, window]``
-    (zero if None); ``window`` defaults to ``L`` (plain causal attention).
+    ``q``, ``k``, ``v`` are ternary ``[..., L, d]``; ``score_bias`` is ``[heads, window]``, or
+    per step ``[T, heads, window]`` for ``[N, T, L, d]`` inputs (step ``t`` adds row ``t``);
+    zero if None; ``window`` defaults to ``L`` (plain causal attention).
     """
     q, k, v = (np.asarray(x, dtype=np.int64) for x in (q, k, v))
     *lead, length, d = q.shape
@@ -203,31 +204,48 @@ def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
     distance = np.arange(length)[:, None] - np.arange(length)[None, :]
     if score_bias is not None:
         bias = np.asarray(score_bias, dtype=np.int64)
-        scores = scores + bias[:, np.clip(distance, 0, window - 1)]
+        scores = scores + bias[..., np.clip(distance, 0, window - 1)]  # [(T,) H, L, L]
     scores = np.maximum(scores, 0) * window_mask(length, window)
     out = scores @ split(v)  # [..., H, L, dh]
     return np.swapaxes(out, -3, -2).reshape(*lead, length, d)
 
 
 def attention(q, k, v, heads: int, score_bias: np.ndarray, threshold: np.ndarray,
-              reset: np.ndarray, membranes: bool = False):
+              reset: np.ndarray, membranes: bool = False, *, leaks: np.ndarray | None = None,
+              binary: bool = False):
     """Windowed ReLU attention and its neuron: ``IF(a_i; Θ[n_i - 1], R[n_i - 1])``.
 
     ``score_bias`` is ``[heads, W]`` by distance, ``threshold`` and ``reset`` ``[W]`` by the
     number of keys ``n_i = min(i + 1, W)`` a position sees (the ``1/n`` of an average, folded
-    in). With ``membranes``, returns (spikes, membranes, current).
+    in). The elastic neuron's options: a per-step score bias ``[T, heads, W]``, per-step
+    constants ``[T, W]``, ``leaks`` ``[T - 1, 3, J, 2]`` and ``binary`` spikes, as
+    :func:`fire`'s. With ``membranes``, returns (spikes, membranes, current).
     """
-    window = np.asarray(score_bias).shape[1]
+    window = np.asarray(score_bias).shape[-1]
     current = attention_current(q, k, v, heads, score_bias, window)
     counts = key_counts(current.shape[-2], window) - 1
-    spikes, v_mem = fire(current, 0, np.asarray(threshold)[counts][:, None],
-                         np.asarray(reset)[counts][:, None], membranes=True)
+    threshold, reset = (np.asarray(c, dtype=np.int64) for c in (threshold, reset))
+    per_step = threshold.ndim == 2 or reset.ndim == 2
+    bias = np.zeros((current.shape[1], 1, 1) if per_step else (), dtype=np.int64)
+    if per_step:
+        steps = current.shape[1]
+        threshold, reset = (np.broadcast_to(c, (steps, window)) for c in (threshold, reset))
+    spikes, v_mem = fire(current, bias, threshold[..., counts, None], reset[..., counts, None],
+                         membranes=True, per_step=per_step, leaks=leaks, binary=binary)
     return (spikes, v_mem, current) if membranes else spikes
 
 
-def residual_add(x: np.ndarray, spikes: np.ndarray, weight: np.ndarray, shift: int) -> np.ndarray:
-    """``x + shift_round(W S, shift)``: a projection joins the residual by a constant shift."""
-    return np.asarray(x, dtype=np.int64) + shift_round(accumulate(spikes, weight), shift)
+def residual_add(x: np.ndarray, spikes: np.ndarray, weight: np.ndarray, shift: int,
+                 scale: np.ndarray | None = None) -> np.ndarray:
+    """``x + shift_round(W S, shift)``: a projection joins the residual by a constant shift;
+    with ``scale`` ``[T, J, 2]`` by a constant multiplier per step instead,
+    ``x + leak(W S_t, scale[t])`` (:func:`leak`: shifts and adds; spikes of per-step
+    amplitudes)."""
+    acc = accumulate(spikes, weight)
+    if scale is None:
+        return np.asarray(x, dtype=np.int64) + shift_round(acc, shift)
+    scaled = np.stack([leak(acc[:, t], scale[t]) for t in range(acc.shape[1])], axis=1)
+    return np.asarray(x, dtype=np.int64) + scaled
 
 
 def readout(spikes: np.ndarray, weight: np.ndarray, bias: np.ndarray,

@@ -35,7 +35,7 @@ def graph_digest(graph, ids) -> str:
         h.update(type(op).__name__.encode())
         for f in dataclasses.fields(op):
             value = getattr(op, f.name)
-            if (f.name, value) in (("leak", None), ("binary", False)):
+            if (f.name, value) in (("leak", None), ("binary", False), ("scale", None)):
                 continue  # fields added after the recording, at the plain neuron's values
             if isinstance(value, np.ndarray):
                 h.update(f"{f.name}{value.shape}".encode())
