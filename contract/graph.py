@@ -147,16 +147,19 @@ def _neuron(op: Op, current, peaks: _Peaks):
     return spikes
 
 
-def _check_leak(op: Op, leak, shape: tuple[int, ...]) -> None:
+def _check_leak(op: Op, leak, shape: tuple[int, ...], what: str = "leak",
+                rows: str = "T - 1") -> None:
+    """Terms of shifts and adds (a leak, or a residual's per-step scale): ``[rows, *shape[1:],
+    J, 2]`` of ``(sign, exponent)``."""
     if leak is None:
         return
     if leak.ndim != len(shape) + 2 or leak.shape[1:len(shape)] != shape[1:] \
             or leak.shape[-2:] != (ops.LEAK_TERMS, 2):
         lead = "".join(f"{d}, " for d in shape[1:])
-        raise GraphError(f"node {op.name}: the leak must be [T - 1, {lead}{ops.LEAK_TERMS}, 2]"
-                         f" (sign, exponent), not {leak.shape}")
+        raise GraphError(f"node {op.name}: the {what} must be [{rows}, {lead}{ops.LEAK_TERMS},"
+                         f" 2] (sign, exponent), not {leak.shape}")
     if np.abs(leak[..., 0]).max(initial=0) > 1:
-        raise GraphError(f"node {op.name}: every leak term's sign must be -1, 0 or 1")
+        raise GraphError(f"node {op.name}: every {what} term's sign must be -1, 0 or 1")
 
 
 def _check_neuron(op: Op, n: int) -> None:
@@ -338,10 +341,13 @@ class SpikingLinear(_NeuronOp):
 class Attention(Op):
     """Windowed ReLU attention of ``q, k, v`` spikes and the attention neuron.
 
-    ``score_bias`` ``[heads, window]`` by distance; ``threshold``/``reset`` ``[window]`` by key
-    count minus one. Without ``causal`` (an encoder's attention) every position reads every
-    position of a stream of at most ``window``, and the score bias is ``[heads, 2 window - 1]``
-    by the signed distance ``i - j + window - 1``.
+    ``score_bias`` ``[heads, window]`` by distance, or per step ``[T, heads, window]`` (the
+    score grid of q and k amplitudes that change over time); ``threshold``/``reset``
+    ``[window]`` by key count minus one, or per step ``[T, window]``; ``leak``
+    ``[T - 1, 3, J, 2]`` (or ``None``) and ``binary`` as :class:`Fire`'s (the elastic neuron).
+    Without ``causal`` (an encoder's attention) every position reads every position of a
+    stream of at most ``window``, and the score bias has ``2 window - 1`` columns, by the
+    signed distance ``i - j + window - 1``.
     """
 
     heads: int = 1
@@ -349,6 +355,8 @@ class Attention(Op):
     threshold: np.ndarray = None
     reset: np.ndarray = None
     d_model: int = 0
+    leak: np.ndarray | None = None
+    binary: bool = False
     causal: bool = True
     takes: ClassVar[tuple] = (Kind.SPIKES, Kind.SPIKES, Kind.SPIKES)
     arrays: ClassVar[tuple[str, ...]] = ("score_bias", "threshold", "reset")
@@ -357,10 +365,14 @@ class Attention(Op):
         super().__post_init__()
         object.__setattr__(self, "heads", int(self.heads))
         object.__setattr__(self, "d_model", int(self.d_model))
+        object.__setattr__(self, "binary", bool(self.binary))
         object.__setattr__(self, "causal", bool(self.causal))
-        if self.score_bias.ndim != 2 or self.score_bias.shape[0] != self.heads:
-            raise GraphError(f"node {self.name}: the score bias must be [heads, window]")
-        if not self.causal and self.score_bias.shape[1] % 2 == 0:
+        if self.leak is not None:
+            object.__setattr__(self, "leak", frozen_array(self.leak))
+        if self.score_bias.ndim not in (2, 3) or self.score_bias.shape[-2] != self.heads:
+            raise GraphError(f"node {self.name}: the score bias must be [heads, window] or"
+                             f" [T, heads, window], not {self.score_bias.shape}")
+        if not self.causal and self.score_bias.shape[-1] % 2 == 0:
             raise GraphError(f"node {self.name}: a bidirectional score bias must be"
                              " [heads, 2 window - 1], one entry per signed distance")
         if self.heads < 1 or self.d_model < 1 or self.d_model % self.heads:
@@ -369,12 +381,24 @@ class Attention(Op):
 
     @property
     def window(self) -> int:
-        width = self.score_bias.shape[1]
+        width = self.score_bias.shape[-1]
         return width if self.causal else (width + 1) // 2
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.heads
+
+    @property
+    def per_step(self) -> bool:
+        """Whether the neuron's constants have one row per time step (``[T, window]``)."""
+        return self.threshold.ndim == 2 or self.reset.ndim == 2
+
+    @property
+    def elastic(self) -> bool:
+        """Whether it uses an option of the elastic neuron (per-step score bias or constants,
+        a leak, binary spikes)."""
+        return (self.per_step or self.score_bias.ndim == 3 or self.leak is not None
+                or self.binary)
 
     def width(self) -> int:
         return self.d_model
@@ -384,17 +408,28 @@ class Attention(Op):
             if widths[tensor] != self.d_model:
                 raise GraphError(f"node {self.name}: q, k and v must have {self.d_model}"
                                  f" channels, not {widths[tensor]}")
-        if self.threshold.shape != (self.window,) or self.reset.shape != (self.window,):
-            raise GraphError(f"node {self.name}: attention thresholds need {self.window}"
-                             " entries, one per key count")
-        if min(self.threshold.min(), self.reset.min()) < 1:
-            raise GraphError(f"node {self.name}: attention thresholds and resets must be at"
-                             " least 1")
+        for name in ("threshold", "reset"):
+            arr = getattr(self, name)
+            if arr.ndim not in (1, 2) or arr.shape[-1] != self.window:
+                raise GraphError(f"node {self.name}: attention {name}s need {self.window}"
+                                 f" entries, one per key count (per step: [T, {self.window}]),"
+                                 f" not shape {arr.shape}")
+        if self.threshold.min() < 1:
+            raise GraphError(f"node {self.name}: attention thresholds must be at least 1")
+        if self.reset.min() < 0:
+            raise GraphError(f"node {self.name}: attention resets must not be negative")
+        _check_leak(self, self.leak, (0, 3))
+
+    def check_steps(self, steps: int) -> None:
+        _check_steps(self, steps, ("threshold", "reset"))
+        if self.score_bias.ndim == 3 and self.score_bias.shape[0] != steps:
+            raise GraphError(f"node {self.name}: the score bias has {self.score_bias.shape[0]}"
+                             f" time steps, the graph {steps}")
 
     def evaluate(self, args, graph, peaks, last_only):
-        spikes, membranes, current = ops.attention(*args, self.heads, self.score_bias,
-                                                   self.threshold, self.reset, membranes=True,
-                                                   causal=self.causal)
+        spikes, membranes, current = ops.attention(
+            *args, self.heads, self.score_bias, self.threshold, self.reset, membranes=True,
+            leaks=self.leak, binary=self.binary, causal=self.causal)
         peaks.see("attn_current", current)
         peaks.see("membrane", membranes)
         return spikes
@@ -402,10 +437,16 @@ class Attention(Op):
 
 @dataclass(frozen=True, eq=False)
 class ResidualAdd(Op):
-    """``x + shift_round(W S, shift)`` with ``weight`` ``[d, n_in]``; inputs (residual, spikes)."""
+    """``x + shift_round(W S, shift)`` with ``weight`` ``[d, n_in]``; inputs (residual, spikes).
+
+    ``scale`` ``[T, J, 2]`` (or ``None``): a multiplier per step instead of the shift,
+    ``x + leak(W S_t, scale[t])`` (:func:`contract.ops.residual_add`; spikes whose amplitude
+    changes over time); ``shift`` is then 0.
+    """
 
     weight: np.ndarray = None
     shift: int = 0
+    scale: np.ndarray | None = None
     takes: ClassVar[tuple] = (Kind.RESIDUAL, Kind.SPIKES)
     makes: ClassVar[Kind] = Kind.RESIDUAL
     arrays: ClassVar[tuple[str, ...]] = ("weight",)
@@ -413,6 +454,12 @@ class ResidualAdd(Op):
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "shift", int(self.shift))
+        if self.scale is not None:
+            object.__setattr__(self, "scale", frozen_array(self.scale))
+            if self.shift:
+                raise GraphError(f"node {self.name}: a residual add has a shift or a per-step"
+                                 " scale, not both")
+            _check_leak(self, self.scale, (0,), "scale", "T")
 
     def width(self) -> int:
         return self.weight.shape[0]
@@ -422,8 +469,13 @@ class ResidualAdd(Op):
             raise GraphError(f"node {self.name} adds {self.width()} channels to a residual of"
                              f" {widths[self.inputs[0]]}")
 
+    def check_steps(self, steps: int) -> None:
+        if self.scale is not None and self.scale.shape[0] != steps:
+            raise GraphError(f"node {self.name}: the scale must have one entry per step"
+                             f" ({steps}), not {self.scale.shape[0]}")
+
     def evaluate(self, args, graph, peaks, last_only):
-        x = ops.residual_add(args[0], args[1], self.weight, self.shift)
+        x = ops.residual_add(args[0], args[1], self.weight, self.shift, self.scale)
         peaks.see("residual", x)
         return x
 

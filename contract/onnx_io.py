@@ -14,13 +14,13 @@ they are.
 | ``TokenEmbed`` | ids, table ``[256, d]`` | residual |
 | ``SpikeAccumulate`` (``Accumulate``) | spikes, weight ``[n_in, n_out]`` | currents |
 | ``TernaryIF`` (``Fire``) | current, bias, threshold, reset ``[T, n]``, leak, binary | spikes |
-| ``SpikeAttention`` (``Attention``) | q, k, v, score bias, thresholds, resets, causal | spikes |
+| ``SpikeAttention`` (``Attention``) | q, k, v, score bias ``[H, W]``, thresholds, resets | spikes |
+| (elastic) | q, k, v, score bias ``[T, H, W]``, ``[T, W]`` constants, leak, binary | spikes |
 | ``ResidualAdd`` | residual, spikes, weight ``[n_in, d]``, mult ``[]``, div ``[]`` | residual |
+| (scaled) | residual, spikes, weight ``[n_in, d]``, scale ``[T, 1, 2, 3]`` | residual |
 | ``SpikeReadout`` (``Readout``) | spikes, weight ``[n_in, C]``, bias, leak | logits |
 | ``SpikePool`` (``Pool``) | logits ``[N, L, C]`` | logits ``[N, 1, C]`` (their sum) |
 
-The attention's score bias is ``[H, W]`` (bidirectional: ``[H, 2W - 1]``), its thresholds and
-resets ``[W]``, and ``causal`` is 1, or 0 for an encoder's attention over the whole sequence.
 A fused :class:`~contract.graph.SpikingLinear` is written as its ``SpikeAccumulate`` and
 ``TernaryIF``. Weights are stored transposed so the function bodies are plain ``MatMul``.
 ``ResidualAdd`` adds ``floor((S W * mult + div // 2) / div)``: ``mult = 2^shift, div = 1`` for
@@ -30,6 +30,13 @@ repeated when they do not change over time), and a leak (``[T - 1, 3, 2, 3]``; a
 ``[T - 1, 1, 2, 3]``) is a table of terms ``(sign, mult, div)``, the term
 ``sign * floor((x * mult + div // 2) / div)`` (the identity: ``(1, 1, 1), (0, 1, 1)``), chosen by
 the spike ``s`` (row ``s + 1``); ``binary`` is 1 when a neuron's spikes are never negative.
+A graph whose attentions use the elastic neuron writes every ``SpikeAttention`` in the elastic
+form (the function takes eight inputs), and one with a per-step residual scale every
+``ResidualAdd`` in the scaled form (a shift is the one term ``(1, 2^shift, 1)`` or
+``(1, 1, 2^-shift)`` every step); plain graphs keep the plain forms. A graph with a
+bidirectional attention (an encoder) gives every ``SpikeAttention`` a last input ``causal``,
+1 or 0 (where 0: every position reads every position, the score bias ``[(T,) H, 2W - 1]`` by
+``i - j + W - 1``, the neuron's constants of ``L`` keys).
 Model metadata carries ``logit_scale``, ``weight_bits`` and ``timesteps``.
 """
 
@@ -80,10 +87,12 @@ def shift_round_nodes(x: str, mult: str, div: str, out: str, n: str = "") -> lis
     ]
 
 
-def leak_table(leak, steps: int, codes: int) -> np.ndarray:
+def leak_table(leak, steps: int, codes: int, rows: int | None = None) -> np.ndarray:
     """A leak of the graph (``[T - 1, (codes,) J, 2]`` of ``(sign, e)``, or ``None``, the
-    identity) as ``int32 [T - 1, codes, J, 3]`` terms ``(sign, mult, div)``."""
-    table = np.zeros((max(0, steps - 1), codes, LEAK_TERMS, 3), dtype=np.int32)
+    identity) as ``int32 [T - 1, codes, J, 3]`` terms ``(sign, mult, div)``; ``rows`` other
+    than ``T - 1`` for a residual's per-step scale (``[T, J, 2]``)."""
+    rows = max(0, steps - 1) if rows is None else rows
+    table = np.zeros((rows, codes, LEAK_TERMS, 3), dtype=np.int32)
     table[..., 1:] = 1
     if leak is None:
         table[..., 0, 0] = 1
@@ -242,11 +251,15 @@ def _fire_function(timesteps: int) -> onnx.FunctionProto:
                      ["spikes"], nodes)
 
 
-def _attention_function(timesteps: int) -> onnx.FunctionProto:
+def _attention_function(timesteps: int, elastic: bool = False,
+                        bidirectional: bool = False) -> onnx.FunctionProto:
     """The windowed attention current and its neuron; heads, width and window are read from
-    the shapes of the score bias, the thresholds and ``q`` at run time. With ``causal`` 0 every
-    position reads every position, the score bias by ``i - j + W - 1`` and the neuron's
-    constants of ``L`` keys."""
+    the shapes of the score bias and of ``q`` at run time. ``elastic``: the score bias
+    ``[T, H, W]`` and the constants ``[T, W]`` have one row per step, and a leak and the binary
+    flag follow them (the elastic neuron's form). ``bidirectional``: a last input ``causal``;
+    where it is 0 every position reads every position, the score bias (``2W - 1`` columns) by
+    ``i - j + W - 1`` and the neuron's constants of ``L`` keys (an encoder's attention)."""
+    lead = 1 if elastic else 0  # axes of the score bias and constants before heads / counts
     nodes = [
         # [N, T, L, d] -> [N, T, H, L, dh]
         helper.make_node("Shape", ["score_bias"], ["bias_shape"]),
@@ -257,11 +270,13 @@ def _attention_function(timesteps: int) -> onnx.FunctionProto:
         _const("three", np.array(3, dtype=np.int64)),
         _const("ax0", np.array([0], dtype=np.int64)),
         _const("ax1", np.array([1], dtype=np.int64)),
-        helper.make_node("Gather", ["bias_shape", "zero64"], ["heads"], axis=0),
-        helper.make_node("Shape", ["threshold"], ["window1"]),
-        helper.make_node("Gather", ["window1", "zero64"], ["window64"], axis=0),
-        helper.make_node("Cast", ["causal"], ["is_causal"], to=TensorProto.BOOL),
-        helper.make_node("Not", ["is_causal"], ["everywhere"]),
+        *([_const("head_axis", np.array(1, dtype=np.int64)),
+           _const("window_axis", np.array(2, dtype=np.int64))] if elastic else []),
+        helper.make_node("Gather", ["bias_shape", "head_axis" if elastic else "zero64"],
+                         ["heads"], axis=0),
+        helper.make_node("Shape", ["threshold"], ["window_shape"]),
+        helper.make_node("Gather", ["window_shape", "one64" if elastic else "zero64"],
+                         ["window64"], axis=0),
         helper.make_node("Gather", ["shape", "three"], ["d_model"], axis=0),
         helper.make_node("Div", ["d_model", "heads"], ["dh"]),
         _const("lead", np.array([0, 0, 0], dtype=np.int64)),
@@ -283,15 +298,14 @@ def _attention_function(timesteps: int) -> onnx.FunctionProto:
         helper.make_node("Unsqueeze", ["pos", "ax0"], ["cols"]),
         helper.make_node("Sub", ["rows", "cols"], ["distance"]),
         helper.make_node("Sub", ["window64", "one64"], ["last64"]),
-        helper.make_node("GreaterOrEqual", ["distance", "zero64"], ["causal_near"]),
+        helper.make_node("GreaterOrEqual", ["distance", "zero64"], ["later"]),
         helper.make_node("Less", ["distance", "window64"], ["near"]),
-        helper.make_node("And", ["causal_near", "near"], ["causal_mask"]),
-        helper.make_node("Or", ["causal_mask", "everywhere"], ["mask"]),
+        helper.make_node("And", ["later", "near"], ["causal_mask" if bidirectional else "mask"]),
         helper.make_node("Max", ["distance", "zero64"], ["d_lo"]),
-        helper.make_node("Min", ["d_lo", "last64"], ["d_clip"]),
-        helper.make_node("Add", ["distance", "last64"], ["d_signed"]),
-        helper.make_node("Where", ["is_causal", "d_clip", "d_signed"], ["d_index"]),
-        helper.make_node("Gather", ["score_bias", "d_index"], ["bias"], axis=1),  # [H, L, L]
+        helper.make_node("Min", ["d_lo", "last64"], ["d_clip" if bidirectional else "d_index"]),
+        *(_bidirectional_nodes() if bidirectional else []),
+        helper.make_node("Gather", ["score_bias", "d_index"], ["bias"],
+                         axis=lead + 1),  # [(T,) H, L, L]
         helper.make_node("Add", ["dots", "bias"], ["scores"]),
         _const("zero32", np.array(0, dtype=np.int32)),
         helper.make_node("Max", ["scores", "zero32"], ["relu"]),
@@ -300,28 +314,65 @@ def _attention_function(timesteps: int) -> onnx.FunctionProto:
         helper.make_node("Transpose", ["ah"], ["a5"], perm=[0, 1, 3, 2, 4]),
         helper.make_node("Reshape", ["a5", "merge"], ["current"]),
         # the attention neuron: constants of min(i + 1, W) keys (or L), per position [L, 1]
-        helper.make_node("Min", ["pos", "last64"], ["causal_count"]),
-        helper.make_node("Sub", ["length", "one64"], ["all_but_one"]),
-        helper.make_node("Mul", ["pos", "zero64"], ["pos_zero"]),
-        helper.make_node("Add", ["pos_zero", "all_but_one"], ["full_count"]),
-        helper.make_node("Where", ["is_causal", "causal_count", "full_count"], ["count_index"]),
-        helper.make_node("Gather", ["threshold", "count_index"], ["thr_l"], axis=0),
-        helper.make_node("Gather", ["reset", "count_index"], ["rst_l"], axis=0),
-        helper.make_node("Unsqueeze", ["thr_l", "ax1"], ["thr"]),
-        helper.make_node("Unsqueeze", ["rst_l", "ax1"], ["rst"]),
-        *fire_nodes(timesteps, "current", "zero32", "thr", "rst", "spikes", prefix="if_"),
-    ]
-    return _function("SpikeAttention", ["q", "k", "v", "score_bias", "threshold", "reset",
-                                        "causal"], ["spikes"], nodes)
+        helper.make_node("Min", ["pos", "last64"],
+                         ["causal_count" if bidirectional else "count_index"]),
+        *([helper.make_node("Sub", ["length", "one64"], ["all_but_one"]),
+           helper.make_node("Mul", ["pos", "zero64"], ["pos_zero"]),
+           helper.make_node("Add", ["pos_zero", "all_but_one"], ["full_count"]),
+           helper.make_node("Where", ["is_causal", "causal_count", "full_count"],
+                            ["count_index"])] if bidirectional else []),
+        helper.make_node("Gather", ["threshold", "count_index"], ["thr_l"], axis=lead),
+        helper.make_node("Gather", ["reset", "count_index"], ["rst_l"], axis=lead),
+        *([_const("ax2", np.array([2], dtype=np.int64))] if elastic else []),
+        helper.make_node("Unsqueeze", ["thr_l", "ax2" if elastic else "ax1"], ["thr"]),
+        helper.make_node("Unsqueeze", ["rst_l", "ax2" if elastic else "ax1"], ["rst"]),
+    ]  # constants [(T,) L, 1]
+    inputs = ["q", "k", "v", "score_bias", "threshold", "reset"]
+    if not elastic:
+        nodes += fire_nodes(timesteps, "current", "zero32", "thr", "rst", "spikes",
+                            prefix="if_")
+    else:
+        inputs += ["leak", "binary"]
+        nodes += [_const("zeros_t", np.zeros((timesteps, 1, 1), dtype=np.int32)),
+                  *fire_nodes(timesteps, "current", "zeros_t", "thr", "rst", "spikes",
+                              prefix="if_", per_step=True, leak="leak", binary="binary")]
+    return _function("SpikeAttention", [*inputs, *(["causal"] if bidirectional else [])],
+                     ["spikes"], nodes)
 
 
-def _residual_function(timesteps: int) -> onnx.FunctionProto:
-    nodes = [
-        helper.make_node("MatMul", ["spikes", "weight"], ["acc"]),
-        *shift_round_nodes("acc", "mult", "div", "delta"),
-        helper.make_node("Add", ["x", "delta"], ["out"]),
+def _bidirectional_nodes() -> list:
+    """From ``causal`` (0 or 1): the mask (every key where 0) and the score bias column
+    ``d_index`` (``i - j + W - 1`` where 0), for :func:`_attention_function`."""
+    return [
+        helper.make_node("Cast", ["causal"], ["is_causal"], to=TensorProto.BOOL),
+        helper.make_node("Not", ["is_causal"], ["everywhere"]),
+        helper.make_node("Or", ["causal_mask", "everywhere"], ["mask"]),
+        helper.make_node("Add", ["distance", "last64"], ["d_signed"]),
+        helper.make_node("Where", ["is_causal", "d_clip", "d_signed"], ["d_index"]),
     ]
-    return _function("ResidualAdd", ["x", "spikes", "weight", "mult", "div"], ["out"], nodes)
+
+
+def _residual_function(timesteps: int, elastic: bool = False) -> onnx.FunctionProto:
+    """``x + shift_round(S W, shift)``; ``elastic``: ``x + leak(S_t W, scale[t])`` with a
+    table of terms ``[T, 1, J, 3]`` (a residual's per-step scale)."""
+    nodes = [helper.make_node("MatMul", ["spikes", "weight"], ["acc"])]
+    if not elastic:
+        nodes += [*shift_round_nodes("acc", "mult", "div", "delta"),
+                  helper.make_node("Add", ["x", "delta"], ["out"])]
+        return _function("ResidualAdd", ["x", "spikes", "weight", "mult", "div"], ["out"],
+                         nodes)
+    steps = []
+    for t in range(timesteps):
+        nodes += [_const(f"t{t}", np.array(t, dtype=np.int64)),
+                  _const(f"ax{t}", np.array([1], dtype=np.int64)),
+                  helper.make_node("Gather", ["acc", f"t{t}"], [f"acc{t}"], axis=1),
+                  helper.make_node("Gather", ["scale", f"t{t}"], [f"table{t}"], axis=0),
+                  *leak_nodes(f"acc{t}", f"table{t}", None, f"d{t}", f"sc{t}_"),
+                  helper.make_node("Unsqueeze", [f"d{t}", f"ax{t}"], [f"du{t}"])]
+        steps.append(f"du{t}")
+    nodes += [helper.make_node("Concat", steps, ["delta"], axis=1),
+              helper.make_node("Add", ["x", "delta"], ["out"])]
+    return _function("ResidualAdd", ["x", "spikes", "weight", "scale"], ["out"], nodes)
 
 
 def _readout_function(timesteps: int) -> onnx.FunctionProto:
@@ -369,8 +420,10 @@ FUNCTIONS = {
 class _Writer:
     """Collects nodes and initializers; one method per op."""
 
-    def __init__(self, timesteps: int):
+    def __init__(self, timesteps: int, elastic: dict[str, bool], bidirectional: bool = False):
         self.timesteps = timesteps
+        self.elastic = elastic
+        self.bidirectional = bidirectional
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
 
@@ -381,9 +434,9 @@ class _Writer:
     def node(self, op_type: str, name: str, inputs: list[str], output: str) -> None:
         self.nodes.append(helper.make_node(op_type, inputs, [output], domain=DOMAIN, name=name))
 
-    def steps(self, arr: np.ndarray) -> np.ndarray:
-        """A constant with one row per time step."""
-        return arr if arr.ndim == 2 else np.broadcast_to(arr, (self.timesteps, *arr.shape))
+    def steps(self, arr: np.ndarray, ndim: int = 2) -> np.ndarray:
+        """A constant with one row per time step (``ndim`` dimensions with it)."""
+        return arr if arr.ndim == ndim else np.broadcast_to(arr, (self.timesteps, *arr.shape))
 
     def neuron(self, op, current: str, name: str) -> None:
         args = [self.const(f"{name}_{k}", self.steps(getattr(op, k)))
@@ -412,14 +465,29 @@ class _Writer:
                       f"{acc}_currents")
             self.neuron(op, f"{acc}_currents", fire)
         elif isinstance(op, g.Attention):
-            args = [self.const(f"{n}_{k}", getattr(op, k))
-                    for k in ("score_bias", "threshold", "reset")]
-            args.append(self.const(f"{n}_causal", int(op.causal)))
+            if self.elastic["SpikeAttention"]:
+                args = [self.const(f"{n}_score_bias", self.steps(op.score_bias, 3)),
+                        *(self.const(f"{n}_{k}", self.steps(getattr(op, k)))
+                          for k in ("threshold", "reset")),
+                        self.const(f"{n}_leak", leak_table(op.leak, self.timesteps, 3)),
+                        self.const(f"{n}_binary", int(op.binary))]
+            else:
+                args = [self.const(f"{n}_{k}", getattr(op, k))
+                        for k in ("score_bias", "threshold", "reset")]
+            if self.bidirectional:
+                args.append(self.const(f"{n}_causal", int(op.causal)))
             self.node("SpikeAttention", n, [*op.inputs, *args], op.output)
         elif isinstance(op, g.ResidualAdd):
-            mult, div = shift_factors(op.shift)
-            args = [self.const(f"{n}_w", op.weight.T), self.const(f"{n}_mult", mult),
-                    self.const(f"{n}_div", div)]
+            args = [self.const(f"{n}_w", op.weight.T)]
+            if self.elastic["ResidualAdd"]:
+                scale = op.scale
+                if scale is None:
+                    scale = np.broadcast_to([[1, op.shift], [0, 0]], (self.timesteps, 2, 2))
+                args.append(self.const(f"{n}_scale", leak_table(scale, self.timesteps, 1,
+                                                                rows=self.timesteps)))
+            else:
+                mult, div = shift_factors(op.shift)
+                args += [self.const(f"{n}_mult", mult), self.const(f"{n}_div", div)]
             self.node("ResidualAdd", n, [*op.inputs, *args], op.output)
         elif isinstance(op, g.Readout):
             self.node("SpikeReadout", n, [*op.inputs, self.const(f"{n}_w", op.weight.T),
@@ -437,7 +505,10 @@ def to_onnx(model, name: str = "spikelm") -> onnx.ModelProto:
     """The ONNX model of a :class:`contract.graph.Graph` (or of anything with a ``graph()``,
     such as an ``IntModel`` or an ``IntTransformer``)."""
     graph = model if isinstance(model, g.Graph) else model.graph()
-    writer = _Writer(graph.timesteps)
+    elastic = {"SpikeAttention": any(op.elastic for op in graph.of_type(g.Attention)),
+               "ResidualAdd": any(op.scale is not None for op in graph.of_type(g.ResidualAdd))}
+    bidirectional = not all(op.causal for op in graph.of_type(g.Attention))
+    writer = _Writer(graph.timesteps, elastic, bidirectional)
     for op in graph.ops:
         writer.write(op)
     onnx_graph = helper.make_graph(
@@ -452,7 +523,10 @@ def to_onnx(model, name: str = "spikelm") -> onnx.ModelProto:
     onnx_model = helper.make_model(
         onnx_graph,
         opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(DOMAIN, 1)],
-        functions=[FUNCTIONS[op_type](graph.timesteps) for op_type in used],
+        functions=[_attention_function(graph.timesteps, elastic[op_type], bidirectional)
+                   if op_type == "SpikeAttention"
+                   else FUNCTIONS[op_type](graph.timesteps, elastic[op_type]) if op_type in elastic
+                   else FUNCTIONS[op_type](graph.timesteps) for op_type in used],
         producer_name="spikeforge", ir_version=9,
     )
     meta = {

@@ -215,10 +215,11 @@ def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
                       window: int | None = None, causal: bool = True) -> np.ndarray:
     """``a_i = sum_j max(q_i . k_j + P[h, i - j], 0) v_j`` per head over the window.
 
-    ``q``, ``k``, ``v`` are ternary ``[..., L, d]``; ``score_bias`` is ``[heads, window]``
-    (zero if None), or without ``causal`` ``[heads, 2 window - 1]`` by ``i - j + W - 1``;
-    ``window`` defaults to ``L`` (plain causal attention). Without ``causal`` position ``i``
-    reads every position of the stream, before and after it (an encoder).
+    ``q``, ``k``, ``v`` are ternary ``[..., L, d]``; ``score_bias`` is ``[heads, window]``, or
+    per step ``[T, heads, window]`` for ``[N, T, L, d]`` inputs (step ``t`` adds row ``t``);
+    zero if None; ``window`` defaults to ``L`` (plain causal attention). Without ``causal``
+    position ``i`` reads every position of the stream, before and after it (an encoder), and
+    the score bias is ``[(T,) heads, 2 window - 1]`` by ``i - j + W - 1``.
     """
     q, k, v = (np.asarray(x, dtype=np.int64) for x in (q, k, v))
     *lead, length, d = q.shape
@@ -231,33 +232,50 @@ def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
     scores = split(q) @ np.swapaxes(split(k), -1, -2)  # [..., H, L, L]
     if score_bias is not None:
         bias = np.asarray(score_bias, dtype=np.int64)
-        scores = scores + bias[:, score_bias_index(length, window, causal)]
+        scores = scores + bias[..., score_bias_index(length, window, causal)]  # [(T,) H, L, L]
     scores = np.maximum(scores, 0) * window_mask(length, window, causal)
     out = scores @ split(v)  # [..., H, L, dh]
     return np.swapaxes(out, -3, -2).reshape(*lead, length, d)
 
 
 def attention(q, k, v, heads: int, score_bias: np.ndarray, threshold: np.ndarray,
-              reset: np.ndarray, membranes: bool = False, causal: bool = True):
+              reset: np.ndarray, membranes: bool = False, *, leaks: np.ndarray | None = None,
+              binary: bool = False, causal: bool = True):
     """Windowed ReLU attention and its neuron: ``IF(a_i; Θ[n_i - 1], R[n_i - 1])``.
 
-    ``score_bias`` is ``[heads, W]`` by distance (without ``causal``: ``[heads, 2W - 1]`` by
-    signed distance), ``threshold`` and ``reset`` ``[W]`` by the number of keys
-    ``n_i = min(i + 1, W)`` a position sees (without ``causal``: ``n_i = L``, the whole
-    stream); the ``1/n`` of an average, folded in. With ``membranes``, returns (spikes,
-    membranes, current).
+    ``score_bias`` is ``[heads, W]`` by distance, ``threshold`` and ``reset`` ``[W]`` by the
+    number of keys ``n_i = min(i + 1, W)`` a position sees (the ``1/n`` of an average, folded
+    in). Without ``causal`` (an encoder) every position sees the ``n_i = L`` positions of the
+    stream and the score bias is ``[heads, 2W - 1]`` by signed distance. The elastic neuron's
+    options: a per-step score bias ``[T, heads, W]``, per-step constants ``[T, W]``, ``leaks``
+    ``[T - 1, 3, J, 2]`` and ``binary`` spikes, as :func:`fire`'s. With ``membranes``,
+    returns (spikes, membranes, current).
     """
-    window = np.asarray(threshold).shape[0]
+    window = np.asarray(threshold).shape[-1]
     current = attention_current(q, k, v, heads, score_bias, window, causal)
     counts = key_counts(current.shape[-2], window, causal) - 1
-    spikes, v_mem = fire(current, 0, np.asarray(threshold)[counts][:, None],
-                         np.asarray(reset)[counts][:, None], membranes=True)
+    threshold, reset = (np.asarray(c, dtype=np.int64) for c in (threshold, reset))
+    per_step = threshold.ndim == 2 or reset.ndim == 2
+    bias = np.zeros((current.shape[1], 1, 1) if per_step else (), dtype=np.int64)
+    if per_step:
+        steps = current.shape[1]
+        threshold, reset = (np.broadcast_to(c, (steps, window)) for c in (threshold, reset))
+    spikes, v_mem = fire(current, bias, threshold[..., counts, None], reset[..., counts, None],
+                         membranes=True, per_step=per_step, leaks=leaks, binary=binary)
     return (spikes, v_mem, current) if membranes else spikes
 
 
-def residual_add(x: np.ndarray, spikes: np.ndarray, weight: np.ndarray, shift: int) -> np.ndarray:
-    """``x + shift_round(W S, shift)``: a projection joins the residual by a constant shift."""
-    return np.asarray(x, dtype=np.int64) + shift_round(accumulate(spikes, weight), shift)
+def residual_add(x: np.ndarray, spikes: np.ndarray, weight: np.ndarray, shift: int,
+                 scale: np.ndarray | None = None) -> np.ndarray:
+    """``x + shift_round(W S, shift)``: a projection joins the residual by a constant shift;
+    with ``scale`` ``[T, J, 2]`` by a constant multiplier per step instead,
+    ``x + leak(W S_t, scale[t])`` (:func:`leak`: shifts and adds; spikes of per-step
+    amplitudes)."""
+    acc = accumulate(spikes, weight)
+    if scale is None:
+        return np.asarray(x, dtype=np.int64) + shift_round(acc, shift)
+    scaled = np.stack([leak(acc[:, t], scale[t]) for t in range(acc.shape[1])], axis=1)
+    return np.asarray(x, dtype=np.int64) + scaled
 
 
 def readout(spikes: np.ndarray, weight: np.ndarray, bias: np.ndarray,

@@ -143,11 +143,12 @@ def random_graph(seed: int, *, embed: str = "token", context: int = 2, width: in
     normalising neuron and a feed-forward layer of ``ffn`` (if ``ffn``), each joining the
     residual by a random shift; then a final normalising neuron, ``head`` and the readout.
     Every threshold is set from the currents the neuron sees on random streams. ``elastic``
-    gives the neurons of the linear layers and norms the options of the elastic neuron at
-    random (per-step constants, a leak, SpikeLM's hard reset, binary spikes) and the readout
-    per-step biases and a leak. ``classes`` makes an encoder: every attention bidirectional
-    over sequences of at most ``window`` bytes, and a readout of ``classes`` logits per
-    position that a ``Pool`` sums over the sequence.
+    gives the neurons of the linear layers, norms and attentions the options of the elastic
+    neuron at random (per-step constants, a leak, SpikeLM's hard reset, binary spikes; an
+    attention's score bias per step), the residual adds a per-step scale at random and the
+    readout per-step biases and a leak. ``classes`` makes an encoder: every attention
+    bidirectional over sequences of at most ``window`` bytes, and a readout of ``classes``
+    logits per position that a ``Pool`` sums over the sequence.
     """
     rng = np.random.default_rng(seed)
     probe = window if classes else 2 * window + 1
@@ -158,15 +159,35 @@ def random_graph(seed: int, *, embed: str = "token", context: int = 2, width: in
         q, k, v = (b.linear(s, d) for _ in range(3))
         resets = rng.integers(2, 12, size=window)
         distances = 2 * window - 1 if classes else window
+        score_bias = rng.integers(-3, 4, size=(heads, distances))
+        threshold, extra = resets // 2 + 1, {}
+        if elastic:  # per-step score bias and constants, a leak, SpikeLM's reset, binary
+            steps, spikelm = timesteps, bool(rng.integers(2))
+            if rng.integers(2):
+                score_bias = score_bias + rng.integers(-2, 3, size=(steps, heads, distances))
+            if rng.integers(2):
+                resets = resets + rng.integers(-1, 3, size=(steps, window))
+                threshold = resets // 2 + 1
+            if spikelm:
+                resets = np.zeros_like(resets)
+            extra = {"leak": b.leak(3, spikelm) if spikelm or rng.integers(2) else None,
+                     "binary": bool(rng.integers(3) == 0)}
         return b.add(g.Attention(b.name("attn"), (q, k, v), b.name("o"), heads=heads,
-                                 score_bias=rng.integers(-3, 4, size=(heads, distances)),
-                                 threshold=resets // 2 + 1, reset=resets, d_model=d,
-                                 causal=not classes))
+                                 score_bias=score_bias, threshold=threshold, reset=resets,
+                                 d_model=d, causal=not classes, **extra))
 
     def residual(x: str, s: str) -> str:
+        weight = b.weight(width, b.widths[s])
+        shift, scale = int(rng.integers(-4, 1)), None
+        if elastic and rng.integers(2):  # a per-step scale 2^a ± 2^b
+            scale = np.zeros((timesteps, 2, 2), dtype=np.int64)
+            scale[:, 0] = (1, shift)
+            scale[:, 0, 1] += rng.integers(-1, 2, size=timesteps)
+            scale[:, 1, 0] = rng.integers(-1, 2, size=timesteps)
+            scale[:, 1, 1] = scale[:, 0, 1] - rng.integers(1, 4, size=timesteps)
+            shift = 0
         return b.add(g.ResidualAdd(b.name("res"), (x, s), b.name("x"),
-                                   weight=b.weight(width, b.widths[s]),
-                                   shift=int(rng.integers(-4, 1))))
+                                   weight=weight, shift=shift, scale=scale))
 
     if embed == "spike":
         p = [0.2, 0.6, 0.2]

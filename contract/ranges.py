@@ -12,12 +12,15 @@ One rule per op:
 | ``Fire`` | 1 | membrane ``T (I + max|B|) + max(0, R - Θ)``, ``I`` the input's bound (*) |
 | ``SpikingLinear`` | 1 | membrane ``T (A(W) + max|B|) + max(0, R - Θ)`` |
 | ``Attention`` | 1 | current ``max_h sum_δ max(0, d_h + P[h, δ])`` (**), membrane as ``Fire``'s |
-| ``ResidualAdd`` | ``x + shift_round(A(W), shift)`` | the accumulator: ``A(W)`` |
+| ``ResidualAdd`` | ``x + shift_round(A(W), shift)`` (***) | the accumulator: ``A(W)`` |
 | ``Readout`` | ``T (A(W) + max|B|)`` (partial sums included) (*) | the same |
 | ``Pool`` | ``W`` times its input's, ``W`` the bidirectional attention's window | the same |
 
 (*) With a leak, step by step instead (:func:`membrane_bound`).
-(**) Bidirectional: the sum over the ``W`` consecutive signed distances that sum most.
+(**) Bidirectional: the sum over the ``W`` consecutive signed distances that sum most; per
+step: the largest over the steps' score biases.
+(***) A residual's per-step scale adds the largest :func:`leak_bound` of ``A(W)`` over its
+steps' terms.
 """
 
 from __future__ import annotations
@@ -132,20 +135,27 @@ def analyse(graph: g.Graph) -> Ranges:
                 steps, accumulation_bound(op.weight), op.bias, op.threshold, op.reset, op.leak))
             out = 1
         elif isinstance(op, g.Attention):
-            terms = np.maximum(op.head_dim + op.score_bias, 0)
+            terms = np.maximum(op.head_dim + op.score_bias, 0)  # [(T,) H, distances]
             if not op.causal:  # a position reads W consecutive signed distances at most
-                sums = np.cumsum(np.pad(terms, ((0, 0), (1, 0))), axis=1)
-                terms = sums[:, op.window:] - sums[:, :-op.window]
-            best = terms.sum(axis=1).max(initial=0) if op.causal else terms.max(initial=0)
+                pad = [(0, 0)] * (terms.ndim - 1) + [(1, 0)]
+                sums = np.cumsum(np.pad(terms, pad), axis=-1)
+                terms = sums[..., op.window:] - sums[..., :-op.window]
+                best = terms.max(initial=0)
+            else:
+                best = terms.sum(axis=-1).max(initial=0)
             current = see("attn_current", int(best))
             see("score", op.head_dim + _abs_max(op.score_bias))
             registers[op.name] = see("membrane", membrane_bound(
-                steps, current, 0, op.threshold, op.reset))
+                steps, current, 0, op.threshold, op.reset, op.leak))
             out = 1
         elif isinstance(op, g.ResidualAdd):
             acc = see("accumulator", accumulation_bound(op.weight))
             registers[op.name] = acc
-            out = see("residual", args[0] + int(shift_round(np.array(acc), op.shift)))
+            if op.scale is None:
+                delta = int(shift_round(np.array(acc), op.shift))
+            else:
+                delta = max(leak_bound(terms, acc) for terms in op.scale)
+            out = see("residual", args[0] + delta)
         elif isinstance(op, g.Readout):
             out = registers[op.name] = see("logit", membrane_bound(
                 steps, accumulation_bound(op.weight), op.bias, 0, 0, op.leak))

@@ -67,10 +67,11 @@ def weight_address(p: AcceleratorParams, layer: int, tile: int, index: int) -> i
 def const_address(p: AcceleratorParams, layer: int, tile: int, count: int = 1,
                   step: int = 0) -> int:
     """Constant-bank address of a tile (ATTENTION: for a position that sees ``count`` keys;
-    per-step constants: at step ``step``)."""
-    offset = (count - 1) * p.tiles[layer] if p.layers[layer].kind == LayerKind.ATTENTION else 0
+    per-step constants: at step ``step``, a block of ``W`` key counts for an ATTENTION)."""
+    attention = p.layers[layer].kind == LayerKind.ATTENTION
+    offset = (count - 1) * p.tiles[layer] if attention else 0
     if p.layers[layer].per_step:
-        offset = step * p.tiles[layer]
+        offset += step * p.tiles[layer] * (p.window if attention else 1)
     return p.const_bases[layer] + offset + tile
 
 
@@ -113,10 +114,13 @@ def const_bank_images(p: AcceleratorParams) -> list[list[int]]:
         if not p.const_entries(layer):
             continue
         if layer.kind == LayerKind.ATTENTION:
-            groups = [(count, 0, np.zeros(layer.n_out, dtype=np.int64),
-                       np.full(layer.n_out, layer.threshold[count - 1]),
-                       np.full(layer.n_out, layer.reset[count - 1]))
-                      for count in range(1, p.window + 1)]
+            steps = p.timesteps if layer.per_step else 1
+            threshold, reset = (np.broadcast_to(v, (steps, p.window))
+                                for v in (layer.threshold, layer.reset))
+            groups = [(count, step, np.zeros(layer.n_out, dtype=np.int64),
+                       np.full(layer.n_out, threshold[step, count - 1]),
+                       np.full(layer.n_out, reset[step, count - 1]))
+                      for step in range(steps) for count in range(1, p.window + 1)]
         else:
             ones = np.ones(layer.n_out, dtype=np.int64)
             groups = []

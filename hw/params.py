@@ -51,7 +51,7 @@ class LayerKind(enum.IntEnum):
     NORM = 1  #: spikes = IF(residual + B; Θ, R per channel)
     LINEAR = 2  #: spikes = IF(W s + B; Θ, R)
     ATTENTION = 3  #: spikes = IF(Σ_j relu(q.k_j + P) v_j; Θ, R per key count)
-    RESIDUAL = 4  #: residual += shift(W s)
+    RESIDUAL = 4  #: residual += shift(W s), or a per-step scale 2^a ± 2^b of it
     READOUT = 5  #: logits = Σ_t (W s + B)
 
 
@@ -74,14 +74,15 @@ class XLayer:
 
     ``weight`` ``[n_out, n_in]`` (EMBED: the embedding transposed, ``[d, 256]``); ``bias``,
     ``threshold``, ``reset`` per output neuron, or ``[T, n_out]`` per step (ATTENTION:
-    ``threshold``/``reset`` per key count, ``[W]``); ``leak`` ``[T - 1, 3, 2, 2]``: the
-    multiplier of the membrane after each step by the spike fired (``contract.ops.leak``'s
-    terms, row ``s + 1``; READOUT: row 1), ``None`` the identity; ``binary``: no negative
-    spikes; ``score_bias`` ``[H, W]`` (ATTENTION); ``shift`` (RESIDUAL). ``source`` names the
-    spike tensor read (ATTENTION: the queries), ``keys``/``values`` the caches an ATTENTION
-    reads, ``dest`` the spike tensor or cache written (NORM, LINEAR, ATTENTION). ``table``: a
-    LINEAR layer that reads the spikes of the context bytes from the spike table (the program's
-    ``SpikeEmbed``) instead of a spike tensor.
+    ``threshold``/``reset`` per key count, ``[W]`` or per step ``[T, W]``); ``leak``
+    ``[T - 1, 3, 2, 2]``: the multiplier of the membrane after each step by the spike fired
+    (``contract.ops.leak``'s terms, row ``s + 1``; READOUT: row 1), ``None`` the identity;
+    ``binary``: no negative spikes; ``score_bias`` ``[H, W]`` or per step ``[T, H, W]``
+    (ATTENTION); ``shift``, or ``scale`` ``[T, 2, 2]`` terms per step (RESIDUAL). ``source``
+    names the spike tensor read (ATTENTION: the queries), ``keys``/``values`` the caches an
+    ATTENTION reads, ``dest`` the spike tensor or cache written (NORM, LINEAR, ATTENTION).
+    ``table``: a LINEAR layer that reads the spikes of the context bytes from the spike table
+    (the program's ``SpikeEmbed``) instead of a spike tensor.
     """
 
     kind: LayerKind
@@ -100,6 +101,7 @@ class XLayer:
     table: bool = False
     leak: np.ndarray | None = None
     binary: bool = False
+    scale: np.ndarray | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "kind", LayerKind(self.kind))
@@ -118,9 +120,10 @@ class XLayer:
             if getattr(self, field) is None:
                 raise ValueError(f"layer {self.name} ({self.kind.name}) needs {field}")
         per_neuron = self.kind in (LayerKind.NORM, LayerKind.LINEAR, LayerKind.READOUT)
-        steps = (1, 2) if per_neuron else 1
+        steps = (1, 2)
         for field, ndim in (("weight", 2), ("bias", steps), ("threshold", steps),
-                            ("reset", steps), ("score_bias", 2), ("leak", 4)):
+                            ("reset", steps), ("score_bias", (2, 3)), ("leak", 4),
+                            ("scale", 3)):
             if getattr(self, field) is not None:
                 object.__setattr__(self, field, _int_array(f"{self.name} {field}",
                                                            getattr(self, field), ndim))
@@ -135,9 +138,14 @@ class XLayer:
             raise ValueError(f"layer {self.name}: every threshold must be at least 1")
         if self.reset is not None and self.reset.size and self.reset.min() < 0:
             raise ValueError(f"layer {self.name}: no reset may be negative")
-        if (self.leak is not None or self.binary) and not per_neuron:
-            raise ValueError(f"layer {self.name}: only NORM, LINEAR and READOUT layers have a"
-                             " leak or binary spikes")
+        if (self.leak is not None or self.binary) and not (per_neuron or self.spiking):
+            raise ValueError(f"layer {self.name}: only NORM, LINEAR, ATTENTION and READOUT"
+                             " layers have a leak or binary spikes")
+        if self.scale is not None and (self.kind != LayerKind.RESIDUAL or self.shift
+                                       or self.scale.shape[1:] != (2, 2)
+                                       or np.abs(self.scale[..., 0]).max(initial=0) > 1):
+            raise ValueError(f"layer {self.name}: a per-step scale belongs to a RESIDUAL layer"
+                             " without a shift, [T, 2, 2] terms (sign in -1..1, exponent)")
         if self.leak is not None and (self.leak.shape[1:] != (3, 2, 2)
                                       or np.abs(self.leak[..., 0]).max(initial=0) > 1):
             raise ValueError(f"layer {self.name}: the leak must be [T - 1, 3, 2, 2] terms"
@@ -157,7 +165,7 @@ class XLayer:
     @property
     def per_step(self) -> bool:
         """Whether the layer's constants have one row per time step."""
-        return any(v is not None and v.ndim == 2 and self.kind != LayerKind.ATTENTION
+        return any(v is not None and v.ndim == 2
                    for v in (self.bias, self.threshold, self.reset))
 
     def constants_at(self, step: int) -> tuple[np.ndarray | None, ...]:
@@ -251,17 +259,23 @@ class AcceleratorParams:
             if layer.kind == LayerKind.READOUT and layer.n_out != VOCAB:
                 raise ValueError(f"the readout must have {VOCAB} outputs")
             if layer.kind == LayerKind.ATTENTION:
-                if layer.score_bias.shape != (self.heads, self.window):
+                if layer.score_bias.shape[-2:] != (self.heads, self.window) or (
+                        layer.score_bias.ndim == 3
+                        and layer.score_bias.shape[0] != self.timesteps):
                     raise ValueError(f"layer {layer.name}: score_bias must be"
-                                     f" [{self.heads}, {self.window}]")
-                if layer.threshold.shape != (self.window,) or layer.reset.shape != (self.window,):
+                                     f" [{self.heads}, {self.window}] (per step: [T, ...])")
+                if layer.threshold.shape[-1:] != (self.window,) \
+                        or layer.reset.shape[-1:] != (self.window,):
                     raise ValueError(f"layer {layer.name}: thresholds per key count need"
-                                     f" {self.window} entries")
+                                     f" {self.window} entries (per step: [T, W])")
             for field in ("bias", "threshold", "reset"):
                 value = getattr(layer, field)
                 if layer.per_step and value is not None and value.shape[0] != self.timesteps:
                     raise ValueError(f"layer {layer.name}: per-step {field} must have"
                                      f" {self.timesteps} rows")
+            if layer.scale is not None and layer.scale.shape[0] != self.timesteps:
+                raise ValueError(f"layer {layer.name}: the scale must have {self.timesteps}"
+                                 " rows (one per step)")
             if layer.leak is not None and layer.leak.shape[0] != self.timesteps - 1:
                 raise ValueError(f"layer {layer.name}: the leak must have {self.timesteps - 1}"
                                  " rows (one per step but the last)")
@@ -367,9 +381,10 @@ class AcceleratorParams:
         if layer.kind in (LayerKind.EMBED, LayerKind.RESIDUAL):
             return 0
         tiles = self.tiles_of(layer.n_out)
+        steps = self.timesteps if layer.per_step else 1
         if layer.kind == LayerKind.ATTENTION:
-            return tiles * self.window
-        return tiles * self.timesteps if layer.per_step else tiles
+            return tiles * self.window * steps
+        return tiles * steps
 
     @cached_property
     def leak_sets(self) -> tuple[np.ndarray, ...]:
@@ -431,6 +446,55 @@ class AcceleratorParams:
             if layer.kind == LayerKind.RESIDUAL and layer.shift not in found:
                 found.append(layer.shift)
         return tuple(found)
+
+    @property
+    def scaled(self) -> bool:
+        """Whether a RESIDUAL layer scales per step (the rows' two-term RESADD scale unit
+        instead of the one shift mux)."""
+        return any(layer.scale is not None for layer in self.layers)
+
+    @cached_property
+    def scale_sets(self) -> tuple[np.ndarray, ...]:
+        """The ``[2, 2]`` terms a RESADD token can select (its ``scale`` field) in a
+        :attr:`scaled` program: EMBED's identity first, then per RESIDUAL layer its one shift
+        or its terms step by step."""
+        sets = [IDENTITY_LEAK[0]]
+        for layer in self.layers:
+            if layer.kind != LayerKind.RESIDUAL:
+                continue
+            if layer.scale is None:
+                sets.append(np.array([[1, layer.shift], [0, 0]], dtype=np.int64))
+            else:
+                sets += list(layer.scale)
+        return tuple(np.asarray(s) for s in sets)
+
+    @property
+    def scale_bases(self) -> tuple[int, ...]:
+        """Per layer, the index of its (step 0) set in :attr:`scale_sets` (0: EMBED and every
+        layer that does not add to the residual)."""
+        bases, top = [], 1
+        for layer in self.layers:
+            bases.append(top if layer.kind == LayerKind.RESIDUAL else 0)
+            if layer.kind == LayerKind.RESIDUAL:
+                top += 1 if layer.scale is None else self.timesteps
+        return tuple(bases)
+
+    @property
+    def scale_exponents(self) -> tuple[int, ...]:
+        """The distinct exponents of the scale terms (0 first): the rows' shift muxes."""
+        found = [0]
+        for terms in self.scale_sets:
+            for sign, e in terms:
+                if sign and int(e) not in found:
+                    found.append(int(e))
+        return tuple(found)
+
+    @property
+    def score_per_step(self) -> bool:
+        """Whether an ATTENTION's score bias changes over time: the bias ROM holds a block of
+        rows per step for every attention layer."""
+        return any(layer.kind == LayerKind.ATTENTION and layer.score_bias.ndim == 3
+                   for layer in self.layers)
 
     @property
     def has_residual(self) -> bool:

@@ -59,7 +59,9 @@ class ArrayRow(wiring.Component):
       ``addr``), nothing for a zero spike.
     - RESID: ``U += x`` (residual bank at ``addr``).
     - RESADD: the residual at ``addr`` takes ``x + shift(U)`` (``shift(U)`` when ``init``),
-      the shift chosen by ``shift_sel`` among :attr:`AcceleratorParams.shifts`; ``U = 0``.
+      the shift chosen by ``shift_sel`` among :attr:`AcceleratorParams.shifts`; ``U = 0``. In
+      a program whose residual adds scale per step, ``shift(U)`` is the two terms
+      ``Σ_j sign_j shift_round(U, e_j)`` of the token's ``scale`` set instead.
 
     ``fired`` is the number of non-zero spikes the row wrote in the previous cycle.
 
@@ -151,6 +153,7 @@ class ArrayRow(wiring.Component):
         logit_addr = Signal.like(self.logits.payload.addr)
         x2 = Signal.like(x1)
         res_addr2, init2 = Signal.like(tok1.addr), Signal()
+        scale2 = Signal.like(tok1.scale) if p.scaled else None
         m.d.sync += [
             fire.eq((kind1 == TokenKind.FIRE) & ~self.readout),
             spiking.eq((kind1 == TokenKind.FIRE) & ~self.readout & ~tok1.last),
@@ -161,6 +164,17 @@ class ArrayRow(wiring.Component):
             logit_addr.eq(tok1.oaddr + r),
             x2.eq(x1), res_addr2.eq(tok1.addr), init2.eq(tok1.init),
         ]
+        scale_terms = None
+        if p.scaled:  # the RESADD's scale set, by the token's ``scale``
+            m.d.sync += scale2.eq(tok1.scale)
+            exps = p.scale_exponents
+            scale_terms = Signal(leak_layout(len(exps)).elem_shape)
+            with m.Switch(scale2):
+                for index, terms in enumerate(p.scale_sets):
+                    with m.Case(index):
+                        m.d.comb += scale_terms.eq(scale_terms.shape().const([
+                            {"sign": int(sign), "sel": exps.index(int(e)) if sign else 0}
+                            for sign, e in terms]))
         with m.Switch(kind1):
             with m.Case(TokenKind.EVENT, TokenKind.ATTN, TokenKind.RESID):
                 m.d.sync += op.eq(PEOp.ADD)
@@ -237,7 +251,15 @@ class ArrayRow(wiring.Component):
         m.d.sync += [fire4.eq(fire), resadd4.eq(resadd), init4.eq(init2), oaddr4.eq(oaddr),
                      res_addr4.eq(res_addr2), x4.eq(x2)]
         for col, (pe, lane) in enumerate(lanes):
-            shifted = shift_round(m, pe.membrane, p.shifts, self.shift_sel, p.residual_bits)
+            if scale_terms is None:
+                shifted = shift_round(m, pe.membrane, p.shifts, self.shift_sel,
+                                      p.residual_bits)
+            else:
+                shifted = 0
+                for term in scale_terms:
+                    part = shift_round(m, pe.membrane, p.scale_exponents, term.sel,
+                                       p.residual_bits)
+                    shifted = shifted + Mux(term.sign == 0, 0, Mux(term.sign[-1], -part, part))
             m.d.sync += [spikes4[col].eq(lane.spike), shifted4[col].eq(shifted)]
 
         # Stage 4: the writes.

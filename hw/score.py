@@ -17,6 +17,7 @@ when the previous one has left the pipeline, so a request costs ``count + 6`` cy
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -45,8 +46,9 @@ def popcount(bits) -> object:
 def score_request_layout(p: AcceleratorParams) -> data.StructLayout:
     """What the sequencer asks: addresses of the query and of the current position's key and
     value, how many keys, the current slot, the bias ROM row of distance 0 (attention layer
-    ``a``, tile ``τ``: ``(a * tiles + τ) * W``) and the FIRE to send after them."""
-    attention_layers = attention_count(p)
+    ``a``, tile ``τ``: ``(a * tiles + τ) * W``; with a per-step score bias at step ``t``:
+    ``((a * T + t) * tiles + τ) * W``) and the FIRE to send after them."""
+    attention_layers = attention_count(p) * (p.timesteps if p.score_per_step else 1)
     return data.StructLayout({
         "q_addr": unsigned(p.raddr_bits),
         "k_addr": unsigned(p.raddr_bits),
@@ -64,18 +66,23 @@ def attention_count(p: AcceleratorParams) -> int:
 
 def bias_rom_image(p: AcceleratorParams) -> list[int]:
     """Row ``(a * tiles + τ) * W + δ``: the score biases of tile ``τ``'s heads for distance
-    ``δ`` in attention layer ``a``, ``heads_per_tile`` lanes of ``score_bias_bits`` bits."""
+    ``δ`` in attention layer ``a``, ``heads_per_tile`` lanes of ``score_bias_bits`` bits. In a
+    program with a per-step score bias every attention layer has a block per step ``t``: row
+    ``((a * T + t) * tiles + τ) * W + δ``."""
     image = []
     bits = score_bias_bits(p)
     hpt = p.heads_per_tile
+    steps = p.timesteps if p.score_per_step else 1
     for layer in p.layers:
         if layer.kind != LayerKind.ATTENTION:
             continue
-        for tile in range(p.model_tiles):
-            for delta in range(p.window):
-                heads = [layer.score_bias[tile * hpt + h, delta] if tile * hpt + h < p.heads
-                         else 0 for h in range(hpt)]
-                image.append(pack(heads, bits))
+        bias = np.broadcast_to(layer.score_bias, (steps, p.heads, p.window))
+        for step in range(steps):
+            for tile in range(p.model_tiles):
+                for delta in range(p.window):
+                    heads = [bias[step, tile * hpt + h, delta] if tile * hpt + h < p.heads
+                             else 0 for h in range(hpt)]
+                    image.append(pack(heads, bits))
     return image
 
 

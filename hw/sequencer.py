@@ -102,6 +102,7 @@ class Sequencer(wiring.Component):
         p = self._params
         consts = []
         attention = 0
+        score_steps = p.timesteps if p.score_per_step else 1
         for index, layer in enumerate(p.layers):
             kind = layer.kind
             source = p.regions.get(layer.source) if layer.source else None
@@ -138,12 +139,18 @@ class Sequencer(wiring.Component):
                 "q_base": source.base if kind == LayerKind.ATTENTION else 0,
                 "k_base": p.regions[layer.keys].base if layer.keys else 0,
                 "v_base": p.regions[layer.values].base if layer.values else 0,
-                "bias_base": attention * p.model_tiles * p.window,
+                "bias_base": attention * score_steps * p.model_tiles * p.window,
                 "table": int(layer.table),
-                "cstep": p.tiles[index] if layer.per_step else 0,
+                "cstep": p.tiles[index] * (p.window if kind == LayerKind.ATTENTION else 1)
+                if layer.per_step else 0,
                 "leak": p.leak_bases[index],
                 "binary": int(layer.binary),
             }
+            if p.score_per_step:  # bias ROM rows from one step to the next
+                c["bstep"] = p.model_tiles * p.window if kind == LayerKind.ATTENTION else 0
+            if p.scaled:  # the RESADD's scale set (step 0) and whether it moves per step
+                c["scale"] = p.scale_bases[index]
+                c["sstep"] = int(layer.scale is not None)
             if layer.table:  # word j: byte j of the window, E lanes, at table row ``t``
                 c.update(in_base=0, in_tiles=1, lanes=p.embed_dim, last_lanes=p.embed_dim)
             if kind == LayerKind.EMBED:
@@ -197,6 +204,8 @@ class Sequencer(wiring.Component):
         out_origin = Signal(big)
         logit_base = Signal(big)
         bias_tile = Signal(big)
+        bias_step = Signal(big)  # bias_tile + step * bstep: a per-step score bias's rows
+        bias_row = bias_step if p.score_per_step else bias_tile
 
         # the window of the last ``context`` bytes (oldest first), for a LINEAR of the table
         k = p.context
@@ -217,6 +226,7 @@ class Sequencer(wiring.Component):
             self.layer.eq(layer),
         ]
 
+        leak_index = Mux((lc.leak == 0) | last_step, 0, lc.leak + step) if p.leaky else 0
         req = self.requests.payload
         meta = req.meta
         tok = meta.token
@@ -242,12 +252,13 @@ class Sequencer(wiring.Component):
                 with m.If((kind == LayerKind.EMBED) | (kind == LayerKind.RESIDUAL)):
                     m.d.comb += [tok.kind.eq(TokenKind.RESADD), tok.addr.eq(res_addr),
                                  tok.init.eq(is_embed)]
+                    if p.scaled:  # the multiplier of this step
+                        m.d.comb += tok.scale.eq(lc.scale + Mux(lc.sstep, step, 0))
                 with m.Else():
                     m.d.comb += [tok.kind.eq(TokenKind.FIRE), tok.addr.eq(c_fire),
                                  tok.oaddr.eq(out_origin + out_step), tok.last.eq(last_step)]
                     if p.leaky:  # the multiplier after this step (none after the last)
-                        m.d.comb += tok.leak.eq(Mux((lc.leak == 0) | last_step, 0,
-                                                    lc.leak + step))
+                        m.d.comb += tok.leak.eq(leak_index)
             with m.Case(_READOUT):
                 m.d.comb += [tok.kind.eq(TokenKind.READOUT), tok.oaddr.eq(logit_base)]
         m.d.comb += [
@@ -256,12 +267,14 @@ class Sequencer(wiring.Component):
             sreq.v_addr.eq(lc.v_base + slot_base + res_addr),
             sreq.count.eq(count),
             sreq.slot.eq(cur),
-            sreq.bias_base.eq(bias_tile),
+            sreq.bias_base.eq(bias_row),
             sreq.fire.kind.eq(TokenKind.FIRE),
-            sreq.fire.addr.eq(c_addr),
+            sreq.fire.addr.eq(c_fire),
             sreq.fire.oaddr.eq(out_origin + out_step),
             sreq.fire.last.eq(last_step),
         ]
+        if p.leaky:
+            m.d.comb += sreq.fire.leak.eq(leak_index)
 
         def first_phase():
             m.d.sync += phase.eq(lc.first)
@@ -278,6 +291,8 @@ class Sequencer(wiring.Component):
                     res_addr.eq(tile + 1), out_step.eq(tile + 1),
                     logit_base.eq(logit_base + p.rows), bias_tile.eq(bias_tile + w),
                 ]
+                if p.score_per_step:
+                    m.d.sync += bias_step.eq(bias_tile + w)
                 first_phase()
 
         def next_step():
@@ -290,6 +305,8 @@ class Sequencer(wiring.Component):
                     res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
                     c_step_addr.eq(c_step_addr + lc.cstep),
                 ]
+                if p.score_per_step:
+                    m.d.sync += bias_step.eq(bias_step + lc.bstep)
                 first_phase()
 
         with m.FSM(name="program"):
@@ -323,6 +340,8 @@ class Sequencer(wiring.Component):
                                 phase.eq(c["first"]),
                                 bias_tile.eq(c["bias_base"]),
                             ]
+                            if p.score_per_step:
+                                m.d.sync += bias_step.eq(c["bias_base"])
                             if c["kind"] == LayerKind.ATTENTION:
                                 m.d.sync += [c_addr.eq(c["cbase"] + attn_off),
                                              c_step_addr.eq(c["cbase"] + attn_off)]

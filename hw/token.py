@@ -32,7 +32,8 @@ def token_layout(p: AcceleratorParams) -> data.StructLayout:
     ``init`` (a RESADD that starts the residual), ``addr`` (weight, constant, residual or V-bank
     address), ``oaddr`` (spike bank, V bank or logit memory), an ATTN's per-head scores and,
     in a program whose neurons leak, a FIRE's ``leak`` (its index in
-    :attr:`AcceleratorParams.leak_sets`)."""
+    :attr:`AcceleratorParams.leak_sets`) and, in a program whose residual adds scale per step,
+    a RESADD's ``scale`` (its index in :attr:`AcceleratorParams.scale_sets`)."""
     fields = {
         "kind": TokenKind,
         "neg": 1,
@@ -44,6 +45,8 @@ def token_layout(p: AcceleratorParams) -> data.StructLayout:
     }
     if p.leaky:
         fields["leak"] = unsigned(address_bits(len(p.leak_sets)))
+    if p.scaled:
+        fields["scale"] = unsigned(address_bits(len(p.scale_sets)))
     return data.StructLayout(fields)
 
 

@@ -10,7 +10,11 @@ For spikes ``s`` of width ``d`` at every position ``i`` of a stream::
 ``alpha_q alpha_k`` of the scores; there is no absolute position, so a cached key stays valid
 while the window slides. In integers the ``1/n_i`` of the average is a threshold per key count:
 ``Ra[n] = max(1, round(n alpha_a / (alpha_q alpha_k alpha_v)))``, ``Theta_a[n] = Ra[n] // 2 + 1``
-(docs/transformer.md). ``score="softmax"`` replaces the ReLU/count form with
+(docs/transformer.md). With the elastic neuron's options (per-step amplitudes, SpikeLM's
+neuron, binary spikes; docs/neurons.md) the grid of ``P`` is per step, ``alpha_q,t alpha_k,t``,
+and the attention neuron folds like any other (:func:`~model.block.fold_neuron`) with a
+membrane unit ``alpha_q,t alpha_k,t alpha_v,t / n`` per step and key count. ``score="softmax"``
+replaces the ReLU/count form with
 ``softmax(tau * q.k + P)``, a float operation; a float twin uses softmax on float Q, K, V.
 
 ``causal=False`` is an encoder's attention: every position reads every position of a sequence
@@ -28,7 +32,7 @@ from torch import nn
 
 from contract import graph as g
 
-from .block import Amplitude, Block, Flow, Widths, check_positive
+from .block import Block, Flow, Widths, check_positive, fold_neuron, step_amplitudes
 from .blocks import SpikingLinear
 from .errors import ModelConfigError
 
@@ -82,7 +86,6 @@ class SpikingAttention(Block):
 
     def _build(self, widths):
         self._needs(widths, "spikes")
-        self._needs_plain_neuron("attention")
         d = widths.spikes
         if d % self.heads:
             raise ModelConfigError(f"its {d} input channels must be a multiple of heads"
@@ -93,7 +96,7 @@ class SpikingAttention(Block):
             layer.build(Widths(spikes=d), self.settings)
         distances = self.window if self.causal else 2 * self.window - 1
         self.score_bias = nn.Parameter(torch.zeros(self.heads, distances))
-        self.alpha = Amplitude()
+        self.alpha = self.amplitude()
         self.tau = nn.Parameter(torch.tensor(1.0 / math.sqrt(self.head_dim)))
         return Widths(spikes=d, residual=widths.residual)
 
@@ -105,12 +108,18 @@ class SpikingAttention(Block):
         *lead, length, d = x.shape
         return x.reshape(*lead, length, self.heads, d // self.heads).transpose(-3, -2)
 
+    def score_unit(self) -> torch.Tensor:
+        """``alpha_q alpha_k``: a scalar, or one per step ``[T, 1, 1]``."""
+        unit = self.q.alpha() * self.k.alpha()
+        return unit.reshape(-1, 1, 1) if unit.ndim else unit
+
     def score_bias_current(self) -> torch.Tensor:
         """``P [heads, W]`` as the scores see it: on the integer grid ``alpha_q alpha_k`` of a
-        spiking model (rounded half to even, straight-through), as it is for the float twin."""
+        spiking model (rounded half to even, straight-through; per step ``[T, heads, W]`` with
+        per-step amplitudes), as it is for the float twin."""
         if self.settings.float_twin or self.score == "softmax":
             return self.score_bias
-        unit = (self.q.alpha() * self.k.alpha()).detach()
+        unit = self.score_unit().detach()
         grid = unit * torch.round(self.score_bias / unit)
         return self.score_bias + (grid - self.score_bias).detach()
 
@@ -119,13 +128,13 @@ class SpikingAttention(Block):
         q, k, v = self._split(q), self._split(k), self._split(v)
         distance, mask, counts = attention_window(q.shape[-2], self.window, self.causal)
         scores = q @ k.transpose(-1, -2)
-        bias = self.score_bias_current()[:, distance]  # [H, L, L]
+        bias = self.score_bias_current()[..., distance]  # [(T,) H, L, L]
         if self.settings.float_twin:
             scores = scores / math.sqrt(self.head_dim) + bias
             weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
         elif self.score == "softmax":
-            unit = self.q.alpha() * self.k.alpha()
-            scores = self.tau * scores / unit + bias
+            unit = self.score_unit()
+            scores = self.tau * scores / (unit.unsqueeze(-1) if unit.ndim else unit) + bias
             weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
         else:
             count = counts.to(q.dtype).unsqueeze(-1)
@@ -157,14 +166,21 @@ class SpikingAttention(Block):
             e.spikes, e.amplitude = spikes, alpha_in
             getattr(self, part).emit(e, f"{name}_{part}")
             outputs.append(e.spikes)
-        score_unit = float(self.q.alpha()) * float(self.k.alpha())
-        score_bias = torch.round(self.score_bias.double() / score_unit).long().numpy()
-        unit = score_unit * float(self.v.alpha())
-        alpha = float(self.alpha())
-        resets = [max(1, round(n * alpha / unit)) for n in range(1, self.window + 1)]
+        steps = self.settings.timesteps
+        q, k, v = (step_amplitudes(getattr(self, part).alpha.value(), steps)
+                   for part in ("q", "k", "v"))
+        score_unit = q * k
+        score_bias = np.round(self.score_bias.detach().double().numpy()[None]
+                              / score_unit[:, None, None]).astype(np.int64)
+        if (score_bias == score_bias[0]).all():
+            score_bias = score_bias[0]
+        counts = np.arange(1, self.window + 1)
+        units = (score_unit * v)[:, None] / counts[None, :]  # [T, W]: 1/n folded in
+        neuron = fold_neuron(self.settings.neuron, units,
+                             step_amplitudes(self.alpha.value(), steps),
+                             np.zeros(self.window))
+        del neuron["bias"]
         e.spikes = e.add(g.Attention(name, tuple(outputs), f"{name}_s", heads=self.heads,
-                                     score_bias=score_bias,
-                                     threshold=np.array([r // 2 + 1 for r in resets]),
-                                     reset=np.array(resets), d_model=self.width,
-                                     causal=self.causal))
-        e.amplitude = alpha
+                                     score_bias=score_bias, d_model=self.width,
+                                     causal=self.causal, **neuron))
+        e.amplitude = self.alpha.value()

@@ -317,15 +317,6 @@ class Block(nn.Module):
         return Amplitude(settings.timesteps if neuron.per_step else 1,
                          learned=not neuron.calibrated)
 
-    def _needs_plain_neuron(self, what: str) -> None:
-        """Refuse the neuron options ``what``'s integer form does not hold yet."""
-        neuron = self.settings.neuron
-        if not self.settings.float_twin and not neuron.plain:
-            raise ModelConfigError(
-                f"{what} takes the IF neuron with shared amplitudes, ternary spikes and the rate"
-                f" regulariser only for now, not {neuron.as_dict()}; build a model without"
-                " attention (--arch mlp) to use the other neuron options")
-
     def weight(self, linear: nn.Linear) -> torch.Tensor:
         """``linear``'s weight: fake-quantized, or float for a twin."""
         if self.settings.float_twin:

@@ -284,7 +284,11 @@ class ResidualAdd(Block):
 
     Its weight scale is forced to ``rho 2^k / alpha_in`` (:func:`out_shift`), so that ``W s``
     joins the residual by a shift of ``k``, rounded half up to ``rho`` for ``k < 0`` (in QAT
-    too). A float twin's projection is a plain linear layer with bias. Empties the spikes.
+    too). Spikes of per-step amplitudes ``alpha_t`` take the scale of the largest,
+    ``alpha_ref``, and join by a per-step multiplier ``2^k alpha_t / alpha_ref`` rounded to
+    ``2^a ± 2^b`` (:func:`~model.block.shift_add_terms`; the QAT forward uses the rounded
+    factor too). A float twin's projection is a plain linear layer with bias. Empties the
+    spikes.
     """
 
     stem = "residual"
@@ -294,7 +298,6 @@ class ResidualAdd(Block):
 
     def _build(self, widths):
         self._needs(widths, "residual", "spikes")
-        self._needs_plain_neuron("a residual projection")
         self.linear = nn.Linear(widths.spikes, widths.residual, bias=self.settings.float_twin)
         return Widths(residual=widths.residual)
 
@@ -306,22 +309,43 @@ class ResidualAdd(Block):
         integers = torch.clamp(torch.round(weight.detach() / scale), -qmax(bits), qmax(bits))
         return integers, k, scale
 
+    @staticmethod
+    def step_scales(alphas: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """For per-step amplitudes ``alphas`` ``[T]`` (``None`` when they are all the same):
+        the terms ``[T, 2, 2]`` of ``2^k alpha_t / alpha_ref`` and the factors they make, over
+        the exact ones ``[T]``."""
+        if (alphas == alphas[0]).all():
+            return None
+        exact = 2.0**k * alphas / alphas.max()
+        terms = np.stack([shift_add_terms(f) for f in exact])
+        made = np.array([sum(sign * 2.0**e for sign, e in t) for t in terms])
+        return terms, made / exact
+
     def forward(self, flow):
         if self.settings.float_twin:
             flow.residual = flow.residual + self.linear(flow.spikes)
         else:
             rho = flow.unit
-            integers, k, scale = self._integer_weight(float(flow.amplitude.detach()), rho)
+            alphas = flow.amplitude.detach().double().reshape(-1).numpy()
+            integers, k, scale = self._integer_weight(float(alphas.max()), rho)
             w = self.linear.weight
             out = F.linear(flow.spikes, w + (integers * scale - w).detach())
+            steps = self.step_scales(alphas, k)
+            if steps is not None:  # the multiplier each step really applies
+                correction = torch.as_tensor(steps[1], dtype=out.dtype)
+                out = out * correction.reshape(1, -1, *([1] * (out.ndim - 2)))
+                k = min(int(e) for sign, e in steps[0].reshape(-1, 2) if sign)
             flow.residual = flow.residual + (round_to_grid(out, rho) if k < 0 else out)
         flow.spikes = flow.amplitude = None
         return flow
 
     def emit(self, e, name):
-        integers, k, _ = self._integer_weight(e.amplitude, e.unit)
+        alphas = step_amplitudes(e.amplitude, self.settings.timesteps)
+        integers, k, _ = self._integer_weight(float(alphas.max()), e.unit)
+        steps = self.step_scales(alphas, k)
+        fields = {"shift": k} if steps is None else {"scale": steps[0]}
         e.residual = e.add(g.ResidualAdd(name, (e.residual, e.spikes), f"{name}_x",
-                                         weight=integers.long().numpy(), shift=k))
+                                         weight=integers.long().numpy(), **fields))
         e.spikes = e.amplitude = None
 
 

@@ -50,7 +50,8 @@ class _Reader:
         if not isinstance(op, kind) or (inputs and op.inputs != inputs):
             raise _NoMatch
         if getattr(op, "per_step", False) or getattr(op, "leak", None) is not None \
-                or getattr(op, "binary", False):
+                or getattr(op, "binary", False) or getattr(op, "scale", None) is not None \
+                or getattr(op, "elastic", False):
             raise _NoMatch  # the classes hold the plain neuron only
         self.index += 1
         return op

@@ -103,19 +103,20 @@ def _accumulate(node, ctx: _Context) -> Op:
     return Accumulate(weight=ctx.array(node, 1, "weight", 2).T, **_io(node, 1))
 
 
-def _leak(node, ctx: _Context, position: int, codes: int) -> np.ndarray | None:
+def _leak(node, ctx: _Context, position: int, codes: int, what: str = "leak",
+          rows: int | None = None) -> np.ndarray | None:
     """A leak table ``[T - 1, codes, J, 3]`` of ``(sign, mult, div)`` as the graph's
-    ``(sign, e)`` terms, or ``None`` for the identity."""
-    table = ctx.array(node, position, "leak", 4)
+    ``(sign, e)`` terms, or ``None`` for the identity (``what``: a residual's ``scale``)."""
+    table = ctx.array(node, position, what, 4)
     if table.shape[1:] != (codes, LEAK_TERMS, 3):
-        raise FrontendError(f"node {node.name}: the leak must be [T - 1, {codes}, {LEAK_TERMS},"
-                            f" 3], not {table.shape}")
+        raise FrontendError(f"node {node.name}: the {what} must be [T{'' if rows else ' - 1'},"
+                            f" {codes}, {LEAK_TERMS}, 3], not {table.shape}")
     sign, mult, div = table[..., 0], table[..., 1], table[..., 2]
-    for what, arr in (("mult", mult), ("div", div)):
+    for part, arr in (("mult", mult), ("div", div)):
         if arr.size and (arr.min() < 1 or (arr & (arr - 1)).any()):
-            raise FrontendError(f"node {node.name}: every leak {what} must be a power of two")
+            raise FrontendError(f"node {node.name}: every {what} {part} must be a power of two")
     if ((mult > 1) & (div > 1)).any():
-        raise FrontendError(f"node {node.name}: a leak term is a mult or a div, not both")
+        raise FrontendError(f"node {node.name}: a {what} term is a mult or a div, not both")
     exponent = np.log2(mult).astype(np.int64) - np.log2(div).astype(np.int64)
     identity = (sign[..., 0] == 1) & (exponent[..., 0] == 0) & (sign[..., 1:] == 0).all(-1)
     if identity.all():
@@ -149,24 +150,58 @@ def _fire(node, ctx: _Context) -> Op:
 
 
 def _attention(node, ctx: _Context) -> Op:
-    score_bias = ctx.array(node, 3, "score bias", 2)
-    causal = 1 if len(node.input) < 7 else int(ctx.array(node, 6, "causal flag", 0))
-    if causal not in (0, 1):
-        raise FrontendError(f"node {node.name}: causal must be 0 or 1, not {causal}")
-    return Attention(heads=score_bias.shape[0], score_bias=score_bias,
-                     threshold=ctx.positive(node, 4, "attention threshold", 1),
-                     reset=ctx.positive(node, 5, "attention reset", 1),
-                     d_model=ctx.widths.get(node.input[0], 0), causal=bool(causal),
-                     **_io(node, 3))
+    d_model = ctx.widths.get(node.input[0], 0)
+    count = len(node.input)
+    causal = 1
+    if count in (7, 9):  # a bidirectional graph's form: its last input is the causal flag
+        causal = int(ctx.array(node, count - 1, "causal flag", 0))
+        if causal not in (0, 1):
+            raise FrontendError(f"node {node.name}: causal must be 0 or 1, not {causal}")
+        count -= 1
+    if count == 6:
+        score_bias = ctx.array(node, 3, "score bias", 2)
+        return Attention(heads=score_bias.shape[0], score_bias=score_bias,
+                         threshold=ctx.positive(node, 4, "attention threshold", 1),
+                         reset=ctx.positive(node, 5, "attention reset", 1),
+                         d_model=d_model, causal=bool(causal), **_io(node, 3))
+    if count != 8:
+        raise FrontendError(f"node {node.name}: a SpikeAttention takes 6 inputs (q, k, v, score"
+                            " bias, thresholds, resets) or 8 (and a leak and the binary flag),"
+                            f" and the causal flag in a bidirectional graph; not"
+                            f" {len(node.input)}")
+    score_bias = ctx.array(node, 3, "score bias", 3)
+    if score_bias.size and (score_bias == score_bias[0]).all():
+        score_bias = score_bias[0]
+    threshold, reset = _per_step([ctx.array(node, k, what, 2) for k, what in
+                                  ((4, "attention threshold"), (5, "attention reset"))])
+    if threshold.size and threshold.min() < 1:
+        raise FrontendError(f"node {node.name}: attention thresholds must be at least 1")
+    if reset.size and reset.min() < 0:
+        raise FrontendError(f"node {node.name}: attention resets must not be negative")
+    binary = int(ctx.array(node, 7, "binary", 0))
+    if binary not in (0, 1):
+        raise FrontendError(f"node {node.name}: binary must be 0 or 1, not {binary}")
+    return Attention(heads=score_bias.shape[-2], score_bias=score_bias, threshold=threshold,
+                     reset=reset, leak=_leak(node, ctx, 6, 3), binary=bool(binary),
+                     d_model=d_model, causal=bool(causal), **_io(node, 3))
 
 
 def _residual(node, ctx: _Context) -> Op:
+    weight = ctx.array(node, 2, "weight", 2).T
+    if len(node.input) == 4:  # a per-step scale: one row of terms per step
+        table = ctx.array(node, 3, "scale", 4)
+        scale = _leak(node, ctx, 3, 1, "scale", rows=table.shape[0])
+        if scale is None:
+            scale = np.broadcast_to([[1, 0], [0, 0]], (table.shape[0], LEAK_TERMS, 2))
+        single = (scale[:, 0, 0] == 1) & (scale[:, 1:, 0] == 0).all(-1)
+        if single.all() and (scale[:, 0, 1] == scale[0, 0, 1]).all():
+            return ResidualAdd(weight=weight, shift=int(scale[0, 0, 1]), **_io(node, 2))
+        return ResidualAdd(weight=weight, scale=scale, **_io(node, 2))
     up = ctx.power_of_two(node, 3, "mult")
     down = ctx.power_of_two(node, 4, "div")
     if up and down:
         raise FrontendError(f"node {node.name}: a shift is a mult or a div, not both")
-    return ResidualAdd(weight=ctx.array(node, 2, "weight", 2).T, shift=up - down,
-                       **_io(node, 2))
+    return ResidualAdd(weight=weight, shift=up - down, **_io(node, 2))
 
 
 def _readout(node, ctx: _Context) -> Op:

@@ -122,7 +122,7 @@ def ideal_cycles(p: AcceleratorParams, tensors: dict, ids: np.ndarray) -> np.nda
             scores = qh @ kh.transpose(0, 1, 2, 4, 3)  # [N, T, H, L, L]
             distance = np.arange(length)[:, None] - np.arange(length)[None, :]
             inside = (distance >= 0) & (distance < p.window)
-            scores = scores + layer.score_bias[:, np.clip(distance, 0, p.window - 1)]
+            scores = scores + layer.score_bias[..., np.clip(distance, 0, p.window - 1)]
             active = (scores > 0) & inside
             work = active.astype(np.int64) @ (vh != 0).astype(np.int64)  # [N, T, H, L, dh]
             total += work.sum(axis=(1, 2, 4))

@@ -87,10 +87,14 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
                                     " attention only; a bidirectional (encoder) attention is"
                                     " checked in the contract and ONNX, not yet in RTL")
             q, k, v = op.inputs
+            threshold, reset = op.threshold, op.reset
+            if op.per_step:
+                threshold, reset = (np.broadcast_to(c, (graph.timesteps, op.window)).copy()
+                                    for c in (threshold, reset))
             layers.append(XLayer(LayerKind.ATTENTION, op.name, op.width(),
-                                 threshold=op.threshold, reset=op.reset,
-                                 score_bias=op.score_bias, source=q, keys=k, values=v,
-                                 dest=op.output))
+                                 threshold=threshold, reset=reset, leak=op.leak,
+                                 binary=op.binary, score_bias=op.score_bias, source=q, keys=k,
+                                 values=v, dest=op.output))
         elif isinstance(op, ResidualAdd):
             if op.inputs[0] != residual:
                 raise FrontendError(f"node {op.name} adds to {op.inputs[0]}, not to the current"
@@ -98,7 +102,7 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
             stale.add(residual)
             residual = op.output
             layers.append(XLayer(LayerKind.RESIDUAL, op.name, op.width(), weight=op.weight,
-                                 shift=op.shift, source=op.inputs[1]))
+                                 shift=op.shift, scale=op.scale, source=op.inputs[1]))
         elif isinstance(op, Readout):
             leak = None if op.leak is None else np.repeat(op.leak[:, None], 3, axis=1)
             layers.append(XLayer(LayerKind.READOUT, op.name, op.width(), weight=op.weight,

@@ -17,9 +17,10 @@ from hwsim import check_against_executor, compile_params, run_streams
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract.graph import run
+from contract.graph import Attention, ResidualAdd, run
 from contract.random_model import random_graph
 from hw import Accelerator, LayerKind
+from hw.score import bias_rom_image
 from hw.token import token_layout
 
 #: ``pytest --fuzz-extended`` (tests/conftest.py): 100 compositions a test instead of 4
@@ -58,6 +59,37 @@ def test_compositions_match_the_executor(kwargs, rows, cols):
     if not any(layer.kind == LayerKind.ATTENTION for layer in params.layers):
         names = _submodule_names(Accelerator(params))
         assert "score" not in names and not any(n.endswith(".values") for n in names)
+
+
+@pytest.mark.parametrize("seed, kwargs, rows, cols", [
+    (6, {"blocks": ((True, 3),)}, 2, 2),                     # per-step bias, constants, leak
+    (22, {"blocks": ((True, 3),)}, 1, 2),                    # and binary attention spikes
+    (2, {"blocks": ((True, 0), (True, 5)), "heads": 1}, 2, 3),  # two elastic attentions
+], ids=["bias-constants-leak-scale", "binary", "two-attentions"])
+def test_elastic_attention_and_residual_scales_match_the_executor(seed, kwargs, rows, cols):
+    """Attentions with the elastic neuron (a per-step score bias, per-step thresholds by key
+    count, a leak, binary spikes) and residual adds with a per-step scale: the score unit reads
+    its bias ROM by step, the FIRE its constants by step and key count, the RESADD its terms."""
+    graph = random_graph(seed, **{"width": 4, "window": 3, "timesteps": 3, "elastic": True,
+                                  **kwargs})
+    attentions = graph.of_type(Attention)
+    assert any(op.score_bias.ndim == 3 for op in attentions)
+    assert any(op.per_step and op.leak is not None for op in attentions)
+    assert any(op.scale is not None for op in graph.of_type(ResidualAdd))
+    streams = np.random.default_rng(seed).integers(0, 256, size=(2, 5))
+    params = check(graph, rows, cols, streams)
+    assert params.score_per_step and params.scaled and params.leaky
+    assert {"scale", "leak"} <= set(token_layout(params).members)
+
+
+def test_a_plain_transformer_has_no_elastic_units():
+    """The per-step score bias rows, the RESADD scale sets and the leak exist only in programs
+    that use them: a plain program keeps its bias ROM, token and shift mux."""
+    graph = random_graph(7, width=4, window=3, timesteps=3, blocks=((True, 3),))
+    params = compile_params(graph, 2, 2)
+    assert not (params.score_per_step or params.scaled or params.leaky)
+    assert set(token_layout(params).members).isdisjoint({"scale", "leak"})
+    assert len(bias_rom_image(params)) == params.model_tiles * params.window
 
 
 def _submodule_names(component) -> set[str]:

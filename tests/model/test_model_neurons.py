@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from contract.graph import Fire, Readout, run
+from contract.graph import Attention, Fire, Readout, ResidualAdd, run
 from model import data
+from model.attention import SpikingAttention
 from model.block import Flow, fold_neuron, shift_add_terms
 from model.blocks import Readout as ReadoutBlock
 from model.blocks import SpikeEmbed, SpikingLinear
@@ -144,7 +145,38 @@ def test_the_integer_spikelm_model_tracks_its_float_forward(trained_spikelm):
     assert np.count_nonzero(logits) > 0.5 * logits.size
 
 
-def test_attention_refuses_the_neuron_options_with_a_hint():
-    with pytest.raises(ModelConfigError, match="--arch mlp"):
-        build_model(TransformerConfig(neuron="spikelm", amplitude="per-step",
-                                      firing="calibrated"))
+def test_a_spikelm_transformer_folds_into_elastic_attention_and_scaled_residuals():
+    """Per-step amplitudes of q and k give a per-step score bias, the attention neuron its
+    per-step constants by key count and a leak, a residual projection of per-step spikes a
+    per-step scale; the integer logits track the QAT forward's."""
+    torch.manual_seed(0)
+    net = build_model(TransformerConfig(neuron="spikelm", amplitude="per-step",
+                                        firing="calibrated", context=4, d_model=8, heads=2,
+                                        ffn=16, timesteps=3))
+    train_model(net, steps=30, seed=0, batch=8, log_every=1000, eval_samples=256)
+    block = next(b for b in net.blocks if isinstance(b, SpikingAttention))
+    with torch.no_grad():  # a score bias of a few grid units, whichever the step's grid
+        block.score_bias.copy_(torch.randn(2, 4) * block.score_unit().max() * 3)
+    graph = net.to_graph()
+    (attn,) = graph.of_type(Attention)
+    assert attn.score_bias.shape == (3, 2, 4) and attn.leak is not None
+    assert attn.reset.max() == 0  # SpikeLM's neuron: no soft reset
+    assert all(op.scale is not None and op.shift == 0 for op in graph.of_type(ResidualAdd))
+    ids = np.random.default_rng(0).integers(32, 127, size=(4, 12))
+    with torch.no_grad():
+        qat, _ = net(torch.as_tensor(ids))
+    integer = run(graph, ids).logits[:, -1] * graph.logit_scale
+    assert np.count_nonzero(integer) > 0.5 * integer.size
+    assert np.corrcoef(qat.numpy().ravel(), integer.ravel())[0, 1] > 0.9
+
+
+def test_a_binary_if_transformer_with_per_step_amplitudes_builds_its_graph():
+    torch.manual_seed(1)
+    net = build_model(TransformerConfig(amplitude="per-step", spikes="binary", context=3,
+                                        d_model=4, heads=1, ffn=4, timesteps=2))
+    train_model(net, steps=2, seed=0, batch=4, log_every=1000, eval_samples=64)
+    graph = net.to_graph()
+    (attn,) = graph.of_type(Attention)
+    assert attn.binary and attn.reset.min() >= 1
+    trace = run(graph, np.random.default_rng(1).integers(0, 256, size=(2, 6)))
+    assert all(s.min() >= 0 for s in trace.spikes[1:])  # no -1 spikes anywhere

@@ -42,7 +42,8 @@ def graph_digest(graph, ids) -> str:
         h.update(type(op).__name__.encode())
         for f in dataclasses.fields(op):
             value = getattr(op, f.name)
-            if (f.name, value) in (("leak", None), ("binary", False), ("causal", True)):
+            if (f.name, value) in (("leak", None), ("binary", False), ("scale", None),
+                                   ("causal", True)):
                 continue  # fields added after the recording, at the values they had then
             if isinstance(value, np.ndarray):
                 h.update(f"{f.name}{value.shape}".encode())
