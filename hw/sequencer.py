@@ -269,11 +269,13 @@ class Sequencer(wiring.Component):
             sreq.slot.eq(cur),
             sreq.bias_base.eq(bias_row),
             sreq.fire.kind.eq(TokenKind.FIRE),
-            sreq.fire.addr.eq(c_fire),
+            sreq.fire.addr.eq(c_step_addr if any(layer.per_step for layer in p.layers
+                                                 if layer.kind == LayerKind.ATTENTION)
+                              else c_addr),
             sreq.fire.oaddr.eq(out_origin + out_step),
             sreq.fire.last.eq(last_step),
         ]
-        if p.leaky:
+        if p.leaky and p.attentions:  # an attention FIRE leaks as any other
             m.d.comb += sreq.fire.leak.eq(leak_index)
 
         def first_phase():

@@ -148,8 +148,13 @@ def test_train_takes_spikelms_neuron_and_the_checkpoint_keeps_it(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_train_refuses_the_neuron_options_for_the_transformer(tmp_path):
+def test_train_takes_spikelms_neuron_for_the_transformer(tmp_path):
     out = tmp_path / "m.pt"
-    assert_usage_error(run_cli("model.train", "--out", out, "--arch", "transformer",
-                               "--neuron", "spikelm", "--steps", "1"), "--arch mlp")
-    assert not out.exists()
+    proc = run_cli("model.train", "--out", out, "--arch", "transformer", "--neuron", "spikelm",
+                   "--steps", "2", "--d-model", "4", "--heads", "1", "--ffn", "4", "--context",
+                   "3", "--timesteps", "2", "--batch", "4", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    model, _ = load_checkpoint(out, kind="spiking")
+    assert model.settings.neuron.kind == "spikelm" and model.settings.neuron.per_step
+    assert any(op.scale is not None for op in model.to_graph().ops
+               if hasattr(op, "scale"))  # per-step spikes join the residual by a scale
