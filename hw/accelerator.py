@@ -15,7 +15,7 @@ from .params import SPIKE_COUNT_BITS, AcceleratorParams
 from .row import ACT_LATENCY, ArrayRow, logit_write_layout, spike_write_layout
 from .scanner import Scanner, WordFetch, connect_fetch
 from .score import ScoreUnit
-from .sequencer import SOURCE_ONE, Sequencer
+from .sequencer import BEAT_BITS, SOURCE_ONE, Sequencer
 from .streamer import OutputStreamer, logit_memory
 from .token import token_layout
 
@@ -86,15 +86,18 @@ class Accelerator(wiring.Component):
 
     Ports
     -----
-    tokens : In(stream.Signature(unsigned(10)))
+    tokens : In(stream.Signature(unsigned(11)))
         One beat per byte of the stream: bits 0..7 the byte, bit 8 set on the first byte of
         a new stream (the key/value cache and the context window start empty), bit 9
         (``hold``) set on a byte that only enters the context window: no layer runs and no
         logits come out (for a program without attention, whose positions depend on the window
-        alone, a window of ``k`` bytes is ``k - 1`` held bytes and the last). Ready while the
-        accelerator waits.
+        alone, a window of ``k`` bytes is ``k - 1`` held bytes and the last). Bit 10
+        (``prefill``): an encoder's program takes its sequence twice, first flagged (the keys
+        and values of every position; nothing comes out), then not (the logits summed over the
+        sequence so far come out after every byte; those after the last are the sequence's).
+        Ready while the accelerator waits.
     logits : Out(stream.Signature(signed(Mb)))
-        The 256 logits of the byte's position, index order.
+        The logits of the byte's position (256, or an encoder's classes), index order.
     next_token : Out(stream.Signature(unsigned(8)))
         Their arg-max (lowest index on ties), after the logits.
     cycles : Out(unsigned(32))
@@ -114,7 +117,7 @@ class Accelerator(wiring.Component):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         self._params = params
         super().__init__({
-            "tokens": In(stream.Signature(unsigned(10))),
+            "tokens": In(stream.Signature(unsigned(BEAT_BITS))),
             "logits": Out(stream.Signature(signed(params.membrane_bits))),
             "next_token": Out(stream.Signature(unsigned(8))),
             "cycles": Out(unsigned(32)),
@@ -142,7 +145,8 @@ class Accelerator(wiring.Component):
         if score is not None:
             m.submodules.score = score
         m.submodules.streamer = streamer = OutputStreamer(
-            cols=p.cols, logit_bits=p.membrane_bits, logit_depth=p.logit_depth)
+            cols=p.cols, logit_bits=p.membrane_bits, logit_depth=p.logit_depth,
+            outputs=p.outputs)
 
         wiring.connect(m, wiring.flipped(self.tokens), seq.tokens)
         busy = connect_fetch(m, seq, fetch, scanner)
@@ -198,14 +202,17 @@ class Accelerator(wiring.Component):
             m.d.comb += [read.addr.eq(fetch.mem_addr), read.en.eq(fetch.mem_en),
                          fetch.mem_data[seq.source_table].eq(read.data)]
 
-        logit_memory(m, streamer, array.logits)
+        logit_memory(m, streamer, array.logits, seq.pool_add if p.bidirectional else None)
 
-        # an inference starts with the first byte after one that was not held
+        # an inference starts with the first byte after one that was not held (an encoder's:
+        # with the first byte of its first pass, which restarts the stream)
         beat = self.tokens.valid & self.tokens.ready
         held = Signal()
         with m.If(beat):
             m.d.sync += held.eq(self.tokens.payload[9])
         arrived = beat & ~held
+        if p.bidirectional:
+            arrived = beat & self.tokens.payload[8]
         # ``fired`` lags the spikes by two cycles: the counts follow the layer number of two
         # cycles before (the next layer's first spikes come far later than that).
         layer_1, counted_layer = Signal.like(seq.layer), Signal.like(seq.layer)

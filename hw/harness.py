@@ -3,12 +3,12 @@ of a stream, or a window), not per cycle."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
-from .params import SPIKE_COUNT_BITS, VOCAB, AcceleratorParams
+from .params import SPIKE_COUNT_BITS, AcceleratorParams
 
 __all__ = ["LFSR_TAPS", "InferenceHarness", "check_stall_seed", "drive_accelerator", "stalls"]
 
@@ -36,11 +36,11 @@ def stalls(m: Module, seed: int | None):
     return lfsr[0] & lfsr[3], lfsr[5] & lfsr[9], lfsr[7] & lfsr[12]
 
 
-def drive_accelerator(m: Module, harness, acc, busy, pending, payload) -> Value:
+def drive_accelerator(m: Module, harness, acc, busy, pending, payload, final=1) -> Value:
     """What the harness does around its accelerator: offer ``payload`` while ``busy`` and
     ``pending`` (holding an offer once made, as a stream must, through the stall LFSR's gaps),
-    shift the logits into ``harness.logits_flat`` and, with the next token, raise ``done`` and
-    drop ``busy``. Returns "the accelerator took the payload this cycle"."""
+    shift the logits into ``harness.logits_flat`` and, with the next token while ``final``,
+    raise ``done`` and drop ``busy``. Returns "the accelerator took the payload this cycle"."""
     stall_in, stall_logits, stall_next = stalls(m, harness.stall_seed)
     mb = harness.params.membrane_bits
     offered, valid = Signal(), Signal()
@@ -56,7 +56,7 @@ def drive_accelerator(m: Module, harness, acc, busy, pending, payload) -> Value:
     m.d.sync += offered.eq(valid & ~acc.tokens.ready)
     with m.If(acc.logits.valid & acc.logits.ready):
         m.d.sync += harness.logits_flat.eq(Cat(harness.logits_flat[mb:], acc.logits.payload))
-    with m.If(acc.next_token.valid & acc.next_token.ready):
+    with m.If(acc.next_token.valid & acc.next_token.ready & final):
         m.d.sync += [harness.token.eq(acc.next_token.payload), harness.done.eq(1), busy.eq(0)]
     return valid & acc.tokens.ready
 
@@ -67,7 +67,11 @@ class InferenceHarness(wiring.Component):
     ``n`` (``window``) is 1 for a stream a byte per start (every position checked, the
     key/value caches carried), or the context ``k`` of a program without attention, whose
     positions depend on their window alone: the first ``k - 1`` bytes go to the accelerator
-    held (they only enter the window), the last runs the program.
+    held (they only enter the window), the last runs the program. For an encoder's program
+    ``n`` is the length of its sequences (at most its window): the ``n`` bytes go twice, first
+    flagged ``prefill`` (the first restarts the stream, whatever bit ``8n`` says: every
+    sequence is a stream of its own), and ``done`` follows the logits of the last, the
+    sequence's pooled logits.
 
     Ports
     -----
@@ -79,8 +83,8 @@ class InferenceHarness(wiring.Component):
     done : Out(1)
         Low from the cycle after an accepted ``start``, high from the cycle after the
         ``next_token`` beat until the next accepted ``start``; the outputs are stable while high.
-    logits_flat : Out(unsigned(256*Mb))
-        Logit ``j`` at bits ``[j*Mb, (j+1)*Mb)``.
+    logits_flat : Out(unsigned(outputs*Mb))
+        Logit ``j`` at bits ``[j*Mb, (j+1)*Mb)`` (256 logits, or an encoder's classes).
     token : Out(unsigned(8)), cycles : Out(unsigned(32))
         The arg-max and the accelerator's cycle count of the inference.
     spike_counts : Out(unsigned(24*S))
@@ -95,7 +99,11 @@ class InferenceHarness(wiring.Component):
         if not isinstance(params, AcceleratorParams):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         check_stall_seed(stall_seed)
-        if window != 1 and (params.attentions or window != params.context):
+        if params.bidirectional:
+            if not 1 <= window <= params.window:
+                raise ValueError(f"an encoder's harness takes sequences of 1 to {params.window}"
+                                 f" bytes, not {window}")
+        elif window != 1 and (params.attentions or window != params.context):
             raise ValueError(f"a harness of {window} bytes per start needs a program without"
                              f" attention whose context is {window} bytes")
         self._params = params
@@ -106,7 +114,7 @@ class InferenceHarness(wiring.Component):
             "context": In(unsigned(8 * window + 1)),
             "start": In(1),
             "done": Out(1),
-            "logits_flat": Out(unsigned(VOCAB * params.membrane_bits)),
+            "logits_flat": Out(unsigned(params.outputs * params.membrane_bits)),
             "token": Out(unsigned(8)),
             "cycles": Out(unsigned(32)),
             "spike_counts": Out(unsigned(SPIKE_COUNT_BITS * counters)),
@@ -131,10 +139,20 @@ class InferenceHarness(wiring.Component):
         m.submodules.accelerator = acc = Accelerator(self._params)
         busy = Signal()
         context = Signal.like(self.context)
-        position = Signal(range(n + 1))
-        restart = context[8 * n] & (position == 0)
-        beat = Cat(context.word_select(position, 8), restart, position != n - 1)
-        accepted = drive_accelerator(m, self, acc, busy, position != n, beat)
+        if self._params.bidirectional:  # twice: the first pass prefills, the second queries
+            position = Signal(range(2 * n + 1))
+            first = position < n
+            index = Signal(range(n))
+            m.d.comb += index.eq(Mux(first, position, position - n))
+            byte = context.word_select(index, 8)
+            beat = Cat(byte, position == 0, Const(0, 1), first)  # each sequence restarts
+            accepted = drive_accelerator(m, self, acc, busy, position != 2 * n, beat,
+                                         final=position == 2 * n)
+        else:
+            position = Signal(range(n + 1))
+            restart = context[8 * n] & (position == 0)
+            beat = Cat(context.word_select(position, 8), restart, position != n - 1)
+            accepted = drive_accelerator(m, self, acc, busy, position != n, beat)
         with m.If(accepted):
             m.d.sync += position.eq(position + 1)
         with m.If(self.start & ~busy):

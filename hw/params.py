@@ -82,7 +82,9 @@ class XLayer:
     names the spike tensor read (ATTENTION: the queries), ``keys``/``values`` the caches an
     ATTENTION reads, ``dest`` the spike tensor or cache written (NORM, LINEAR, ATTENTION).
     ``table``: a LINEAR layer that reads the spikes of the context bytes from the spike table
-    (the program's ``SpikeEmbed``) instead of a spike tensor.
+    (the program's ``SpikeEmbed``) instead of a spike tensor. ``causal=False`` (ATTENTION): an
+    encoder's attention over every position of a sequence of at most ``W``, its score bias
+    ``[H, 2W - 1]`` by signed distance ``i - j + W - 1``.
     """
 
     kind: LayerKind
@@ -102,9 +104,13 @@ class XLayer:
     leak: np.ndarray | None = None
     binary: bool = False
     scale: np.ndarray | None = None
+    causal: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "kind", LayerKind(self.kind))
+        object.__setattr__(self, "causal", bool(self.causal))
+        if not self.causal and self.kind != LayerKind.ATTENTION:
+            raise ValueError(f"layer {self.name}: only an ATTENTION layer is bidirectional")
         if self.table and self.kind != LayerKind.LINEAR:
             raise ValueError(f"layer {self.name}: only a LINEAR layer reads the context table")
         object.__setattr__(self, "n_out", positive_int(f"{self.name} n_out", self.n_out))
@@ -256,14 +262,18 @@ class AcceleratorParams:
             if layer.kind in (LayerKind.EMBED, LayerKind.RESIDUAL, LayerKind.NORM,
                               LayerKind.ATTENTION) and layer.n_out != self.d_model:
                 raise ValueError(f"layer {layer.name} must have {self.d_model} outputs")
-            if layer.kind == LayerKind.READOUT and layer.n_out != VOCAB:
-                raise ValueError(f"the readout must have {VOCAB} outputs")
+            if layer.kind == LayerKind.READOUT and layer.n_out != VOCAB \
+                    and not self.bidirectional:
+                raise ValueError(f"the readout must have {VOCAB} outputs (an encoder's, with a"
+                                 " bidirectional attention, 2 to 256)")
+            if layer.kind == LayerKind.READOUT and not 2 <= layer.n_out <= VOCAB:
+                raise ValueError(f"the readout must have 2 to {VOCAB} outputs")
             if layer.kind == LayerKind.ATTENTION:
-                if layer.score_bias.shape[-2:] != (self.heads, self.window) or (
+                if layer.score_bias.shape[-2:] != (self.heads, self.distances) or (
                         layer.score_bias.ndim == 3
                         and layer.score_bias.shape[0] != self.timesteps):
                     raise ValueError(f"layer {layer.name}: score_bias must be"
-                                     f" [{self.heads}, {self.window}] (per step: [T, ...])")
+                                     f" [{self.heads}, {self.distances}] (per step: [T, ...])")
                 if layer.threshold.shape[-1:] != (self.window,) \
                         or layer.reset.shape[-1:] != (self.window,):
                     raise ValueError(f"layer {layer.name}: thresholds per key count need"
@@ -279,6 +289,9 @@ class AcceleratorParams:
             if layer.leak is not None and layer.leak.shape[0] != self.timesteps - 1:
                 raise ValueError(f"layer {layer.name}: the leak must have {self.timesteps - 1}"
                                  " rows (one per step but the last)")
+        if self.bidirectional and (self.attentions != 1 or self.spike_table is not None):
+            raise ValueError("an encoder program has one bidirectional ATTENTION layer over a"
+                             " residual stream (an EMBED layer)")
         self.regions  # noqa: B018 -- allocate (and check) the spike tensors now
         self._check_widths()
         logger.debug("accelerator %dx%d, %d layers", self.rows, self.cols,
@@ -521,6 +534,37 @@ class AcceleratorParams:
     def table_depth(self) -> int:
         """Rows of the spike table ROM: byte ``b`` at ``b << table_row_bits`` (0 without one)."""
         return 0 if self.spike_table is None else VOCAB << self.table_row_bits
+
+    @property
+    def bidirectional(self) -> bool:
+        """Whether the program is an encoder's: its attention reads every position of the
+        sequence, which runs twice (docs/architecture.md, "The encoder")."""
+        return any(layer.kind == LayerKind.ATTENTION and not layer.causal
+                   for layer in self.layers)
+
+    @property
+    def distances(self) -> int:
+        """Score biases per head: one per distance ``0..W-1``, or per signed distance
+        ``-(W-1)..W-1`` (``2W - 1``) in an encoder's program."""
+        return 2 * self.window - 1 if self.bidirectional else self.window
+
+    @property
+    def outputs(self) -> int:
+        """Logits per inference: the READOUT's outputs (256 bytes, or an encoder's classes)."""
+        return self.layers[-1].n_out
+
+    def runs_in_prefill(self, index: int) -> bool:
+        """Whether layer ``index`` runs on a byte of an encoder's first pass (the layers before
+        its attention, which write the keys and values of every position)."""
+        first = next(i for i, layer in enumerate(self.layers)
+                     if layer.kind == LayerKind.ATTENTION)
+        return index < first
+
+    def runs_in_query(self, index: int) -> bool:
+        """Whether layer ``index`` runs on a byte of an encoder's second pass: every layer but
+        those that write the key and value caches (filled by the first pass)."""
+        caches = {name for layer in self.layers for name in (layer.keys, layer.values) if name}
+        return self.layers[index].dest not in caches
 
     @property
     def attentions(self) -> int:

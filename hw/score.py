@@ -3,7 +3,9 @@
 For one request (an attention tile ``τ`` at step ``t`` of the current position) the unit reads
 the query word (every spike bank at once: the ``P`` channels of the tile), then the cached key
 word of each of the ``count`` positions of the window, newest first, one per cycle. For each key
-it computes, per head of the tile, ``max(0, q . k + P[h, δ])`` (``δ`` the key's distance): a
+it computes, per head of the tile, ``max(0, q . k + P[h, δ])`` (``δ`` the key's distance,
+counted from the request's ``delta0``; an encoder's attention reads every cached position, from
+the last, and ``δ`` is the signed distance plus ``W - 1``): a
 lane contributes ``+1`` when both spikes are non-zero and of the same sign, ``-1`` when of
 opposite signs (an AND and an XOR), the head's sum is two popcounts and a subtraction, the bias
 comes from a small ROM. A key whose scores are all zero is skipped (event-driven); any other
@@ -46,8 +48,10 @@ def popcount(bits) -> object:
 def score_request_layout(p: AcceleratorParams) -> data.StructLayout:
     """What the sequencer asks: addresses of the query and of the current position's key and
     value, how many keys, the current slot, the bias ROM row of distance 0 (attention layer
-    ``a``, tile ``τ``: ``(a * tiles + τ) * W``; with a per-step score bias at step ``t``:
-    ``((a * T + t) * tiles + τ) * W``) and the FIRE to send after them."""
+    ``a``, tile ``τ``: ``(a * tiles + τ) * D``; with a per-step score bias at step ``t``:
+    ``((a * T + t) * tiles + τ) * D``; ``D`` is :attr:`~hw.AcceleratorParams.distances`), the
+    bias column of the first (newest) key, ``delta0`` (0 for a causal attention), and the FIRE
+    to send after them."""
     attention_layers = attention_count(p) * (p.timesteps if p.score_per_step else 1)
     return data.StructLayout({
         "q_addr": unsigned(p.raddr_bits),
@@ -55,7 +59,8 @@ def score_request_layout(p: AcceleratorParams) -> data.StructLayout:
         "v_addr": unsigned(address_bits(p.v_depth)),
         "count": range(1, p.window + 1),
         "slot": range(p.window),
-        "bias_base": range(max(1, attention_layers * p.model_tiles * p.window)),
+        "delta0": range(p.distances),
+        "bias_base": range(max(1, attention_layers * p.model_tiles * p.distances)),
         "fire": token_layout(p),
     })
 
@@ -65,10 +70,12 @@ def attention_count(p: AcceleratorParams) -> int:
 
 
 def bias_rom_image(p: AcceleratorParams) -> list[int]:
-    """Row ``(a * tiles + τ) * W + δ``: the score biases of tile ``τ``'s heads for distance
-    ``δ`` in attention layer ``a``, ``heads_per_tile`` lanes of ``score_bias_bits`` bits. In a
-    program with a per-step score bias every attention layer has a block per step ``t``: row
-    ``((a * T + t) * tiles + τ) * W + δ``."""
+    """Row ``(a * tiles + τ) * D + δ``: the score biases of tile ``τ``'s heads for bias column
+    ``δ`` (the distance, or in an encoder's program the signed distance plus ``W - 1``; ``D``
+    columns, :attr:`~hw.AcceleratorParams.distances`) in attention layer ``a``,
+    ``heads_per_tile`` lanes of ``score_bias_bits`` bits. In a program with a per-step score
+    bias every attention layer has a block per step ``t``: row
+    ``((a * T + t) * tiles + τ) * D + δ``."""
     image = []
     bits = score_bias_bits(p)
     hpt = p.heads_per_tile
@@ -76,10 +83,10 @@ def bias_rom_image(p: AcceleratorParams) -> list[int]:
     for layer in p.layers:
         if layer.kind != LayerKind.ATTENTION:
             continue
-        bias = np.broadcast_to(layer.score_bias, (steps, p.heads, p.window))
+        bias = np.broadcast_to(layer.score_bias, (steps, p.heads, p.distances))
         for step in range(steps):
             for tile in range(p.model_tiles):
-                for delta in range(p.window):
+                for delta in range(p.distances):
                     heads = [bias[step, tile * hpt + h, delta] if tile * hpt + h < p.heads
                              else 0 for h in range(hpt)]
                     image.append(pack(heads, bits))
@@ -136,7 +143,7 @@ class ScoreUnit(wiring.Component):
         left = Signal(range(w + 1))
         slot = Signal(range(w))
         k_addr, v_addr = Signal.like(req.k_addr), Signal.like(req.v_addr)
-        delta = Signal(range(w))
+        delta = Signal(range(p.distances))
         active, query, q_data = Signal(), Signal(), Signal()
         m.d.comb += [self.mem_addr.eq(Mux(query, req.q_addr, k_addr)), self.mem_en.eq(1)]
         pipeline_busy = Signal()
@@ -152,7 +159,8 @@ class ScoreUnit(wiring.Component):
             m.d.sync += [req.eq(self.requests.payload), active.eq(1), query.eq(1),
                          left.eq(self.requests.payload.count), slot.eq(self.requests.payload.slot),
                          k_addr.eq(self.requests.payload.k_addr),
-                         v_addr.eq(self.requests.payload.v_addr), delta.eq(0)]
+                         v_addr.eq(self.requests.payload.v_addr),
+                         delta.eq(self.requests.payload.delta0)]
         with m.Elif(active & query):
             m.d.sync += query.eq(0)
         with m.Elif(active & (left == 0)):

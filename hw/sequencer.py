@@ -17,6 +17,15 @@ Between layers it waits until the pipeline is idle and then ``drain`` more cycle
 layer reads what this one wrote). The current position's key/value slot and the number of
 keys it sees advance with every byte and start again on a byte flagged ``restart``.
 
+An encoder's program (a bidirectional attention) takes its sequence twice: first every byte
+flagged ``prefill``, which runs the layers before the attention (the keys and values of every
+position go to the caches) and sends nothing out, then every byte again unflagged, which runs
+every layer but the cache writers, with the slot and the key count frozen at the sequence's
+last position and length ``L``: the attention reads all ``L`` keys, its bias column starting
+at ``i - (L - 1) + W - 1`` for position ``i``, and its FIRE the constants of ``L`` keys. The
+READOUT of every position but the first adds its logits to the logit memory (``pool_add``), so
+the logits sent after the last byte are the sum over the sequence (``Pool``).
+
 Throughput: one request per cycle while the fetch stage (or the score unit) accepts.
 """
 
@@ -24,7 +33,7 @@ from __future__ import annotations
 
 import logging
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,12 +42,15 @@ from .params import AcceleratorParams, LayerKind, address_bits
 from .score import score_request_layout
 from .token import TokenKind, meta_layout, request_layout, token_layout
 
-__all__ = ["Sequencer", "SOURCE_ONE"]
+__all__ = ["BEAT_BITS", "SOURCE_ONE", "Sequencer"]
 
 logger = logging.getLogger(__name__)
 
 SOURCE_ONE = 0
 """Word source 0: a constant word whose lane 0 is a +1 spike (the embedding's one event)."""
+
+BEAT_BITS = 11
+"""Bits of a beat on ``tokens``: the byte, then ``restart``, ``hold`` and ``prefill``."""
 
 _WORDS, _PRE, _TAIL, _READOUT = 0, 1, 2, 3
 _DEST_SPIKES, _DEST_KEYS, _DEST_VALUES = 0, 1, 2
@@ -49,14 +61,16 @@ class Sequencer(wiring.Component):
 
     Ports
     -----
-    tokens : In(stream.Signature(unsigned(10)))  -- a byte; bit 8 set: it starts a new stream;
-        bit 9 set: ``hold``, the byte only enters the context window (no layer runs, no output)
+    tokens : In(stream.Signature(unsigned(11)))  -- a byte; bit 8 set: it starts a new stream;
+        bit 9 set: ``hold``, the byte only enters the context window (no layer runs, no output);
+        bit 10 set: ``prefill``, an encoder's first pass (see the module docstring)
     requests : Out(stream.Signature(request_layout))  -- to the word fetch and the scanner
     score_requests : Out(stream.Signature(score_request_layout))  -- to the score unit
     idle : In(1)  -- fetch, scanner and score unit hold nothing
     readout, dest_v, shift_sel, attention : Out  -- constants of the running layer
     layer : Out  -- index of the running layer
     output : Out(1), resume : In(1)  -- the logits are ready; the streamer has sent them
+    pool_add : Out(1)  -- the READOUT adds to the logit memory (an encoder's later positions)
     """
 
     def __init__(self, params: AcceleratorParams, *, drain: int):
@@ -68,7 +82,7 @@ class Sequencer(wiring.Component):
         self._meta_layout = meta_layout(token_layout(p), p.lanes)
         self._request_layout = request_layout(self._meta_layout, self.sources, p.raddr_bits)
         super().__init__({
-            "tokens": In(stream.Signature(unsigned(10))),
+            "tokens": In(stream.Signature(unsigned(BEAT_BITS))),
             "requests": Out(stream.Signature(self._request_layout)),
             "score_requests": Out(stream.Signature(score_request_layout(p))),
             "idle": In(1),
@@ -80,6 +94,7 @@ class Sequencer(wiring.Component):
             "layer": Out(range(len(p.layers))),
             "output": Out(1),
             "resume": In(1),
+            "pool_add": Out(1),
         })
 
     @property
@@ -139,7 +154,7 @@ class Sequencer(wiring.Component):
                 "q_base": source.base if kind == LayerKind.ATTENTION else 0,
                 "k_base": p.regions[layer.keys].base if layer.keys else 0,
                 "v_base": p.regions[layer.values].base if layer.values else 0,
-                "bias_base": attention * score_steps * p.model_tiles * p.window,
+                "bias_base": attention * score_steps * p.model_tiles * p.distances,
                 "table": int(layer.table),
                 "cstep": p.tiles[index] * (p.window if kind == LayerKind.ATTENTION else 1)
                 if layer.per_step else 0,
@@ -147,7 +162,7 @@ class Sequencer(wiring.Component):
                 "binary": int(layer.binary),
             }
             if p.score_per_step:  # bias ROM rows from one step to the next
-                c["bstep"] = p.model_tiles * p.window if kind == LayerKind.ATTENTION else 0
+                c["bstep"] = p.model_tiles * p.distances if kind == LayerKind.ATTENTION else 0
             if p.scaled:  # the RESADD's scale set (step 0) and whether it moves per step
                 c["scale"] = p.scale_bases[index]
                 c["sstep"] = int(layer.scale is not None)
@@ -176,7 +191,7 @@ class Sequencer(wiring.Component):
         kind = Signal(range(len(LayerKind)))
         m.d.comb += kind.eq(lc.kind)
 
-        w, tiles_d = p.window, p.model_tiles
+        w, tiles_d, dist = p.window, p.model_tiles, p.distances
         stride = p.timesteps * tiles_d
         addr_bits, raddr_bits = p.addr_bits, p.raddr_bits
         big = max(addr_bits, p.oaddr_bits, raddr_bits, address_bits(p.v_depth)) + 1
@@ -206,6 +221,17 @@ class Sequencer(wiring.Component):
         bias_tile = Signal(big)
         bias_step = Signal(big)  # bias_tile + step * bstep: a per-step score bias's rows
         bias_row = bias_step if p.score_per_step else bias_tile
+
+        # an encoder's pass (``prefill``: the first) and position in the second
+        prefill = Signal()
+        qpos, qidx = Signal(range(w)), Signal(range(w))
+        if p.bidirectional:
+            run_prefill = Array(Const(int(p.runs_in_prefill(i)), 1) for i in range(len(p.layers)))
+            run_query = Array(Const(int(p.runs_in_query(i)), 1) for i in range(len(p.layers)))
+            runs = Mux(prefill, run_prefill[layer], run_query[layer])
+            m.d.comb += self.pool_add.eq(~prefill & (qidx != 0))
+        else:
+            runs = Const(1, 1)
 
         # the window of the last ``context`` bytes (oldest first), for a LINEAR of the table
         k = p.context
@@ -267,6 +293,7 @@ class Sequencer(wiring.Component):
             sreq.v_addr.eq(lc.v_base + slot_base + res_addr),
             sreq.count.eq(count),
             sreq.slot.eq(cur),
+            sreq.delta0.eq(qidx + w - count if p.bidirectional else 0),
             sreq.bias_base.eq(bias_row),
             sreq.fire.kind.eq(TokenKind.FIRE),
             sreq.fire.addr.eq(c_step_addr if any(layer.per_step for layer in p.layers
@@ -291,10 +318,10 @@ class Sequencer(wiring.Component):
                     row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
                     c_addr.eq(c_addr + 1), c_step_addr.eq(c_addr + 1),
                     res_addr.eq(tile + 1), out_step.eq(tile + 1),
-                    logit_base.eq(logit_base + p.rows), bias_tile.eq(bias_tile + w),
+                    logit_base.eq(logit_base + p.rows), bias_tile.eq(bias_tile + dist),
                 ]
                 if p.score_per_step:
-                    m.d.sync += bias_step.eq(bias_tile + w)
+                    m.d.sync += bias_step.eq(bias_tile + dist)
                 first_phase()
 
         def next_step():
@@ -317,12 +344,18 @@ class Sequencer(wiring.Component):
                 with m.If(self.tokens.valid):
                     restart, hold = self.tokens.payload[8], self.tokens.payload[9]
                     m.d.sync += [byte.eq(self.tokens.payload[:8]), layer.eq(0), fresh.eq(0)]
+                    if p.bidirectional:  # an encoder's query pass: the caches stay as they are
+                        query = ~self.tokens.payload[10] & ~restart & ~fresh
+                        m.d.sync += [prefill.eq(~query), qidx.eq(qpos),
+                                     qpos.eq(Mux(query, qpos + 1, 0))]
+                    else:
+                        query = Const(0, 1)
                     m.d.sync += window[k - 1].eq(self.tokens.payload[:8])
                     for i in range(k - 1):  # a new stream starts after zero bytes
                         m.d.sync += window[i].eq(Mux(restart | fresh, 0, window[i + 1]))
                     with m.If(restart | fresh):
                         m.d.sync += [count.eq(1), cur.eq(0), slot_base.eq(0), attn_off.eq(0)]
-                    with m.Elif(~hold):  # a held byte is no position of the key/value caches
+                    with m.Elif(~hold & ~query):  # a held byte is no position of the caches
                         with m.If(count != w):
                             m.d.sync += [count.eq(count + 1), attn_off.eq(attn_off + tiles_d)]
                         with m.If(cur == w - 1):
@@ -332,6 +365,11 @@ class Sequencer(wiring.Component):
                     with m.If(~hold):
                         m.next = "LAYER"
             with m.State("LAYER"):
+                with m.If(~runs):  # a layer of the other pass of an encoder's program
+                    with m.If(layer == len(p.layers) - 1):
+                        m.next = "IDLE" if p.bidirectional else "OUTPUT"
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
                 with m.Switch(layer):
                     for index, c in enumerate(consts):
                         with m.Case(index):
@@ -355,7 +393,8 @@ class Sequencer(wiring.Component):
                                 m.d.sync += out_origin.eq(c["out_base"])
                 m.d.sync += [tile.eq(0), step.eq(0), word.eq(0), bank.eq(0), res_addr.eq(0),
                              out_step.eq(0), logit_base.eq(0)]
-                m.next = "RUN"
+                with m.If(runs):
+                    m.next = "RUN"
             with m.State("RUN"):
                 with m.If((phase == _TAIL) & (kind == LayerKind.ATTENTION)):
                     m.d.comb += self.score_requests.valid.eq(1)
@@ -391,6 +430,9 @@ class Sequencer(wiring.Component):
                 with m.Elif(drain == wait):
                     with m.If(layer == len(p.layers) - 1):
                         m.next = "OUTPUT"
+                        if p.bidirectional:  # an encoder's first pass sends nothing
+                            with m.If(prefill):
+                                m.next = "IDLE"
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
                         m.next = "LAYER"

@@ -1,4 +1,5 @@
-"""The output streamer: the 256 logits in index order, then their arg-max."""
+"""The output streamer: the logits (256, or an encoder's classes) in index order, then their
+arg-max; and the logit memory they are read from."""
 
 from __future__ import annotations
 
@@ -21,22 +22,25 @@ class OutputStreamer(wiring.Component):
     out of a register that takes a whole row straight from the memory (whose clock-to-out time
     is long). The read port holds the prefetched row while ``mem_en`` is low; in the cycle the
     last lane of a row is accepted the register takes it and the row after it is read, so
-    there is no bubble. After the 256th logit it sends the index of the largest logit (the
-    lowest index on ties) on ``next_token``, and pulses ``finished`` in the cycle that beat is
-    accepted.
+    there is no bubble. After the last logit (``outputs``: 256, or an encoder's classes) it
+    sends the index of the largest logit (the lowest index on ties) on ``next_token``, and
+    pulses ``finished`` in the cycle that beat is accepted.
 
     Latency: 2 cycles from ``start`` to the first logit. Throughput: one logit per cycle.
 
     ``cols`` lanes of ``logit_bits`` per row, ``logit_depth`` rows.
     """
 
-    def __init__(self, *, cols: int, logit_bits: int, logit_depth: int):
+    def __init__(self, *, cols: int, logit_bits: int, logit_depth: int, outputs: int = VOCAB):
         self._cols = positive_int("cols", cols)
         self._logit_bits = positive_int("logit_bits", logit_bits)
         self._logit_depth = positive_int("logit_depth", logit_depth)
-        if self._cols * self._logit_depth < VOCAB:
+        self._outputs = positive_int("outputs", outputs)
+        if not 2 <= outputs <= VOCAB:
+            raise ValueError(f"outputs must be 2 to {VOCAB}, not {outputs}")
+        if self._cols * self._logit_depth < outputs:
             raise ValueError(f"a logit memory of {logit_depth} rows of {cols} lanes cannot hold"
-                             f" {VOCAB} logits")
+                             f" {outputs} logits")
         mb = self._logit_bits
         super().__init__({
             "start": In(1),
@@ -65,10 +69,15 @@ class OutputStreamer(wiring.Component):
     def logit_depth(self) -> int:
         return self._logit_depth
 
+    @property
+    def outputs(self) -> int:
+        """Logits per inference."""
+        return self._outputs
+
     def elaborate(self, platform):
         m = Module()
         cols = self._cols
-        index = Signal(range(VOCAB))
+        index = Signal(range(self._outputs))
         lane = Signal(range(cols))
         addr = Signal.like(self.mem_addr)
         best = Signal(signed(self._logit_bits))
@@ -114,7 +123,7 @@ class OutputStreamer(wiring.Component):
                 m.d.comb += self.logits.valid.eq(1)
                 with m.If(self.logits.ready):
                     m.d.sync += index.eq(index + 1)
-                    with m.If(index == VOCAB - 1):
+                    with m.If(index == self._outputs - 1):
                         m.next = "TOKEN"
                     with m.Elif(lane == cols - 1):
                         m.d.comb += self.mem_en.eq(1)
@@ -130,19 +139,37 @@ class OutputStreamer(wiring.Component):
         return m
 
 
-def logit_memory(m: Module, streamer: OutputStreamer, writes) -> Memory:
+def logit_memory(m: Module, streamer: OutputStreamer, writes, add=None) -> Memory:
     """The logit memory between the array's merged logit writes (``writes``: a stream of
-    ``addr`` and ``C`` logits) and the streamer's read port, added to ``m``."""
+    ``addr`` and ``C`` logits) and the streamer's read port, added to ``m``.
+
+    With ``add`` (an encoder's pooling) a write lands a cycle later: while ``add`` is high it
+    writes the sum of the logits and the word already at its address (read through a second
+    port as the write arrives; consecutive writes go to consecutive rows), else the logits.
+    """
     mem = Memory(shape=unsigned(streamer.cols * streamer.logit_bits),
                  depth=streamer.logit_depth, init=[])
     m.submodules.logit_memory = mem
     write, read = mem.write_port(), mem.read_port()
     m.d.comb += [
-        write.en.eq(writes.valid),
-        write.addr.eq(writes.payload.addr),
-        write.data.eq(writes.payload.data),
         read.addr.eq(streamer.mem_addr),
         read.en.eq(streamer.mem_en),
         streamer.mem_data.eq(read.data),
     ]
+    if add is None:
+        m.d.comb += [write.en.eq(writes.valid), write.addr.eq(writes.payload.addr),
+                     write.data.eq(writes.payload.data)]
+        return mem
+    lanes = data.ArrayLayout(signed(streamer.logit_bits), streamer.cols)
+    old = mem.read_port()
+    valid, added = Signal(), Signal()
+    addr, logits = Signal.like(writes.payload.addr), Signal(lanes)
+    m.d.comb += old.addr.eq(writes.payload.addr)
+    m.d.sync += [valid.eq(writes.valid), added.eq(add), addr.eq(writes.payload.addr),
+                 logits.eq(writes.payload.data)]
+    before = data.View(lanes, old.data)
+    total = Signal(lanes)
+    for lane in range(streamer.cols):
+        m.d.comb += total[lane].eq(logits[lane] + Mux(added, before[lane], 0))
+    m.d.comb += [write.en.eq(valid), write.addr.eq(addr), write.data.eq(total)]
     return mem

@@ -20,13 +20,15 @@ from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
 from .params import SPIKE_COUNT_BITS, AcceleratorParams
+from .sequencer import BEAT_BITS
 
 __all__ = ["SynthTop"]
 
 
 class SynthTop(wiring.Component):
-    """:class:`hw.Accelerator` (whose token beats carry a restart flag in bit 8 and a hold flag
-    in bit 9) behind a pin-frugal interface (see the module docstring)."""
+    """:class:`hw.Accelerator` (whose token beats carry a restart flag in bit 8, a hold flag
+    in bit 9 and an encoder's prefill flag in bit 10) behind a pin-frugal interface (see the
+    module docstring)."""
 
     def __init__(self, params: AcceleratorParams):
         if not isinstance(params, AcceleratorParams):
@@ -37,7 +39,7 @@ class SynthTop(wiring.Component):
         status_bytes = 4 + counters * ((SPIKE_COUNT_BITS + 7) // 8)
         self._status_bytes = status_bytes
         super().__init__({
-            "tokens": In(stream.Signature(10)),
+            "tokens": In(stream.Signature(BEAT_BITS)),
             "next_token": Out(stream.Signature(8)),
             "status_addr": In(max(1, (status_bytes - 1).bit_length())),
             "status_data": Out(8),

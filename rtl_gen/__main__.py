@@ -129,6 +129,14 @@ def _sim(args) -> None:
               f" a full {r['model']['context']}-byte window")
         print(f"cycles per token: {r['cycles_per_inference']:.1f} (ideal"
               f" {r['ideal_cycles_per_inference']:.1f})")
+    elif r["dense_cycles_per_inference"] is None:  # an encoder: a sequence per inference
+        print(f"{sim['matched']}/{sim['samples']} sequences matched the integer reference bit"
+              " for bit (pooled class logits and class)")
+        if "accuracy" in sim:
+            print(f"accuracy of the hardware's classes on their held-out labels:"
+                  f" {sim['accuracy']:.3f}")
+        print(f"cycles per sequence of {r['model']['context']} bytes:"
+              f" {r['cycles_per_inference']:.1f} (ideal {r['ideal_cycles_per_inference']:.1f})")
     else:
         print(f"{sim['matched']}/{sim['samples']} samples matched the integer reference bit"
               " for bit")

@@ -35,7 +35,7 @@ from contract.onnx_io import to_onnx
 from .errors import BuildError, VerificationError
 from .frontend import load_graph
 from .interpret import interpret
-from .machines import checks_streams
+from .machines import checks_streams, start_bytes
 from .passes import default_pipeline, run_pipeline
 from .passes.scale_thresholds import parse_scale
 from .targets import get_target
@@ -102,6 +102,7 @@ class BuildState:
     config: BuildConfig
     dir: Path
     inputs: np.ndarray | None = None
+    labels: np.ndarray | None = None  #: an encoder's held-out classes, from its checkpoint
     graph: Graph | None = None
     plan: object = None
     trace: object = None
@@ -150,6 +151,9 @@ def step_export(state: BuildState) -> None:
     (export_dir / "model.onnx").rename(state.dir / "source.onnx")
     with np.load(export_dir / "heldout.npz") as data:
         state.inputs = np.asarray(data["input"], dtype=np.int64)
+        target = np.asarray(data["target"], dtype=np.int64)
+    if target.shape == state.inputs.shape[:1]:  # an encoder's snippets: a class each
+        state.labels = target
     shutil.rmtree(export_dir)
 
 
@@ -200,8 +204,8 @@ def step_frontend(state: BuildState) -> None:
     graph = load_graph(cfg.onnx_path if cfg.ckpt is None else state.dir / "source.onnx")
     if checks_streams(graph):  # every position of whole streams, a byte at a time
         _load_inputs(state, graph.causal_window or STREAM_WINDOW, streams=True)
-    else:  # a chain's positions are independent: windows of its context, the last position
-        _load_inputs(state, graph.context, streams=False)
+    else:  # a chain's windows at their last position, an encoder's whole sequences
+        _load_inputs(state, start_bytes(graph), streams=False)
     ort_logits = run_onnx(state.dir / "source.onnx", state.inputs)
     if not np.array_equal(ort_logits, interpret(graph, state.inputs).logits):
         raise VerificationError(
@@ -229,7 +233,9 @@ def step_golden(state: BuildState) -> None:
         raise VerificationError("the reference logits are all zero: the model computes nothing")
     # windows of a graph without attention are checked at their last position, streams at all
     golden = trace.logits if checks_streams(state.graph) else trace.logits[:, -1]
-    np.savez(state.dir / "golden.npz", input=state.inputs, output=golden.astype(np.int32))
+    extra = {} if state.labels is None else {"label": state.labels}
+    np.savez(state.dir / "golden.npz", input=state.inputs, output=golden.astype(np.int32),
+             **extra)
     state.trace = trace
 
 

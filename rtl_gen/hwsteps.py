@@ -16,7 +16,7 @@ import numpy as np
 from amaranth.back import verilog
 
 from contract.graph import SpikeEmbed
-from contract.ops import key_counts
+from contract.ops import key_counts, score_bias_index, window_mask
 from hw import AcceleratorParams, InferenceHarness, LayerKind
 from hw.layout import (
     const_bank_images,
@@ -26,7 +26,7 @@ from hw.layout import (
 )
 from sim.runner import TESTBENCH
 
-from .machines import checks_streams
+from .machines import checks_streams, start_bytes
 from .plan_program import ProgramPlan, plan_program
 from .report import save_report
 from .targets import get_target
@@ -45,8 +45,9 @@ def _write_hex(path, words, width: int) -> None:
 
 
 def _window(state) -> int:
-    """Bytes per start of the harness: the context of a graph checked on windows, else 1."""
-    return 1 if checks_streams(state.graph) else state.plan.params.context
+    """Bytes per start of the harness: the context of a graph checked on windows, an encoder's
+    sequence, else 1."""
+    return 1 if checks_streams(state.graph) else start_bytes(state.graph)
 
 
 def step_plan(state) -> None:
@@ -70,6 +71,8 @@ def step_plan(state) -> None:
         "top_file": f"{TOP_MODULE}.v",
         "context": window,
         "context_bits": 8 * window + 1,
+        "outputs": p.outputs,
+        "encoder": p.bidirectional,
         "rows": p.rows,
         "cols": p.cols,
         "timesteps": p.timesteps,
@@ -120,9 +123,9 @@ def ideal_cycles(p: AcceleratorParams, tensors: dict, ids: np.ndarray) -> np.nda
             split = (n, steps, length, p.heads, dh)
             qh, kh, vh = (x.reshape(split).transpose(0, 1, 3, 2, 4) for x in (q, k, v))
             scores = qh @ kh.transpose(0, 1, 2, 4, 3)  # [N, T, H, L, L]
-            distance = np.arange(length)[:, None] - np.arange(length)[None, :]
-            inside = (distance >= 0) & (distance < p.window)
-            scores = scores + layer.score_bias[..., np.clip(distance, 0, p.window - 1)]
+            inside = window_mask(length, p.window, layer.causal)
+            scores = scores + layer.score_bias[..., score_bias_index(length, p.window,
+                                                                     layer.causal)]
             active = (scores > 0) & inside
             work = active.astype(np.int64) @ (vh != 0).astype(np.int64)  # [N, T, H, L, dh]
             total += work.sum(axis=(1, 2, 4))
@@ -162,10 +165,12 @@ def step_report(state) -> None:
     p, graph = plan.params, plan.graph
     streams = checks_streams(graph)
     ideal = ideal_cycles(p, trace.tensors, state.inputs)
-    if not streams:  # a window runs at its last position
+    if p.bidirectional:  # an encoder's sequence: every position, one inference
+        ideal = ideal.sum(axis=1)
+    elif not streams:  # a window runs at its last position
         ideal = ideal[:, -1]
     full = key_counts(state.inputs.shape[1], p.window) == p.window
-    rates = counted_rates(graph, trace, last_only=not streams)
+    rates = counted_rates(graph, trace, last_only=not streams and not p.bidirectional)
     weights = sum(int(layer.weight.size) for layer in p.layers if layer.weight is not None)
     report = {
         "streams": streams,
@@ -174,7 +179,7 @@ def step_report(state) -> None:
         "threshold_scale": str(cfg.threshold_scale or 1),
         "stall_seed": cfg.stall_seed,
         "model": {
-            "context": p.window if streams else p.context,
+            "context": p.window if streams or p.bidirectional else p.context,
             "embed_dim": p.embed_dim,
             "layer_sizes": [p.layers[0].n_in, *(layer.n_out for layer in p.layers)],
             "d_model": p.d_model,
@@ -207,9 +212,14 @@ def step_report(state) -> None:
         "firing_rates": rates,
         "spiking_layer_names": list(rates),
         "spiking_layer_sizes": [p.layers[i].n_out for i in p.spiking_layers],
+        # how often a counter's layer runs per inference: an encoder's, per pass and position
+        "spiking_layer_runs": [
+            (p.runs_in_prefill(i) + p.runs_in_query(i)) * state.inputs.shape[1]
+            if p.bidirectional else 1 for i in p.spiking_layers],
         "cycles_per_inference": None,
         "ideal_cycles_per_inference": round(float(ideal.mean()), 1),
-        "dense_cycles_per_inference": None if streams else float(dense_cycles(p)),
+        "dense_cycles_per_inference": None if streams or p.bidirectional
+        else float(dense_cycles(p)),
         "cycles": {"ideal_min": round(float(ideal.min()), 1),
                    "ideal_max": round(float(ideal.max()), 1)},
         "rtl": {"top_file": f"{TOP_MODULE}.v", "top_module": TOP_MODULE,

@@ -21,6 +21,7 @@ from contract.graph import (
     Attention,
     Fire,
     Graph,
+    Pool,
     Readout,
     ResidualAdd,
     SpikeEmbed,
@@ -82,10 +83,10 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
                                  table=op.inputs[0] == table,
                                  **_neuron(op, op.width(), graph.timesteps)))
         elif isinstance(op, Attention):
-            if not op.causal:
-                raise FrontendError(f"node {op.name}: the layer-program accelerator runs causal"
-                                    " attention only; a bidirectional (encoder) attention is"
-                                    " checked in the contract and ONNX, not yet in RTL")
+            if not op.causal and len(graph.of_type(Attention)) > 1:
+                raise FrontendError(f"node {op.name}: an encoder's program holds one"
+                                    " bidirectional attention (its sequence runs twice: keys"
+                                    " and values, then queries); use one encoder block")
             q, k, v = op.inputs
             threshold, reset = op.threshold, op.reset
             if op.per_step:
@@ -94,7 +95,7 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
             layers.append(XLayer(LayerKind.ATTENTION, op.name, op.width(),
                                  threshold=threshold, reset=reset, leak=op.leak,
                                  binary=op.binary, score_bias=op.score_bias, source=q, keys=k,
-                                 values=v, dest=op.output))
+                                 values=v, dest=op.output, causal=op.causal))
         elif isinstance(op, ResidualAdd):
             if op.inputs[0] != residual:
                 raise FrontendError(f"node {op.name} adds to {op.inputs[0]}, not to the current"
@@ -107,6 +108,11 @@ def _layers(graph: Graph) -> tuple[XLayer, ...]:
             leak = None if op.leak is None else np.repeat(op.leak[:, None], 3, axis=1)
             layers.append(XLayer(LayerKind.READOUT, op.name, op.width(), weight=op.weight,
                                  bias=op.bias, leak=leak, source=op.inputs[0]))
+            if graph.causal != (not graph.of_type(Pool)):
+                raise FrontendError(f"node {op.name}: on the accelerator an encoder's readout"
+                                    " is pooled over the sequence, a language model's is not")
+        elif isinstance(op, Pool):
+            continue  # the logit memory of an encoder's program sums the positions
         else:
             hint = (": an Accumulate must be fused with the one TernaryIF that reads it (the"
                     " FuseLinear pass)" if isinstance(op, Accumulate) else "")

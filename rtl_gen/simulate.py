@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from sim.runner import SimulatorError, run_build
 
 from .errors import BuildError, VerificationError
@@ -36,10 +38,11 @@ def simulate(
     timesteps = report["model"]["timesteps"]
     names = report.get("spiking_layer_names") or list(report["firing_rates"])  # JSON sorts keys
     sizes = report["spiking_layer_sizes"]
+    runs = report.get("spiking_layer_runs") or [1] * len(sizes)
     rates = {}
     for layer, name in enumerate(names):  # a counter per spiking layer, all steps
         fired = sum(c[layer] for c in counts)
-        rates[name] = fired / (len(counts) * timesteps * sizes[layer])
+        rates[name] = fired / (len(counts) * timesteps * sizes[layer] * runs[layer])
     report["sim"] = {
         "simulator": simulator,
         "samples": len(result.samples),
@@ -47,6 +50,12 @@ def simulate(
         "compile_seconds": round(result.compile_seconds, 2),
         "run_seconds": round(result.run_seconds, 2),
     }
+    labels_file = build_dir / "golden.npz"
+    with np.load(labels_file) as golden:
+        labels = golden["label"] if "label" in golden else None
+    if labels is not None:  # an encoder's: the hardware's class against the held-out label
+        tokens = np.array([s["token"] for s in result.samples])
+        report["sim"]["accuracy"] = round(float(np.mean(tokens == labels[:len(tokens)])), 4)
     if report["streams"]:
         window = report["model"]["context"]
         full = [s for s in result.samples if s["position"] >= window - 1]

@@ -107,7 +107,7 @@ def run_build(
     sources = [build_dir / "rtl" / plan["top_file"], CLOCKED_TOP]
     parameters = {
         "CONTEXT_BITS": plan.get("context_bits", 8 * plan["context"]),
-        "LOGIT_BITS": 256 * plan["widths"]["membrane"],
+        "LOGIT_BITS": plan.get("outputs", 256) * plan["widths"]["membrane"],
         "COUNTER_BITS": plan["spike_counters"] * plan["spike_counter_width"],
     }
     if simulator == "verilator":

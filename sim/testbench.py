@@ -82,6 +82,7 @@ class Monitor:
     def __init__(self, dut, plan: dict):
         self.dut = dut
         self.logit_width = plan["widths"]["membrane"]
+        self.outputs = plan.get("outputs", 256)
         self.counters = plan["spike_counters"]
         self.counter_width = plan["spike_counter_width"]
 
@@ -90,7 +91,8 @@ class Monitor:
         await ReadOnly()
         dut = self.dut
         return Observation(
-            logits=unpack_signed(dut.logits_flat.value.to_unsigned(), self.logit_width, 256),
+            logits=unpack_signed(dut.logits_flat.value.to_unsigned(), self.logit_width,
+                                 self.outputs),
             token=int(dut.token.value.to_unsigned()),
             cycles=int(dut.cycles.value.to_unsigned()),
             spike_counts=unpack_unsigned(

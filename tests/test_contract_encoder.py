@@ -122,7 +122,11 @@ def test_an_encoder_refuses_what_it_cannot_do():
         causal.replace_ops([*causal.ops[:-1], small])
 
 
-def test_the_accelerator_refuses_a_bidirectional_attention_by_name():
-    graph = run_pipeline(random_graph(SEED, classes=3, window=4), default_pipeline())
-    with pytest.raises(FrontendError, match="attn.*causal attention only"):
-        program_params(graph, 2, 2)
+def test_the_accelerator_refuses_a_second_bidirectional_attention_by_name():
+    graph = random_graph(SEED, classes=3, window=4, blocks=((True, 3), (True, 0)))
+    fused = run_pipeline(graph, default_pipeline())
+    with pytest.raises(FrontendError, match="attn.*one bidirectional attention"):
+        program_params(fused, 2, 2)
+    one = run_pipeline(random_graph(SEED, classes=3, window=4), default_pipeline())
+    params, _ = program_params(one, 2, 2)
+    assert params.bidirectional and params.outputs == 3

@@ -61,7 +61,8 @@ def run_streams(params: AcceleratorParams, streams, *, stall_seed=None, window: 
                 max_cycles: int = 200_000) -> list[list[Position]]:
     """Every byte of every stream through an Amaranth simulation of the harness; the first
     byte of each stream is flagged ``restart``. With ``window`` ``k``, each stream is one
-    window of ``k`` bytes, one inference (``[[Position]]`` per window)."""
+    window of ``k`` bytes (an encoder's program: one sequence), one inference (``[[Position]]``
+    per window)."""
     dut = InferenceHarness(params, stall_seed=stall_seed, window=window)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -78,7 +79,8 @@ def run_streams(params: AcceleratorParams, streams, *, stall_seed=None, window: 
                 ctx.set(dut.context, word | int(index == 0) << 8 * window)
                 await start_and_wait(ctx, dut, max_cycles)
                 seen.append(Position(
-                    logits=np.array(unpack(ctx.get(dut.logits_flat), 256, mb), dtype=np.int64),
+                    logits=np.array(unpack(ctx.get(dut.logits_flat), params.outputs, mb),
+                                    dtype=np.int64),
                     token=ctx.get(dut.token), cycles=ctx.get(dut.cycles),
                     spike_counts=np.array(unpack(ctx.get(dut.spike_counts), n, 24,
                                                  signed=False))))
@@ -127,4 +129,25 @@ def check_windows(model, params: AcceleratorParams, ids, stall_seed=None) -> lis
         counts = [int(np.count_nonzero(s[n])) for s in trace.spikes[1:]]
         assert pos.spike_counts.tolist() == counts, f"window {n}"
     assert np.count_nonzero(trace.logits) > trace.logits.size // 2, "logits trivially zero"
+    return seen
+
+
+def check_sequences(graph, params: AcceleratorParams, ids, stall_seed=None) -> list[Position]:
+    """Every sequence ``ids[n]`` of an encoder through the harness, a sequence per start (sent
+    twice: prefill, then queries), equals the contract's executor: the pooled logits, the
+    predicted class and the spikes of every spiking op, counted once for each pass that runs
+    its layer. Returns what the accelerator returned, a :class:`Position` per sequence."""
+    ids = np.asarray(ids)
+    trace = run(graph, ids)
+    assert np.count_nonzero(trace.logits) > trace.logits.size // 2, "logits trivially zero"
+    seen = [stream[0] for stream in run_streams(params, ids, stall_seed=stall_seed,
+                                                window=ids.shape[1])]
+    passes = [params.runs_in_prefill(i) + params.runs_in_query(i)
+              for i in params.spiking_layers]
+    for n, pos in enumerate(seen):
+        assert np.array_equal(pos.logits, trace.logits[n, 0]), f"sequence {n}"
+        assert pos.token == int(np.argmax(trace.logits[n, 0])), f"sequence {n}"
+        counts = [int(np.count_nonzero(s[n])) * k
+                  for s, k in zip(trace.spikes, passes, strict=True)]
+        assert pos.spike_counts.tolist() == counts, f"sequence {n}"
     return seen

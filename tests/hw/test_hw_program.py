@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 import pytest
-from hwsim import check_against_executor, compile_params, run_streams
+from hwsim import check_against_executor, check_sequences, compile_params, run_streams
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -150,6 +150,56 @@ def test_random_spike_compositions_match_the_executor(seed, context, width, hidd
                          window=3, timesteps=timesteps, weight_bits=bits, elastic=elastic)
     streams = np.random.default_rng(seed).integers(0, 256, size=(1, context + 3))
     check(graph, rows, cols, streams)
+
+
+@pytest.mark.parametrize("seed, kwargs, rows, cols, length, stall", [
+    (7, {"blocks": ((True, 3),)}, 2, 2, 4, None),                       # the simplest encoder
+    (1, {"width": 6, "heads": 3, "window": 5, "timesteps": 3}, 2, 2, 5, None),  # 2 tiles
+    (2, {"blocks": ((True, 0),), "head": (3,), "window": 6}, 1, 2, 4, None),  # L < W, a head
+    (1, {"blocks": ((True, 5),), "elastic": True, "timesteps": 3}, 2, 2, 4, None),  # elastic
+    (2, {"width": 8, "blocks": ((False, 3), (True, 3)), "window": 3}, 2, 2, 3, 5),  # stalls
+], ids=["encoder", "two-tiles", "shorter-than-window", "elastic", "stalls"])
+def test_encoders_match_the_executor(seed, kwargs, rows, cols, length, stall):
+    """An encoder (a bidirectional attention, its readout pooled over the sequence): each
+    sequence goes twice through the harness, first its keys and values, then its queries;
+    the pooled logits, the class and the spike counts of both passes equal the executor's."""
+    graph = random_graph(seed, **{"classes": 5, "width": 4, "window": 4, "timesteps": 2,
+                                  "blocks": ((True, 4),), **kwargs})
+    ids = np.random.default_rng(seed).integers(0, 256, size=(2, length))
+    params = compile_params(graph, rows, cols)
+    assert params.bidirectional and params.outputs == 5
+    check_sequences(graph, params, ids, stall_seed=stall)
+
+
+@FUZZ
+@given(seed=st.integers(0, 2**16), heads=st.integers(1, 2), dh=st.sampled_from([1, 2, 3]),
+       window=st.integers(1, 5), timesteps=st.integers(1, 3), ffn=st.sampled_from([0, 3]),
+       classes=st.integers(2, 9), bits=st.sampled_from([2, 4, 8]),
+       shape=st.sampled_from([(1, 3), (2, 2), (3, 1)]), elastic=st.booleans())
+def test_random_encoders_match_the_executor(seed, heads, dh, window, timesteps, ffn, classes,
+                                            bits, shape, elastic):
+    width = heads * dh
+    rows, cols = shape
+    if width > rows * cols and (rows * cols) % dh:
+        rows, cols = 1, dh
+    graph = random_graph(seed, width=width, heads=heads, window=window, timesteps=timesteps,
+                         weight_bits=bits, blocks=((True, ffn),), classes=classes,
+                         elastic=elastic)
+    ids = np.random.default_rng(seed).integers(0, 256, size=(1, window))
+    trace = run(graph, ids)
+    if np.count_nonzero(trace.logits) <= trace.logits.size // 2:
+        return  # too small to say anything (a class or two, all silent)
+    check_sequences(graph, compile_params(graph, rows, cols), ids)
+
+
+def test_an_encoder_has_a_bias_per_signed_distance_and_its_classes():
+    graph = random_graph(7, width=4, window=3, timesteps=2, blocks=((True, 3),))
+    params = compile_params(graph, 2, 2)
+    assert not params.bidirectional and params.distances == params.window
+    assert params.outputs == 256
+    encoder = compile_params(random_graph(7, width=4, window=3, timesteps=2,
+                                          blocks=((True, 3),), classes=3), 2, 2)
+    assert encoder.distances == 2 * encoder.window - 1 and encoder.outputs == 3
 
 
 def scan_cycles(params, spikes) -> int:
