@@ -22,7 +22,9 @@ from test_verify_rtl import (
 from test_verify_rtl import build as build_of
 
 from contract import zoo
+from contract.graph import Readout
 from contract.graph import generate as graph_generate
+from contract.graph import run as graph_run
 from hw import LayerKind, layout
 from rtl_gen.frontend import load_graph
 from rtl_gen.passes import FuseLinear, run_pipeline
@@ -172,3 +174,47 @@ def test_a_trained_spikelm_transformer_is_bit_exact_on_verilator(tmp_path):
     code, stdout, stderr = rtl_gen("generate", out, "--prompt", "def ", "--tokens", 8)
     assert code == 0, stdout + stderr
     assert "1/1 generations equal the reference byte for byte" in stdout
+
+
+@pytest.mark.slow
+def test_a_trained_encoder_is_bit_exact_on_verilator(tmp_path):
+    """``model.train --arch encoder`` (tiny, a few dozen steps), built from its checkpoint and
+    simulated a sequence per start (prefill, then queries): the pooled class logits and the
+    class of every held-out snippet equal the reference's; the hardware's firing rates are
+    per pass and position; a corrupted readout weight is seen; generation is refused."""
+    ckpt = tmp_path / "enc.pt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "model.train", "--out", ckpt, "--arch", "encoder", "--steps",
+         "30", "--seed", "3", "--d-model", "8", "--heads", "2", "--ffn", "16", "--context",
+         "12", "--timesteps", "3", "--batch", "8", "--threads", "1"],
+        capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "build"
+    code, stdout, stderr = rtl_gen("build", "--ckpt", ckpt, "--out", out, "--rows", 2,
+                                   "--cols", 4, "--samples", 6)
+    assert code == 0, stdout + stderr
+    with np.load(out / "golden.npz") as golden:
+        assert golden["input"].shape == (6, 12) and golden["output"].shape == (6, 8)
+        assert golden["label"].shape == (6,)
+    code, stdout, stderr = rtl_gen("sim", out)
+    assert code == 0, stdout + stderr
+    assert "6/6 sequences matched the integer reference bit for bit" in stdout
+    report = json.loads((out / "report.json").read_text())
+    assert 0.0 <= report["sim"]["accuracy"] <= 1.0
+    rates = report["hardware_firing_rates"]
+    assert all(0.0 < rate < 1.0 for rate in rates.values()), rates
+    code, stdout, stderr = rtl_gen("generate", out, "--prompt", "def ", "--tokens", 2)
+    assert code != 0 and "does not generate" in stderr
+    # one flipped bit of a readout weight whose input spikes do not cancel over the sequence
+    graph = run_pipeline(load_graph(out / "model.onnx"), [FuseLinear()])
+    params = program_params(graph, 2, 4)[0]
+    with np.load(out / "golden.npz") as golden:
+        trace = graph_run(graph, golden["input"][:1])
+    readout = graph.of_type(Readout)[0]
+    drive = trace.tensors[readout.inputs[0]][0].sum(axis=(0, 1))  # over steps and positions
+    i = int(np.flatnonzero(drive)[0])
+    address = layout.weight_address(params, len(params.layers) - 1, 0, i)
+    image = layout.weight_bank_images(params)[0]
+    text = (out / "rtl" / "spikeforge_top.v").read_text()
+    corrupted = set_memory_word(text, image, address, int(image[address]) ^ 1)
+    assert_sim_fails(tampered_copy(out, tmp_path / "t", corrupted))
