@@ -4,6 +4,8 @@ integer graph, training, checkpoints and the evaluation CLI."""
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +140,20 @@ def test_train_and_evaluate_cli(tmp_path, capsys):
         assert 0.0 <= float(line.rsplit(": ", 1)[1]) <= 1.0
     assert_usage_error(run_cli("model.evaluate", "--ckpt", spiking, "--text", tmp_path / "x"),
                        "--text")
+
+
+def test_a_spikelm_neuron_encoder_is_bit_exact_on_the_accelerator():
+    """SpikeLM's neuron in the encoder (per-step amplitudes, calibrated firing, its leak):
+    trained a few steps, compiled, and every sequence's pooled logits, class and spike counts
+    equal the executor's in the Amaranth simulator."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw"))
+    from hwsim import check_sequences, compile_params
+
+    config = EncoderConfig(context=8, d_model=8, heads=2, ffn=8, timesteps=3, neuron="spikelm")
+    model, _ = train(config, TrainOptions(steps=20, batch=8, seed=1, log_every=1000,
+                                          eval_every=10**9, eval_samples=64))
+    graph = model.to_graph()
+    attention = graph.of_type(Attention)[0]
+    assert attention.leak is not None and not attention.causal
+    ids, _ = tasks.heldout_snippets(3, 8, seed=1)
+    check_sequences(graph, compile_params(graph, 2, 4), ids)
