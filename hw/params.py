@@ -554,11 +554,15 @@ class AcceleratorParams:
         return self.layers[-1].n_out
 
     def runs_in_prefill(self, index: int) -> bool:
-        """Whether layer ``index`` runs on a byte of an encoder's first pass (the layers before
-        its attention, which write the keys and values of every position)."""
-        first = next(i for i, layer in enumerate(self.layers)
-                     if layer.kind == LayerKind.ATTENTION)
-        return index < first
+        """Whether layer ``index`` runs on a byte of an encoder's first pass: the layers before
+        its attention, which lead to the keys and values of every position, but the one that
+        writes its queries (read only by the second pass)."""
+        first, attention = next((i, layer) for i, layer in enumerate(self.layers)
+                                if layer.kind == LayerKind.ATTENTION)
+        dest = self.layers[index].dest
+        queries_only = dest == attention.source and dest not in (attention.keys,
+                                                                 attention.values)
+        return index < first and not queries_only
 
     def runs_in_query(self, index: int) -> bool:
         """Whether layer ``index`` runs on a byte of an encoder's second pass: every layer but
