@@ -140,8 +140,8 @@ def test_hardware_token_ports_are_bytes():
 
     graph = FuseLinear().run(random_model(0, context=3, hidden=(5,)).graph())
     params = program_params(graph, 2, 3)[0]
-    # a byte, the restart flag and the hold flag; a window harness: 3 bytes and the restart
-    assert Accelerator(params).tokens.payload.shape().width == 8 + 2
+    # a byte, the restart, hold and prefill flags; a window harness: 3 bytes and the restart
+    assert Accelerator(params).tokens.payload.shape().width == 8 + 3
     assert InferenceHarness(params, window=3).context.shape().width == 8 * 3 + 1
 
 
