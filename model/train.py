@@ -120,21 +120,20 @@ def _loss_terms(model, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | N
     return F.cross_entropy(logits, y), rates
 
 
-def _heldout_bpb(model: SpikingNet, samples: int) -> dict:
+def _heldout(model: SpikingNet, samples: int) -> dict:
+    """Held-out bits per byte (an encoder: accuracy) of the integer model, or of the float
+    forward for a model without one (a twin)."""
     if model.classes is not None:
-        inputs, labels = tasks.heldout_snippets(min(samples, FINAL_EVAL_SNIPPETS),
-                                                model.context, seed=0)
-        if not model.integer_exportable:
-            result = accuracy_float(model, inputs, labels)
-        else:
-            result = accuracy_int(model.to_graph(), inputs, labels)
-        model.train()
-        return dict(result)
-    inputs, targets = data.heldout_samples(samples, model.context, seed=0)
-    if not model.integer_exportable:
-        result = evaluate_float(model, inputs, targets)
+        inputs, targets = tasks.heldout_snippets(min(samples, FINAL_EVAL_SNIPPETS),
+                                                 model.context, seed=0)
+        score_float, score_int = accuracy_float, accuracy_int
     else:
-        result = evaluate_int(model.to_graph(), inputs, targets)
+        inputs, targets = data.heldout_samples(samples, model.context, seed=0)
+        score_float, score_int = evaluate_float, evaluate_int
+    if model.integer_exportable:
+        result = score_int(model.to_graph(), inputs, targets)
+    else:
+        result = score_float(model, inputs, targets)
     model.train()
     return dict(result)
 
@@ -204,7 +203,7 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, **settin
             )
             window_ce, window_rates, window_n = 0.0, None, 0
         if step % options.eval_every == 0 and step != options.steps:
-            result = _heldout_bpb(model, PROGRESS_EVAL_SAMPLES)
+            result = _heldout(model, PROGRESS_EVAL_SAMPLES)
             logger.info(
                 "step %d held-out %s (%s) rates [%s]", step, _figure(result),
                 "integer" if model.integer_exportable else "float",
@@ -212,7 +211,7 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, **settin
             )
     wall = time.monotonic() - start
     model.eval()
-    result = _heldout_bpb(model, options.eval_samples)
+    result = _heldout(model, options.eval_samples)
     model.eval()
     metrics = {
         **({"heldout_accuracy": result["accuracy"], "majority_baseline": result["majority"]}
