@@ -174,6 +174,11 @@ def shift_round(acc: np.ndarray, shift: int) -> np.ndarray:
     return (acc + (1 << (-shift - 1))) >> (-shift)
 
 
+#: queries a causal attention computes at a time (each against its ``QUERY_BLOCK + W - 1`` keys:
+#: memory linear in the stream's length)
+QUERY_BLOCK = 64
+
+
 def window_mask(length: int, window: int, causal: bool = True) -> np.ndarray:
     """``[L, L]`` bool: position ``i`` sees key ``j`` when ``i - window < j <= i``; without
     ``causal``, every key of the stream (at most ``window`` positions)."""
@@ -213,7 +218,8 @@ def score_bias_index(length: int, window: int, causal: bool = True) -> np.ndarra
 def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
                       score_bias: np.ndarray | None = None,
                       window: int | None = None, causal: bool = True) -> np.ndarray:
-    """``a_i = sum_j max(q_i . k_j + P[h, i - j], 0) v_j`` per head over the window.
+    """``a_i = sum_j max(q_i . k_j + P[h, i - j], 0) v_j`` per head over the window, a block of
+    :data:`QUERY_BLOCK` queries at a time.
 
     ``q``, ``k``, ``v`` are ternary ``[..., L, d]``; ``score_bias`` is ``[heads, window]``, or
     per step ``[T, heads, window]`` for ``[N, T, L, d]`` inputs (step ``t`` adds row ``t``);
@@ -225,16 +231,26 @@ def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
     *lead, length, d = q.shape
     window = length if window is None else window
     dh = d // heads
+    bias = None if score_bias is None else np.asarray(score_bias, dtype=np.int64)
 
     def split(x):
-        return np.swapaxes(x.reshape(*lead, length, heads, dh), -3, -2)  # [..., H, L, dh]
+        return np.swapaxes(x.reshape(*x.shape[:-2], x.shape[-2], heads, dh), -3, -2)
 
-    scores = split(q) @ np.swapaxes(split(k), -1, -2)  # [..., H, L, L]
-    if score_bias is not None:
-        bias = np.asarray(score_bias, dtype=np.int64)
-        scores = scores + bias[..., score_bias_index(length, window, causal)]  # [(T,) H, L, L]
-    scores = np.maximum(scores, 0) * window_mask(length, window, causal)
-    out = scores @ split(v)  # [..., H, L, dh]
+    q, k, v = split(q), split(k), split(v)  # [..., H, L, dh]
+    if not causal:
+        _check_bidirectional(length, window)
+    blocks = []
+    for start in range(0, length, length if not causal else QUERY_BLOCK):
+        stop = min(length, start + (length if not causal else QUERY_BLOCK))
+        first = 0 if not causal else max(0, start - window + 1)
+        distance = np.arange(start, stop)[:, None] - np.arange(first, stop)[None, :]
+        scores = q[..., start:stop, :] @ np.swapaxes(k[..., first:stop, :], -1, -2)
+        if bias is not None:
+            column = distance + window - 1 if not causal else np.clip(distance, 0, window - 1)
+            scores = scores + bias[..., column]  # [(T,) H, Lq, Lk]
+        seen = True if not causal else (distance >= 0) & (distance < window)
+        blocks.append((np.maximum(scores, 0) * seen) @ v[..., first:stop, :])
+    out = np.concatenate(blocks, axis=-2)  # [..., H, L, dh]
     return np.swapaxes(out, -3, -2).reshape(*lead, length, d)
 
 

@@ -29,6 +29,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from contract import graph as g
 
@@ -40,12 +41,23 @@ __all__ = ["SCORES", "SpikingAttention", "attention_window", "causal_window"]
 
 SCORES = ("relu", "softmax")
 
+#: streams longer than this are attended a block of :data:`QUERY_BLOCK` queries at a time
+#: (each against its own ``QUERY_BLOCK + W - 1`` keys, recomputed in the backward pass), so that
+#: training memory grows linearly with the stream instead of with its square
+DENSE_LIMIT = 256
+QUERY_BLOCK = 64
 
-def causal_window(length: int, window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Distance ``i - j`` clipped into the window, the window mask and the key counts."""
-    distance = torch.arange(length)[:, None] - torch.arange(length)[None, :]
+
+def causal_window(length: int, window: int, start: int = 0,
+                  first: int = 0, keys: int | None = None):
+    """Distance ``i - j`` clipped into the window, the window mask and the key counts, for the
+    queries ``start .. start + length - 1`` against the keys ``first .. first + keys - 1``
+    (default: the same positions)."""
+    keys = length if keys is None else keys
+    distance = (torch.arange(start, start + length)[:, None]
+                - torch.arange(first, first + keys)[None, :])
     mask = (distance >= 0) & (distance < window)
-    counts = torch.clamp(torch.arange(1, length + 1), max=window)
+    counts = torch.clamp(torch.arange(start + 1, start + length + 1), max=window)
     return distance.clamp(0, window - 1), mask, counts
 
 
@@ -124,11 +136,30 @@ class SpikingAttention(Block):
         return self.score_bias + (grid - self.score_bias).detach()
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Windowed attention on ``[..., L, d]`` tensors; per time step when spiking."""
+        """Windowed attention on ``[..., L, d]`` tensors; per time step when spiking. A causal
+        stream longer than :data:`DENSE_LIMIT` is attended in blocks of queries (the same
+        values, memory linear in ``L``)."""
         q, k, v = self._split(q), self._split(k), self._split(v)
-        distance, mask, counts = attention_window(q.shape[-2], self.window, self.causal)
+        length = q.shape[-2]
+        if not self.causal or length <= DENSE_LIMIT:
+            out = self._attend(q, k, v, *attention_window(length, self.window, self.causal))
+        else:
+            blocks = []
+            for start in range(0, length, QUERY_BLOCK):
+                stop = min(length, start + QUERY_BLOCK)
+                first = max(0, start - self.window + 1)
+                window = causal_window(stop - start, self.window, start, first, stop - first)
+                blocks.append(checkpoint(self._attend, q[..., start:stop, :],
+                                         k[..., first:stop, :], v[..., first:stop, :], *window,
+                                         use_reentrant=False))
+            out = torch.cat(blocks, dim=-2)
+        return out.transpose(-3, -2).reshape(*out.shape[:-3], length, self.width)
+
+    def _attend(self, q, k, v, distance, mask, counts) -> torch.Tensor:
+        """Attention of split queries ``[..., H, Lq, dh]`` on split keys and values ``[..., H,
+        Lk, dh]``, with :func:`causal_window`'s distances, mask and counts."""
         scores = q @ k.transpose(-1, -2)
-        bias = self.score_bias_current()[..., distance]  # [(T,) H, L, L]
+        bias = self.score_bias_current()[..., distance]  # [(T,) H, Lq, Lk]
         if self.settings.float_twin:
             scores = scores / math.sqrt(self.head_dim) + bias
             weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
@@ -139,8 +170,7 @@ class SpikingAttention(Block):
         else:
             count = counts.to(q.dtype).unsqueeze(-1)
             weights = torch.relu(scores + bias).masked_fill(~mask, 0.0) / count
-        out = weights @ v
-        return out.transpose(-3, -2).reshape(*out.shape[:-3], q.shape[-2], self.width)
+        return weights @ v
 
     def forward(self, flow: Flow) -> Flow:
         s = flow.spikes

@@ -14,6 +14,14 @@ from contract.graph import Graph, run
 __all__ = ["EvalResult", "accuracy_float", "accuracy_int", "evaluate_float", "evaluate_int"]
 
 _CHUNK = 4096
+#: stream bytes a chunk of the evaluation holds (streams of more than 16 bytes are evaluated
+#: fewer at a time, so that memory stays flat in the window)
+_CHUNK_BYTES = _CHUNK * 16
+
+
+def _chunk(inputs: np.ndarray, limit: int = _CHUNK) -> int:
+    """Streams per chunk: ``limit``, fewer for long streams."""
+    return max(1, min(limit, _CHUNK_BYTES // max(1, inputs.shape[-1])))
 
 
 class EvalResult(dict):
@@ -38,10 +46,11 @@ def evaluate_int(int_model, inputs: np.ndarray, targets: np.ndarray) -> EvalResu
     graph = int_model if isinstance(int_model, Graph) else int_model.graph()
     windows = graph.causal_window is None
     total, nonzero, sizes = 0.0, None, None
-    for start in range(0, inputs.shape[0], _CHUNK):
-        trace = run(graph, inputs[start : start + _CHUNK], last_only=windows)
+    chunk = _chunk(inputs)
+    for start in range(0, inputs.shape[0], chunk):
+        trace = run(graph, inputs[start : start + chunk], last_only=windows)
         logits = torch.from_numpy(trace.logits[:, -1]).double() * graph.logit_scale
-        total += _bits(logits, torch.from_numpy(targets[start : start + _CHUNK]).long())
+        total += _bits(logits, torch.from_numpy(targets[start : start + chunk]).long())
         counts = [int(np.count_nonzero(s)) for s in trace.spikes]
         nonzero = counts if nonzero is None else [a + b for a, b in zip(nonzero, counts,
                                                                            strict=True)]
@@ -58,10 +67,11 @@ def evaluate_float(model, inputs: np.ndarray, targets: np.ndarray) -> EvalResult
     """Bits/byte of the float forward pass (the twin, or a spiking model before rounding)."""
     model.eval()
     total, rate_sums, chunks = 0.0, None, 0
-    for start in range(0, inputs.shape[0], _CHUNK):
-        ids = torch.from_numpy(inputs[start : start + _CHUNK]).long()
+    chunk = _chunk(inputs)
+    for start in range(0, inputs.shape[0], chunk):
+        ids = torch.from_numpy(inputs[start : start + chunk]).long()
         logits, rates = model(ids)
-        total += _bits(logits.double(), torch.from_numpy(targets[start : start + _CHUNK]).long())
+        total += _bits(logits.double(), torch.from_numpy(targets[start : start + chunk]).long())
         values = [float(r) * ids.shape[0] for r in rates]
         rate_sums = values if rate_sums is None else [a + b for a, b in zip(rate_sums, values,
                                                                              strict=True)]
@@ -91,8 +101,9 @@ def accuracy_int(graph: Graph, inputs: np.ndarray, labels: np.ndarray) -> EvalRe
     ``inputs[N, L]`` against ``labels[N]``, the majority-class baseline of those labels, and
     the firing rates of every spiking population over every position."""
     predicted, nonzero, sizes = [], None, None
-    for start in range(0, inputs.shape[0], _CHUNK // 16):
-        trace = run(graph, inputs[start : start + _CHUNK // 16])
+    chunk = _chunk(inputs, _CHUNK // 16)
+    for start in range(0, inputs.shape[0], chunk):
+        trace = run(graph, inputs[start : start + chunk])
         predicted.append(np.argmax(trace.logits[:, -1], axis=-1))
         counts, chunk = _rates(trace.spikes)
         nonzero = counts if nonzero is None else [a + b for a, b in zip(nonzero, counts,
@@ -107,8 +118,9 @@ def accuracy_float(model, inputs: np.ndarray, labels: np.ndarray) -> EvalResult:
     """An encoder's accuracy by its float forward pass (a twin, or before integer rounding)."""
     model.eval()
     predicted, rate_sums = [], None
-    for start in range(0, inputs.shape[0], _CHUNK // 16):
-        ids = torch.from_numpy(inputs[start : start + _CHUNK // 16]).long()
+    chunk = _chunk(inputs, _CHUNK // 16)
+    for start in range(0, inputs.shape[0], chunk):
+        ids = torch.from_numpy(inputs[start : start + chunk]).long()
         logits, rates = model(ids)
         predicted.append(logits.argmax(dim=-1).numpy())
         values = [float(r) * ids.shape[0] for r in rates]

@@ -220,3 +220,19 @@ def test_contract_errors():
     with pytest.raises(ContractError, match="at least 1"):
         IntNorm(np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64),
                 np.ones(2, dtype=np.int64))
+
+
+def test_attention_blocks_of_queries_are_exact(monkeypatch):
+    """The attention is computed a block of queries at a time: any block size gives the same
+    integers (dense: one block; 5 queries; per-step score bias)."""
+    from contract import ops
+
+    rng = np.random.default_rng(7)
+    q, k, v = (rng.integers(-1, 2, size=(3, 2, 37, 8)) for _ in range(3))
+    bias = rng.integers(-3, 4, size=(2, 2, 6))
+    results = []
+    for block in (1000, 5):
+        monkeypatch.setattr(ops, "QUERY_BLOCK", block)
+        results.append(ops.attention_current(q, k, v, 2, bias, window=6))
+    assert np.count_nonzero(results[0]) > results[0].size // 4
+    assert np.array_equal(results[0], results[1])

@@ -143,3 +143,53 @@ def test_train_and_evaluate_cli(tmp_path, capsys):
     assert evaluate.main(["--ckpt", str(spiking), "--samples", "256"]) == 0
     out = capsys.readouterr().out
     assert "spiking:" in out and "float twin:" in out and "norm_f" in out
+
+
+def _dense_and_blocked(monkeypatch, run):
+    """``run()`` with the dense attention, then a block of 7 queries at a time."""
+    from model import attention
+
+    results = []
+    for limit, block in ((10**6, 64), (8, 7)):
+        monkeypatch.setattr(attention, "DENSE_LIMIT", limit)
+        monkeypatch.setattr(attention, "QUERY_BLOCK", block)
+        results.append(run())
+    return results
+
+
+def test_blocked_attention_equals_dense(monkeypatch):
+    """A long stream is attended a block of queries at a time, each block recomputed in the
+    backward pass (memory linear in the stream): the same values and gradients as the dense
+    form, in float64, to its rounding (random Q, K, V: no score exactly at the ReLU's kink)."""
+    from model.attention import SpikingAttention
+
+    torch.manual_seed(SEED)
+    model = build_model(TINY).double()
+    attention = next(m for m in model.modules() if isinstance(m, SpikingAttention))
+    qkv = [torch.randn(2, TINY.timesteps, 40, TINY.d_model, dtype=torch.float64,
+                       requires_grad=True) for _ in range(3)]
+
+    def run():
+        for x in qkv:
+            x.grad = None
+        out = attention.attend(*qkv)
+        out.square().sum().backward()
+        return [out.detach()] + [x.grad.clone() for x in qkv]
+
+    dense, blocked = _dense_and_blocked(monkeypatch, run)
+    assert dense[0].abs().max() > 0
+    for a, b in zip(dense, blocked, strict=True):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("neuron", ["if", "spikelm"])
+def test_blocked_attention_keeps_the_model(monkeypatch, neuron):
+    """A whole model on streams longer than :data:`model.attention.DENSE_LIMIT`: the logits of
+    the blocked attention are those of the dense one."""
+    torch.manual_seed(SEED)
+    model = build_model(dataclasses.replace(TINY, neuron=neuron)).double()
+    ids = torch.from_numpy(np.random.default_rng(SEED).integers(0, VOCAB, size=(4, 40)))
+    model.calibrate(ids)
+    dense, blocked = _dense_and_blocked(monkeypatch, lambda: model.forward_all(ids)[0].detach())
+    assert dense.abs().max() > 0
+    assert torch.allclose(dense, blocked, rtol=1e-9, atol=1e-9)
