@@ -27,7 +27,14 @@ from contract import graph as g
 
 from .errors import ModelConfigError
 from .quant import fake_quantize, qmax
-from .spike import CALIBRATION_MOMENTUM, Neuron, calibrated_amplitude, run_neuron
+from .spike import (
+    CALIBRATION_MOMENTUM,
+    SPIKELM_LEAK,
+    SPIKELM_LEAK_CAP,
+    Neuron,
+    calibrated_amplitude,
+    run_neuron,
+)
 
 __all__ = [
     "ALPHA_MIN",
@@ -199,7 +206,8 @@ def fold_neuron(neuron: Neuron, units: np.ndarray, alphas, bias: np.ndarray,
     bias ``[n]``. The IF neuron: ``B_t = round(b / c_t)``, ``R_t = max(1, round(alpha_t / c_t))``,
     ``Θ_t = R_t // 2 + 1``; SpikeLM's: ``R = 0`` and ``Θ_t = floor(alpha_t / (2 c_t)) + 1``
     (``round(u / alpha) >= 1``). Between steps the membrane is rescaled by ``c_t / c_{t+1}``
-    (per-step input amplitudes) times SpikeLM's leak ``0.25 alpha_t (1 - s)``, as shifts and adds
+    (per-step input amplitudes) times SpikeLM's leak ``min(0.25 alpha_t (1 - s), 1)``, as shifts
+    and adds
     (:func:`shift_add_terms`). Constants that do not change over time lose the time axis.
     """
     units = np.asarray(units, dtype=np.float64)
@@ -221,7 +229,8 @@ def fold_neuron(neuron: Neuron, units: np.ndarray, alphas, bias: np.ndarray,
         if not np.allclose(ratios, ratios[0], rtol=1e-12):
             raise ValueError("a neuron's units must change by one ratio for all its neurons")
         for index, spike in enumerate((-1, 0, 1)):
-            scale = 0.25 * alphas[t, 0] * (1 - spike) if neuron.kind == "spikelm" else 1.0
+            scale = (min(SPIKELM_LEAK * alphas[t, 0] * (1 - spike), SPIKELM_LEAK_CAP)
+                     if neuron.kind == "spikelm" else 1.0)
             factor = scale * float(ratios[0])
             leaks[t, index] = shift_add_terms(factor)
             identity &= factor == 1.0

@@ -36,6 +36,9 @@ FIRINGS = ("regularizer", "calibrated")
 SPIKES = ("ternary", "binary")
 #: SpikeLM's leak: ``u_t = 0.25 (alpha_{t-1} - o_{t-1}) u_{t-1} + I_t``
 SPIKELM_LEAK = 0.25
+#: SpikeForge caps SpikeLM's leak factor at 1 (docs/neurons.md): the same neuron as the official
+#: code while ``alpha <= 2`` (LayerNorm'd inputs), no runaway membrane beyond
+SPIKELM_LEAK_CAP = 1.0
 #: momentum of a calibrated amplitude's running estimate while training
 CALIBRATION_MOMENTUM = 0.1
 
@@ -110,7 +113,8 @@ class Neuron:
 
     ``kind``: ``"if"``, SpikeForge's integrate-and-fire (``u += I; o = q(u); u -= o``), or
     ``"spikelm"``, the official SpikeLM code's (``u_t = 0.25 (alpha_{t-1} - o_{t-1}) u_{t-1} +
-    I_t``, no subtraction: a hard reset after a +1 spike, a leak otherwise). ``amplitude``:
+    I_t``, no subtraction: a hard reset after a +1 spike, a leak otherwise; the factor capped
+    at :data:`SPIKELM_LEAK_CAP`). ``amplitude``:
     one ``alpha`` for all steps or one per step (default: shared for ``if``, per step for
     ``spikelm``). ``firing``: ``"regularizer"`` (``alpha`` learned by LSQ, rates held by the
     loss) or ``"calibrated"`` (``alpha_t = 2 mean|u_t|``, SpikeLM's elastic frequency: not
@@ -189,7 +193,9 @@ def run_neuron(currents: torch.Tensor, alphas: torch.Tensor, neuron: Neuron,
         if membrane is None:
             u = currents[:, 0]
         elif neuron.kind == "spikelm":
-            u = SPIKELM_LEAK * (prev_alpha - prev_out).detach() * membrane + currents[:, t]
+            factor = torch.clamp(SPIKELM_LEAK * (prev_alpha - prev_out).detach(),
+                                 max=SPIKELM_LEAK_CAP)
+            u = factor * membrane + currents[:, t]
         else:
             u = membrane + currents[:, t]
         alpha = observe(t, u) if observe is not None else alphas[t]

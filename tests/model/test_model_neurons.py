@@ -38,12 +38,24 @@ def official_spikelm(currents: torch.Tensor, alphas: torch.Tensor) -> torch.Tens
 
 
 def test_the_spikelm_neuron_is_the_official_codes():
+    """Up to amplitudes of 2 (LayerNorm'd inputs): the official code, spike for spike."""
     torch.manual_seed(5)
     currents = torch.randn(6, 4, 9) * 2
-    alphas = torch.tensor([0.7, 1.3, 0.9, 2.1])
+    alphas = torch.tensor([0.7, 1.3, 0.9, 2.0])
     out, rate = run_neuron(currents, alphas, Neuron("spikelm"))
     assert torch.equal(out, official_spikelm(currents, alphas))
     assert 0.0 < float(rate) < 1.0
+
+
+def test_the_spikelm_leak_is_capped_at_one():
+    """Beyond an amplitude of 2 the official leak ``0.25 (alpha - o)`` exceeds 1 after a -1
+    spike (and beyond 4 after none) and the membrane runs away; SpikeForge's is capped at 1."""
+    alphas = torch.tensor([6.0, 6.0, 6.0])
+    currents = torch.tensor([[[2.5], [0.0], [0.0]], [[-4.0], [3.5], [0.0]]])
+    out, _ = run_neuron(currents, alphas, Neuron("spikelm"))
+    official = official_spikelm(currents, alphas)
+    assert official[:, :, 0].tolist() == [[0.0, 6.0, 0.0], [-6.0, -6.0, -6.0]]
+    assert out[:, :, 0].tolist() == [[0.0, 0.0, 0.0], [-6.0, 0.0, 0.0]]
 
 
 def test_neuron_defaults_and_refusals():
