@@ -16,7 +16,8 @@ from pathlib import Path
 from .common import WORK
 
 #: In running order: ``energy`` reads the build that ``cycles`` leaves.
-BENCHMARKS = ("cycles", "energy", "threshold_sweep", "simspeed", "area", "toolspeed", "neurons")
+BENCHMARKS = ("cycles", "energy", "threshold_sweep", "simspeed", "area", "toolspeed", "neurons",
+              "window")
 
 
 def main(argv=None) -> None:
