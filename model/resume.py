@@ -40,6 +40,8 @@ RUN_OPTIONS = ("steps", "batch", "lr", "seed", "segment")
 #: config keys whose flag is not ``--`` and the key with dashes
 _FLAGS = {"float_twin": "--float", "hidden": "--hidden/--layers", "layers": "--blocks",
           "classes": "--arch", "blocks": "the composition's blocks"}
+#: config keys compared first: the flags whose change changes the defaults of others
+_FIRST = {"arch": 0, "float_twin": 1, "neuron": 2}
 #: values of keys a config dict leaves out (an MLP's arch, the plain neuron's options)
 _DEFAULTS = {"arch": "mlp", **Neuron().as_dict()}
 
@@ -109,7 +111,8 @@ def check_same_run(state: dict, config: dict, options, path: Path | str = "the s
     :data:`RUN_OPTIONS` than ``options``: a :class:`UsageError` naming the first flag that
     differs."""
     theirs = dict(state.get("config") or {})
-    for key in sorted(set(theirs) | set(config)):
+    keys = sorted(set(theirs) | set(config), key=lambda k: (k not in _FIRST, _FIRST.get(k), k))
+    for key in keys:
         if theirs.get(key) != config.get(key):
             raise UsageError(f"--resume: {path} was trained with {_flag(key)}"
                              f" {_shown(key, theirs.get(key))}, not"
