@@ -35,7 +35,7 @@ from torch import nn
 
 from .errors import UsageError
 
-__all__ = ["Ranks", "backend_for", "process_group"]
+__all__ = ["Ranks", "backend_for", "process_group", "unused_parameters"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,25 @@ class Ranks:
         if not self.parallel:
             return module
         return nn.parallel.DistributedDataParallel(module, find_unused_parameters=unused)
+
+
+def unused_parameters(model: nn.Module, ids: torch.Tensor) -> list[str]:
+    """The trainable parameters of ``model`` no gradient reaches (ReLU attention's ``tau``,
+    read by softmax attention only), found by back-propagating the outputs of one sample of
+    ``ids`` in eval mode (which leaves calibrated amplitudes alone); gradients are cleared."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            logits, rates = model(ids[:1])
+            sum([logits.sum(), *rates]).backward()
+        unused = [name for name, p in model.named_parameters()
+                  if p.requires_grad and p.grad is None]
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    logger.debug("parameters without gradient: %s", unused)
+    return unused
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 
 ``python -m model.train --out PATH [--arch mlp|transformer] [--steps N] [--seed S]
 [--hidden H] [--layers N] [--timesteps T] [--weight-bits B] [--context K] [--embed E]
-[--float] [--force]`` trains a zoo model (:mod:`model.zoo`); from Python,
-:func:`train_model` trains any :class:`model.net.SpikingNet`::
+[--float] [--force] [--save-every N] [--until STEP] [--resume]`` trains a zoo model
+(:mod:`model.zoo`); from Python, :func:`train_model` trains any :class:`model.net.SpikingNet`::
 
     metrics = train_model(net, steps=300, seed=0)
 
@@ -14,6 +14,11 @@ encoder``, a model whose readout has classes) on snippets of the package task
 (:mod:`model.tasks`), one label per snippet. Everything random is seeded from ``--seed``. At
 the end the held-out bits/byte (an encoder: the held-out accuracy) are measured, the integer
 model's for a spiking model, and returned as the metrics the checkpoint stores.
+
+``torchrun --nproc_per_node N -m model.train ...`` trains data-parallel (:mod:`model.parallel`:
+every rank a share of the same global ``--batch``); ``--save-every N`` and ``--until STEP``
+keep the training state in ``<out>.state`` and ``--resume`` continues from it
+(:mod:`model.resume`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
 from .metrics import accuracy_float, accuracy_int, evaluate_float, evaluate_int
 from .net import SpikingNet
-from .parallel import Ranks, process_group
+from .parallel import Ranks, process_group, unused_parameters
 from .resume import (
     check_same_run,
     load_state,
@@ -188,24 +193,6 @@ def _heldout(model: SpikingNet, samples: int) -> dict:
     return dict(result)
 
 
-def _unused_parameters(model: SpikingNet, ids: torch.Tensor) -> list[str]:
-    """The trainable parameters no gradient reaches (ReLU attention's ``tau``, read by softmax
-    attention only), found by back-propagating the logits of one sample in eval mode (which
-    leaves calibrated amplitudes alone)."""
-    model.eval()
-    try:
-        with torch.enable_grad():
-            logits, rates = model(ids[:1])
-            sum([logits.sum(), *rates]).backward()
-        unused = [name for name, p in model.named_parameters()
-                  if p.requires_grad and p.grad is None]
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train()
-    logger.debug("parameters without gradient: %s", unused)
-    return unused
-
-
 def train(config, options: TrainOptions, **run) -> tuple[SpikingNet, dict | None]:
     """Train a model of ``config`` (a zoo configuration or a :class:`~model.net.NetConfig`)
     from scratch, its initial weights seeded by ``options.seed``; returns it (eval mode) and
@@ -268,7 +255,7 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, *,
         logger.info("resuming at step %d of %d", done, options.steps)
     objective = _Objective(model)
     if ranks.parallel:
-        objective = ranks.wrap(objective, unused=bool(_unused_parameters(model, first_x)))
+        objective = ranks.wrap(objective, unused=bool(unused_parameters(model, first_x)))
     model.train()
     model.ranks = ranks if ranks.parallel else None
     start = time.monotonic()

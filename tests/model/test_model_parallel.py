@@ -21,10 +21,10 @@ import torch
 
 from model.checkpoint import load_checkpoint
 from model.errors import UsageError
-from model.parallel import Ranks
+from model.parallel import Ranks, unused_parameters
 from model.resume import load_state, state_path
 from model.spike import ternary_quantize
-from model.train import TrainOptions, _unused_parameters, build_model, train
+from model.train import TrainOptions, build_model, train
 from model.train import main as train_main
 from model.zoo import LMConfig, TransformerConfig
 
@@ -84,11 +84,11 @@ def test_unused_parameters_are_found_for_ddp():
     model = build_model(SPIKELM)
     ids = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(SEED))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    assert _unused_parameters(model, ids) == ["blocks.2.tau"]  # ReLU attention reads no tau
+    assert unused_parameters(model, ids) == ["blocks.2.tau"]  # ReLU attention reads no tau
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
     mlp = build_model(LMConfig(context=3, embed=4, hidden=(16,), timesteps=2))
-    assert _unused_parameters(mlp, ids[:, :3]) == []
+    assert unused_parameters(mlp, ids[:, :3]) == []
 
 
 @pytest.mark.parametrize("config", [LMConfig(context=3, embed=4, hidden=(16,), timesteps=3),
