@@ -133,7 +133,8 @@ def process_group(device: torch.device | str = "cpu") -> Iterator[Ranks]:
     dist.init_process_group(backend)
     try:
         ranks = Ranks.current()
-        logger.info("data-parallel: %d processes, %s", ranks.world, backend)
+        if ranks.main:
+            logger.info("data-parallel: %d processes, %s", ranks.world, backend)
         yield ranks
     finally:
         dist.destroy_process_group()
