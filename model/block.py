@@ -26,6 +26,7 @@ from torch import nn
 from contract import graph as g
 
 from .errors import ModelConfigError
+from .parallel import Ranks
 from .quant import fake_quantize, qmax
 from .spike import (
     CALIBRATION_MOMENTUM,
@@ -83,6 +84,8 @@ class Flow:
     time axis), ``amplitude`` their ``alpha``; ``residual`` is on the grid of ``unit``. Every
     spiking neuron appends its differentiable firing rate to ``rates``; with ``calibrating``
     each neuron first sets its amplitude from the current it sees (:meth:`Block.fire`).
+    ``ranks`` is set while training data-parallel (:mod:`model.parallel`): ``ids`` are then this
+    rank's share of the batch, and the statistics a neuron takes of it are the whole batch's.
     """
 
     ids: torch.Tensor
@@ -94,6 +97,12 @@ class Flow:
     logits: torch.Tensor | None = None
     rates: list = field(default_factory=list)
     calibrating: bool = False
+    ranks: Ranks | None = None
+
+    @property
+    def shards(self) -> int:
+        """Equal shares the batch is split into (1 without data parallelism)."""
+        return 1 if self.ranks is None else self.ranks.world
 
 
 @dataclass
@@ -340,7 +349,9 @@ class Block(nn.Module):
         twin's clamp: around the bulk of its inputs). A calibrated ``alpha`` (``firing=
         "calibrated"``) is set to ``2 mean|u_t|`` of the membrane it fires on, step by step,
         and then follows it while training (a running mean, momentum
-        :data:`~model.spike.CALIBRATION_MOMENTUM`); it is fixed in eval mode.
+        :data:`~model.spike.CALIBRATION_MOMENTUM`); it is fixed in eval mode. Data-parallel
+        (``flow.ranks``), the mean is taken over every rank's share, so the amplitudes stay the
+        same on all ranks.
         """
         settings = self.settings
         neuron = settings.neuron
@@ -356,7 +367,10 @@ class Block(nn.Module):
             def observe(t: int, u: torch.Tensor) -> torch.Tensor:
                 index = t if amp.per_step else ()
                 with torch.no_grad():
-                    target = max(ALPHA_MIN, float(calibrated_amplitude(u)))
+                    target = calibrated_amplitude(u)
+                    if flow.ranks is not None:
+                        target = flow.ranks.average(target)
+                    target = max(ALPHA_MIN, float(target))
                     if flow.calibrating:
                         if amp.per_step or t == 0:
                             amp.raw[index] = target
@@ -364,6 +378,6 @@ class Block(nn.Module):
                         amp.raw[index] += CALIBRATION_MOMENTUM * (target - amp.raw[index])
                 return amp()[index]
         out, rate = run_neuron(current, amp.steps(settings.timesteps), neuron,
-                               settings.detach_reset, observe)
+                               settings.detach_reset, observe, flow.shards)
         flow.rates.append(rate)
         return out

@@ -28,7 +28,7 @@ from .errors import CheckpointError, ModelConfigError
 from .net import SpikingNet
 from .zoo import build_model, config_from_dict
 
-__all__ = ["FORMAT", "load_checkpoint", "rename_keys", "save_checkpoint"]
+__all__ = ["FORMAT", "load_checkpoint", "rename_keys", "save_atomically", "save_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,14 @@ def save_checkpoint(path: Path, model: SpikingNet, metrics: dict | None = None,
         "state_dict": rename_keys(state, [(new, old) for old, new in config.key_map()]),
         "metrics": _plain(metrics or {}),
     }
+    save_atomically(path, payload)
+    logger.info("saved %s checkpoint to %s", payload["kind"], path)
+
+
+def save_atomically(path: Path, payload: dict) -> None:
+    """``torch.save`` of ``payload`` to a temporary file beside ``path``, renamed into place,
+    so that ``path`` is never half written."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
@@ -79,7 +87,6 @@ def save_checkpoint(path: Path, model: SpikingNet, metrics: dict | None = None,
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    logger.info("saved %s checkpoint to %s", payload["kind"], path)
 
 
 def load_checkpoint(path: Path, kind: str | None = None) -> tuple[SpikingNet, dict]:

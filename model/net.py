@@ -175,6 +175,9 @@ class SpikingNet(nn.Module):
             self.blocks.append(block)
         self._check_encoder()
         self.names = self._names()
+        #: set while training data-parallel (:mod:`model.parallel`): the batch a forward sees
+        #: is this rank's share, and batch statistics are averaged over the ranks
+        self.ranks = None
         self.config = NetConfig(tuple(b.spec() for b in blocks), timesteps, weight_bits,
                                 bool(float_twin), rate_target, rate_lambda, bool(detach_reset),
                                 *choice.as_dict().values())
@@ -252,7 +255,8 @@ class SpikingNet(nn.Module):
     # ---------------------------------------------------------------- float forward
 
     def _run(self, ids: torch.Tensor, streams: bool, calibrating: bool = False) -> Flow:
-        flow = Flow(ids=torch.as_tensor(ids), streams=streams, calibrating=calibrating)
+        flow = Flow(ids=torch.as_tensor(ids), streams=streams, calibrating=calibrating,
+                    ranks=None if calibrating else self.ranks)
         for block in self.blocks:
             flow = block(flow)
         return flow

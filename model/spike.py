@@ -67,13 +67,15 @@ class TernaryQuantize(torch.autograd.Function):
         return grad_u, grad_alpha.reshape(()), None, None
 
 
-def ternary_quantize(u: torch.Tensor, alpha: torch.Tensor, binary: bool = False) -> torch.Tensor:
+def ternary_quantize(u: torch.Tensor, alpha: torch.Tensor, binary: bool = False,
+                     shards: int = 1) -> torch.Tensor:
     """``alpha * clip(round(u / alpha), -1, 1)`` with STE for ``u`` and LSQ for ``alpha``.
 
-    ``alpha`` is a positive scalar tensor. The LSQ gradient is scaled by ``1/sqrt(u.numel())``.
-    ``binary`` clips at 0 instead of -1: spikes in {0, 1}.
+    ``alpha`` is a positive scalar tensor. The LSQ gradient is scaled by ``1/sqrt(u.numel())``,
+    the elements of the whole batch when ``u`` is one of ``shards`` equal shares of it
+    (data-parallel training). ``binary`` clips at 0 instead of -1: spikes in {0, 1}.
     """
-    grad_scale = 1.0 / math.sqrt(max(1, u.numel()))
+    grad_scale = 1.0 / math.sqrt(max(1, u.numel() * shards))
     return TernaryQuantize.apply(u, alpha, grad_scale, 0.0 if binary else -1.0)
 
 
@@ -179,12 +181,13 @@ def calibrated_amplitude(u: torch.Tensor) -> torch.Tensor:
 
 
 def run_neuron(currents: torch.Tensor, alphas: torch.Tensor, neuron: Neuron,
-               detach_reset: bool = True, observe=None):
+               detach_reset: bool = True, observe=None, shards: int = 1):
     """Run ``neuron`` over axis 1 (time) of ``currents[N, T, ...]``.
 
     ``alphas`` holds one amplitude per step ``[T]`` (a shared one repeated). ``observe(t, u)``,
     if given, is called with each step's membrane before it fires and returns the amplitude to
-    fire with (calibration). Returns ``(out, rate)`` as :func:`integrate_and_fire`.
+    fire with (calibration). ``shards``: ``currents`` is one of that many equal shares of the
+    batch (:func:`ternary_quantize`). Returns ``(out, rate)`` as :func:`integrate_and_fire`.
     """
     steps = currents.shape[1]
     membrane = prev_alpha = prev_out = None
@@ -199,7 +202,7 @@ def run_neuron(currents: torch.Tensor, alphas: torch.Tensor, neuron: Neuron,
         else:
             u = membrane + currents[:, t]
         alpha = observe(t, u) if observe is not None else alphas[t]
-        out = ternary_quantize(u, alpha, neuron.binary)
+        out = ternary_quantize(u, alpha, neuron.binary, shards)
         pre.append(u)
         outs.append(out)
         used.append(alpha.detach())

@@ -2,8 +2,8 @@
 
 ``python -m model.train --out PATH [--arch mlp|transformer] [--steps N] [--seed S]
 [--hidden H] [--layers N] [--timesteps T] [--weight-bits B] [--context K] [--embed E]
-[--float] [--force]`` trains a zoo model (:mod:`model.zoo`); from Python,
-:func:`train_model` trains any :class:`model.net.SpikingNet`::
+[--float] [--force] [--save-every N] [--until STEP] [--resume]`` trains a zoo model
+(:mod:`model.zoo`); from Python, :func:`train_model` trains any :class:`model.net.SpikingNet`::
 
     metrics = train_model(net, steps=300, seed=0)
 
@@ -14,6 +14,11 @@ encoder``, a model whose readout has classes) on snippets of the package task
 (:mod:`model.tasks`), one label per snippet. Everything random is seeded from ``--seed``. At
 the end the held-out bits/byte (an encoder: the held-out accuracy) are measured, the integer
 model's for a spiking model, and returned as the metrics the checkpoint stores.
+
+``torchrun --nproc_per_node N -m model.train ...`` trains data-parallel (:mod:`model.parallel`:
+every rank a share of the same global ``--batch``); ``--save-every N`` and ``--until STEP``
+keep the training state in ``<out>.state`` and ``--resume`` continues from it
+(:mod:`model.resume`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,16 @@ from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
 from .metrics import accuracy_float, accuracy_int, evaluate_float, evaluate_int
 from .net import SpikingNet
+from .parallel import Ranks, process_group, unused_parameters
+from .resume import (
+    check_same_run,
+    load_state,
+    restore_rng,
+    rng_state,
+    run_options,
+    save_state,
+    state_path,
+)
 from .spike import AMPLITUDES, FIRINGS, NEURONS, SPIKES, Neuron
 from .zoo import ZOO, EncoderConfig, LMConfig, TransformerConfig, build_model
 
@@ -108,16 +123,56 @@ def _batch(model: SpikingNet, rng, corpus, options: TrainOptions):
     return torch.from_numpy(x), torch.from_numpy(y), None
 
 
-def _loss_terms(model, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None):
-    """Cross-entropy and rates; streams are scored on every real target."""
+def _loss_terms(model, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None,
+                targets: torch.Tensor | None = None):
+    """Cross-entropy and rates; streams are scored on every real target. ``targets``, when
+    given, divides the summed cross-entropy of streams instead of the real targets of ``x``
+    (data-parallel: the batch's real targets over the number of ranks)."""
     if model.streams and model.classes is None:
         logits, rates = model.forward_all(x)
         flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                                reduction="none")
         mask = valid.reshape(-1).to(flat.dtype)
-        return (flat * mask).sum() / mask.sum().clamp(min=1.0), rates
+        if targets is None:
+            targets = mask.sum().clamp(min=1.0)
+        return (flat * mask).sum() / targets, rates
     logits, rates = model(x)
     return F.cross_entropy(logits, y), rates
+
+
+class _Objective(torch.nn.Module):
+    """The training loss of ``net`` as a module's forward, the call that
+    ``DistributedDataParallel`` synchronises the gradients of."""
+
+    def __init__(self, net: SpikingNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, y, valid, targets=None):
+        return _loss_terms(self.net, x, y, valid, targets)
+
+
+def _step_loss(objective, model: SpikingNet, ranks: Ranks, batch):
+    """``(loss to back-propagate, the batch's loss, its cross-entropy, its rates)`` of a step.
+
+    Data-parallel, each rank scores its share; the cross-entropy and the rates are then
+    averaged over the ranks, and the rate penalty is that of the averaged rates, with the
+    gradient of this rank's share (``DistributedDataParallel`` averages the shares'
+    gradients), so the step is the single-process step on the whole batch.
+    """
+    x, y, valid = batch
+    if not ranks.parallel:
+        ce, rates = objective(x, y, valid)
+        loss = ce + model.rate_penalty(rates)
+        return loss, loss, ce, rates
+    targets = None
+    if valid is not None and model.classes is None:
+        targets = valid.to(torch.float32).sum().clamp(min=1.0) / ranks.world
+    ce, rates = objective(ranks.shard(x), ranks.shard(y), ranks.shard(valid), targets)
+    mean = ranks.average(torch.stack([ce.detach(), *(r.detach() for r in rates)]))
+    rates = [m + (r - r.detach()) for m, r in zip(mean[1:], rates, strict=True)]
+    penalty = model.rate_penalty(rates)
+    return ce + penalty, mean[0] + penalty.detach(), mean[0], rates
 
 
 def _heldout(model: SpikingNet, samples: int) -> dict:
@@ -138,16 +193,19 @@ def _heldout(model: SpikingNet, samples: int) -> dict:
     return dict(result)
 
 
-def train(config, options: TrainOptions) -> tuple[SpikingNet, dict]:
+def train(config, options: TrainOptions, **run) -> tuple[SpikingNet, dict | None]:
     """Train a model of ``config`` (a zoo configuration or a :class:`~model.net.NetConfig`)
     from scratch, its initial weights seeded by ``options.seed``; returns it (eval mode) and
-    its metrics."""
+    its metrics (``None`` where :func:`train_model` returns none). ``run``: the keyword
+    arguments of :func:`train_model` (``state``, ``save_every``, ``until``, ``resume``)."""
     _seed_everything(options.seed)
     model = build_model(config)
-    return model, train_model(model, options)
+    return model, train_model(model, options, **run)
 
 
-def train_model(model: SpikingNet, options: TrainOptions | None = None, **settings) -> dict:
+def train_model(model: SpikingNet, options: TrainOptions | None = None, *,
+                state: Path | None = None, save_every: int = 0, until: int | None = None,
+                resume: dict | None = None, **settings) -> dict | None:
     """Train ``model`` in place (calibration, then ``steps`` Adam steps); returns the metrics
     (held-out bits/byte, firing rates, ...) and leaves the model in eval mode.
 
@@ -155,6 +213,14 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, **settin
     ``log_every``, ``eval_every``, ``eval_samples``, ``segment``), or pass ``options``. The
     seed seeds the batches and Python's, NumPy's and torch's generators; the initial weights
     are those the model was built with (seed torch before building it to reproduce them).
+
+    A run in parts: with ``state`` (a path, :mod:`model.resume`) the training state is written
+    there every ``save_every`` steps (0: never) and when the run stops; ``until`` stops it
+    after that step (the schedule still spans ``steps``), and ``resume`` (a state from
+    :func:`model.resume.load_state`) continues one where it stopped, to the same weights as one
+    run straight through. In a started process group (``torchrun``, :mod:`model.parallel`)
+    every rank trains its share of each batch; only rank 0 logs, evaluates and writes the
+    state. Returns ``None`` on the other ranks and when the run stops before ``steps``.
     """
     if options is None:
         options = TrainOptions(**settings)
@@ -163,54 +229,90 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, **settin
     if not isinstance(model, SpikingNet):
         raise UsageError(f"train_model trains a model.net.SpikingNet, not a"
                          f" {type(model).__name__}")
+    last = options.steps if until is None else min(until, options.steps)
+    ranks = Ranks.current()
+    ranks.check_batch(options.batch)
     rng = _seed_everything(options.seed)
     corpus = None if model.classes is not None else data.load_corpus(model.context)
     first_x, _, _ = _batch(model, rng, corpus, options)
-    model.calibrate(first_x)
+    if resume is None:
+        model.calibrate(first_x)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: _lr_factor(step, options.steps)
     )
+    done, earlier_seconds = 0, 0.0
+    if resume is not None:
+        check_same_run(resume, model.config.to_dict(), options, state or "the state")
+        done, earlier_seconds = int(resume["step"]), float(resume["train_seconds"])
+        if done >= last:
+            raise UsageError(f"--resume: the run is at step {done} already, nothing to do up to"
+                             f" step {last}")
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        restore_rng(resume["rng"], rng)
+        logger.info("resuming at step %d of %d", done, options.steps)
+    objective = _Objective(model)
+    if ranks.parallel:
+        objective = ranks.wrap(objective, unused=bool(unused_parameters(model, first_x)))
     model.train()
+    model.ranks = ranks if ranks.parallel else None
     start = time.monotonic()
     window_ce, window_rates, window_n = 0.0, None, 0
-    for step in range(1, options.steps + 1):
-        ce, rates = _loss_terms(model, *_batch(model, rng, corpus, options))
-        loss = ce + model.rate_penalty(rates)
-        if not torch.isfinite(loss):
-            raise UsageError(
-                f"training diverged at step {step} (loss {loss.item()}); lower the learning rate"
-                " or change the seed"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        window_ce += ce.item()
-        values = [r.item() for r in rates]
-        window_rates = values if window_rates is None else [
-            a + b for a, b in zip(window_rates, values, strict=True)
-        ]
-        window_n += 1
-        if step % options.log_every == 0 or step == options.steps:
-            rate_text = " ".join(f"{r / window_n:.3f}" for r in window_rates or [])
-            logger.info(
-                "step %d/%d loss %.4f train %.3f %s rates [%s] lr %.2e %.0fs",
-                step, options.steps, window_ce / window_n, window_ce / window_n / math.log(2),
-                "bits/byte" if model.classes is None else "bits/snippet", rate_text,
-                scheduler.get_last_lr()[0], time.monotonic() - start,
-            )
-            window_ce, window_rates, window_n = 0.0, None, 0
-        if step % options.eval_every == 0 and step != options.steps:
-            result = _heldout(model, PROGRESS_EVAL_SAMPLES)
-            logger.info(
-                "step %d held-out %s (%s) rates [%s]", step, _figure(result),
-                "integer" if model.integer_exportable else "float",
-                " ".join(f"{r:.3f}" for r in result["rates"]),
-            )
-    wall = time.monotonic() - start
+    try:
+        for step in range(done + 1, last + 1):
+            loss, total, ce, rates = _step_loss(objective, model, ranks,
+                                                _batch(model, rng, corpus, options))
+            if not torch.isfinite(total):
+                raise UsageError(
+                    f"training diverged at step {step} (loss {total.item()}); lower the"
+                    " learning rate or change the seed"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            window_ce += ce.item()
+            values = [r.item() for r in rates]
+            window_rates = values if window_rates is None else [
+                a + b for a, b in zip(window_rates, values, strict=True)
+            ]
+            window_n += 1
+            if step % options.log_every == 0 or step == options.steps:
+                rate_text = " ".join(f"{r / window_n:.3f}" for r in window_rates or [])
+                logger.info(
+                    "step %d/%d loss %.4f train %.3f %s rates [%s] lr %.2e %.0fs",
+                    step, options.steps, window_ce / window_n,
+                    window_ce / window_n / math.log(2),
+                    "bits/byte" if model.classes is None else "bits/snippet", rate_text,
+                    scheduler.get_last_lr()[0], time.monotonic() - start,
+                )
+                window_ce, window_rates, window_n = 0.0, None, 0
+            if ranks.main and step % options.eval_every == 0 and step != options.steps:
+                result = _heldout(model, PROGRESS_EVAL_SAMPLES)
+                logger.info(
+                    "step %d held-out %s (%s) rates [%s]", step, _figure(result),
+                    "integer" if model.integer_exportable else "float",
+                    " ".join(f"{r:.3f}" for r in result["rates"]),
+                )
+            if state is not None and ranks.main and (
+                    step == last or (save_every and step % save_every == 0)):
+                save_state(state, {
+                    "config": model.config.to_dict(), "options": run_options(options),
+                    "step": step, "train_seconds": earlier_seconds + time.monotonic() - start,
+                    "processes": ranks.world, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": rng_state(rng),
+                })
+                logger.info("step %d: training state saved to %s", step, state)
+    finally:
+        model.ranks = None
+    wall = earlier_seconds + time.monotonic() - start
     model.eval()
+    if last < options.steps or not ranks.main:
+        return None
     result = _heldout(model, options.eval_samples)
     model.eval()
     metrics = {
@@ -223,6 +325,10 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, **settin
         "torch": torch.__version__,
         "options": options.as_dict(),
     }
+    if ranks.parallel:
+        metrics["processes"] = ranks.world
+    if resume is not None:
+        metrics["resumed_at"] = done
     return metrics
 
 
@@ -299,7 +405,17 @@ def build_parser() -> ArgumentParser:
                         help="train the float twin (float activations, float weights)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing --out (and its training state)")
+    parser.add_argument("--save-every", type=non_negative_int, default=0, metavar="N",
+                        help="write the training state to <out>.state every N steps and at the"
+                             " end, for --resume (default 0: only with --until or --resume)")
+    parser.add_argument("--until", type=positive_int, default=None, metavar="STEP",
+                        help="stop after this step, writing the training state (the schedule"
+                             " still spans --steps); --resume continues the run")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run of --out from <out>.state (the same flags,"
+                             " --steps included)")
     return parser
 
 
@@ -335,11 +451,22 @@ def main(argv: list[str] | None = None) -> int:
     options = TrainOptions(steps=args.steps, batch=batch, lr=args.lr, seed=args.seed,
                            segment=args.segment)
     build_model(config)  # a configuration that cannot build is refused before anything runs
-    logger.info("training %s model %s for %d steps (seed %d)",
-                "float" if config.float_twin else "spiking", config.to_dict(), args.steps,
-                args.seed)
-    model, metrics = train(config, options)
-    save_checkpoint(args.out, model, metrics, force=args.force)
+    run = _run_in_parts(args, config, options)
+    with process_group() as ranks:
+        if not ranks.main:
+            logging.getLogger().setLevel(logging.WARNING)
+        ranks.check_batch(batch)
+        logger.info("training %s model %s for %d steps (seed %d)",
+                    "float" if config.float_twin else "spiking", config.to_dict(), args.steps,
+                    args.seed)
+        model, metrics = train(config, options, **run)
+        if not ranks.main:
+            return 0
+        if metrics is None:
+            print(f"stopped after step {args.until} of {args.steps}: the training state is in"
+                  f" {run['state']}; continue with the same command and --resume")
+            return 0
+        save_checkpoint(args.out, model, metrics, force=args.force)
     figure = (f"accuracy {metrics['heldout_accuracy']:.3f} held-out (majority class"
               f" {metrics['majority_baseline']:.3f})" if "heldout_accuracy" in metrics
               else f"{metrics['heldout_bits_per_byte']:.3f} bits/byte held-out")
@@ -347,6 +474,31 @@ def main(argv: list[str] | None = None) -> int:
           f" rates {' '.join(f'{r:.3f}' for r in metrics['firing_rates'])},"
           f" {metrics['train_seconds']:.0f}s -> {args.out}")
     return 0
+
+
+def _run_in_parts(args, config, options: TrainOptions) -> dict:
+    """The keyword arguments of :func:`train_model` for ``--save-every``, ``--until`` and
+    ``--resume``; refuses a state that is missing, of another run, or would be overwritten."""
+    state = state_path(args.out)
+    if args.until is not None and args.until > args.steps:
+        raise UsageError(f"--until {args.until} is past --steps {args.steps}")
+    if args.resume:
+        resume = load_state(state)
+        check_same_run(resume, config.to_dict(), options, state)
+        if args.until is not None and args.until <= resume["step"]:
+            raise UsageError(f"--until {args.until}: the run in {state} is at step"
+                             f" {resume['step']} already")
+        if resume["step"] >= args.steps:
+            raise UsageError(f"--resume: the run in {state} has done all its {args.steps}"
+                             " steps; nothing to resume")
+        return {"state": state, "save_every": args.save_every, "until": args.until,
+                "resume": resume}
+    if not (args.save_every or args.until):
+        return {}
+    if state.exists() and not args.force:
+        raise CheckpointError(f"{state} holds the training state of an earlier run; pass"
+                              " --resume to continue it or --force to start again")
+    return {"state": state, "save_every": args.save_every, "until": args.until}
 
 
 def _mlp_config(args, neuron: dict) -> LMConfig:
