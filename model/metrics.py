@@ -105,10 +105,11 @@ def accuracy_int(graph: Graph, inputs: np.ndarray, labels: np.ndarray) -> EvalRe
     for start in range(0, inputs.shape[0], chunk):
         trace = run(graph, inputs[start : start + chunk])
         predicted.append(np.argmax(trace.logits[:, -1], axis=-1))
-        counts, chunk = _rates(trace.spikes)
+        counts, populations = _rates(trace.spikes)
         nonzero = counts if nonzero is None else [a + b for a, b in zip(nonzero, counts,
                                                                            strict=True)]
-        sizes = chunk if sizes is None else [a + b for a, b in zip(sizes, chunk, strict=True)]
+        sizes = populations if sizes is None else [a + b for a, b in zip(sizes, populations,
+                                                                          strict=True)]
     rates = [c / max(1, s) for c, s in zip(nonzero or [], sizes or [], strict=True)]
     return _accuracy(np.concatenate(predicted), labels, rates)
 

@@ -177,6 +177,37 @@ def test_a_trained_spikelm_transformer_is_bit_exact_on_verilator(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_128_byte_window_transformer_is_bit_exact_on_verilator(tmp_path):
+    """``model.train --arch transformer --context 128`` (narrow, a few steps), built with its
+    128-entry key and value caches and simulated on a held-out stream of three windows: every
+    position bit-exact (the first window fills the caches, the others slide over them), and
+    generation equal to the reference."""
+    ckpt = tmp_path / "w128.pt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "model.train", "--out", ckpt, "--arch", "transformer",
+         "--steps", "4", "--seed", "3", "--d-model", "8", "--heads", "2", "--ffn", "16",
+         "--blocks", "1", "--context", "128", "--timesteps", "2", "--batch", "4",
+         "--threads", "1"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "build"
+    code, stdout, stderr = rtl_gen("build", "--ckpt", ckpt, "--out", out, "--rows", 2,
+                                   "--cols", 4, "--samples", 1)
+    assert code == 0, stdout + stderr
+    with np.load(out / "golden.npz") as golden:
+        assert golden["input"].shape == (1, 3 * 128)
+    code, stdout, stderr = rtl_gen("sim", out)
+    assert code == 0, stdout + stderr
+    report = json.loads((out / "report.json").read_text())
+    positions = report["golden_positions"]
+    assert positions == 384 and f"{positions}/{positions} positions" in stdout
+    rates = report["hardware_firing_rates"]
+    assert all(0.0 < rate < 1.0 for rate in rates.values()), rates
+    code, stdout, stderr = rtl_gen("generate", out, "--prompt", "def ", "--tokens", 4)
+    assert code == 0, stdout + stderr
+    assert "1/1 generations equal the reference byte for byte" in stdout
+
+
+@pytest.mark.slow
 def test_a_trained_encoder_is_bit_exact_on_verilator(tmp_path):
     """``model.train --arch encoder`` (tiny, a few dozen steps), built from its checkpoint and
     simulated a sequence per start (prefill, then queries): the pooled class logits and the
