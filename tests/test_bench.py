@@ -100,3 +100,19 @@ def test_area_designs_accumulate_what_they_should(kind):
     start = next(n for n in range(40) if fold(n) == seen[-1])
     assert start > 3, "the accumulators must have run"
     assert seen[-6:] == [fold(n) for n in range(start - 5, start + 1)]
+
+
+def test_compressors_are_measured_on_real_bytes():
+    """The compressor baseline compresses what it is given: repetitive bytes far below 8 bits
+    per byte, random bytes not below 7.9; joined, a file's second copy is nearly free."""
+    from bench.compressors import compressor_figures
+
+    rng = np.random.default_rng(0)
+    files = [b"def f(x):\n    return x\n" * 200,
+             rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()]
+    figures = compressor_figures(files[:1])
+    assert all(f["whole_split"] < 1.0 for f in figures.values())
+    noisy = compressor_figures(files[1:])
+    assert all(f["whole_split"] > 7.9 for f in noisy.values())
+    twice = compressor_figures([files[1], files[1]])
+    assert all(f["whole_split"] < 0.6 * f["file_by_file"] for f in twice.values())

@@ -1,0 +1,83 @@
+"""The shipped models against plain compressors on the same held-out bytes.
+
+``python -m bench.compressors [--ckpt PATH ...]``
+
+zlib -9, bzip2 -9 and xz -9e compress the held-out split (the 40 standard-library files that
+``model.data`` holds out, joined, as Python 3.11 ships them) and the same files one by one;
+bits per byte is ``8 x compressed size / original size``. The models' figures are those their
+checkpoints recorded at the end of training: the integer model's (a float twin's) held-out
+bits per byte on 32,768 held-out positions, each predicted from its full context. A model
+has to beat the whole-split figures to be worth deploying as a byte predictor.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import zlib
+from pathlib import Path
+
+from .common import ROOT, emit, parser, table
+
+COMPRESSORS = {
+    "zlib -9": lambda b: zlib.compress(b, 9),
+    "bzip2 -9": lambda b: bz2.compress(b, 9),
+    "xz -9e": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),
+}
+DEFAULT_CKPTS = ("spikelm-mlp", "spikelm-transformer")
+
+
+def heldout_files() -> list[bytes]:
+    """The held-out split's files, in the corpus order."""
+    from model.data import is_heldout, stdlib_files
+
+    return [path.read_bytes() for rel, path in stdlib_files() if is_heldout(rel)]
+
+
+def compressor_figures(files: list[bytes]) -> dict:
+    """Bits per byte of each compressor on the joined split and file by file."""
+    whole = b"".join(files)
+    size = len(whole)
+    return {name: {"whole_split": 8 * len(compress(whole)) / size,
+                   "file_by_file": 8 * sum(len(compress(f)) for f in files) / size}
+            for name, compress in COMPRESSORS.items()}
+
+
+def model_figures(paths: list[Path]) -> dict:
+    """The held-out bits per byte each checkpoint (and its float twin beside it) recorded."""
+    from model.checkpoint import load_checkpoint
+
+    figures = {}
+    for path in paths:
+        for kind, candidate in (("spiking", path),
+                                ("float twin", path.with_name(f"{path.stem}-float.pt"))):
+            if candidate.exists():
+                model, metrics = load_checkpoint(candidate)
+                figures[f"{path.stem} ({kind})"] = {
+                    "bits_per_byte": metrics["heldout_bits_per_byte"],
+                    "context": model.context,
+                    "samples": metrics.get("heldout_samples")}
+    return figures
+
+
+def main(argv=None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--ckpt", type=Path, action="append",
+                   help="a causal checkpoint to list (default: the shipped MLP and transformer)")
+    args = p.parse_args(argv)
+    paths = args.ckpt or [ROOT / "checkpoints" / f"{name}.pt" for name in DEFAULT_CKPTS]
+    files = heldout_files()
+    compressors = compressor_figures(files)
+    models = model_figures(paths)
+    rows = [[name, "whole split", f["whole_split"]] for name, f in compressors.items()]
+    rows += [[name, "file by file", f["file_by_file"]] for name, f in compressors.items()]
+    rows += [[name, f"{f['context']}-byte context, {f['samples']:,} positions",
+              f["bits_per_byte"]] for name, f in models.items()]
+    size = sum(len(f) for f in files)
+    emit(args, table(f"Held-out bits per byte: {len(files)} files, {size:,} bytes",
+                     ["predictor", "on", "bits/byte"], rows),
+         {"files": len(files), "bytes": size, "compressors": compressors, "models": models})
+
+
+if __name__ == "__main__":
+    main()
