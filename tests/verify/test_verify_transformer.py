@@ -150,16 +150,9 @@ def test_a_trained_spikelm_transformer_is_bit_exact_on_verilator(tmp_path):
     the reference does. (Its score bias is still below one grid step; a per-step score bias
     on Verilator is test_verify_compositions' elastic attention.)"""
     ckpt = tmp_path / "slm.pt"
-    proc = subprocess.run(
-        [sys.executable, "-m", "model.train", "--out", ckpt, "--arch", "transformer",
-         "--neuron", "spikelm", "--steps", "30", "--seed", "3", "--d-model", "8", "--heads",
-         "2", "--ffn", "16", "--blocks", "1", "--context", "4", "--timesteps", "3", "--batch",
-         "8", "--threads", "1"], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    out = tmp_path / "build"
-    code, stdout, stderr = rtl_gen("build", "--ckpt", ckpt, "--out", out, "--rows", 2,
-                                   "--cols", 4, "--samples", 3)
-    assert code == 0, stdout + stderr
+    out = _train_and_build(ckpt, "--arch", "transformer", "--neuron", "spikelm", "--steps", 30,
+                           "--blocks", 1, "--context", 4, "--timesteps", 3, "--batch", 8,
+                           samples=3)
     graph = run_pipeline(load_graph(out / "model.onnx"), [FuseLinear()])
     params = program_params(graph, 2, 4)[0]
     attention = next(layer for layer in params.layers if layer.kind == LayerKind.ATTENTION)
@@ -183,16 +176,8 @@ def test_a_128_byte_window_transformer_is_bit_exact_on_verilator(tmp_path):
     position bit-exact (the first window fills the caches, the others slide over them), and
     generation equal to the reference."""
     ckpt = tmp_path / "w128.pt"
-    proc = subprocess.run(
-        [sys.executable, "-m", "model.train", "--out", ckpt, "--arch", "transformer",
-         "--steps", "4", "--seed", "3", "--d-model", "8", "--heads", "2", "--ffn", "16",
-         "--blocks", "1", "--context", "128", "--timesteps", "2", "--batch", "4",
-         "--threads", "1"], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    out = tmp_path / "build"
-    code, stdout, stderr = rtl_gen("build", "--ckpt", ckpt, "--out", out, "--rows", 2,
-                                   "--cols", 4, "--samples", 1)
-    assert code == 0, stdout + stderr
+    out = _train_and_build(ckpt, "--arch", "transformer", "--steps", 4, "--blocks", 1,
+                           "--context", 128, "--timesteps", 2, "--batch", 4, samples=1)
     with np.load(out / "golden.npz") as golden:
         assert golden["input"].shape == (1, 3 * 128)
     code, stdout, stderr = rtl_gen("sim", out)
@@ -214,16 +199,8 @@ def test_a_trained_encoder_is_bit_exact_on_verilator(tmp_path):
     class of every held-out snippet equal the reference's; the hardware's firing rates are
     per pass and position; a corrupted readout weight is seen; generation is refused."""
     ckpt = tmp_path / "enc.pt"
-    proc = subprocess.run(
-        [sys.executable, "-m", "model.train", "--out", ckpt, "--arch", "encoder", "--steps",
-         "30", "--seed", "3", "--d-model", "8", "--heads", "2", "--ffn", "16", "--context",
-         "12", "--timesteps", "3", "--batch", "8", "--threads", "1"],
-        capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    out = tmp_path / "build"
-    code, stdout, stderr = rtl_gen("build", "--ckpt", ckpt, "--out", out, "--rows", 2,
-                                   "--cols", 4, "--samples", 6)
-    assert code == 0, stdout + stderr
+    out = _train_and_build(ckpt, "--arch", "encoder", "--steps", 30, "--context", 12,
+                           "--timesteps", 3, "--batch", 8, samples=6)
     with np.load(out / "golden.npz") as golden:
         assert golden["input"].shape == (6, 12) and golden["output"].shape == (6, 8)
         assert golden["label"].shape == (6,)
@@ -249,3 +226,19 @@ def test_a_trained_encoder_is_bit_exact_on_verilator(tmp_path):
     text = (out / "rtl" / "spikeforge_top.v").read_text()
     corrupted = set_memory_word(text, image, address, int(image[address]) ^ 1)
     assert_sim_fails(tampered_copy(out, tmp_path / "t", corrupted))
+
+
+def _train_and_build(ckpt, *flags, samples: int):
+    """``model.train`` a narrow model (``d_model`` 8, 2 heads, feed-forward 16, seed 3, one
+    thread) with ``flags`` into ``ckpt``, and build it on a 2 x 4 array with ``samples``
+    golden samples; returns the build folder."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "model.train", "--out", ckpt, "--seed", "3", "--d-model", "8",
+         "--heads", "2", "--ffn", "16", "--threads", "1", *map(str, flags)],
+        capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = ckpt.parent / "build"
+    code, stdout, stderr = rtl_gen("build", "--ckpt", ckpt, "--out", out, "--rows", 2,
+                                   "--cols", 4, "--samples", samples)
+    assert code == 0, stdout + stderr
+    return out
