@@ -27,17 +27,19 @@ def weight_rows(p: AcceleratorParams, tensors: dict, ids: np.ndarray
     """Per position ``[N, L]``: the weight rows read by the schedule of the accelerator (an
     EMBED reads its row once per tile and step; a layer reading spikes once per tile, step and
     non-zero input spike) and by one fetch per token (once per tile; once per tile and input
-    that fired in any step)."""
+    that fired in any step). An encoder's position counts each layer once for every pass that
+    runs it."""
     event = np.zeros(ids.shape, dtype=np.int64)
     once = np.zeros(ids.shape, dtype=np.int64)
-    for layer, tiles in zip(p.layers, p.tiles, strict=True):
+    for index, (layer, tiles) in enumerate(zip(p.layers, p.tiles, strict=True)):
+        runs = (p.runs_in_prefill(index) + p.runs_in_query(index)) if p.bidirectional else 1
         if layer.kind == LayerKind.EMBED:
-            event += tiles * p.timesteps
-            once += tiles
+            event += runs * tiles * p.timesteps
+            once += runs * tiles
         elif layer.kind in (LayerKind.LINEAR, LayerKind.RESIDUAL, LayerKind.READOUT):
             fired = tensors[layer.source] != 0  # [N, T, L, n]
-            event += tiles * fired.sum(axis=(1, 3))
-            once += tiles * fired.any(axis=1).sum(axis=2)
+            event += runs * tiles * fired.sum(axis=(1, 3))
+            once += runs * tiles * fired.any(axis=1).sum(axis=2)
     return event, once
 
 

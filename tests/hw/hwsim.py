@@ -137,7 +137,8 @@ def check_windows(model, params: AcceleratorParams, ids, stall_seed=None) -> lis
     return seen
 
 
-def check_sequences(graph, params: AcceleratorParams, ids, stall_seed=None) -> list[Position]:
+def check_sequences(graph, params: AcceleratorParams, ids, stall_seed=None,
+                    **memory) -> list[Position]:
     """Every sequence ``ids[n]`` of an encoder through the harness, a sequence per start (sent
     twice: prefill, then queries), equals the contract's executor: the pooled logits, the
     predicted class and the spikes of every spiking op, counted once for each pass that runs
@@ -146,7 +147,7 @@ def check_sequences(graph, params: AcceleratorParams, ids, stall_seed=None) -> l
     trace = run(graph, ids)
     assert np.count_nonzero(trace.logits) > trace.logits.size // 2, "logits trivially zero"
     seen = [stream[0] for stream in run_streams(params, ids, stall_seed=stall_seed,
-                                                window=ids.shape[1])]
+                                                window=ids.shape[1], **memory)]
     passes = [params.runs_in_prefill(i) + params.runs_in_query(i)
               for i in params.spiking_layers]
     for n, pos in enumerate(seen):

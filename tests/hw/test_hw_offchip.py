@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from hwsim import check_against_executor, compile_params, run_streams
+from hwsim import check_against_executor, check_sequences, compile_params, run_streams
 
 from contract.graph import run
 from contract.random_model import random_graph
@@ -123,14 +123,30 @@ def test_memory_model_keeps_its_latency_and_interval(latency, interval):
     assert beats == [(latency + i * interval, image[2 + i], int(i == 2)) for i in range(3)]
 
 
-def test_offchip_windows_of_a_chain_stall_only_cycles():
-    """Random stalls on the harness's streams with the weights off chip: the window's logits
-    stay exact (the FIFO in front of the weight fetch never drops a scanner token)."""
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_offchip_windows_of_a_chain_stall_only_cycles(dense):
+    """Random stalls on the harness's streams with the weights off chip, the scanner sparse
+    or dense (a zero spike's SKIP reads nothing): the window's logits stay exact and the rows
+    read are one per tile, step and non-zero spike."""
     graph = random_graph(11, embed="spike", timesteps=2, context=3, width=5, hidden=(7, 4))
-    params = offchip(graph, 2, 2)
+    params = dataclasses.replace(compile_params(graph, 2, 2, dense=dense),
+                                 weights_offchip=True)
     windows = np.random.default_rng(3).integers(0, 256, size=(2, 3))
     trace = run(graph, windows)
+    expected, _ = weight_rows(params, trace.tensors, windows)
     seen = run_streams(params, windows, window=3, stall_seed=5, memory_latency=3,
                        memory_interval=2)
     for n, (position,) in enumerate(seen):
         assert np.array_equal(position.logits, trace.logits[n, -1]), f"window {n}"
+        assert position.weight_bursts == expected[n, -1], f"window {n}"
+
+
+def test_offchip_encoder_matches_the_executor():
+    """An encoder's two passes over the sequence with the weights off chip: pooled logits,
+    class and spike counts exact; the rows read count every layer once per pass it runs in."""
+    graph = random_graph(7, classes=5, width=4, window=4, timesteps=2, blocks=((True, 4),))
+    ids = np.random.default_rng(7).integers(0, 256, size=(2, 4))
+    params = offchip(graph, 2, 2)
+    seen = check_sequences(graph, params, ids, memory_latency=2, memory_interval=2)
+    expected, _ = weight_rows(params, run(graph, ids).tensors, ids)
+    assert [pos.weight_bursts for pos in seen] == expected.sum(axis=1).tolist()
