@@ -8,13 +8,15 @@ attributes (an interconnect ties those off).
 :class:`AxiReadMemory` is a simulation model of that external memory in gateware, so that the
 Amaranth simulator and Verilator run it alike: a burst's first beat comes ``latency`` cycles
 after its address was taken, then one beat every ``interval`` cycles (the bandwidth is
-``data_bits / interval`` bits a cycle), one burst at a time. It is not meant for synthesis.
+``data_bits / interval`` bits a cycle); it accepts several bursts and serves them in order.
+It is not meant for synthesis.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -55,11 +57,11 @@ class AxiReadMemory(wiring.Component):
     """A read-only external memory of ``len(image)`` words behind an AXI4 read port.
 
     ``image``: one int per ``data_bits`` word, word ``i`` at byte address ``i * data_bits / 8``.
-    A burst taken on AR (``arready`` is high while no burst is being served) returns
-    ``arlen + 1`` consecutive words from ``araddr``: the first ``latency`` cycles after the AR
-    handshake, each further one ``interval`` cycles after the previous was taken (a slow
-    master only delays them). Bursts do not overlap: the next AR is taken in the cycle after
-    the last beat.
+    It accepts up to ``outstanding`` bursts (``arready`` while its address queue has room) and
+    serves them in order: a burst's ``arlen + 1`` consecutive words from ``araddr``, the first
+    no earlier than ``latency`` cycles after its AR handshake, each beat no earlier than
+    ``interval`` cycles after the previous one was taken, the previous burst's last included
+    (a slow master only delays them). ``latency`` is at least 2 (the address is queued).
 
     Ports
     -----
@@ -67,14 +69,18 @@ class AxiReadMemory(wiring.Component):
     bursts : Out(32), beats : Out(32)  -- bursts and beats served since reset
     """
 
-    def __init__(self, image, *, addr_bits: int, data_bits: int, latency: int = 1,
-                 interval: int = 1):
+    def __init__(self, image, *, addr_bits: int, data_bits: int, latency: int = 2,
+                 interval: int = 1, outstanding: int = 4):
         self._image = [int(word) for word in image]
         if not self._image:
             raise ValueError("the memory image must hold at least one word")
+        self._addr_bits = positive_int("addr_bits", addr_bits)
         self._data_bits = positive_int("data_bits", data_bits)
         self._latency = positive_int("latency", latency)
+        if self._latency < 2:
+            raise ValueError(f"latency must be at least 2 cycles, not {latency}")
         self._interval = positive_int("interval", interval)
+        self._outstanding = positive_int("outstanding", outstanding)
         super().__init__({
             "bus": In(axi_read_signature(addr_bits, data_bits)),
             "bursts": Out(32),
@@ -83,7 +89,7 @@ class AxiReadMemory(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from an AR handshake to the burst's first beat."""
+        """Cycles from an AR handshake to the burst's first beat, at the earliest."""
         return self._latency
 
     @property
@@ -92,6 +98,11 @@ class AxiReadMemory(wiring.Component):
         cycle."""
         return self._interval
 
+    @property
+    def outstanding(self) -> int:
+        """Bursts the memory accepts before the first has been served."""
+        return self._outstanding
+
     def elaborate(self, platform):
         m = Module()
         bus = self.bus
@@ -99,31 +110,33 @@ class AxiReadMemory(wiring.Component):
         m.submodules.storage = storage = Memory(shape=self._data_bits, depth=len(self._image),
                                                 init=self._image)
         read = storage.read_port(domain="comb")
-        word = Signal(range(len(self._image)))
-        left = Signal(9)
-        wait = Signal(range(max(self._latency, self._interval) + 1))
-        m.d.comb += [read.addr.eq(word), bus.rdata.eq(read.data), bus.rresp.eq(0)]
-        with m.FSM(name="burst"):
-            with m.State("IDLE"):
-                m.d.comb += bus.arready.eq(1)
-                with m.If(bus.arvalid):
-                    m.d.sync += [word.eq(bus.araddr >> shift), left.eq(bus.arlen),
-                                 wait.eq(max(0, self._latency - 2)),
-                                 self.bursts.eq(self.bursts + 1)]
-                    m.next = "WAIT" if self._latency > 1 else "BEAT"
-            with m.State("WAIT"):
-                with m.If(wait == 0):
-                    m.next = "BEAT"
-                with m.Else():
-                    m.d.sync += wait.eq(wait - 1)
-            with m.State("BEAT"):
-                m.d.comb += [bus.rvalid.eq(1), bus.rlast.eq(left == 0)]
-                with m.If(bus.rready):
-                    m.d.sync += [word.eq(word + 1), left.eq(left - 1),
-                                 wait.eq(max(0, self._interval - 2)),
-                                 self.beats.eq(self.beats + 1)]
-                    with m.If(left == 0):
-                        m.next = "IDLE"
-                    with m.Elif(self._interval > 1):
-                        m.next = "WAIT"
+        entry = data.StructLayout({"addr": self._addr_bits, "len": 8, "due": 32})
+        m.submodules.queue = queue = SyncFIFO(width=entry.size, depth=self._outstanding)
+        now = Signal(32)
+        m.d.sync += now.eq(now + 1)
+        head = data.View(entry, queue.r_data)
+        m.d.comb += [
+            bus.arready.eq(queue.w_rdy),
+            queue.w_en.eq(bus.arvalid),
+            queue.w_data.eq(Cat(bus.araddr, bus.arlen, now + self._latency)),
+        ]
+        with m.If(bus.arvalid & bus.arready):
+            m.d.sync += self.bursts.eq(self.bursts + 1)
+
+        active, word, left = Signal(), Signal(range(len(self._image))), Signal(8)
+        ready_at = Signal(32)  # the earliest cycle of the next beat
+        m.d.comb += [read.addr.eq(word), bus.rdata.eq(read.data), bus.rresp.eq(0),
+                     bus.rvalid.eq(active & (now >= ready_at)), bus.rlast.eq(left == 0)]
+        taken = bus.rvalid & bus.rready
+        next_at = Signal(32)
+        m.d.comb += next_at.eq(Mux(taken, now + self._interval, ready_at))
+        with m.If(taken):
+            m.d.sync += [word.eq(word + 1), left.eq(left - 1), ready_at.eq(next_at),
+                         self.beats.eq(self.beats + 1)]
+            with m.If(left == 0):
+                m.d.sync += active.eq(0)
+        with m.If((~active | (taken & (left == 0))) & queue.r_rdy):
+            m.d.comb += queue.r_en.eq(1)
+            m.d.sync += [active.eq(1), word.eq(head.addr >> shift), left.eq(head.len),
+                         ready_at.eq(Mux(head.due > next_at, head.due, next_at))]
         return m

@@ -6,12 +6,13 @@ weight row at its ``addr`` (the ``P`` weights of the tile for one input: ``R`` b
 array row, :func:`hw.layout.external_weight_image`) as one INCR burst and then sends the token
 to the array with the ``R`` words on ``weights``; any other token passes in order. The FIFO
 keeps room for every token of a word the scanner takes (``allow`` gates its words), because
-the scanner itself cannot be stalled once it holds a word.
+the scanner itself cannot be stalled once it holds a word. Up to ``outstanding`` bursts are on
+their way at once: the next EVENTs request their rows while the first one's beats arrive.
 
-Latency: a token with weights leaves ``1 + latency + (R - 1) * interval + 1`` cycles after it
-reached the head of the FIFO (the memory's ``latency`` and ``interval``); any other token 1
-cycle. Throughput: one burst at a time (docs/architecture.md, "Weights off chip": what
-overlapping bursts and one fetch per token would gain).
+Latency: a token with weights leaves the memory's ``latency + (R - 1) * interval`` and about 3
+cycles after it reached the head of the FIFO; any other token about 3 cycles. Throughput: a
+weight row per ``R * interval`` cycles while the FIFO holds EVENTs enough to cover the latency
+(docs/architecture.md, "Weights off chip").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .axi import BURST_INCR, axi_read_signature
+from .checks import positive_int
 from .params import AcceleratorParams
 from .token import TokenKind, token_layout
 
@@ -52,7 +54,8 @@ class WeightFetch(wiring.Component):
     busy : Out(1)  -- a token is queued, being fetched or on ``out``
     """
 
-    def __init__(self, params: AcceleratorParams, *, lanes: int, readout_gap: int):
+    def __init__(self, params: AcceleratorParams, *, lanes: int, readout_gap: int,
+                 outstanding: int = 4):
         if not isinstance(params, AcceleratorParams):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         if not params.weights_offchip:
@@ -60,6 +63,7 @@ class WeightFetch(wiring.Component):
         self._params = params
         self._lanes = lanes
         self._readout_gap = readout_gap
+        self._outstanding = positive_int("outstanding", outstanding)
         p = params
         tokens = stream.Signature(token_layout(p), always_ready=True)
         super().__init__({
@@ -77,6 +81,11 @@ class WeightFetch(wiring.Component):
         """Tokens the FIFO holds: room for two scanner words and the tokens in flight."""
         return 2 * self._lanes + 4
 
+    @property
+    def outstanding(self) -> int:
+        """Bursts requested and not yet received, at most."""
+        return self._outstanding
+
     def elaborate(self, platform):
         m = Module()
         p = self._params
@@ -89,48 +98,62 @@ class WeightFetch(wiring.Component):
             # is not counted yet, and the next word sends at most ``lanes``
             self.allow.eq(fifo.level <= self.depth - self._lanes - 2),
         ]
-        head = data.View(layout, fifo.r_data)
-        held = Signal(layout)
-        beat = Signal(range(p.rows))
-        buffer = Signal.like(self.weights)
         bus = self.bus
-        wb = p.cols * p.weight_bits
+
+        # Stage 1: an EVENT at the head of the FIFO requests its row (while fewer than
+        # ``outstanding`` are on their way); every token then waits in order in ``flight``.
+        m.submodules.flight = flight = SyncFIFOBuffered(width=layout.size,
+                                                        depth=2 * self._outstanding + 2)
+        head = data.View(layout, fifo.r_data)
+        pending = Signal(range(self._outstanding + 1))
+        is_event = head.kind == TokenKind.EVENT
         m.d.comb += [
-            self.weights.eq(buffer),
             bus.araddr.eq(scaled_address(head.addr, p.weight_row_bytes)),
             bus.arlen.eq(p.rows - 1),
             bus.arsize.eq(p.bus_beat_bytes.bit_length() - 1),
             bus.arburst.eq(BURST_INCR),
+            bus.arvalid.eq(fifo.r_rdy & is_event & flight.w_rdy
+                           & (pending != self._outstanding)),
             self.burst.eq(bus.arvalid & bus.arready),
+            fifo.r_en.eq(self.burst | (fifo.r_rdy & ~is_event & flight.w_rdy)),
+            flight.w_en.eq(fifo.r_en),
+            flight.w_data.eq(fifo.r_data),
         ]
+
+        # Stage 2: the token at the head of ``flight`` collects its row's beats (in order:
+        # one ID) and goes to the array with them; any other token goes as it is.
+        token = data.View(layout, flight.r_data)
+        beat = Signal(range(p.rows))
+        buffer = Signal.like(self.weights)
+        wb = p.cols * p.weight_bits
+        m.d.comb += self.weights.eq(buffer)
+        last_beat = bus.rvalid & bus.rready & (beat == p.rows - 1)
+        with m.If(self.burst & ~last_beat):
+            m.d.sync += pending.eq(pending + 1)
+        with m.Elif(~self.burst & last_beat):
+            m.d.sync += pending.eq(pending - 1)
         gap = self._readout_gap
         hold = Signal()
         since = Signal(range(gap + 1), init=gap)
         if gap > 1:  # READOUT tokens stay ``gap`` cycles apart, as the scanner spaced them
-            m.d.comb += hold.eq((head.kind == TokenKind.READOUT) & (since < gap - 1))
+            m.d.comb += hold.eq((token.kind == TokenKind.READOUT) & (since < gap - 1))
             with m.If(since != gap):
                 m.d.sync += since.eq(since + 1)
         m.d.sync += self.out.valid.eq(0)
-        with m.FSM(name="fetch") as fsm:
-            with m.State("HEAD"):
-                with m.If(fifo.r_rdy & (head.kind == TokenKind.EVENT)):
-                    m.d.comb += bus.arvalid.eq(1)
-                    with m.If(bus.arready):
-                        m.d.comb += fifo.r_en.eq(1)
-                        m.d.sync += [held.eq(head), beat.eq(0)]
-                        m.next = "BEATS"
-                with m.Elif(fifo.r_rdy & ~hold):
-                    m.d.comb += fifo.r_en.eq(1)
-                    m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(head)]
-                    if gap > 1:
-                        with m.If(head.kind == TokenKind.READOUT):
-                            m.d.sync += since.eq(0)
-            with m.State("BEATS"):
+        with m.If(flight.r_rdy):
+            with m.If(token.kind == TokenKind.EVENT):
                 m.d.comb += bus.rready.eq(1)
                 with m.If(bus.rvalid):
                     m.d.sync += [buffer[beat].eq(bus.rdata[:wb]), beat.eq(beat + 1)]
                     with m.If(beat == p.rows - 1):
-                        m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(held)]
-                        m.next = "HEAD"
-        m.d.comb += self.busy.eq(fifo.r_rdy | ~fsm.ongoing("HEAD") | self.out.valid)
+                        m.d.comb += flight.r_en.eq(1)
+                        m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(token),
+                                     beat.eq(0)]
+            with m.Elif(~hold):
+                m.d.comb += flight.r_en.eq(1)
+                m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(token)]
+                if gap > 1:
+                    with m.If(token.kind == TokenKind.READOUT):
+                        m.d.sync += since.eq(0)
+        m.d.comb += self.busy.eq((fifo.level != 0) | (flight.level != 0) | self.out.valid)
         return m

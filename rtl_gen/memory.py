@@ -48,8 +48,9 @@ def memory_section(p: AcceleratorParams, tensors: dict, ids: np.ndarray, *, stre
     """``report.json``'s ``memory``: where the weights live and, per token (a position of a
     stream; a window's last position; an encoder's whole sequence), the bytes of weights read
     by today's schedule and by one fetch per token, and the cycles the bus needs for them
-    (bandwidth-bound: beats x interval, and with one burst at a time also the latency of each).
-    ``measured_cycles_per_token`` is filled in by ``rtl_gen sim``."""
+    (bandwidth-bound: beats x interval; and what one burst at a time would take, the latency
+    of each included: the weight fetch overlaps up to four). ``measured_cycles_per_token`` is
+    filled in by ``rtl_gen sim``."""
     event, once = weight_rows(p, tensors, ids)
     if p.bidirectional:
         event, once = event.sum(axis=1), once.sum(axis=1)
