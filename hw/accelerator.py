@@ -10,6 +10,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .axi import axi_read_signature
 from .layout import spike_table_image
 from .params import SPIKE_COUNT_BITS, AcceleratorParams
 from .row import ACT_LATENCY, ArrayRow, logit_write_layout, spike_write_layout
@@ -18,6 +19,7 @@ from .score import ScoreUnit
 from .sequencer import BEAT_BITS, SOURCE_ONE, Sequencer
 from .streamer import OutputStreamer, logit_memory
 from .token import token_layout
+from .weightfetch import WeightFetch
 
 __all__ = ["Accelerator", "SystolicArray"]
 
@@ -50,6 +52,9 @@ class SystolicArray(wiring.Component):
                           ).array(p.rows),
             "logits": Out(stream.Signature(logit_write_layout(p), always_ready=True)),
             "fired": Out(range(p.pes + 1)),
+            # weights off chip: an EVENT's R words, with the token on ``tokens``
+            **({"weights": In(data.ArrayLayout(unsigned(p.cols * p.weight_bits), p.rows))}
+               if p.weights_offchip else {}),
         })
 
     @property
@@ -71,6 +76,13 @@ class SystolicArray(wiring.Component):
                          row.dest_v.eq(self.dest_v),
                          row.shift_sel.eq(self.shift_sel)]
             wiring.connect(m, row.spikes, wiring.flipped(self.spikes[r]))
+            if p.weights_offchip:  # row r acts on its word r + 1 cycles after row 0's token
+                word = self.weights[r]
+                for stage in range(r + 1):
+                    delayed = Signal.like(row.weight, name=f"weight{r}_{stage}")
+                    m.d.sync += delayed.eq(word)
+                    word = delayed
+                m.d.comb += row.weight.eq(word)
             enable = row.logits.valid.replicate(len(row.logits.payload.as_value()))
             logit_payload = logit_payload | (row.logits.payload.as_value() & enable)
             logit_valid = logit_valid | row.logits.valid
@@ -106,6 +118,10 @@ class Accelerator(wiring.Component):
     spike_counts : Out(ArrayLayout(unsigned(24), S))
         Non-zero spikes written by each spiking layer (:attr:`AcceleratorParams.spiking_layers`)
         for the last inference; cleared at its first byte, final from its ``next_token`` beat.
+    weight_bus : Out(axi_read_signature(...)), weight_bursts : Out(unsigned(32))
+        Only with the weights off chip: the AXI4 read port of the external weight memory
+        (:func:`hw.layout.external_weight_image`), and the weight rows (bursts) read for the
+        last inference, counted like ``spike_counts``.
 
     Dataflow: sequencer → register slice → word fetch → register slice → scanner ─┐
     sequencer → score unit ───────────────────────────────────────────────────────┴→ array →
@@ -123,6 +139,9 @@ class Accelerator(wiring.Component):
             "cycles": Out(unsigned(32)),
             "spike_counts": Out(data.ArrayLayout(unsigned(SPIKE_COUNT_BITS),
                                                  len(params.spiking_layers))),
+            **({"weight_bus": Out(axi_read_signature(params.bus_addr_bits,
+                                                     params.bus_data_bits)),
+                "weight_bursts": Out(unsigned(32))} if params.weights_offchip else {}),
         })
 
     @property
@@ -149,7 +168,20 @@ class Accelerator(wiring.Component):
             outputs=p.outputs)
 
         wiring.connect(m, wiring.flipped(self.tokens), seq.tokens)
-        busy = connect_fetch(m, seq, fetch, scanner)
+        tokens = scanner.tokens
+        if not p.weights_offchip:
+            busy = connect_fetch(m, seq, fetch, scanner)
+        else:  # the scanner's tokens wait for their weights from the bus
+            m.submodules.weight_fetch = wf = WeightFetch(p, lanes=p.lanes, readout_gap=rows)
+            busy = connect_fetch(m, seq, fetch, scanner, allow=wf.allow)
+            m.d.comb += [
+                wf.tokens.valid.eq(scanner.tokens.valid),
+                wf.tokens.payload.eq(scanner.tokens.payload),
+                array.weights.eq(wf.weights),
+            ]
+            wiring.connect(m, wf.bus, wiring.flipped(self.weight_bus))
+            busy = busy | wf.busy
+            tokens = wf.out
         if score is not None:
             wiring.connect(m, seq.score_requests, score.requests)
         wiring.connect(m, streamer.logits, wiring.flipped(self.logits))
@@ -157,14 +189,14 @@ class Accelerator(wiring.Component):
         if score is not None:
             # The scanner and the score unit never both send: only an ATTENTION layer scores.
             m.d.comb += [
-                array.tokens.valid.eq(scanner.tokens.valid | score.tokens.valid),
+                array.tokens.valid.eq(tokens.valid | score.tokens.valid),
                 array.tokens.payload.eq(Mux(score.tokens.valid, score.tokens.payload,
-                                            scanner.tokens.payload)),
+                                            tokens.payload)),
                 seq.idle.eq(~busy & ~score.busy),
             ]
         else:
-            m.d.comb += [array.tokens.valid.eq(scanner.tokens.valid),
-                         array.tokens.payload.eq(scanner.tokens.payload), seq.idle.eq(~busy)]
+            m.d.comb += [array.tokens.valid.eq(tokens.valid),
+                         array.tokens.payload.eq(tokens.payload), seq.idle.eq(~busy)]
         m.d.comb += [
             array.readout.eq(seq.readout),
             array.binary.eq(seq.binary),
@@ -223,6 +255,12 @@ class Accelerator(wiring.Component):
                 m.d.sync += counter.eq(0)
             with m.Elif(counted_layer == layer):
                 m.d.sync += counter.eq(counter + array.fired)
+
+        if p.weights_offchip:  # weight rows read for the last inference
+            with m.If(arrived):
+                m.d.sync += self.weight_bursts.eq(0)
+            with m.Elif(wf.burst):
+                m.d.sync += self.weight_bursts.eq(self.weight_bursts + 1)
 
         count = Signal(32)
         m.d.sync += count.eq(count + 1)

@@ -8,9 +8,27 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
+from .axi import AxiReadMemory
+from .checks import positive_int
+from .layout import external_weight_image
 from .params import SPIKE_COUNT_BITS, AcceleratorParams
 
-__all__ = ["LFSR_TAPS", "InferenceHarness", "check_stall_seed", "drive_accelerator", "stalls"]
+__all__ = ["DEFAULT_MEMORY_LATENCY", "LFSR_TAPS", "SDRAM_BYTES_PER_CYCLE", "InferenceHarness",
+           "check_stall_seed", "drive_accelerator", "sdram_interval", "stalls"]
+
+DEFAULT_MEMORY_LATENCY = 10
+"""Cycles from a burst's address to its first beat in the default external memory model:
+about an SDRAM's row activation and CAS latency plus a controller's registers."""
+
+SDRAM_BYTES_PER_CYCLE = 2
+"""Bytes a cycle of the default memory model: a 16-bit SDRAM (the ULX3S's) at the
+accelerator's clock."""
+
+
+def sdram_interval(params: AcceleratorParams) -> int:
+    """Cycles per bus beat of a 16-bit SDRAM: a beat's bytes over two a cycle."""
+    return max(1, -(-params.bus_beat_bytes // SDRAM_BYTES_PER_CYCLE))
+
 
 LFSR_TAPS = (16, 14, 13, 11)
 """Taps of the 16-bit maximal-length Fibonacci LFSR that drives the stalls."""
@@ -92,10 +110,18 @@ class InferenceHarness(wiring.Component):
 
     With ``stall_seed`` the LFSR of :func:`stalls` withholds ``valid``
     on ``tokens`` and ``ready`` on ``logits`` and ``next_token``; only ``cycles`` changes.
+
+    With the weights off chip (:attr:`AcceleratorParams.weights_offchip`) the harness holds
+    the external weight memory, an :class:`hw.axi.AxiReadMemory` whose first beat comes
+    ``memory_latency`` cycles after a burst's address and each further one ``memory_interval``
+    cycles later (default :func:`sdram_interval`), holding ``weight_image`` (default
+    :func:`hw.layout.external_weight_image`), and ``weight_bursts : Out(unsigned(32))`` is the
+    weight rows read for the inference.
     """
 
     def __init__(self, params: AcceleratorParams, stall_seed: int | None = None, *,
-                 window: int = 1):
+                 window: int = 1, memory_latency: int = DEFAULT_MEMORY_LATENCY,
+                 memory_interval: int | None = None, weight_image: list[int] | None = None):
         if not isinstance(params, AcceleratorParams):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         check_stall_seed(stall_seed)
@@ -109,7 +135,20 @@ class InferenceHarness(wiring.Component):
         self._params = params
         self._stall_seed = stall_seed
         self._window = window
+        self._memory_latency = positive_int("memory_latency", memory_latency)
+        if memory_interval is None:
+            memory_interval = sdram_interval(params)
+        self._memory_interval = positive_int("memory_interval", memory_interval)
+        if params.weights_offchip and weight_image is None:
+            weight_image = external_weight_image(params)
+        if weight_image is not None and (
+                not params.weights_offchip
+                or len(weight_image) != params.weight_depth * params.rows):
+            raise ValueError("a weight image belongs to a program with its weights off chip,"
+                             f" {params.weight_depth * params.rows} words")
+        self._weight_image = weight_image
         counters = len(params.spiking_layers)
+        offchip = {"weight_bursts": Out(unsigned(32))} if params.weights_offchip else {}
         super().__init__({
             "context": In(unsigned(8 * window + 1)),
             "start": In(1),
@@ -118,6 +157,7 @@ class InferenceHarness(wiring.Component):
             "token": Out(unsigned(8)),
             "cycles": Out(unsigned(32)),
             "spike_counts": Out(unsigned(SPIKE_COUNT_BITS * counters)),
+            **offchip,
         })
 
     @property
@@ -133,10 +173,27 @@ class InferenceHarness(wiring.Component):
         """Bytes per start."""
         return self._window
 
+    @property
+    def memory_latency(self) -> int:
+        """Weights off chip: cycles from a burst's address to its first beat."""
+        return self._memory_latency
+
+    @property
+    def memory_interval(self) -> int:
+        """Weights off chip: cycles per beat of the external memory model."""
+        return self._memory_interval
+
     def elaborate(self, platform):
         m = Module()
         n = self._window
-        m.submodules.accelerator = acc = Accelerator(self._params)
+        p = self._params
+        m.submodules.accelerator = acc = Accelerator(p)
+        if p.weights_offchip:  # the external memory, a model with the given timing
+            m.submodules.weight_memory = memory = AxiReadMemory(
+                self._weight_image, addr_bits=p.bus_addr_bits, data_bits=p.bus_data_bits,
+                latency=self._memory_latency, interval=self._memory_interval)
+            wiring.connect(m, acc.weight_bus, memory.bus)
+            m.d.comb += self.weight_bursts.eq(acc.weight_bursts)
         busy = Signal()
         context = Signal.like(self.context)
         if self._params.bidirectional:  # twice: the first pass prefills, the second queries

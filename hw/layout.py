@@ -20,6 +20,7 @@ __all__ = [
     "const_bank_images",
     "const_lane_bits",
     "decode_spike",
+    "external_weight_image",
     "pack",
     "residual_address",
     "spike_table_image",
@@ -104,6 +105,15 @@ def weight_bank_images(p: AcceleratorParams) -> list[list[int]]:
             base = weight_address(p, index, tile, 0)
             banks[:, base : base + layer.n_in, :] = block.transpose(0, 2, 1)
     return [[pack(row, p.weight_bits) for row in bank] for bank in banks]
+
+
+def external_weight_image(p: AcceleratorParams) -> list[int]:
+    """The external weight memory (weights off chip), one word per AXI4 beat of
+    :attr:`AcceleratorParams.bus_data_bits`: weight row ``a`` (the bank address of
+    :func:`weight_address`) is the burst at byte address ``a * weight_row_bytes``, its beat ``r``
+    the word of weight bank ``r`` at ``a`` (lanes packed as in the bank, the rest zero)."""
+    banks = weight_bank_images(p)
+    return [banks[r][a] for a in range(p.weight_depth) for r in range(p.rows)]
 
 
 def const_bank_images(p: AcceleratorParams) -> list[list[int]]:

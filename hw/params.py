@@ -19,13 +19,15 @@ import numpy as np
 
 from .checks import positive_int
 
-__all__ = ["SPIKE_COUNT_BITS", "VOCAB", "AcceleratorParams", "LayerKind", "Region", "XLayer",
-           "address_bits", "int_array"]
+__all__ = ["MAX_BURST", "SPIKE_COUNT_BITS", "VOCAB", "AcceleratorParams", "LayerKind", "Region",
+           "XLayer", "address_bits", "int_array"]
 
 logger = logging.getLogger(__name__)
 
 VOCAB = 256
 SPIKE_COUNT_BITS = 24
+MAX_BURST = 256
+"""Beats of the longest AXI4 INCR burst."""
 
 
 def address_bits(depth: int) -> int:
@@ -203,7 +205,9 @@ class AcceleratorParams:
     every ATTENTION's keys and values. Widths: ``weight_bits`` (the weight banks' lanes: the
     embedding is stored there too), ``bias_bits`` (signed),
     ``const_bits`` (thresholds and resets, unsigned), ``membrane_bits`` (every PE),
-    ``residual_bits``, ``score_bits`` (a ReLU'd score, unsigned).
+    ``residual_bits``, ``score_bits`` (a ReLU'd score, unsigned). ``weights_offchip``: the
+    rows have no weight banks; every EVENT's weights come from an external memory through an
+    AXI4 read port (docs/architecture.md, "Weights off chip").
     """
 
     rows: int
@@ -222,6 +226,7 @@ class AcceleratorParams:
     spike_table: np.ndarray | None = None
     context: int = 1
     dense: bool = False
+    weights_offchip: bool = False
 
     def __post_init__(self):
         for name in ("rows", "cols", "timesteps", "window", "d_model", "heads", "weight_bits",
@@ -238,6 +243,11 @@ class AcceleratorParams:
         object.__setattr__(self, "context", positive_int("context", self.context))
         if not isinstance(self.dense, bool):
             raise TypeError(f"dense must be a bool, not {self.dense!r}")
+        if not isinstance(self.weights_offchip, bool):
+            raise TypeError(f"weights_offchip must be a bool, not {self.weights_offchip!r}")
+        if self.weights_offchip and self.rows > MAX_BURST:
+            raise ValueError(f"weights off chip read a weight row as one AXI4 burst of a beat"
+                             f" per array row: at most {MAX_BURST} rows, not {self.rows}")
         if self.spike_table is not None:
             table = int_array("spike_table", self.spike_table, np.shape(self.spike_table))
             if table.ndim != 3 or table.shape[:2] != (VOCAB, self.timesteps):
@@ -601,6 +611,28 @@ class AcceleratorParams:
     def operand_bits(self) -> int:
         """The PE operand: a weight, a bias, a residual value or a score (signed)."""
         return max(self.weight_bits, self.bias_bits, self.residual_bits, self.score_bits + 1)
+
+    # -- the external weight memory (weights off chip) ----------------------------------------
+
+    @property
+    def bus_data_bits(self) -> int:
+        """Data width of the AXI4 weight port: a row's ``C`` weights, rounded up to a power of
+        two of at least 8 bits (one beat per array row)."""
+        return max(8, 1 << (self.cols * self.weight_bits - 1).bit_length())
+
+    @property
+    def bus_beat_bytes(self) -> int:
+        return self.bus_data_bits // 8
+
+    @property
+    def weight_row_bytes(self) -> int:
+        """Bytes of one weight row (an EVENT's ``P`` weights): one burst of ``R`` beats."""
+        return self.rows * self.bus_beat_bytes
+
+    @property
+    def bus_addr_bits(self) -> int:
+        """Byte-address width of the AXI4 weight port: the whole external weight image."""
+        return address_bits(self.weight_depth * self.weight_row_bytes)
 
     # -- checks -------------------------------------------------------------------------------
 

@@ -86,6 +86,9 @@ class ArrayRow(wiring.Component):
             "spikes": Out(stream.Signature(spike_write_layout(params), always_ready=True)),
             "logits": Out(stream.Signature(logit_write_layout(params), always_ready=True)),
             "fired": Out(range(params.cols + 1)),
+            # weights off chip: an EVENT's word, in the cycle after the token on ``tok_in``
+            **({"weight": In(unsigned(params.cols * params.weight_bits))}
+               if params.weights_offchip else {}),
         })
 
     @property
@@ -104,13 +107,23 @@ class ArrayRow(wiring.Component):
         bb, kb = p.bias_bits, p.const_bits
         lane_bits = const_lane_bits(p)
 
-        m.submodules.weights = weights = Memory(
-            shape=unsigned(cols * p.weight_bits), depth=p.weight_depth,
-            init=weight_bank_images(p)[r])
-        m.submodules.consts = consts = Memory(
-            shape=unsigned(cols * lane_bits), depth=p.const_depth, init=const_bank_images(p)[r])
-        ports = [mem.read_port() for mem in (weights, consts)]
-        w_port, c_port = ports
+        if p.weights_offchip:  # the weight fetch supplies an EVENT's word (``weight``)
+            m.submodules.consts = consts = Memory(
+                shape=unsigned(cols * lane_bits), depth=p.const_depth,
+                init=const_bank_images(p)[r])
+            c_port = consts.read_port()
+            ports = [c_port]
+            weight_word = self.weight
+        else:
+            m.submodules.weights = weights = Memory(
+                shape=unsigned(cols * p.weight_bits), depth=p.weight_depth,
+                init=weight_bank_images(p)[r])
+            m.submodules.consts = consts = Memory(
+                shape=unsigned(cols * lane_bits), depth=p.const_depth,
+                init=const_bank_images(p)[r])
+            ports = [mem.read_port() for mem in (weights, consts)]
+            w_port, c_port = ports
+            weight_word = w_port.data
         if p.has_residual:  # the residual banks exist only for a program with a residual
             m.submodules.residual = residual = Memory(
                 shape=unsigned(cols * p.residual_bits), depth=p.residual_depth, init=[])
@@ -139,7 +152,7 @@ class ArrayRow(wiring.Component):
             m.d.sync += v1.eq(v_port.data)
         if p.has_residual:
             m.d.sync += x1.eq(x_port.data)
-        m.d.sync += [w1.eq(w_port.data), k1.eq(c_port.data),
+        m.d.sync += [w1.eq(weight_word), k1.eq(c_port.data),
                      tok1.eq(self.tok_out.payload),
                      kind1.eq(Mux(self.tok_out.valid, self.tok_out.payload.kind, TokenKind.SKIP))]
 

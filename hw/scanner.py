@@ -253,14 +253,22 @@ class WordFetch(wiring.Component):
         return m
 
 
-def connect_fetch(m: Module, seq, fetch: WordFetch, scanner: Scanner) -> Value:
+def connect_fetch(m: Module, seq, fetch: WordFetch, scanner: Scanner, allow=None) -> Value:
     """The sequencer's requests into ``fetch`` and its words into ``scanner``, each through a
-    skid buffer (which registers the ready path between them). Returns "a request or word is
-    still on its way", for the sequencer's idle."""
+    skid buffer (which registers the ready path between them); with ``allow``, a word goes to
+    the scanner only while it is high. Returns "a request or word is still on its way", for
+    the sequencer's idle."""
     m.submodules.requests = requests = SkidBuffer(seq.requests.payload.shape())
     wiring.connect(m, seq.requests, requests.i)
     wiring.connect(m, requests.o, fetch.requests)
     m.submodules.words = words = SkidBuffer(fetch.words.payload.shape())
     wiring.connect(m, fetch.words, words.i)
-    wiring.connect(m, words.o, scanner.words)
+    if allow is None:
+        wiring.connect(m, words.o, scanner.words)
+    else:
+        m.d.comb += [
+            scanner.words.valid.eq(words.o.valid & allow),
+            scanner.words.payload.eq(words.o.payload),
+            words.o.ready.eq(scanner.words.ready & allow),
+        ]
     return requests.busy | fetch.busy | words.busy | scanner.busy

@@ -19,6 +19,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
+from .axi import axi_read_signature
 from .params import SPIKE_COUNT_BITS, AcceleratorParams
 from .sequencer import BEAT_BITS
 
@@ -43,6 +44,10 @@ class SynthTop(wiring.Component):
             "next_token": Out(stream.Signature(8)),
             "status_addr": In(max(1, (status_bytes - 1).bit_length())),
             "status_data": Out(8),
+            # weights off chip: the external memory's AXI4 read port, on pins
+            **({"weight_bus": Out(axi_read_signature(params.bus_addr_bits,
+                                                     params.bus_data_bits))}
+               if params.weights_offchip else {}),
         })
 
     @property
@@ -60,6 +65,8 @@ class SynthTop(wiring.Component):
         wiring.connect(m, wiring.flipped(self.tokens), acc.tokens)
         wiring.connect(m, acc.next_token, wiring.flipped(self.next_token))
         m.d.comb += acc.logits.ready.eq(1)
+        if self._params.weights_offchip:
+            wiring.connect(m, acc.weight_bus, wiring.flipped(self.weight_bus))
 
         counter_bytes = (SPIKE_COUNT_BITS + 7) // 8
         fields = [acc.cycles[8 * b:8 * (b + 1)] for b in range(4)]

@@ -62,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
         " results must not change, only cycles",
     )
 
+    b.add_argument("--weights", choices=["onchip", "offchip", "auto"], default="auto",
+                   help="weights in block RAM, in an external memory behind an AXI4 read port,"
+                        " or on chip when the target's block RAM holds them (default auto)")
+    b.add_argument("--memory-latency", type=_positive, default=10,
+                   help="weights off chip: cycles from a burst's address to its first beat in"
+                        " the simulated memory (default 10)")
+    b.add_argument("--memory-interval", type=_positive, default=None,
+                   help="weights off chip: cycles per bus beat in the simulated memory"
+                        " (default: a 16-bit SDRAM, two bytes a cycle)")
+
     s = sub.add_parser("sim", help="check a build bit for bit in Verilator")
     s.add_argument("dir", type=Path)
     s.add_argument("--samples", type=_positive, help="how many golden samples (default all)")
@@ -101,6 +111,9 @@ def _build(args) -> None:
         seed=args.seed,
         force=args.force,
         stall_seed=args.stall_seed,
+        weights=args.weights,
+        memory_latency=args.memory_latency,
+        memory_interval=args.memory_interval,
     )
     out = build(config)
     from .report import load_report
@@ -115,6 +128,13 @@ def _build(args) -> None:
         + (f" / dense {dense:.0f}" if dense is not None else "")
         + f" cycles per {unit}"
     )
+    memory = r.get("memory")
+    if memory and memory["weights"] == "offchip":
+        print(f"weights off chip ({memory['weight_bytes']:,} bytes):"
+              f" {memory['bytes_per_token']:,.0f} bytes per {unit} (one fetch per token:"
+              f" {memory['bytes_per_token_once_per_token']:,.0f}), bandwidth-bound"
+              f" {memory['bandwidth_bound_cycles_per_token']:,.0f} cycles; image in"
+              f" {out}/mem/weights_external.hex")
     print(f"next: python -m rtl_gen sim {out}")
 
 

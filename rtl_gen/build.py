@@ -31,11 +31,13 @@ import onnx
 
 from contract.graph import Graph
 from contract.onnx_io import to_onnx
+from hw.params import MAX_BURST
 
 from .errors import BuildError, VerificationError
 from .frontend import load_graph
 from .interpret import interpret
 from .machines import checks_streams, start_bytes
+from .memory import WEIGHT_MODES
 from .passes import default_pipeline, run_pipeline
 from .passes.scale_thresholds import parse_scale
 from .targets import get_target
@@ -68,6 +70,9 @@ class BuildConfig:
     seed: int = 0
     force: bool = False
     stall_seed: int | None = None
+    weights: str = "auto"
+    memory_latency: int = 10
+    memory_interval: int | None = None
 
     def validate(self) -> None:
         """One-line errors for flags that cannot work, before anything is written."""
@@ -86,6 +91,17 @@ class BuildConfig:
         get_target(self.target)
         if self.threshold_scale is not None:
             parse_scale(self.threshold_scale)
+        if self.weights not in WEIGHT_MODES:
+            raise BuildError(f"--weights must be one of {', '.join(WEIGHT_MODES)}, not"
+                             f" {self.weights!r}")
+        if self.weights == "offchip" and self.rows > MAX_BURST:
+            raise BuildError(f"--weights offchip reads a weight row as one AXI4 burst of a beat"
+                             f" per array row: use at most {MAX_BURST} --rows, not {self.rows}")
+        for name in ("memory_latency", "memory_interval"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise BuildError(f"--{name.replace('_', '-')} must be a positive integer,"
+                                 f" not {value!r}")
         if self.stall_seed is not None and not 0 <= self.stall_seed < 1 << 16:
             raise BuildError(f"--stall-seed must lie in 0..65535, not {self.stall_seed}")
         source = self.ckpt if self.ckpt is not None else self.onnx_path

@@ -18,15 +18,18 @@ from amaranth.back import verilog
 from contract.graph import SpikeEmbed
 from contract.ops import key_counts, score_bias_index, window_mask
 from hw import AcceleratorParams, InferenceHarness, LayerKind
+from hw.harness import sdram_interval
 from hw.layout import (
     const_bank_images,
     const_lane_bits,
+    external_weight_image,
     spike_table_image,
     weight_bank_images,
 )
 from sim.runner import TESTBENCH
 
 from .machines import checks_streams, start_bytes
+from .memory import memory_section
 from .plan_program import ProgramPlan, plan_program
 from .report import save_report
 from .targets import get_target
@@ -53,12 +56,18 @@ def _window(state) -> int:
 def step_plan(state) -> None:
     """The layer program and its memory images; the range analysis sets every width."""
     cfg = state.config
-    plan = plan_program(state.graph, cfg.rows, cfg.cols, get_target(cfg.target), cfg.dense)
+    plan = plan_program(state.graph, cfg.rows, cfg.cols, get_target(cfg.target), cfg.dense,
+                        cfg.weights)
     p = plan.params
     mem = state.dir / "mem"
     mem.mkdir()
-    for bank, image in enumerate(weight_bank_images(p)):
-        _write_hex(mem / f"weights_row{bank}.hex", image, p.cols * p.weight_bits)
+    if p.weights_offchip:  # the external memory's image: a bus word a line from address 0
+        _write_hex(mem / "weights_external.hex", external_weight_image(p), p.bus_data_bits)
+        log.info("weights off chip: %d bytes behind the AXI4 port",
+                 p.weight_depth * p.weight_row_bytes)
+    else:
+        for bank, image in enumerate(weight_bank_images(p)):
+            _write_hex(mem / f"weights_row{bank}.hex", image, p.cols * p.weight_bits)
     for bank, image in enumerate(const_bank_images(p)):
         _write_hex(mem / f"consts_row{bank}.hex", image, p.cols * const_lane_bits(p))
     if p.spike_table is not None:
@@ -85,7 +94,16 @@ def step_plan(state) -> None:
         "spike_counters": len(p.spiking_layers),
         "spike_counter_width": 24,
         "dense": p.dense,
+        "weights": "offchip" if p.weights_offchip else "onchip",
     }, indent=2) + "\n")
+
+
+def _harness(state) -> InferenceHarness:
+    """The simulation top: with the weights off chip, it holds the external memory model."""
+    cfg = state.config
+    return InferenceHarness(state.plan.params, stall_seed=cfg.stall_seed,
+                            window=_window(state), memory_latency=cfg.memory_latency,
+                            memory_interval=cfg.memory_interval)
 
 
 def step_rtl(state) -> None:
@@ -96,7 +114,7 @@ def step_rtl(state) -> None:
     rtl = state.dir / "rtl"
     rtl.mkdir()
     params = state.plan.params
-    harness = InferenceHarness(params, stall_seed=state.config.stall_seed, window=_window(state))
+    harness = _harness(state)
     tops = ((harness, TOP_MODULE), (hw.SynthTop(params), SYNTH_MODULE))
     for component, name in tops:
         start = time.perf_counter()
@@ -227,6 +245,9 @@ def step_report(state) -> None:
         "synth": {},
         "timings": {f"build_{k}": v for k, v in state.timings.items()},
     }
+    report["memory"] = memory_section(
+        p, trace.tensors, state.inputs, streams=streams, mode=cfg.weights,
+        latency=cfg.memory_latency, interval=cfg.memory_interval or sdram_interval(p))
     save_report(state.dir, report)
 
 

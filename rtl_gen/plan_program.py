@@ -12,6 +12,7 @@ op or a shape the accelerator cannot run is refused with the node named.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,8 +212,10 @@ class ProgramPlan:
 
 
 def _memories(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
-    shapes = [
-        ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth),
+    """The on-chip memories of ``p`` (no weight banks when its weights are off chip)."""
+    shapes = [] if p.weights_offchip else [
+        ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth)]
+    shapes += [
         ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth),
         ("spike banks (with key caches)", p.rows, 2 * p.cols, p.spike_depth),
         ("logit memory", 1, p.cols * p.membrane_bits, p.logit_depth),
@@ -228,18 +231,30 @@ def _memories(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
 
 
 def plan_program(graph: Graph, rows: int, cols: int, target: Target,
-                 dense: bool = False) -> ProgramPlan:
-    """Place a fused graph on the array; raise if it cannot fit the target."""
+                 dense: bool = False, weights: str = "onchip") -> ProgramPlan:
+    """Place a fused graph on the array; raise if it cannot fit the target.
+
+    ``weights``: ``onchip`` (weight banks in block RAM), ``offchip`` (an external memory behind
+    the AXI4 weight port) or ``auto`` (on chip when the target's block RAM holds every memory,
+    else off chip)."""
+    if weights not in ("onchip", "offchip", "auto"):
+        raise ValueError(f"weights must be onchip, offchip or auto, not {weights!r}")
     try:
         params, ranges = program_params(graph, rows, cols, dense)
+        plan = ProgramPlan(graph, ranges, params, target, _memories(params, target))
+        if weights == "offchip" or (weights == "auto" and plan.brams > target.brams):
+            params = dataclasses.replace(params, weights_offchip=True)
+            plan = ProgramPlan(graph, ranges, params, target, _memories(params, target))
     except ValueError as exc:
         raise FrontendError(f"the model does not map onto a {rows}x{cols} array: {exc}"
                             ) from None
-    memories = _memories(params, target)
-    plan = ProgramPlan(graph, ranges, params, target, memories)
     if plan.brams > target.brams:
-        detail = ", ".join(f"{m.name} {m.brams}" for m in memories if m.brams)
+        detail = ", ".join(f"{m.name} {m.brams}" for m in plan.memories if m.brams)
+        where = ("even with the weights off chip" if params.weights_offchip
+                 else "with its weights on chip")
+        advice = "" if params.weights_offchip else ", --weights offchip (or auto)"
         raise TargetFitError(
-            f"the model needs about {plan.brams} block RAMs ({detail}) but {target.name}"
-            f" has {target.brams}; choose a larger --target or a smaller model")
+            f"the model needs about {plan.brams} block RAMs {where} ({detail}) but"
+            f" {target.name} has {target.brams}; choose a larger --target{advice} or a"
+            " smaller model")
     return plan

@@ -100,6 +100,28 @@ def render_markdown(r: dict) -> str:
     ]
     if c.get("measured_over_ideal") is not None:
         lines.append(f"\nmeasured / ideal = {c['measured_over_ideal']:.2f}")
+    memory = r.get("memory")
+    if memory:
+        bus, model = memory["bus"], memory["model"]
+        lines += [
+            "",
+            (f"## Weights: {'off chip' if memory['weights'] == 'offchip' else 'on chip'}"
+             f" ({memory['weight_bytes']:,} bytes as weight rows)"),
+            "",
+            (f"- {bus['protocol']}, {bus['data_bits']}-bit beats, {bus['burst_beats']} beats"
+             f" ({bus['row_bytes']} bytes) a weight row; memory model: first beat after"
+             f" {model['latency_cycles']} cycles, a beat every {model['cycles_per_beat']}"),
+            "",
+            f"| per {unit} | bytes | cycles |",
+            "| --- | --- | --- |",
+            (f"| today (a row per tile, step and non-zero spike) |"
+             f" {_fmt(memory['bytes_per_token'])} |"
+             f" {_fmt(memory['bandwidth_bound_cycles_per_token'])} bandwidth-bound,"
+             f" {_fmt(memory['one_burst_at_a_time_cycles_per_token'])} one burst at a time,"
+             f" {_fmt(memory['measured_cycles_per_token'])} measured |"),
+            (f"| one fetch per token (not built yet) |"
+             f" {_fmt(memory['bytes_per_token_once_per_token'])} | |"),
+        ]
     gen = r.get("generate")
     if gen:
         lines += [

@@ -55,15 +55,17 @@ class Position:
     token: int
     cycles: int
     spike_counts: np.ndarray
+    weight_bursts: int | None = None  #: weight rows read from the external memory, off chip
 
 
 def run_streams(params: AcceleratorParams, streams, *, stall_seed=None, window: int = 1,
-                max_cycles: int = 200_000) -> list[list[Position]]:
+                max_cycles: int = 200_000, **memory) -> list[list[Position]]:
     """Every byte of every stream through an Amaranth simulation of the harness; the first
     byte of each stream is flagged ``restart``. With ``window`` ``k``, each stream is one
     window of ``k`` bytes (an encoder's program: one sequence), one inference (``[[Position]]``
-    per window)."""
-    dut = InferenceHarness(params, stall_seed=stall_seed, window=window)
+    per window). ``memory``: the harness's external weight memory (``memory_latency``,
+    ``memory_interval``, ``weight_image``) of a program with its weights off chip."""
+    dut = InferenceHarness(params, stall_seed=stall_seed, window=window, **memory)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     out: list[list[Position]] = []
@@ -83,7 +85,9 @@ def run_streams(params: AcceleratorParams, streams, *, stall_seed=None, window: 
                                     dtype=np.int64),
                     token=ctx.get(dut.token), cycles=ctx.get(dut.cycles),
                     spike_counts=np.array(unpack(ctx.get(dut.spike_counts), n, 24,
-                                                 signed=False))))
+                                                 signed=False)),
+                    weight_bursts=ctx.get(dut.weight_bursts) if params.weights_offchip
+                    else None))
             out.append(seen)
 
     sim.add_testbench(bench)
@@ -91,7 +95,8 @@ def run_streams(params: AcceleratorParams, streams, *, stall_seed=None, window: 
     return out
 
 
-def check_against_executor(model, params: AcceleratorParams, streams, stall_seed=None):
+def check_against_executor(model, params: AcceleratorParams, streams, stall_seed=None,
+                           **memory):
     """Every position of every stream through the accelerator equals the contract's executor
     on ``model`` (a graph, or anything with a ``graph()``): logits, next byte and the spike
     count of every spiking op. Returns what the accelerator returned."""
@@ -101,7 +106,7 @@ def check_against_executor(model, params: AcceleratorParams, streams, stall_seed
     counted = [s for s, name in zip(trace.spikes, trace.names, strict=True)
                if name not in embedded]
     assert np.count_nonzero(trace.logits) > trace.logits.size // 2
-    seen = run_streams(params, streams, stall_seed=stall_seed)
+    seen = run_streams(params, streams, stall_seed=stall_seed, **memory)
     for n, stream in enumerate(seen):
         for i, pos in enumerate(stream):
             where = f"stream {n} position {i}"
@@ -132,7 +137,8 @@ def check_windows(model, params: AcceleratorParams, ids, stall_seed=None) -> lis
     return seen
 
 
-def check_sequences(graph, params: AcceleratorParams, ids, stall_seed=None) -> list[Position]:
+def check_sequences(graph, params: AcceleratorParams, ids, stall_seed=None,
+                    **memory) -> list[Position]:
     """Every sequence ``ids[n]`` of an encoder through the harness, a sequence per start (sent
     twice: prefill, then queries), equals the contract's executor: the pooled logits, the
     predicted class and the spikes of every spiking op, counted once for each pass that runs
@@ -141,7 +147,7 @@ def check_sequences(graph, params: AcceleratorParams, ids, stall_seed=None) -> l
     trace = run(graph, ids)
     assert np.count_nonzero(trace.logits) > trace.logits.size // 2, "logits trivially zero"
     seen = [stream[0] for stream in run_streams(params, ids, stall_seed=stall_seed,
-                                                window=ids.shape[1])]
+                                                window=ids.shape[1], **memory)]
     passes = [params.runs_in_prefill(i) + params.runs_in_query(i)
               for i in params.spiking_layers]
     for n, pos in enumerate(seen):

@@ -40,6 +40,9 @@ def onnx_file(tmp_path):
         (["--cols", "x"], "--cols"),
         (["--target", "xc7a35t"], "--target"),
         (["--threshold-scale", "-1"], "threshold-scale"),
+        (["--weights", "rom"], "--weights"),
+        (["--weights", "offchip", "--rows", "300", "--cols", "1"], "--rows"),
+        (["--memory-latency", "0"], "--memory-latency"),
     ],
 )
 def test_invalid_flags(tmp_path, onnx_file, flags, fragment):
@@ -126,6 +129,6 @@ def test_corrupted_checkpoint(tmp_path):
 
 def test_model_too_large_for_the_target(tmp_path):
     out = tmp_path / "out"
-    code, _, err = run("build", "--out", out, "--target", "ice40-up5k")
-    assert_one_line_error(code, err, "block RAMs", "ice40-up5k", "--target")
+    code, _, err = run("build", "--out", out, "--target", "ice40-up5k", "--weights", "onchip")
+    assert_one_line_error(code, err, "block RAMs", "ice40-up5k", "--target", "--weights offchip")
     assert not out.exists() and not (tmp_path / "out.partial").exists()

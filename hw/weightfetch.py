@@ -1,0 +1,159 @@
+"""The weight fetch: an EVENT's weights from an external memory, over an AXI4 read port.
+
+With the weights off chip (:attr:`AcceleratorParams.weights_offchip`) the rows have no weight
+banks. The scanner's tokens go through a FIFO to this unit, which reads, for each EVENT, the
+weight row at its ``addr`` (the ``P`` weights of the tile for one input: ``R`` beats, one per
+array row, :func:`hw.layout.external_weight_image`) as one INCR burst and then sends the token
+to the array with the ``R`` words on ``weights``; any other token passes in order. The FIFO
+keeps room for every token of a word the scanner takes (``allow`` gates its words), because
+the scanner itself cannot be stalled once it holds a word. Up to ``outstanding`` bursts are on
+their way at once: the next EVENTs request their rows while the first one's beats arrive.
+
+Latency: a token with weights leaves the memory's ``latency + (R - 1) * interval`` and about 3
+cycles after it reached the head of the FIFO; any other token about 3 cycles. Throughput: a
+weight row per ``R * interval`` cycles while the FIFO holds EVENTs enough to cover the latency
+(docs/architecture.md, "Weights off chip").
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .axi import BURST_INCR, axi_read_signature
+from .checks import positive_int
+from .params import AcceleratorParams
+from .token import TokenKind, token_layout
+
+__all__ = ["WeightFetch", "scaled_address"]
+
+
+def scaled_address(value, factor: int):
+    """``value * factor`` for a constant ``factor``, as a sum of shifts (no multiplier for
+    synthesis to map onto a DSP)."""
+    total = 0
+    for bit in range(factor.bit_length()):
+        if factor >> bit & 1:
+            total = total + (value << bit)
+    return total
+
+
+class WeightFetch(wiring.Component):
+    """Tokens in, tokens with their weights out; EVENT weights read over ``bus``.
+
+    Ports
+    -----
+    tokens : In(stream.Signature(token_layout, always_ready=True))  -- from the scanner
+    allow : Out(1)  -- the FIFO has room for every token of one more scanner word
+    out : Out(stream.Signature(token_layout, always_ready=True))  -- to the array
+    weights : Out(ArrayLayout(unsigned(C * Wb), R))  -- an EVENT's weights, with ``out``
+    bus : Out(axi_read_signature(bus_addr_bits, bus_data_bits))
+    burst : Out(1)  -- a burst was requested this cycle (an AR handshake)
+    busy : Out(1)  -- a token is queued, being fetched or on ``out``
+    """
+
+    def __init__(self, params: AcceleratorParams, *, lanes: int, readout_gap: int,
+                 outstanding: int = 4):
+        if not isinstance(params, AcceleratorParams):
+            raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
+        if not params.weights_offchip:
+            raise ValueError("a weight fetch belongs to a program whose weights are off chip")
+        self._params = params
+        self._lanes = lanes
+        self._readout_gap = readout_gap
+        self._outstanding = positive_int("outstanding", outstanding)
+        p = params
+        tokens = stream.Signature(token_layout(p), always_ready=True)
+        super().__init__({
+            "tokens": In(tokens),
+            "allow": Out(1),
+            "out": Out(tokens),
+            "weights": Out(data.ArrayLayout(unsigned(p.cols * p.weight_bits), p.rows)),
+            "bus": Out(axi_read_signature(p.bus_addr_bits, p.bus_data_bits)),
+            "burst": Out(1),
+            "busy": Out(1),
+        })
+
+    @property
+    def depth(self) -> int:
+        """Tokens the FIFO holds: room for two scanner words and the tokens in flight."""
+        return 2 * self._lanes + 4
+
+    @property
+    def outstanding(self) -> int:
+        """Bursts requested and not yet received, at most."""
+        return self._outstanding
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        layout = token_layout(p)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=layout.size, depth=self.depth)
+        m.d.comb += [
+            fifo.w_en.eq(self.tokens.valid),
+            fifo.w_data.eq(self.tokens.payload),
+            # the scanner's word in hand may still send its last token, the one on its output
+            # is not counted yet, and the next word sends at most ``lanes``
+            self.allow.eq(fifo.level <= self.depth - self._lanes - 2),
+        ]
+        bus = self.bus
+
+        # Stage 1: an EVENT at the head of the FIFO requests its row (while fewer than
+        # ``outstanding`` are on their way); every token then waits in order in ``flight``.
+        m.submodules.flight = flight = SyncFIFOBuffered(width=layout.size,
+                                                        depth=2 * self._outstanding + 2)
+        head = data.View(layout, fifo.r_data)
+        pending = Signal(range(self._outstanding + 1))
+        is_event = head.kind == TokenKind.EVENT
+        m.d.comb += [
+            bus.araddr.eq(scaled_address(head.addr, p.weight_row_bytes)),
+            bus.arlen.eq(p.rows - 1),
+            bus.arsize.eq(p.bus_beat_bytes.bit_length() - 1),
+            bus.arburst.eq(BURST_INCR),
+            bus.arvalid.eq(fifo.r_rdy & is_event & flight.w_rdy
+                           & (pending != self._outstanding)),
+            self.burst.eq(bus.arvalid & bus.arready),
+            fifo.r_en.eq(self.burst | (fifo.r_rdy & ~is_event & flight.w_rdy)),
+            flight.w_en.eq(fifo.r_en),
+            flight.w_data.eq(fifo.r_data),
+        ]
+
+        # Stage 2: the token at the head of ``flight`` collects its row's beats (in order:
+        # one ID) and goes to the array with them; any other token goes as it is.
+        token = data.View(layout, flight.r_data)
+        beat = Signal(range(p.rows))
+        buffer = Signal.like(self.weights)
+        wb = p.cols * p.weight_bits
+        m.d.comb += self.weights.eq(buffer)
+        last_beat = bus.rvalid & bus.rready & (beat == p.rows - 1)
+        with m.If(self.burst & ~last_beat):
+            m.d.sync += pending.eq(pending + 1)
+        with m.Elif(~self.burst & last_beat):
+            m.d.sync += pending.eq(pending - 1)
+        gap = self._readout_gap
+        hold = Signal()
+        since = Signal(range(gap + 1), init=gap)
+        if gap > 1:  # READOUT tokens stay ``gap`` cycles apart, as the scanner spaced them
+            m.d.comb += hold.eq((token.kind == TokenKind.READOUT) & (since < gap - 1))
+            with m.If(since != gap):
+                m.d.sync += since.eq(since + 1)
+        m.d.sync += self.out.valid.eq(0)
+        with m.If(flight.r_rdy):
+            with m.If(token.kind == TokenKind.EVENT):
+                m.d.comb += bus.rready.eq(1)
+                with m.If(bus.rvalid):
+                    m.d.sync += [buffer[beat].eq(bus.rdata[:wb]), beat.eq(beat + 1)]
+                    with m.If(beat == p.rows - 1):
+                        m.d.comb += flight.r_en.eq(1)
+                        m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(token),
+                                     beat.eq(0)]
+            with m.Elif(~hold):
+                m.d.comb += flight.r_en.eq(1)
+                m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(token)]
+                if gap > 1:
+                    with m.If(token.kind == TokenKind.READOUT):
+                        m.d.sync += since.eq(0)
+        m.d.comb += self.busy.eq((fifo.level != 0) | (flight.level != 0) | self.out.valid)
+        return m
