@@ -1,10 +1,13 @@
 """``rtl_gen asic``: the accelerator on open standard cells (OSU 0.18, 0.35 or 0.5 um).
 
 yosys (yowasp) maps the build's simulation harness to the library's cells, OpenSTA times the
-netlist, a gate-level simulation of the golden samples (Verilator or Icarus, on the library's
-own Verilog cell models) checks it bit for bit and records every net's toggles, and the power
-is OpenSTA's per-instance power weighted by those toggles (see :mod:`rtl_gen.sta`). Energy per
-inference is that power times the measured cycles per inference times the clock period.
+netlist, a gate-level simulation of golden samples (Icarus, on the library's own Verilog cell
+models, through the build's cocotb testbench) checks it bit for bit and records every net's
+toggles, and the power is OpenSTA's per-instance power weighted by those toggles (see
+:mod:`rtl_gen.sta`). Energy per inference is that power times the cycles per inference
+measured in the same gate-level run times the clock period. Progress is printed per step;
+Icarus is slow on gate-level netlists (about 10^5 cell-cycles per second here), so keep
+``samples`` small on a large build.
 
 Memories: the OSU libraries have no SRAM, so every ``Memory`` becomes cells. yosys's
 ``memory_map`` turns a read-only one (weights, constants, the spike table) into logic (its
