@@ -100,3 +100,19 @@ def test_area_designs_accumulate_what_they_should(kind):
     start = next(n for n in range(40) if fold(n) == seen[-1])
     assert start > 3, "the accumulators must have run"
     assert seen[-6:] == [fold(n) for n in range(start - 5, start + 1)]
+
+
+def test_asic_stimulus_words():
+    """``bench.asic``'s stimulus: chains loaded under ``clear``, then ternary spike codes at
+    the asked rate (half negative) for the spiking array, and int8 bytes for the MAC array."""
+    from bench.asic import CYCLES, stimulus
+
+    words = np.array(stimulus("spiking", 8, 8, 0.35))
+    assert len(words) == CYCLES and (words >> 18 == 0).all()
+    clear, shift, x = words >> 17 & 1, words >> 8 & 1, words & 0xFF
+    assert clear[:8 * 8 + 8 + 4].all() and clear[100:].sum() == len(range(128, CYCLES, 32))
+    assert shift.all() and set(x.tolist()) == {0, 0b01, 0b11}
+    assert abs((x != 0).mean() - 0.35) < 0.05 and abs((x == 0b11).sum() / (x != 0).sum()
+                                                       - 0.5) < 0.1
+    mac = np.array(stimulus("mac", 8, 8, 0.35)) & 0xFF
+    assert len(set(mac.tolist())) > 200
