@@ -1,4 +1,4 @@
-"""Command line: ``python -m rtl_gen build | sim | synth``."""
+"""Command line: ``python -m rtl_gen build | sim | generate | synth | asic``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text}")
     return value
 
 
@@ -90,6 +100,17 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("dir", type=Path)
     y.add_argument("--target", choices=sorted(TARGETS), default="ecp5-85k")
     y.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+
+    a = sub.add_parser("asic", help="map to open standard cells (yosys), time and measure power"
+                                    " (OpenSTA) with the activity of a gate-level simulation")
+    a.add_argument("dir", type=Path)
+    a.add_argument("--lib", default="osu018",
+                   help="cell library: osu018, osu035 or osu050 (default osu018)")
+    a.add_argument("--clock-ns", type=_positive_float, default=10.0,
+                   help="clock period for timing and power (default 10)")
+    a.add_argument("--samples", type=_positive, default=2,
+                   help="golden samples simulated on the netlist (Icarus, the library's cell"
+                        " models) for bit-exactness and activity (default 2)")
     return parser
 
 
@@ -195,13 +216,30 @@ def _synth(args) -> None:
     )
 
 
+def _asic(args) -> None:
+    from .asic import asic
+
+    a = asic(args.dir, args.lib, args.clock_ns, args.samples)
+    area, gate = a["area_um2"], a["gate_level"]
+    print(f"{a['library']}: {a['cells']:,} cells, {area['total'] / 1e6:.3f} mm2"
+          f" (accelerator {area['accelerator'] / 1e6:.3f} mm2, of which memories"
+          f" {area['memories'] / 1e6:.3f}), critical path {a['critical_path_ns']:.2f} ns"
+          f" (Fmax {a['fmax_mhz']:.1f} MHz)")
+    print(f"gate level ({gate['simulator']}): {gate['matched']}/{gate['samples']} golden samples"
+          f" bit-exact, {gate['cycles_per_inference']:,.1f} cycles per {a['energy_unit']}")
+    print(f"accelerator power at {a['clock_ns']} ns: {a['accelerator_power_mw']:.3f} mW;"
+          f" energy per {a['energy_unit']}: {a['energy_per_inference_nj']:,.1f} nJ"
+          f" ({a['seconds']:.0f} s)")
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
     try:
-        {"build": _build, "sim": _sim, "generate": _generate, "synth": _synth}[args.command](args)
+        {"build": _build, "sim": _sim, "generate": _generate, "synth": _synth,
+         "asic": _asic}[args.command](args)
     except SpikeForgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, VerificationError) else 2

@@ -51,6 +51,35 @@ def _model_lines(r: dict) -> list[str]:
     ]
 
 
+def _asic_lines(asic: dict, unit: str) -> list[str]:
+    """The ASIC section: one row per cell library (``rtl_gen asic``)."""
+    if not asic:
+        return []
+    lines = [
+        "",
+        "## ASIC (open standard cells; no SRAM: memories are cells)",
+        "",
+        ("| library | cells | area (mm2): total / accelerator / its memories | critical path"
+         f" (ns) | Fmax (MHz) | gate-level bit-exact | power at clock (mW) | energy per {unit}"
+         " (nJ) |"),
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, a in sorted(asic.items()):
+        area, gate = a["area_um2"], a["gate_level"]
+        lines.append(
+            f"| {name} | {a['cells']:,} | {area['total'] / 1e6:.3f} /"
+            f" {area['accelerator'] / 1e6:.3f} / {area['memories'] / 1e6:.3f} |"
+            f" {a['critical_path_ns']:.2f} | {a['fmax_mhz']:.1f} |"
+            f" {gate['matched']}/{gate['samples']} ({gate['simulator']}) |"
+            f" {a['accelerator_power_mw']:.3f} at {a['clock_ns']} ns |"
+            f" {a['energy_per_inference_nj']:,.1f} |"
+        )
+    lines += ["", ("Power and energy are the accelerator's (the harness's logit registers left"
+                   " out), from OpenSTA's per-cell power weighted by each cell's toggles in the"
+                   " gate-level simulation (docs/asic.md).")]
+    return lines
+
+
 def render_markdown(r: dict) -> str:
     a = r["array"]
     unit = "token" if r["streams"] else "inference"
@@ -161,6 +190,7 @@ def render_markdown(r: dict) -> str:
                 f" {_fmt(s['brams'])} | {_fmt(s['dsps'])} | {s['fmax_mhz']:.1f} |"
                 f" {s['seconds']:.0f} |"
             )
+    lines += _asic_lines(r.get("asic") or {}, unit)
     timings = r.get("timings") or {}
     if timings:
         lines += ["", "## Wall time (s)", ""]

@@ -88,23 +88,45 @@ def icarus_source(top: Path, sim_dir: Path) -> Path:
     return patched
 
 
+def _vcd_runner(runner):
+    """The Icarus runner with ``$dumpfile`` / ``$dumpvars`` honoured in VCD format: cocotb's
+    passes ``-none`` to vvp (no dump at all) unless it is asked for waves, and then ``-fst``."""
+
+    class IcarusVcd(type(runner)):
+        def _test_command(self):
+            commands = super()._test_command()
+            return [["-vcd" if arg == "-none" else arg for arg in cmd] for cmd in commands]
+
+    return IcarusVcd()
+
+
 def run_build(
     build_dir: Path,
     samples: int | None = None,
     simulator: str = "verilator",
     seed: int = 0,
     generate: Path | None = None,
+    netlist: list[Path] | None = None,
+    sim_name: str | None = None,
+    extra_args: list[str] | None = None,
 ) -> SimResult:
     """Compile ``build_dir``'s Verilog and run its golden samples through the testbench (or,
-    with ``generate``, the generation job of that JSON file)."""
+    with ``generate``, the generation job of that JSON file).
+
+    ``netlist`` replaces the build's RTL with other sources of the same ``spikeforge_top``
+    (a gate-level netlist and its cell models); the run then works in ``build_dir/<sim_name>``
+    and passes ``extra_args`` to the compiler.
+    """
     from cocotb_tools.runner import get_runner
 
     build_dir = Path(build_dir).resolve()
     plan = json.loads((build_dir / "plan.json").read_text())
     if plan["top_module"] != HARNESS:
         raise SimulatorError(f"{build_dir} has no {HARNESS} top; rebuild it")
-    sim_dir = build_dir / f"sim_build_{simulator}"
+    sim_dir = build_dir / (sim_name or f"sim_build_{simulator}")
     sources = [build_dir / "rtl" / plan["top_file"], CLOCKED_TOP]
+    if netlist is not None:
+        sources = [*netlist, CLOCKED_TOP]
     parameters = {
         "CONTEXT_BITS": plan.get("context_bits", 8 * plan["context"]),
         "LOGIT_BITS": plan.get("outputs", 256) * plan["widths"]["membrane"],
@@ -121,7 +143,7 @@ def run_build(
         control.write_text(f'`verilator_config\npublic_flat_rw -module "{SIM_TOP}" -var "*"\n')
         sources.append(control)
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3",
-                      "--no-public-flat-rw", "--timing"]
+                      "--no-public-flat-rw", "--timing", *(extra_args or [])]
     elif simulator == "icarus":
         if shutil.which("iverilog") is None:
             raise SimulatorError(
@@ -129,15 +151,17 @@ def run_build(
                 " install it with your system's package manager (apt-get install iverilog,"
                 " brew install icarus-verilog) or use --simulator verilator"
             )
-        build_args = []
+        build_args = list(extra_args or [])
     else:
         raise SimulatorError(f"unknown simulator {simulator!r}; use verilator or icarus")
     if not (build_dir / "tb" / TESTBENCH.name).is_file():
         raise SimulatorError(f"{build_dir} has no testbench (tb/{TESTBENCH.name}); rebuild it")
     results = sim_dir / "results.json"
-    if simulator == "icarus":
+    if simulator == "icarus" and netlist is None:
         sources[0] = icarus_source(sources[0], sim_dir)
     runner = get_runner(simulator)
+    if netlist is not None and simulator == "icarus":
+        runner = _vcd_runner(runner)
     # The runner logs every command at INFO; our logs and the CLI say what matters.
     logging.getLogger(type(runner).__qualname__).setLevel(logging.WARNING)
     start = time.perf_counter()

@@ -116,3 +116,19 @@ def test_compressors_are_measured_on_real_bytes():
     assert all(f["whole_split"] > 7.9 for f in noisy.values())
     twice = compressor_figures([files[1], files[1]])
     assert all(f["whole_split"] < 0.6 * f["file_by_file"] for f in twice.values())
+
+
+def test_asic_stimulus_words():
+    """``bench.asic``'s stimulus: chains loaded under ``clear``, then ternary spike codes at
+    the asked rate (half negative) for the spiking array, and int8 bytes for the MAC array."""
+    from bench.asic import CYCLES, stimulus
+
+    words = np.array(stimulus("spiking", 8, 8, 0.35))
+    assert len(words) == CYCLES and (words >> 18 == 0).all()
+    clear, shift, x = words >> 17 & 1, words >> 8 & 1, words & 0xFF
+    assert clear[:8 * 8 + 8 + 4].all() and clear[100:].sum() == len(range(128, CYCLES, 32))
+    assert shift.all() and set(x.tolist()) == {0, 0b01, 0b11}
+    assert abs((x != 0).mean() - 0.35) < 0.05 and abs((x == 0b11).sum() / (x != 0).sum()
+                                                       - 0.5) < 0.1
+    mac = np.array(stimulus("mac", 8, 8, 0.35)) & 0xFF
+    assert len(set(mac.tolist())) > 200
