@@ -13,7 +13,6 @@ placement). Checkpoints already in ``--work`` are reused, so a rerun only measur
 
 from __future__ import annotations
 
-import shutil
 import sys
 
 import numpy as np
@@ -49,12 +48,10 @@ def _bits_per_byte(ckpt) -> tuple[float, float, float]:
 def _luts(build) -> int:
     from rtl_gen.synth import yosys_cells
     from rtl_gen.targets import get_target
+    from rtl_gen.workdir import tool_folder
 
     rtl = report(build)["rtl"]
-    work = build / "synth" / "yosys-ecp5"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    shutil.copyfile(build / "rtl" / rtl["synth_file"], work / "top.v")
+    work = tool_folder(build, "synth", "yosys-ecp5", rtl["synth_file"])
     return int(yosys_cells(work, rtl["synth_module"], get_target("ecp5-85k"))["LUT4"])
 
 

@@ -34,7 +34,7 @@ from .errors import BuildError, VerificationError
 from .liberty import CellLibrary, find_library, parse_liberty
 from .report import save_report
 from .sta import parse_instance_power, parse_timing, parse_total_power, run_sta
-from .workdir import check_build_dir
+from .workdir import check_build_dir, tool_folder
 
 __all__ = ["asic", "run_asic_flow", "synth_script", "weighted_power"]
 
@@ -193,11 +193,8 @@ def asic(build_dir: Path, lib_name: str = "osu018", clock_ns: float = 10.0, samp
     if clock_ns <= 0:
         raise BuildError(f"--clock-ns must be positive, not {clock_ns}")
     build_dir = Path(build_dir)
-    work = build_dir / "asic" / lib.name
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     rtl = report["rtl"]
-    shutil.copyfile(build_dir / "rtl" / rtl["top_file"], work / "top.v")
+    work = tool_folder(build_dir, "asic", lib.name, rtl["top_file"])
     start = time.perf_counter()
     result = run_asic_flow(work, rtl["top_module"], lib, clock_ns, ACCELERATOR, progress)
     progress(f"[3/3] {simulator}: {samples} golden sample(s) on the gate-level netlist")

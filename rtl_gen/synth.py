@@ -12,7 +12,7 @@ from pathlib import Path
 from .errors import BuildError, TargetFitError
 from .report import save_report
 from .targets import Target, get_target
-from .workdir import check_build_dir
+from .workdir import check_build_dir, tool_folder
 
 __all__ = ["run_flow", "synthesize", "yosys_cells"]
 
@@ -129,11 +129,8 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1, progress=print)
     report = check_build_dir(build_dir)
     build_dir = Path(build_dir)
     target = get_target(target_name)
-    work = build_dir / "synth" / target.name
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     rtl = report["rtl"]
-    shutil.copyfile(build_dir / "rtl" / rtl["synth_file"], work / "top.v")
+    work = tool_folder(build_dir, "synth", target.name, rtl["synth_file"])
     result = run_flow(work, rtl["synth_module"], target, seed, progress)
     result["bitstream"] = str(
         (work / ("top.bit" if target.family == "ecp5" else "top.bin")).relative_to(build_dir)

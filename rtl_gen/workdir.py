@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import BuildError, NotABuildError
 
-__all__ = ["MARKER", "check_build_dir", "staged_output"]
+__all__ = ["MARKER", "check_build_dir", "staged_output", "tool_folder"]
 
 MARKER = "report.json"
 
@@ -53,3 +53,13 @@ def check_build_dir(path: Path) -> dict:
         if not (path / name).is_file():
             raise NotABuildError(f"{path} is an incomplete build: {name} is missing; rebuild it")
     return report
+
+
+def tool_folder(build_dir: Path, flow: str, name: str, rtl_file: str) -> Path:
+    """A fresh ``build_dir/flow/name`` holding ``rtl/rtl_file`` as ``top.v``: where a tool flow
+    (synthesis, the ASIC flow) runs and leaves its logs; yowasp tools see only that folder."""
+    work = Path(build_dir) / flow / name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    shutil.copyfile(Path(build_dir) / "rtl" / rtl_file, work / "top.v")
+    return work
