@@ -27,6 +27,7 @@ __all__ = [
     "pool",
     "readout",
     "residual_add",
+    "attention_blocks",
     "score_bias_index",
     "shift_round",
     "spike_embed",
@@ -215,6 +216,24 @@ def score_bias_index(length: int, window: int, causal: bool = True) -> np.ndarra
     return np.clip(distance, 0, window - 1)
 
 
+def attention_blocks(length: int, window: int, causal: bool = True):
+    """The blocks an attention over ``length`` positions is computed in: for each,
+    ``(queries, keys, column, seen)``, the slices of the queries and of the keys they read,
+    the score-bias column of each pair (:func:`score_bias_index`) and the pairs inside the
+    window (:func:`window_mask`). A causal attention: :data:`QUERY_BLOCK` queries against
+    their ``QUERY_BLOCK + W - 1`` keys; a bidirectional one: one block."""
+    if not causal:
+        _check_bidirectional(length, window)
+        yield slice(0, length), slice(0, length), score_bias_index(length, window, False), True
+        return
+    for start in range(0, length, QUERY_BLOCK):
+        stop = min(length, start + QUERY_BLOCK)
+        first = max(0, start - window + 1)
+        distance = np.arange(start, stop)[:, None] - np.arange(first, stop)[None, :]
+        yield (slice(start, stop), slice(first, stop), np.clip(distance, 0, window - 1),
+               (distance >= 0) & (distance < window))
+
+
 def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
                       score_bias: np.ndarray | None = None,
                       window: int | None = None, causal: bool = True) -> np.ndarray:
@@ -237,19 +256,12 @@ def attention_current(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
         return np.swapaxes(x.reshape(*x.shape[:-2], x.shape[-2], heads, dh), -3, -2)
 
     q, k, v = split(q), split(k), split(v)  # [..., H, L, dh]
-    if not causal:
-        _check_bidirectional(length, window)
     blocks = []
-    for start in range(0, length, length if not causal else QUERY_BLOCK):
-        stop = min(length, start + (length if not causal else QUERY_BLOCK))
-        first = 0 if not causal else max(0, start - window + 1)
-        distance = np.arange(start, stop)[:, None] - np.arange(first, stop)[None, :]
-        scores = q[..., start:stop, :] @ np.swapaxes(k[..., first:stop, :], -1, -2)
+    for queries, keys, column, seen in attention_blocks(length, window, causal):
+        scores = q[..., queries, :] @ np.swapaxes(k[..., keys, :], -1, -2)
         if bias is not None:
-            column = distance + window - 1 if not causal else np.clip(distance, 0, window - 1)
             scores = scores + bias[..., column]  # [(T,) H, Lq, Lk]
-        seen = True if not causal else (distance >= 0) & (distance < window)
-        blocks.append((np.maximum(scores, 0) * seen) @ v[..., first:stop, :])
+        blocks.append((np.maximum(scores, 0) * seen) @ v[..., keys, :])
     out = np.concatenate(blocks, axis=-2)  # [..., H, L, dh]
     return np.swapaxes(out, -3, -2).reshape(*lead, length, d)
 

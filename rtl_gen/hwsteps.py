@@ -16,7 +16,7 @@ import numpy as np
 from amaranth.back import verilog
 
 from contract.graph import SpikeEmbed
-from contract.ops import key_counts, score_bias_index, window_mask
+from contract.ops import attention_blocks, key_counts
 from hw import AcceleratorParams, InferenceHarness, LayerKind
 from hw.harness import sdram_interval
 from hw.layout import (
@@ -140,13 +140,11 @@ def ideal_cycles(p: AcceleratorParams, tensors: dict, ids: np.ndarray) -> np.nda
             n, steps = q.shape[:2]
             split = (n, steps, length, p.heads, dh)
             qh, kh, vh = (x.reshape(split).transpose(0, 1, 3, 2, 4) for x in (q, k, v))
-            scores = qh @ kh.transpose(0, 1, 2, 4, 3)  # [N, T, H, L, L]
-            inside = window_mask(length, p.window, layer.causal)
-            scores = scores + layer.score_bias[..., score_bias_index(length, p.window,
-                                                                     layer.causal)]
-            active = (scores > 0) & inside
-            work = active.astype(np.int64) @ (vh != 0).astype(np.int64)  # [N, T, H, L, dh]
-            total += work.sum(axis=(1, 2, 4))
+            for queries, keys, column, seen in attention_blocks(length, p.window, layer.causal):
+                scores = qh[..., queries, :] @ kh[..., keys, :].transpose(0, 1, 2, 4, 3)
+                active = (scores + layer.score_bias[..., column] > 0) & seen
+                work = active.astype(np.int64) @ (vh[..., keys, :] != 0).astype(np.int64)
+                total[:, queries] += work.sum(axis=(1, 2, 4))  # [N, T, H, Lq, dh] -> [N, Lq]
     return total / p.pes
 
 
