@@ -49,29 +49,30 @@ QUERY_BLOCK = 64
 
 
 def causal_window(length: int, window: int, start: int = 0,
-                  first: int = 0, keys: int | None = None):
+                  first: int = 0, keys: int | None = None, device=None):
     """Distance ``i - j`` clipped into the window, the window mask and the key counts, for the
     queries ``start .. start + length - 1`` against the keys ``first .. first + keys - 1``
-    (default: the same positions)."""
+    (default: the same positions), on ``device``."""
     keys = length if keys is None else keys
-    distance = (torch.arange(start, start + length)[:, None]
-                - torch.arange(first, first + keys)[None, :])
+    distance = (torch.arange(start, start + length, device=device)[:, None]
+                - torch.arange(first, first + keys, device=device)[None, :])
     mask = (distance >= 0) & (distance < window)
-    counts = torch.clamp(torch.arange(start + 1, start + length + 1), max=window)
+    counts = torch.clamp(torch.arange(start + 1, start + length + 1, device=device), max=window)
     return distance.clamp(0, window - 1), mask, counts
 
 
-def attention_window(length: int, window: int, causal: bool = True):
+def attention_window(length: int, window: int, causal: bool = True, device=None):
     """:func:`causal_window`, or for a bidirectional attention the signed distance
     ``i - j + W - 1``, every key and ``L`` keys per position."""
     if causal:
-        return causal_window(length, window)
+        return causal_window(length, window, device=device)
     if length > window:
         raise ModelConfigError(f"a bidirectional attention reads at most {window} positions,"
                                f" not {length}; give sequences of at most {window} bytes")
-    distance = torch.arange(length)[:, None] - torch.arange(length)[None, :]
-    return (distance + window - 1, torch.ones(length, length, dtype=torch.bool),
-            torch.full((length,), length))
+    distance = (torch.arange(length, device=device)[:, None]
+                - torch.arange(length, device=device)[None, :])
+    return (distance + window - 1, torch.ones(length, length, dtype=torch.bool, device=device),
+            torch.full((length,), length, device=device))
 
 
 class SpikingAttention(Block):
@@ -142,13 +143,15 @@ class SpikingAttention(Block):
         q, k, v = self._split(q), self._split(k), self._split(v)
         length = q.shape[-2]
         if not self.causal or length <= DENSE_LIMIT:
-            out = self._attend(q, k, v, *attention_window(length, self.window, self.causal))
+            out = self._attend(q, k, v, *attention_window(length, self.window, self.causal,
+                                                           device=q.device))
         else:
             blocks = []
             for start in range(0, length, QUERY_BLOCK):
                 stop = min(length, start + QUERY_BLOCK)
                 first = max(0, start - self.window + 1)
-                window = causal_window(stop - start, self.window, start, first, stop - first)
+                window = causal_window(stop - start, self.window, start, first, stop - first,
+                                       device=q.device)
                 blocks.append(checkpoint(self._attend, q[..., start:stop, :],
                                          k[..., first:stop, :], v[..., first:stop, :], *window,
                                          use_reentrant=False))

@@ -150,7 +150,7 @@ class Amplitude(nn.Module):
     def value(self) -> float | np.ndarray:
         """The amplitude for the integer form: a float, or ``[T]`` float64 per step."""
         alpha = self().detach().double()
-        return alpha.numpy().copy() if self.per_step else float(alpha)
+        return alpha.cpu().numpy().copy() if self.per_step else float(alpha)
 
 
 def round_to_grid(x: torch.Tensor, unit: float) -> torch.Tensor:

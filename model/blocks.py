@@ -326,13 +326,13 @@ class ResidualAdd(Block):
             flow.residual = flow.residual + self.linear(flow.spikes)
         else:
             rho = flow.unit
-            alphas = flow.amplitude.detach().double().reshape(-1).numpy()
+            alphas = flow.amplitude.detach().double().reshape(-1).cpu().numpy()
             integers, k, scale = self._integer_weight(float(alphas.max()), rho)
             w = self.linear.weight
             out = F.linear(flow.spikes, w + (integers * scale - w).detach())
             steps = self.step_scales(alphas, k)
             if steps is not None:  # the multiplier each step really applies
-                correction = torch.as_tensor(steps[1], dtype=out.dtype)
+                correction = torch.as_tensor(steps[1], dtype=out.dtype, device=out.device)
                 out = out * correction.reshape(1, -1, *([1] * (out.ndim - 2)))
                 k = min(int(e) for sign, e in steps[0].reshape(-1, 2) if sign)
             flow.residual = flow.residual + (round_to_grid(out, rho) if k < 0 else out)

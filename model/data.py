@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import sys
+import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +30,13 @@ __all__ = [
     "HELDOUT_PERCENT",
     "Corpus",
     "heldout_samples",
+    "heldout_streams",
     "is_heldout",
     "load_corpus",
     "sample_batch",
     "sample_segments",
     "samples_from_bytes",
+    "streams_from_bytes",
     "stdlib_files",
 ]
 
@@ -45,9 +47,27 @@ _EXCLUDED_DIRS = frozenset({"site-packages", "dist-packages", "test", "tests", "
 _ALWAYS_TRAIN = "pydoc_data/topics.py"
 
 
+#: a folder to read the corpus from instead of this Python's standard library (a copy of
+#: another Python's, so that a machine with another Python trains on the same bytes)
+STDLIB_ENV = "SPIKEFORGE_STDLIB"
+
+
+def stdlib_root() -> Path:
+    """The folder the corpus is read from: ``$SPIKEFORGE_STDLIB`` when set, else this
+    Python's standard library."""
+    override = os.environ.get(STDLIB_ENV)
+    if override:
+        root = Path(override)
+        if not root.is_dir():
+            raise FileNotFoundError(f"${STDLIB_ENV} names {root}, which is not a folder; point"
+                                    " it at a copy of a Python standard library or unset it")
+        return root
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
 def stdlib_files() -> list[tuple[str, Path]]:
     """``(relative POSIX path, path)`` of every corpus file, sorted by relative path."""
-    root = Path(sysconfig.get_paths()["stdlib"])
+    root = stdlib_root()
     files = []
     for path in root.rglob("*.py"):
         rel = path.relative_to(root)
@@ -100,18 +120,22 @@ def _join(chunks: list[bytes], context: int) -> tuple[np.ndarray, np.ndarray]:
     return data, valid
 
 
-@functools.lru_cache(maxsize=4)
 def load_corpus(context: int) -> Corpus:
-    """Read the standard library once and split it (cached per ``context``)."""
+    """Read the standard library (:func:`stdlib_root`) once and split it (cached per
+    ``context`` and folder)."""
+    return _load_corpus(context, stdlib_root())
+
+
+@functools.lru_cache(maxsize=4)
+def _load_corpus(context: int, root: Path) -> Corpus:
     train, heldout = [], []
     for rel, path in stdlib_files():
         (heldout if is_heldout(rel) else train).append(path.read_bytes())
     train_data, train_valid = _join(train, context)
     held_data, held_valid = _join(heldout, context)
     logger.info(
-        "corpus: %d train files (%d bytes), %d held-out files (%d bytes), Python %s",
-        len(train), int(train_valid.sum()), len(heldout), int(held_valid.sum()),
-        sys.version.split()[0],
+        "corpus: %d train files (%d bytes), %d held-out files (%d bytes), from %s",
+        len(train), int(train_valid.sum()), len(heldout), int(held_valid.sum()), root,
     )
     return Corpus(context, train_data, train_valid, held_data, held_valid,
                   len(train), len(heldout))
@@ -179,3 +203,52 @@ def samples_from_bytes(
     else:
         positions = _distinct_positions(valid, n, seed)
     return _gather(data, positions, k)
+
+
+#: positions a held-out stream scores after its warm-up (:func:`heldout_streams`)
+STREAM_SPAN = 256
+
+
+def _streams(data: np.ndarray, valid: np.ndarray, warm: int, span: int,
+             chunks: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The joined bytes ``data`` cut into streams of ``warm + span`` bytes, each scored on its
+    last ``span`` positions, which tile ``data`` (all of them, or ``chunks`` seeded ones)."""
+    if warm < 0 or span < 1:
+        raise ValueError(f"warm must be >= 0 and span >= 1, not {warm} and {span}")
+    total = data.shape[0] - 1  # positions that have a next byte
+    count = -(-total // span)
+    order = np.arange(count)
+    if chunks is not None and chunks < count:
+        order = np.sort(np.random.default_rng(seed).choice(count, size=chunks, replace=False))
+    # position p (p >= 0) reads data[p] and is scored on data[p + 1]; a stream starts warm
+    # positions before the first it scores (zero bytes before the split's start)
+    padded = np.concatenate([np.zeros(warm, np.uint8), data, np.zeros(span + 1, np.uint8)])
+    ok = np.concatenate([np.zeros(warm, bool), valid, np.zeros(span + 1, bool)])
+    offsets = order[:, None] * span + np.arange(warm + span)[None, :]
+    ids = padded[offsets].astype(np.int64)
+    targets = padded[offsets + 1].astype(np.int64)
+    scored = ok[offsets + 1]
+    scored[:, :warm] = False
+    return ids, targets, scored
+
+
+def heldout_streams(k: int, warm: int, span: int = STREAM_SPAN, chunks: int | None = None,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The held-out split as byte streams for a model with attention: ``(ids, targets,
+    scored)``, each ``[C, warm + span]``.
+
+    Every real held-out byte is the target of exactly one scored position (with ``chunks``,
+    of the ``chunks`` seeded streams only), and each stream starts ``warm`` bytes before the
+    first position it scores: with ``warm`` = attention layers x (``k`` - 1) every scored
+    position sees what it would in one stream over the whole split, at a cost linear in its
+    length. The padding before each file empties the window, as in training.
+    """
+    corpus = load_corpus(k)
+    return _streams(corpus.heldout, corpus.heldout_valid, warm, span, chunks, seed)
+
+
+def streams_from_bytes(text: bytes, k: int, warm: int, span: int = STREAM_SPAN,
+                       chunks: int | None = None, seed: int = 0):
+    """:func:`heldout_streams` of ``text`` (one file, ``k`` zero bytes before it)."""
+    data, valid = _join([text], k)
+    return _streams(data, valid, warm, span, chunks, seed)

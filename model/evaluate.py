@@ -13,7 +13,10 @@ datapath); the "before integer rounding" line is the float forward pass of the s
 checkpoint, so the difference is what rounding ``B`` and ``R`` costs. The twin is
 ``<stem>-float.pt`` beside the checkpoint unless ``--float-ckpt`` names one. Without ``--text``
 the figures are on ``--samples`` seeded held-out positions (default 32768); with it on
-``--samples`` positions of that file (all of them if the file is shorter).
+``--samples`` positions of that file (all of them if the file is shorter). A model with
+attention reads streams (:func:`model.data.heldout_streams`): by default every byte of the
+held-out split (or of ``--text``), the same bytes the compressors of ``bench.compressors``
+are measured on, at a cost linear in the split; ``--samples N`` scores about N of them.
 
 An encoder (``--arch encoder``: which standard-library package a snippet comes from,
 :mod:`model.tasks`) is scored on ``--samples`` seeded held-out snippets (default 2048)::
@@ -52,19 +55,40 @@ def twin_path(ckpt: Path) -> Path:
     return ckpt.with_name(f"{ckpt.stem}-float.pt")
 
 
-def _samples(args, context: int):
-    if args.text is None:
-        try:
-            return data.heldout_samples(args.samples, context, seed=args.seed)
-        except ValueError as exc:
-            raise UsageError(f"{exc}; lower --samples") from exc
+def _text(args) -> bytes:
     try:
         text = args.text.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read --text {args.text}: {exc.strerror}") from exc
     if not text:
         raise UsageError(f"--text {args.text} is empty; give a file with some text")
-    return data.samples_from_bytes(text, args.samples, context, seed=args.seed)
+    return text
+
+
+def _streams(args, model):
+    """``(inputs, targets, {"scored": mask})`` of a model with attention."""
+    chunks = None if args.samples is None else -(-args.samples // data.STREAM_SPAN)
+    if args.text is None:
+        ids, targets, scored = data.heldout_streams(model.context, model.stream_warmup,
+                                                    data.STREAM_SPAN, chunks, seed=args.seed)
+    else:
+        ids, targets, scored = data.streams_from_bytes(_text(args), model.context,
+                                                       model.stream_warmup, data.STREAM_SPAN,
+                                                       chunks, seed=args.seed)
+    return ids, targets, {"scored": scored}
+
+
+def _samples(args, model):
+    if model.streams:
+        return _streams(args, model)
+    args.samples = args.samples or DEFAULT_SAMPLES
+    context = model.context
+    if args.text is None:
+        try:
+            return (*data.heldout_samples(args.samples, context, seed=args.seed), {})
+        except ValueError as exc:
+            raise UsageError(f"{exc}; lower --samples") from exc
+    return (*data.samples_from_bytes(_text(args), args.samples, context, seed=args.seed), {})
 
 
 def _print_transformer(int_model: IntTransformer, spiking: dict) -> None:
@@ -119,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text", type=Path, default=None,
                         help="evaluate on this file instead of the held-out split")
     parser.add_argument("--samples", type=positive_int, default=None,
-                        help=f"held-out positions (default {DEFAULT_SAMPLES}; an encoder:"
-                             f" snippets, default {DEFAULT_SNIPPETS})")
+                        help=f"held-out positions (default {DEFAULT_SAMPLES}; a model with"
+                             " attention: every byte; an encoder: snippets, default"
+                             f" {DEFAULT_SNIPPETS})")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     args = parser.parse_args(argv)
 
@@ -136,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
             )
     if model.classes is not None:
         return _evaluate_encoder(args, model, twin)
-    args.samples = args.samples or DEFAULT_SAMPLES
-    inputs, targets = _samples(args, model.context)
+    inputs, targets, scored = _samples(args, model)
     graph = model.to_graph()
-    spiking = evaluate_int(graph, inputs, targets)
-    before = evaluate_float(model, inputs, targets)
+    spiking = evaluate_int(graph, inputs, targets, **scored)
+    before = evaluate_float(model, inputs, targets, **scored)
     print(f"spiking: {spiking['bits_per_byte']:.3f} bits/byte")
     if twin is not None:
-        print(f"float twin: {evaluate_float(twin, inputs, targets)['bits_per_byte']:.3f} bits/byte")
+        twin_bits = evaluate_float(twin, inputs, targets, **scored)["bits_per_byte"]
+        print(f"float twin: {twin_bits:.3f} bits/byte")
     else:
         print(f"float twin: none (no {twin_file}; pass --float-ckpt)")
     print(f"spiking before integer rounding: {before['bits_per_byte']:.3f} bits/byte")

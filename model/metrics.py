@@ -33,8 +33,19 @@ def _bits(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return float(F.cross_entropy(logits, targets, reduction="sum")) / math.log(2)
 
 
+def _stream_mask(scored, inputs):
+    if scored is None:
+        return None
+    scored = np.asarray(scored, dtype=bool)
+    if scored.shape != inputs.shape:
+        raise ValueError(f"scored {scored.shape} must have the shape of the streams"
+                         f" {inputs.shape}")
+    return scored
+
+
 @torch.no_grad()
-def evaluate_int(int_model, inputs: np.ndarray, targets: np.ndarray) -> EvalResult:
+def evaluate_int(int_model, inputs: np.ndarray, targets: np.ndarray,
+                 scored: np.ndarray | None = None) -> EvalResult:
     """Bits/byte of the integer logits times ``logit_scale``, and the firing rates.
 
     ``int_model`` is a :class:`contract.graph.Graph` (or anything with ``graph()``: an
@@ -42,43 +53,65 @@ def evaluate_int(int_model, inputs: np.ndarray, targets: np.ndarray) -> EvalResu
     the logits are those of each stream's last position. Rates are the fraction of non-zero
     spikes of every spiking population in graph order (the embedding first): at the last
     position for a graph without attention, over every position for one with it.
+
+    With ``scored`` (bool, the shape of ``inputs``; :func:`model.data.heldout_streams`) every
+    position is a prediction: ``targets[N, L]`` holds the byte after each, and the positions
+    where ``scored`` is set are the ones counted, in bits and in the rates.
     """
     graph = int_model if isinstance(int_model, Graph) else int_model.graph()
-    windows = graph.causal_window is None
+    scored = _stream_mask(scored, inputs)
+    windows = graph.causal_window is None and scored is None
     total, nonzero, sizes = 0.0, None, None
     chunk = _chunk(inputs)
     for start in range(0, inputs.shape[0], chunk):
-        trace = run(graph, inputs[start : start + chunk], last_only=windows)
-        logits = torch.from_numpy(trace.logits[:, -1]).double() * graph.logit_scale
-        total += _bits(logits, torch.from_numpy(targets[start : start + chunk]).long())
-        counts = [int(np.count_nonzero(s)) for s in trace.spikes]
+        part = slice(start, start + chunk)
+        trace = run(graph, inputs[part], last_only=windows)
+        if scored is None:
+            logits = torch.from_numpy(trace.logits[:, -1]).double() * graph.logit_scale
+            total += _bits(logits, torch.from_numpy(targets[part]).long())
+            spikes = trace.spikes
+        else:
+            mask = scored[part]
+            logits = torch.from_numpy(trace.logits[mask]).double() * graph.logit_scale
+            total += _bits(logits, torch.from_numpy(targets[part][mask]).long())
+            spikes = [s.transpose(0, 2, 1, 3)[mask] for s in trace.spikes]
+        counts = [int(np.count_nonzero(s)) for s in spikes]
         nonzero = counts if nonzero is None else [a + b for a, b in zip(nonzero, counts,
                                                                            strict=True)]
-        chunk_sizes = [int(s.size) for s in trace.spikes]
+        chunk_sizes = [int(s.size) for s in spikes]
         sizes = chunk_sizes if sizes is None else [a + b for a, b in zip(sizes, chunk_sizes,
                                                                           strict=True)]
-    n = max(1, inputs.shape[0])
+    n = max(1, inputs.shape[0] if scored is None else int(scored.sum()))
     rates = [c / max(1, s) for c, s in zip(nonzero or [], sizes or [], strict=True)]
-    return EvalResult(bits_per_byte=total / n, rates=rates, samples=int(inputs.shape[0]))
+    return EvalResult(bits_per_byte=total / n, rates=rates, samples=n)
 
 
 @torch.no_grad()
-def evaluate_float(model, inputs: np.ndarray, targets: np.ndarray) -> EvalResult:
-    """Bits/byte of the float forward pass (the twin, or a spiking model before rounding)."""
+def evaluate_float(model, inputs: np.ndarray, targets: np.ndarray,
+                   scored: np.ndarray | None = None) -> EvalResult:
+    """Bits/byte of the float forward pass (the twin, or a spiking model before rounding);
+    ``scored`` as in :func:`evaluate_int` (the rates are then those of whole streams)."""
     model.eval()
+    scored = _stream_mask(scored, inputs)
     total, rate_sums, chunks = 0.0, None, 0
     chunk = _chunk(inputs)
     for start in range(0, inputs.shape[0], chunk):
-        ids = torch.from_numpy(inputs[start : start + chunk]).long()
-        logits, rates = model(ids)
-        total += _bits(logits.double(), torch.from_numpy(targets[start : start + chunk]).long())
+        part = slice(start, start + chunk)
+        ids = torch.from_numpy(inputs[part]).long()
+        if scored is None:
+            logits, rates = model(ids)
+            total += _bits(logits.double(), torch.from_numpy(targets[part]).long())
+        else:
+            logits, rates = model.forward_all(ids)
+            mask = torch.from_numpy(scored[part])
+            total += _bits(logits[mask].double(), torch.from_numpy(targets[part]).long()[mask])
         values = [float(r) * ids.shape[0] for r in rates]
         rate_sums = values if rate_sums is None else [a + b for a, b in zip(rate_sums, values,
                                                                              strict=True)]
         chunks += ids.shape[0]
-    n = max(1, inputs.shape[0])
+    n = max(1, inputs.shape[0] if scored is None else int(scored.sum()))
     rates = [r / max(1, chunks) for r in rate_sums or []]
-    return EvalResult(bits_per_byte=total / n, rates=rates, samples=int(inputs.shape[0]))
+    return EvalResult(bits_per_byte=total / n, rates=rates, samples=n)
 
 
 def _rates(traces_spikes) -> tuple[list[int], list[int]]:

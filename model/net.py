@@ -236,6 +236,14 @@ class SpikingNet(nn.Module):
         reach += [b.window for b in self.blocks if isinstance(b, SpikingAttention)]
         return max(reach, default=1)
 
+    @property
+    def stream_warmup(self) -> int:
+        """Positions before a scored one that a stream must hold so that the prediction is
+        that of one long stream: ``W - 1`` per causal attention (each widens what a position
+        depends on by its window)."""
+        return sum(b.window - 1 for b in self.blocks
+                   if isinstance(b, SpikingAttention) and b.causal)
+
     def integer_problem(self) -> str | None:
         """Why the model has no integer form (``None``: it has one)."""
         if self.settings.float_twin:

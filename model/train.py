@@ -1,9 +1,10 @@
-"""Train a model (a zoo architecture or your own composition of blocks) on CPU.
+"""Train a model (a zoo architecture or your own composition of blocks) on the CPU or a GPU.
 
 ``python -m model.train --out PATH [--arch mlp|transformer] [--steps N] [--seed S]
 [--hidden H] [--layers N] [--timesteps T] [--weight-bits B] [--context K] [--embed E]
-[--float] [--force] [--save-every N] [--until STEP] [--resume]`` trains a zoo model
-(:mod:`model.zoo`); from Python, :func:`train_model` trains any :class:`model.net.SpikingNet`::
+[--float] [--device cpu|cuda] [--force] [--save-every N] [--until STEP] [--resume]`` trains
+a zoo model (:mod:`model.zoo`); from Python, :func:`train_model` trains any
+:class:`model.net.SpikingNet`::
 
     metrics = train_model(net, steps=300, seed=0)
 
@@ -23,8 +24,10 @@ keep the training state in ``<out>.state`` and ``--resume`` continues from it
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -68,11 +71,17 @@ PROGRESS_EVAL_SAMPLES = 4096
 
 
 class TrainOptions:
-    """Optimisation settings that are not part of the architecture."""
+    """Optimisation settings that are not part of the architecture.
+
+    ``eval_samples`` is what the final held-out figure is measured on: ``None`` (the default)
+    is the whole held-out split for a model with attention (streams,
+    :func:`model.data.heldout_streams`), 32768 seeded positions for a window model and 2048
+    snippets for an encoder; a number takes that many positions (snippets) instead.
+    """
 
     def __init__(self, steps: int = DEFAULT_STEPS, batch: int = DEFAULT_BATCH,
                  lr: float = DEFAULT_LR, seed: int = 0, log_every: int = 500,
-                 eval_every: int = 2500, eval_samples: int = FINAL_EVAL_SAMPLES,
+                 eval_every: int = 2500, eval_samples: int | None = None,
                  segment: int | None = None):
         self.steps = steps
         self.segment = segment
@@ -109,18 +118,18 @@ def segment_length(model: SpikingNet, options: TrainOptions) -> int:
     return options.segment or DEFAULT_SEGMENT_WINDOWS * model.context
 
 
-def _batch(model: SpikingNet, rng, corpus, options: TrainOptions):
-    """A batch as tensors ``(ids, targets, valid)``; ``valid`` is None for windows and for an
-    encoder's snippets (``targets``: one label per snippet)."""
+def _batch(model: SpikingNet, rng, corpus, options: TrainOptions, device=None):
+    """A batch as tensors ``(ids, targets, valid)`` on ``device``; ``valid`` is None for
+    windows and for an encoder's snippets (``targets``: one label per snippet)."""
     if model.classes is not None:
         ids, labels = tasks.sample_snippets(rng, options.batch, model.context)
-        return torch.from_numpy(ids), torch.from_numpy(labels), None
-    if model.streams:
+        arrays = (ids, labels, None)
+    elif model.streams:
         length = segment_length(model, options)
-        ids, targets, valid = data.sample_segments(rng, corpus, options.batch, length)
-        return torch.from_numpy(ids), torch.from_numpy(targets), torch.from_numpy(valid)
-    x, y = data.sample_batch(rng, corpus, options.batch)
-    return torch.from_numpy(x), torch.from_numpy(y), None
+        arrays = data.sample_segments(rng, corpus, options.batch, length)
+    else:
+        arrays = (*data.sample_batch(rng, corpus, options.batch), None)
+    return tuple(None if a is None else torch.from_numpy(a).to(device) for a in arrays)
 
 
 def _loss_terms(model, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor | None,
@@ -175,20 +184,36 @@ def _step_loss(objective, model: SpikingNet, ranks: Ranks, batch):
     return ce + penalty, mean[0] + penalty.detach(), mean[0], rates
 
 
-def _heldout(model: SpikingNet, samples: int) -> dict:
+def _heldout(model: SpikingNet, samples: int | None) -> dict:
     """Held-out bits per byte (an encoder: accuracy) of the integer model, or of the float
-    forward for a model without one (a twin)."""
+    forward for a model without one (a twin), on ``samples`` (``None``: see
+    :class:`TrainOptions`); measured on the CPU (a copy of a model that
+    trains on another device)."""
+    if next(model.parameters()).device.type != "cpu":
+        result = _heldout(copy.deepcopy(model).cpu(), samples)
+        model.train()
+        return result
     if model.classes is not None:
-        inputs, targets = tasks.heldout_snippets(min(samples, FINAL_EVAL_SNIPPETS),
+        inputs, targets = tasks.heldout_snippets(min(samples or FINAL_EVAL_SNIPPETS,
+                                                     FINAL_EVAL_SNIPPETS),
                                                  model.context, seed=0)
         score_float, score_int = accuracy_float, accuracy_int
-    else:
-        inputs, targets = data.heldout_samples(samples, model.context, seed=0)
+        scored = {}
+    elif model.streams:
+        chunks = None if samples is None else -(-samples // data.STREAM_SPAN)
+        inputs, targets, mask = data.heldout_streams(model.context, model.stream_warmup,
+                                                     data.STREAM_SPAN, chunks, seed=0)
         score_float, score_int = evaluate_float, evaluate_int
-    if model.integer_exportable:
-        result = score_int(model.to_graph(), inputs, targets)
+        scored = {"scored": mask}
     else:
-        result = score_float(model, inputs, targets)
+        inputs, targets = data.heldout_samples(samples or FINAL_EVAL_SAMPLES, model.context,
+                                               seed=0)
+        score_float, score_int = evaluate_float, evaluate_int
+        scored = {}
+    if model.integer_exportable:
+        result = score_int(model.to_graph(), inputs, targets, **scored)
+    else:
+        result = score_float(model, inputs, targets, **scored)
     model.train()
     return dict(result)
 
@@ -205,7 +230,8 @@ def train(config, options: TrainOptions, **run) -> tuple[SpikingNet, dict | None
 
 def train_model(model: SpikingNet, options: TrainOptions | None = None, *,
                 state: Path | None = None, save_every: int = 0, until: int | None = None,
-                resume: dict | None = None, **settings) -> dict | None:
+                resume: dict | None = None, device: str | torch.device = "cpu",
+                **settings) -> dict | None:
     """Train ``model`` in place (calibration, then ``steps`` Adam steps); returns the metrics
     (held-out bits/byte, firing rates, ...) and leaves the model in eval mode.
 
@@ -221,6 +247,10 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, *,
     run straight through. In a started process group (``torchrun``, :mod:`model.parallel`)
     every rank trains its share of each batch; only rank 0 logs, evaluates and writes the
     state. Returns ``None`` on the other ranks and when the run stops before ``steps``.
+
+    ``device`` (``"cuda"``, say) is where the steps run; the batches are drawn on the CPU as
+    always, so a run gives the same batches on every device, and the model is back on the CPU
+    when it returns.
     """
     if options is None:
         options = TrainOptions(**settings)
@@ -234,7 +264,9 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, *,
     ranks.check_batch(options.batch)
     rng = _seed_everything(options.seed)
     corpus = None if model.classes is not None else data.load_corpus(model.context)
-    first_x, _, _ = _batch(model, rng, corpus, options)
+    device = torch.device(device)
+    model.to(device)
+    first_x, _, _ = _batch(model, rng, corpus, options, device)
     if resume is None:
         model.calibrate(first_x)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
@@ -263,7 +295,7 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, *,
     try:
         for step in range(done + 1, last + 1):
             loss, total, ce, rates = _step_loss(objective, model, ranks,
-                                                _batch(model, rng, corpus, options))
+                                                _batch(model, rng, corpus, options, device))
             if not torch.isfinite(total):
                 raise UsageError(
                     f"training diverged at step {step} (loss {total.item()}); lower the"
@@ -310,6 +342,7 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, *,
     finally:
         model.ranks = None
     wall = earlier_seconds + time.monotonic() - start
+    model.cpu()
     model.eval()
     if last < options.steps or not ranks.main:
         return None
@@ -325,6 +358,11 @@ def train_model(model: SpikingNet, options: TrainOptions | None = None, *,
         "torch": torch.__version__,
         "options": options.as_dict(),
     }
+    if os.environ.get(data.STDLIB_ENV):
+        metrics["corpus"] = str(data.stdlib_root())
+    if device.type != "cpu":
+        metrics["device"] = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                             else device.type)
     if ranks.parallel:
         metrics["processes"] = ranks.world
     if resume is not None:
@@ -405,6 +443,14 @@ def build_parser() -> ArgumentParser:
                         help="train the float twin (float activations, float weights)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--eval-samples", type=positive_int, default=None, metavar="N",
+                        help="measure the final held-out figure on N seeded positions (an"
+                             " encoder: snippets) instead of the default: the whole held-out"
+                             f" split for a transformer, {FINAL_EVAL_SAMPLES} positions for an"
+                             f" MLP, {FINAL_EVAL_SNIPPETS} snippets for an encoder")
+    parser.add_argument("--device", default="cpu",
+                        help="where the steps run: cpu (default) or cuda (cuda:N); the"
+                             " held-out measurement and the checkpoint are on the CPU")
     parser.add_argument("--force", action="store_true",
                         help="overwrite an existing --out (and its training state)")
     parser.add_argument("--save-every", type=non_negative_int, default=0, metavar="N",
@@ -444,12 +490,13 @@ def main(argv: list[str] | None = None) -> int:
         config = _mlp_config(args, neuron)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = _device(args.device)
     if args.arch != "transformer" and args.segment is not None:
         raise UsageError("--segment is for --arch transformer only")
     batch = args.batch or (DEFAULT_BATCH // DEFAULT_SEGMENT_WINDOWS
                            if args.arch in ("transformer", "encoder") else DEFAULT_BATCH)
     options = TrainOptions(steps=args.steps, batch=batch, lr=args.lr, seed=args.seed,
-                           segment=args.segment)
+                           segment=args.segment, eval_samples=args.eval_samples)
     build_model(config)  # a configuration that cannot build is refused before anything runs
     run = _run_in_parts(args, config, options)
     with process_group() as ranks:
@@ -459,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("training %s model %s for %d steps (seed %d)",
                     "float" if config.float_twin else "spiking", config.to_dict(), args.steps,
                     args.seed)
-        model, metrics = train(config, options, **run)
+        model, metrics = train(config, options, device=device, **run)
         if not ranks.main:
             return 0
         if metrics is None:
@@ -513,6 +560,20 @@ def _mlp_config(args, neuron: dict) -> LMConfig:
         rate_lambda=_given(args.rate_lambda, LMConfig().rate_lambda),
         **neuron,
     )
+
+
+def _device(name: str) -> torch.device:
+    """``--device``, refused where torch cannot run on it."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r} is not a device; give cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: this torch build sees no CUDA GPU; leave --device"
+                         " out to train on the CPU")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: give cpu or cuda")
+    return device
 
 
 def _given(value, default):

@@ -84,11 +84,20 @@ def test_export_writes_nothing_for_a_nan_checkpoint(bad_checkpoints, tmp_path):
     ("flags", "word"),
     [(["--steps", "0"], "--steps"), (["--weight-bits", "3"], "weight bits"),
      (["--hidden", "-4"], "--hidden"), (["--steps", "ten"], "--steps"),
-     (["--rate-target", "1.5"], "rate target")],
+     (["--rate-target", "1.5"], "rate target"), (["--device", "tpu"], "--device"),
+     (["--device", "cuda:x"], "--device"), (["--eval-samples", "0"], "--eval-samples")],
 )
 def test_train_rejects_bad_flags(tmp_path, flags, word):
     out = tmp_path / "m.pt"
     assert_usage_error(run_cli("model.train", "--out", out, *flags), word)
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_train_on_cuda_without_a_gpu_is_one_line(tmp_path):
+    out = tmp_path / "m.pt"
+    assert_usage_error(run_cli("model.train", "--out", out, "--device", "cuda"), "--device cuda",
+                       "CPU")
     assert not out.exists()
 
 
@@ -152,7 +161,8 @@ def test_train_takes_spikelms_neuron_for_the_transformer(tmp_path):
     out = tmp_path / "m.pt"
     proc = run_cli("model.train", "--out", out, "--arch", "transformer", "--neuron", "spikelm",
                    "--steps", "2", "--d-model", "4", "--heads", "1", "--ffn", "4", "--context",
-                   "3", "--timesteps", "2", "--batch", "4", "--threads", "1")
+                   "3", "--timesteps", "2", "--batch", "4", "--threads", "1", "--eval-samples",
+                   "2048")
     assert proc.returncode == 0, proc.stderr
     model, _ = load_checkpoint(out, kind="spiking")
     assert model.settings.neuron.kind == "spikelm" and model.settings.neuron.per_step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from model import data
 
@@ -47,3 +48,48 @@ def test_samples_from_bytes_covers_a_short_text():
     ids, targets = data.samples_from_bytes(b"hello", None, 3)
     assert targets.tolist() == list(b"hello")
     assert ids[0].tolist() == [0, 0, 0] and ids[-1].tolist() == list(b"ell")
+
+
+def test_heldout_streams_score_every_heldout_byte_once():
+    corpus = data.load_corpus(8)
+    ids, targets, scored = data.heldout_streams(8, warm=14, span=256)
+    assert ids.shape == targets.shape == scored.shape and ids.shape[1] == 14 + 256
+    assert not scored[:, :14].any()
+    assert int(scored.sum()) == int(corpus.heldout_valid.sum())
+    # the scored targets, in order, are the held-out bytes without the padding before files
+    assert bytes(targets[scored].tolist()) == corpus.heldout[corpus.heldout_valid].tobytes()
+    # every position reads the byte before its target
+    assert np.array_equal(ids[:, 1:], targets[:, :-1])
+    again = data.heldout_streams(8, warm=14, span=256)
+    assert all(np.array_equal(a, b) for a, b in zip((ids, targets, scored), again, strict=True))
+
+
+def test_heldout_streams_take_a_seeded_subset():
+    full, _, _ = data.heldout_streams(8, warm=7, span=64)
+    a, _, sa = data.heldout_streams(8, warm=7, span=64, chunks=10, seed=1)
+    b, _, _ = data.heldout_streams(8, warm=7, span=64, chunks=10, seed=2)
+    assert a.shape == (10, 71) and not np.array_equal(a, b)
+    assert all(any(np.array_equal(row, other) for other in full) for row in a)
+    assert 0 < sa.sum() <= 640
+
+
+def test_streams_from_bytes_warm_up_on_the_bytes_before():
+    ids, targets, scored = data.streams_from_bytes(b"abcdefghij", 3, warm=2, span=4)
+    assert bytes(targets[scored].tolist()) == b"abcdefghij"
+    # the first scored position of the second stream reads 'b' after the warm-up 'a' and pad
+    assert ids[1].tolist() == [0, *b"abcde"]
+    assert scored[1].tolist() == [False, False, True, True, True, True]
+
+
+def test_the_corpus_folder_can_be_another_pythons(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_bytes(b"x = 1\n")
+    (tmp_path / "pkg" / "tests").mkdir()
+    (tmp_path / "pkg" / "tests" / "t.py").write_bytes(b"skipped\n")
+    monkeypatch.setenv(data.STDLIB_ENV, str(tmp_path))
+    assert [rel for rel, _ in data.stdlib_files()] == ["pkg/a.py"]
+    corpus = data.load_corpus(4)
+    assert corpus.train_files + corpus.heldout_files == 1
+    monkeypatch.setenv(data.STDLIB_ENV, str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="SPIKEFORGE_STDLIB"):
+        data.stdlib_files()

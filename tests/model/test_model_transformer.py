@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from contract import analyse, zoo
+from contract.graph import run
 from contract.ops import VOCAB
 from model import data
 from model.checkpoint import load_checkpoint, save_checkpoint
@@ -193,3 +196,49 @@ def test_blocked_attention_keeps_the_model(monkeypatch, neuron):
     dense, blocked = _dense_and_blocked(monkeypatch, lambda: model.forward_all(ids)[0].detach())
     assert dense.abs().max() > 0
     assert torch.allclose(dense, blocked, rtol=1e-9, atol=1e-9)
+
+
+def _heldout_text(nbytes: int) -> bytes:
+    corpus = data.load_corpus(TINY.context)
+    return corpus.heldout[corpus.heldout_valid][:nbytes].tobytes()
+
+
+def test_held_out_streams_score_what_one_long_stream_does(tiny_xfmr):
+    """Chunked streams with a warm-up of blocks x (W - 1) bytes give every position the
+    logits of one stream over the whole text: the held-out figure at a cost linear in it."""
+    model, _ = tiny_xfmr
+    text = _heldout_text(700)
+    assert model.stream_warmup == 2 * (TINY.context - 1)
+    ids, targets, scored = data.streams_from_bytes(text, TINY.context, model.stream_warmup,
+                                                   span=64)
+    graph = model.to_graph()
+    chunked = evaluate_int(graph, ids, targets, scored)
+    whole, _ = data.samples_from_bytes(text, None, TINY.context)
+    stream = np.concatenate([whole[0], np.frombuffer(text[:-1], np.uint8)])[None].astype(np.int64)
+    logits = run(graph, stream).logits[0, TINY.context - 1:] * graph.logit_scale
+    bits = F.cross_entropy(torch.from_numpy(logits).double(),
+                           torch.from_numpy(np.frombuffer(text, np.uint8).astype(np.int64)),
+                           reduction="sum").item() / math.log(2)
+    assert chunked["samples"] == len(text)
+    assert chunked["bits_per_byte"] == pytest.approx(bits / len(text), rel=1e-12)
+    float_chunked = evaluate_float(model, ids, targets, scored)["bits_per_byte"]
+    assert abs(float_chunked - chunked["bits_per_byte"]) < 0.15
+
+
+def test_one_block_streams_score_what_windows_do():
+    """With one attention a position reads its window alone: the stream figure is the
+    per-window figure on the same positions."""
+    torch.manual_seed(1)
+    model = build_model(dataclasses.replace(TINY, layers=1))
+    text = _heldout_text(300)
+    model.calibrate(torch.from_numpy(np.frombuffer(text, np.uint8)[None, :96].astype(np.int64)))
+    windows, targets = data.samples_from_bytes(text, None, TINY.context)
+    ids, stream_targets, scored = data.streams_from_bytes(text, TINY.context,
+                                                          model.stream_warmup, span=50)
+    graph = model.to_graph()
+    a = evaluate_int(graph, windows, targets)
+    b = evaluate_int(graph, ids, stream_targets, scored)
+    assert a["samples"] == b["samples"] == len(text)
+    assert b["bits_per_byte"] == pytest.approx(a["bits_per_byte"], rel=1e-12)
+    assert evaluate_float(model, ids, stream_targets, scored)["bits_per_byte"] == pytest.approx(
+        evaluate_float(model, windows, targets)["bits_per_byte"], rel=1e-5)
