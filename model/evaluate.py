@@ -40,14 +40,21 @@ from .checkpoint import load_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
 from .lift import int_model_of
-from .metrics import accuracy_float, accuracy_int, evaluate_float, evaluate_int
+from .metrics import (
+    FINAL_EVAL_SAMPLES,
+    FINAL_EVAL_SNIPPETS,
+    accuracy_float,
+    accuracy_int,
+    evaluate_float,
+    evaluate_int,
+)
 
 __all__ = ["DEFAULT_SAMPLES", "main", "twin_path"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SAMPLES = 32768
-DEFAULT_SNIPPETS = 2048
+DEFAULT_SAMPLES = FINAL_EVAL_SAMPLES
+DEFAULT_SNIPPETS = FINAL_EVAL_SNIPPETS
 
 
 def twin_path(ckpt: Path) -> Path:

@@ -11,7 +11,16 @@ import torch.nn.functional as F
 
 from contract.graph import Graph, run
 
-__all__ = ["EvalResult", "accuracy_float", "accuracy_int", "evaluate_float", "evaluate_int"]
+from . import data, tasks
+
+__all__ = ["FINAL_EVAL_SAMPLES", "FINAL_EVAL_SNIPPETS", "EvalResult", "accuracy_float",
+           "accuracy_int", "evaluate_float", "evaluate_int", "heldout"]
+
+#: held-out positions a window model (no attention) is scored on by default
+FINAL_EVAL_SAMPLES = 32768
+#: held-out snippets an encoder is scored on by default
+
+FINAL_EVAL_SNIPPETS = 2048
 
 _CHUNK = 4096
 #: stream bytes a chunk of the evaluation holds (streams of more than 16 bytes are evaluated
@@ -162,3 +171,33 @@ def accuracy_float(model, inputs: np.ndarray, labels: np.ndarray) -> EvalResult:
                                                                              strict=True)]
     rates = [r / max(1, inputs.shape[0]) for r in rate_sums or []]
     return _accuracy(np.concatenate(predicted), labels, rates)
+
+
+def heldout(model, samples: int | None = None) -> EvalResult:
+    """The held-out figure of ``model`` (a :class:`model.net.SpikingNet` on the CPU): bits per
+    byte (an encoder: accuracy) of its integer model, or of its float forward where it has
+    none (a twin).
+
+    ``samples=None``: a model with attention on every byte of the held-out split, by streams
+    (:func:`model.data.heldout_streams`), a window model on :data:`FINAL_EVAL_SAMPLES` seeded
+    positions, an encoder on :data:`FINAL_EVAL_SNIPPETS` snippets; a number takes about that
+    many positions (snippets) instead.
+    """
+    scored = {}
+    if model.classes is not None:
+        inputs, targets = tasks.heldout_snippets(samples or FINAL_EVAL_SNIPPETS, model.context,
+                                                 seed=0)
+        score_float, score_int = accuracy_float, accuracy_int
+    elif model.streams:
+        chunks = None if samples is None else -(-samples // data.STREAM_SPAN)
+        inputs, targets, mask = data.heldout_streams(model.context, model.stream_warmup,
+                                                     data.STREAM_SPAN, chunks, seed=0)
+        score_float, score_int = evaluate_float, evaluate_int
+        scored = {"scored": mask}
+    else:
+        inputs, targets = data.heldout_samples(samples or FINAL_EVAL_SAMPLES, model.context,
+                                               seed=0)
+        score_float, score_int = evaluate_float, evaluate_int
+    if model.integer_exportable:
+        return score_int(model.to_graph(), inputs, targets, **scored)
+    return score_float(model, inputs, targets, **scored)

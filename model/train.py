@@ -41,7 +41,7 @@ from . import data, tasks
 from .checkpoint import save_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
-from .metrics import accuracy_float, accuracy_int, evaluate_float, evaluate_int
+from .metrics import FINAL_EVAL_SAMPLES, FINAL_EVAL_SNIPPETS, heldout
 from .net import SpikingNet
 from .parallel import Ranks, process_group, unused_parameters
 from .resume import (
@@ -63,9 +63,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_STEPS = 20000
 DEFAULT_BATCH = 256
 DEFAULT_LR = 3e-3
-FINAL_EVAL_SAMPLES = 32768
-#: held-out snippets an encoder is scored on at the end of training
-FINAL_EVAL_SNIPPETS = 2048
 DEFAULT_SEGMENT_WINDOWS = 4
 PROGRESS_EVAL_SAMPLES = 4096
 
@@ -185,35 +182,12 @@ def _step_loss(objective, model: SpikingNet, ranks: Ranks, batch):
 
 
 def _heldout(model: SpikingNet, samples: int | None) -> dict:
-    """Held-out bits per byte (an encoder: accuracy) of the integer model, or of the float
-    forward for a model without one (a twin), on ``samples`` (``None``: see
-    :class:`TrainOptions`); measured on the CPU (a copy of a model that
-    trains on another device)."""
+    """:func:`model.metrics.heldout` on the CPU (a copy of a model that trains on another
+    device), leaving ``model`` in train mode."""
     if next(model.parameters()).device.type != "cpu":
-        result = _heldout(copy.deepcopy(model).cpu(), samples)
-        model.train()
-        return result
-    if model.classes is not None:
-        inputs, targets = tasks.heldout_snippets(min(samples or FINAL_EVAL_SNIPPETS,
-                                                     FINAL_EVAL_SNIPPETS),
-                                                 model.context, seed=0)
-        score_float, score_int = accuracy_float, accuracy_int
-        scored = {}
-    elif model.streams:
-        chunks = None if samples is None else -(-samples // data.STREAM_SPAN)
-        inputs, targets, mask = data.heldout_streams(model.context, model.stream_warmup,
-                                                     data.STREAM_SPAN, chunks, seed=0)
-        score_float, score_int = evaluate_float, evaluate_int
-        scored = {"scored": mask}
+        result = heldout(copy.deepcopy(model).cpu(), samples)
     else:
-        inputs, targets = data.heldout_samples(samples or FINAL_EVAL_SAMPLES, model.context,
-                                               seed=0)
-        score_float, score_int = evaluate_float, evaluate_int
-        scored = {}
-    if model.integer_exportable:
-        result = score_int(model.to_graph(), inputs, targets, **scored)
-    else:
-        result = score_float(model, inputs, targets, **scored)
+        result = heldout(model, samples)
     model.train()
     return dict(result)
 
