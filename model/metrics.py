@@ -173,7 +173,7 @@ def accuracy_float(model, inputs: np.ndarray, labels: np.ndarray) -> EvalResult:
     return _accuracy(np.concatenate(predicted), labels, rates)
 
 
-def heldout(model, samples: int | None = None) -> EvalResult:
+def heldout(model, samples: int | None = None, graph: Graph | None = None) -> EvalResult:
     """The held-out figure of ``model`` (a :class:`model.net.SpikingNet` on the CPU): bits per
     byte (an encoder: accuracy) of its integer model, or of its float forward where it has
     none (a twin).
@@ -181,7 +181,8 @@ def heldout(model, samples: int | None = None) -> EvalResult:
     ``samples=None``: a model with attention on every byte of the held-out split, by streams
     (:func:`model.data.heldout_streams`), a window model on :data:`FINAL_EVAL_SAMPLES` seeded
     positions, an encoder on :data:`FINAL_EVAL_SNIPPETS` snippets; a number takes about that
-    many positions (snippets) instead.
+    many positions (snippets) instead. ``graph``: score this integer graph of the model (a
+    compiled one, thresholds scaled, say) instead of ``model.to_graph()``.
     """
     scored = {}
     if model.classes is not None:
@@ -198,6 +199,6 @@ def heldout(model, samples: int | None = None) -> EvalResult:
         inputs, targets = data.heldout_samples(samples or FINAL_EVAL_SAMPLES, model.context,
                                                seed=0)
         score_float, score_int = evaluate_float, evaluate_int
-    if model.integer_exportable:
-        return score_int(model.to_graph(), inputs, targets, **scored)
+    if graph is not None or model.integer_exportable:
+        return score_int(graph or model.to_graph(), inputs, targets, **scored)
     return score_float(model, inputs, targets, **scored)

@@ -111,7 +111,24 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--samples", type=_positive, default=2,
                    help="golden samples simulated on the netlist (Icarus, the library's cell"
                         " models) for bit-exactness and activity (default 2)")
+    x = sub.add_parser("explore", help="build, check and measure a grid of knobs on a Dask"
+                                       " cluster; tables and the Pareto front (rtl_gen.explore)")
+    x.add_argument("spec", type=Path, help="TOML spec: checkpoint, stages, knobs, objectives")
+    x.add_argument("--out", type=Path, required=True,
+                   help="results folder (its cache is reused: a re-run computes only new"
+                        " points)")
+    x.add_argument("--workers", type=_positive, default=2,
+                   help="processes of the local Dask cluster (default 2)")
+    x.add_argument("--scheduler", default=None,
+                   help="address of a running Dask scheduler (tcp://host:8786) instead of a"
+                        " local cluster")
     return parser
+
+
+def _explore(args) -> None:
+    from .explore import explore
+
+    explore(args.spec, args.out, args.workers, args.scheduler)
 
 
 def _build(args) -> None:
@@ -239,7 +256,7 @@ def main(argv=None) -> int:
     )
     try:
         {"build": _build, "sim": _sim, "generate": _generate, "synth": _synth,
-         "asic": _asic}[args.command](args)
+         "asic": _asic, "explore": _explore}[args.command](args)
     except SpikeForgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, VerificationError) else 2
