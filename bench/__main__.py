@@ -17,7 +17,7 @@ from .common import WORK
 
 #: In running order: ``energy`` reads the build that ``cycles`` leaves.
 BENCHMARKS = ("cycles", "energy", "threshold_sweep", "simspeed", "area", "toolspeed", "neurons",
-              "window", "compressors")
+              "window", "compressors", "fmax")
 
 
 def main(argv=None) -> None:

@@ -132,3 +132,19 @@ def test_asic_stimulus_words():
                                                        - 0.5) < 0.1
     mac = np.array(stimulus("mac", 8, 8, 0.35)) & 0xFF
     assert len(set(mac.tolist())) > 200
+
+
+def test_fmax_sweeps_each_design_over_the_seeds(tmp_path):
+    """``bench.fmax`` places each design once per seed: one explore point per seed, the
+    design's target and array, with synthesis."""
+    from bench.fmax import DESIGNS, spec_text
+    from rtl_gen.explore import load_spec
+
+    for design, (_, target, rows, cols) in DESIGNS.items():
+        path = tmp_path / f"{design}.toml"
+        path.write_text(spec_text(design, [1, 2, 3]))
+        spec = load_spec(path)
+        assert [p["seed"] for p in spec["points"]] == [1, 2, 3]
+        assert {(p["target"], p["rows"], p["cols"]) for p in spec["points"]} == {
+            (target, rows, cols)}
+        assert spec["stages"] == ["build", "sim", "synth"] and spec["checkpoint"].is_file()
