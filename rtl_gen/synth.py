@@ -35,7 +35,9 @@ def _run(cmd: list[str], log_path: Path, what: str, cwd: Path) -> None:
         proc = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, check=False, cwd=cwd)
     if proc.returncode != 0:
         lines = [ln for ln in log_path.read_text().splitlines() if "ERROR" in ln.upper()]
-        detail = lines[-1].strip() if lines else f"exit code {proc.returncode}"
+        # the first error says what went wrong; the last is often only the count
+        first = [ln for ln in lines if ln.lstrip().upper().startswith("ERROR")]
+        detail = (first or lines)[0].strip() if lines else f"exit code {proc.returncode}"
         raise BuildError(f"{what} failed: {detail} (log: {log_path})")
 
 
