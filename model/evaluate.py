@@ -35,7 +35,7 @@ from pathlib import Path
 from contract.ranges import analyse, signed_bits
 from contract.zoo import IntModel, IntTransformer
 
-from . import data, tasks
+from . import tasks
 from .checkpoint import load_checkpoint
 from .cli import ArgumentParser, non_negative_int, positive_int, run
 from .errors import CheckpointError, UsageError
@@ -47,6 +47,7 @@ from .metrics import (
     accuracy_int,
     evaluate_float,
     evaluate_int,
+    heldout_inputs,
 )
 
 __all__ = ["DEFAULT_SAMPLES", "main", "twin_path"]
@@ -72,30 +73,13 @@ def _text(args) -> bytes:
     return text
 
 
-def _streams(args, model):
-    """``(inputs, targets, {"scored": mask})`` of a model with attention."""
-    chunks = None if args.samples is None else -(-args.samples // data.STREAM_SPAN)
-    if args.text is None:
-        ids, targets, scored = data.heldout_streams(model.context, model.stream_warmup,
-                                                    data.STREAM_SPAN, chunks, seed=args.seed)
-    else:
-        ids, targets, scored = data.streams_from_bytes(_text(args), model.context,
-                                                       model.stream_warmup, data.STREAM_SPAN,
-                                                       chunks, seed=args.seed)
-    return ids, targets, {"scored": scored}
-
-
 def _samples(args, model):
-    if model.streams:
-        return _streams(args, model)
-    args.samples = args.samples or DEFAULT_SAMPLES
-    context = model.context
-    if args.text is None:
-        try:
-            return (*data.heldout_samples(args.samples, context, seed=args.seed), {})
-        except ValueError as exc:
-            raise UsageError(f"{exc}; lower --samples") from exc
-    return (*data.samples_from_bytes(_text(args), args.samples, context, seed=args.seed), {})
+    """What the model is scored on: :func:`model.metrics.heldout_inputs` of the flags."""
+    text = None if args.text is None else _text(args)
+    try:
+        return heldout_inputs(model, args.samples, args.seed, text)
+    except ValueError as exc:
+        raise UsageError(f"{exc}; lower --samples") from exc
 
 
 def _print_transformer(int_model: IntTransformer, spiking: dict) -> None:
@@ -118,8 +102,7 @@ def _evaluate_encoder(args, model, twin) -> int:
     if twin is not None and twin.classes != model.classes:
         raise CheckpointError(f"the float twin has {twin.classes} classes but the spiking model"
                               f" {model.classes}; pass the matching --float-ckpt")
-    inputs, labels = tasks.heldout_snippets(args.samples or DEFAULT_SNIPPETS, model.context,
-                                            seed=args.seed)
+    inputs, labels, _ = _samples(args, model)
     graph = model.to_graph()
     spiking = accuracy_int(graph, inputs, labels)
     print(f"spiking accuracy: {spiking['accuracy']:.3f}")

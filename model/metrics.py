@@ -14,7 +14,7 @@ from contract.graph import Graph, run
 from . import data, tasks
 
 __all__ = ["FINAL_EVAL_SAMPLES", "FINAL_EVAL_SNIPPETS", "EvalResult", "accuracy_float",
-           "accuracy_int", "evaluate_float", "evaluate_int", "heldout"]
+           "accuracy_int", "evaluate_float", "evaluate_int", "heldout", "heldout_inputs"]
 
 #: held-out positions a window model (no attention) is scored on by default
 FINAL_EVAL_SAMPLES = 32768
@@ -173,31 +173,47 @@ def accuracy_float(model, inputs: np.ndarray, labels: np.ndarray) -> EvalResult:
     return _accuracy(np.concatenate(predicted), labels, rates)
 
 
+def heldout_inputs(model, samples: int | None = None, seed: int = 0,
+                   text: bytes | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """What :func:`heldout` scores ``model`` on: ``(inputs, targets, keywords)``, the keywords
+    those of :func:`evaluate_int` / :func:`evaluate_float` (``scored`` for streams).
+
+    ``samples=None``: a model with attention reads every byte of the held-out split (or of
+    ``text``) by streams (:func:`model.data.heldout_streams`), a window model
+    :data:`FINAL_EVAL_SAMPLES` seeded positions, an encoder :data:`FINAL_EVAL_SNIPPETS`
+    held-out snippets; a number takes about that many positions (snippets) instead.
+    """
+    if model.classes is not None:
+        inputs, labels = tasks.heldout_snippets(samples or FINAL_EVAL_SNIPPETS, model.context,
+                                                seed=seed)
+        return inputs, labels, {}
+    if model.streams:
+        chunks = None if samples is None else -(-samples // data.STREAM_SPAN)
+        if text is None:
+            streams = data.heldout_streams(model.context, model.stream_warmup,
+                                           data.STREAM_SPAN, chunks, seed=seed)
+        else:
+            streams = data.streams_from_bytes(text, model.context, model.stream_warmup,
+                                              data.STREAM_SPAN, chunks, seed=seed)
+        inputs, targets, scored = streams
+        return inputs, targets, {"scored": scored}
+    samples = samples or FINAL_EVAL_SAMPLES
+    if text is None:
+        return (*data.heldout_samples(samples, model.context, seed=seed), {})
+    return (*data.samples_from_bytes(text, samples, model.context, seed=seed), {})
+
+
 def heldout(model, samples: int | None = None, graph: Graph | None = None) -> EvalResult:
     """The held-out figure of ``model`` (a :class:`model.net.SpikingNet` on the CPU): bits per
     byte (an encoder: accuracy) of its integer model, or of its float forward where it has
-    none (a twin).
-
-    ``samples=None``: a model with attention on every byte of the held-out split, by streams
-    (:func:`model.data.heldout_streams`), a window model on :data:`FINAL_EVAL_SAMPLES` seeded
-    positions, an encoder on :data:`FINAL_EVAL_SNIPPETS` snippets; a number takes about that
-    many positions (snippets) instead. ``graph``: score this integer graph of the model (a
-    compiled one, thresholds scaled, say) instead of ``model.to_graph()``.
+    none (a twin), on :func:`heldout_inputs` (``samples``: see there). ``graph``: score this
+    integer graph of the model (a compiled one, thresholds scaled, say) instead of
+    ``model.to_graph()``.
     """
-    scored = {}
+    inputs, targets, scored = heldout_inputs(model, samples)
     if model.classes is not None:
-        inputs, targets = tasks.heldout_snippets(samples or FINAL_EVAL_SNIPPETS, model.context,
-                                                 seed=0)
         score_float, score_int = accuracy_float, accuracy_int
-    elif model.streams:
-        chunks = None if samples is None else -(-samples // data.STREAM_SPAN)
-        inputs, targets, mask = data.heldout_streams(model.context, model.stream_warmup,
-                                                     data.STREAM_SPAN, chunks, seed=0)
-        score_float, score_int = evaluate_float, evaluate_int
-        scored = {"scored": mask}
     else:
-        inputs, targets = data.heldout_samples(samples or FINAL_EVAL_SAMPLES, model.context,
-                                               seed=0)
         score_float, score_int = evaluate_float, evaluate_int
     if graph is not None or model.integer_exportable:
         return score_int(graph or model.to_graph(), inputs, targets, **scored)

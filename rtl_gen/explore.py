@@ -135,8 +135,7 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def point_key(point: dict, stages, samples: int, ckpt_hash: str,
-              eval_samples: int | None = None) -> str:
+def point_key(point: dict, stages, samples: int, ckpt_hash: str, eval_samples: int) -> str:
     """The cache key of a point: a hash of everything its result depends on."""
     text = json.dumps({"point": point, "stages": list(stages), "samples": samples,
                        "eval_samples": eval_samples, "checkpoint": ckpt_hash}, sort_keys=True)
