@@ -21,7 +21,10 @@ from .streamer import OutputStreamer, logit_memory
 from .token import token_layout
 from .weightfetch import WeightFetch
 
-__all__ = ["Accelerator", "SystolicArray"]
+__all__ = ["LAYER_CYCLES", "Accelerator", "SystolicArray"]
+
+#: One layer's entry of the cycle profile (``Accelerator.layer_cycles``).
+LAYER_CYCLES = data.StructLayout({"run": unsigned(32), "drain": unsigned(32)})
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +121,11 @@ class Accelerator(wiring.Component):
     spike_counts : Out(ArrayLayout(unsigned(24), S))
         Non-zero spikes written by each spiking layer (:attr:`AcceleratorParams.spiking_layers`)
         for the last inference; cleared at its first byte, final from its ``next_token`` beat.
+    layer_cycles : Out(ArrayLayout(LAYER_CYCLES, L))
+        The cycle profile of the last inference, per layer of the program: cycles spent
+        issuing its requests (``run``) and waiting for the array to finish it (``drain``),
+        counted like ``spike_counts``; the rest of ``cycles`` is taking the byte and sending
+        the logits. For measurement (``rtl_gen sim``); the synthesis top leaves it unconnected.
     weight_bus : Out(axi_read_signature(...)), weight_bursts : Out(unsigned(32))
         Only with the weights off chip: the AXI4 read port of the external weight memory
         (:func:`hw.layout.external_weight_image`), and the weight rows (bursts) read for the
@@ -139,6 +147,7 @@ class Accelerator(wiring.Component):
             "cycles": Out(unsigned(32)),
             "spike_counts": Out(data.ArrayLayout(unsigned(SPIKE_COUNT_BITS),
                                                  len(params.spiking_layers))),
+            "layer_cycles": Out(data.ArrayLayout(LAYER_CYCLES, len(params.layers))),
             **({"weight_bus": Out(axi_read_signature(params.bus_addr_bits,
                                                      params.bus_data_bits)),
                 "weight_bursts": Out(unsigned(32))} if params.weights_offchip else {}),
@@ -255,6 +264,15 @@ class Accelerator(wiring.Component):
                 m.d.sync += counter.eq(0)
             with m.Elif(counted_layer == layer):
                 m.d.sync += counter.eq(counter + array.fired)
+
+        for index, profile in enumerate(self.layer_cycles):  # the cycle profile
+            with m.If(arrived):
+                m.d.sync += profile.eq(0)
+            with m.Elif(seq.layer == index):
+                with m.If(seq.running):
+                    m.d.sync += profile.run.eq(profile.run + 1)
+                with m.If(seq.draining):
+                    m.d.sync += profile.drain.eq(profile.drain + 1)
 
         if p.weights_offchip:  # weight rows read for the last inference
             with m.If(arrived):

@@ -70,6 +70,7 @@ def drive_accelerator(m: Module, harness, acc, busy, pending, payload, final=1) 
         acc.next_token.ready.eq(busy & ~stall_next),
         harness.cycles.eq(acc.cycles),
         harness.spike_counts.eq(acc.spike_counts.as_value()),
+        harness.layer_cycles.eq(acc.layer_cycles.as_value()),
     ]
     m.d.sync += offered.eq(valid & ~acc.tokens.ready)
     with m.If(acc.logits.valid & acc.logits.ready):
@@ -107,6 +108,9 @@ class InferenceHarness(wiring.Component):
         The arg-max and the accelerator's cycle count of the inference.
     spike_counts : Out(unsigned(24*S))
         Counter ``i`` (spiking layer ``i``) at bits ``[24i, 24i+24)``.
+    layer_cycles : Out(unsigned(64*L))
+        The accelerator's cycle profile: layer ``l``'s run cycles at bits ``[64l, 64l+32)``,
+        its drain cycles at ``[64l+32, 64l+64)``.
 
     With ``stall_seed`` the LFSR of :func:`stalls` withholds ``valid``
     on ``tokens`` and ``ready`` on ``logits`` and ``next_token``; only ``cycles`` changes.
@@ -157,6 +161,7 @@ class InferenceHarness(wiring.Component):
             "token": Out(unsigned(8)),
             "cycles": Out(unsigned(32)),
             "spike_counts": Out(unsigned(SPIKE_COUNT_BITS * counters)),
+            "layer_cycles": Out(unsigned(64 * len(params.layers))),
             **offchip,
         })
 

@@ -69,6 +69,8 @@ class Sequencer(wiring.Component):
     idle : In(1)  -- fetch, scanner and score unit hold nothing
     readout, dest_v, shift_sel, attention : Out  -- constants of the running layer
     layer : Out  -- index of the running layer
+    running, draining : Out(1)  -- the program is issuing the layer's requests (states LAYER
+        and RUN), or waiting for the array to finish it (DRAIN): the cycle profile's phases
     output : Out(1), resume : In(1)  -- the logits are ready; the streamer has sent them
     pool_add : Out(1)  -- the READOUT adds to the logit memory (an encoder's later positions)
     """
@@ -92,6 +94,8 @@ class Sequencer(wiring.Component):
             "shift_sel": Out(range(len(p.shifts))),
             "attention": Out(1),
             "layer": Out(range(len(p.layers))),
+            "running": Out(1),
+            "draining": Out(1),
             "output": Out(1),
             "resume": In(1),
             "pool_add": Out(1),
@@ -365,6 +369,7 @@ class Sequencer(wiring.Component):
                     with m.If(~hold):
                         m.next = "LAYER"
             with m.State("LAYER"):
+                m.d.comb += self.running.eq(1)
                 with m.If(~runs):  # a layer of the other pass of an encoder's program
                     with m.If(layer == len(p.layers) - 1):
                         m.next = "IDLE" if p.bidirectional else "OUTPUT"
@@ -396,6 +401,7 @@ class Sequencer(wiring.Component):
                 with m.If(runs):
                     m.next = "RUN"
             with m.State("RUN"):
+                m.d.comb += self.running.eq(1)
                 with m.If((phase == _TAIL) & (kind == LayerKind.ATTENTION)):
                     m.d.comb += self.score_requests.valid.eq(1)
                     with m.If(self.score_requests.ready):
@@ -425,6 +431,7 @@ class Sequencer(wiring.Component):
                                 next_tile()
                 m.d.sync += [drain.eq(0), idle_r.eq(0)]
             with m.State("DRAIN"):
+                m.d.comb += self.draining.eq(1)
                 with m.If(~idle_r):
                     m.d.sync += drain.eq(0)
                 with m.Elif(drain == wait):

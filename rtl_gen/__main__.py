@@ -206,6 +206,11 @@ def _sim(args) -> None:
     rates = r["hardware_firing_rates"]
     order = r.get("spiking_layer_names") or list(rates)
     print("firing rates (hardware counters): " + ", ".join(f"{k} {rates[k]:.3f}" for k in order))
+    above = [(e["run"] + e["drain"] - e["ideal"], e["layer"]) for e in r["cycle_profile"]]
+    above.append((r["cycles"]["io"], "byte in, logits out"))
+    print("cycles above the ideal, largest first: " + ", ".join(
+        f"{name} {cycles:.1f}" for cycles, name in sorted(above, reverse=True)[:3])
+        + f" (every layer: {args.dir}/report.md)")
 
 
 def _generate(args) -> None:

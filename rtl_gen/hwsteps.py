@@ -34,7 +34,7 @@ from .plan_program import ProgramPlan, plan_program
 from .report import save_report
 from .targets import get_target
 
-__all__ = ["HW_STEPS", "ideal_cycles"]
+__all__ = ["HW_STEPS", "ideal_by_layer"]
 
 TOP_MODULE = "spikeforge_top"
 SYNTH_MODULE = "spikeforge_synth"
@@ -124,14 +124,16 @@ def step_rtl(state) -> None:
                  time.perf_counter() - start)
 
 
-def ideal_cycles(p: AcceleratorParams, tensors: dict, ids: np.ndarray) -> np.ndarray:
-    """Per position ``[N, L]``: non-zero accumulations / PEs. A layer reading spikes does
-    ``nnz(input) * n_out`` of them; an attention does one per (step, key, channel) whose head
-    scores above zero and whose cached value spike is non-zero."""
-    total = np.zeros(ids.shape, dtype=np.float64)
+def ideal_by_layer(p: AcceleratorParams, tensors: dict, ids: np.ndarray) -> list[np.ndarray]:
+    """Per layer of the program, per position ``[N, L]``: its non-zero accumulations / PEs.
+    A layer reading spikes does ``nnz(input) * n_out`` of them; an attention does one per
+    (step, key, channel) whose head scores above zero and whose cached value spike is
+    non-zero; any other layer (EMBED, NORM) none."""
     dh = p.head_dim
     length = ids.shape[1]
+    layers = []
     for layer in p.layers:
+        total = np.zeros(ids.shape, dtype=np.float64)
         if layer.kind in (LayerKind.LINEAR, LayerKind.RESIDUAL, LayerKind.READOUT):
             spikes = tensors[layer.source]  # [N, T, L, n]
             total += np.count_nonzero(spikes, axis=(1, 3)) * layer.n_out
@@ -145,7 +147,8 @@ def ideal_cycles(p: AcceleratorParams, tensors: dict, ids: np.ndarray) -> np.nda
                 active = (scores + layer.score_bias[..., column] > 0) & seen
                 work = active.astype(np.int64) @ (vh[..., keys, :] != 0).astype(np.int64)
                 total[:, queries] += work.sum(axis=(1, 2, 4))  # [N, T, H, Lq, dh] -> [N, Lq]
-    return total / p.pes
+        layers.append(total / p.pes)
+    return layers
 
 
 def counted_rates(graph, trace, last_only: bool = False) -> dict[str, float]:
@@ -180,11 +183,14 @@ def step_report(state) -> None:
     cfg, trace = state.config, state.trace
     p, graph = plan.params, plan.graph
     streams = checks_streams(graph)
-    ideal = ideal_cycles(p, trace.tensors, state.inputs)
-    if p.bidirectional:  # an encoder's sequence: every position, one inference
-        ideal = ideal.sum(axis=1)
-    elif not streams:  # a window runs at its last position
-        ideal = ideal[:, -1]
+
+    def per_inference(positions: np.ndarray) -> np.ndarray:
+        if p.bidirectional:  # an encoder's sequence: every position, one inference
+            return positions.sum(axis=1)
+        return positions if streams else positions[:, -1]  # a window: its last position
+
+    by_layer = [per_inference(x) for x in ideal_by_layer(p, trace.tensors, state.inputs)]
+    ideal = sum(by_layer)
     full = key_counts(state.inputs.shape[1], p.window) == p.window
     rates = counted_rates(graph, trace, last_only=not streams and not p.bidirectional)
     weights = sum(int(layer.weight.size) for layer in p.layers if layer.weight is not None)
@@ -238,6 +244,10 @@ def step_report(state) -> None:
         else float(dense_cycles(p)),
         "cycles": {"ideal_min": round(float(ideal.min()), 1),
                    "ideal_max": round(float(ideal.max()), 1)},
+        # per layer of the program; ``rtl_gen sim`` adds the measured run and drain cycles
+        "cycle_profile": [{"layer": layer.name, "kind": layer.kind.name.lower(),
+                           "tiles": int(tiles), "ideal": round(float(x.mean()), 1)}
+                          for layer, tiles, x in zip(p.layers, p.tiles, by_layer, strict=True)],
         "rtl": {"top_file": f"{TOP_MODULE}.v", "top_module": TOP_MODULE,
                 "synth_file": f"{SYNTH_MODULE}.v", "synth_module": SYNTH_MODULE},
         "synth": {},

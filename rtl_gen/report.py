@@ -19,6 +19,28 @@ def save_report(build_dir: Path, report: dict) -> None:
     (build_dir / "report.md").write_text(render_markdown(report))
 
 
+def profile_table(r: dict) -> list[str]:
+    """Markdown lines of the measured cycle profile (``rtl_gen sim``): per layer its ideal and
+    its cycles, from its start until the array is idle after it (``report.json`` splits them
+    into ``run``, the sequencer issuing, and ``drain``); then taking the byte and sending the
+    logits (I/O). Empty before simulation."""
+    profile = r.get("cycle_profile") or []
+    if not profile or "run" not in profile[0]:
+        return []
+    lines = ["", "| layer | kind | tiles | ideal | measured | measured - ideal |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for e in profile:
+        measured = e["run"] + e["drain"]
+        lines.append(f"| {e['layer']} | {e['kind']} | {e['tiles']} | {e['ideal']:,.1f} |"
+                     f" {measured:,.1f} | {measured - e['ideal']:,.1f} |")
+    ideal = sum(e["ideal"] for e in profile)
+    total = r["cycles_per_inference"]
+    io = r["cycles"]["io"]
+    lines += [f"| byte in, logits out | | | | {io:,.1f} | {io:,.1f} |",
+              f"| **total** | | | {ideal:,.1f} | {total:,.1f} | {total - ideal:,.1f} |"]
+    return lines
+
+
 def _fmt(value, digits=1) -> str:
     if value is None:
         return "not measured yet"
@@ -129,6 +151,7 @@ def render_markdown(r: dict) -> str:
     ]
     if c.get("measured_over_ideal") is not None:
         lines.append(f"\nmeasured / ideal = {c['measured_over_ideal']:.2f}")
+    lines += profile_table(r)
     memory = r.get("memory")
     if memory:
         bus, model = memory["bus"], memory["model"]

@@ -77,6 +77,10 @@ def simulate(
             result.mean_cycles / report["dense_cycles_per_inference"], 3
         )
     report["hardware_firing_rates"] = rates
+    profile = np.mean([s["layer_cycles"] for s in result.samples], axis=0)  # [layers, 2]
+    for entry, (run, drain) in zip(report["cycle_profile"], profile, strict=True):
+        entry.update(run=round(float(run), 1), drain=round(float(drain), 1))
+    report["cycles"]["io"] = round(result.mean_cycles - float(profile.sum()), 1)
     report.setdefault("timings", {})[f"sim_{simulator}"] = round(
         result.compile_seconds + result.run_seconds, 2
     )

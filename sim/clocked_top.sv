@@ -7,6 +7,7 @@ module spikeforge_sim_top #(
     parameter int CONTEXT_BITS = 8,
     parameter int LOGIT_BITS = 4096,
     parameter int COUNTER_BITS = 24,
+    parameter int PROFILE_BITS = 64,
     parameter int HALF_PERIOD_NS = 5
 ) (
     input wire rst,
@@ -17,7 +18,8 @@ module spikeforge_sim_top #(
     output wire [LOGIT_BITS-1:0] logits_flat,
     output wire [7:0] token,
     output wire [31:0] cycles,
-    output wire [COUNTER_BITS-1:0] spike_counts
+    output wire [COUNTER_BITS-1:0] spike_counts,
+    output wire [PROFILE_BITS-1:0] layer_cycles
 );
     initial clk = 1'b0;
     always #(HALF_PERIOD_NS) clk = ~clk;
@@ -31,6 +33,7 @@ module spikeforge_sim_top #(
         .logits_flat(logits_flat),
         .token(token),
         .cycles(cycles),
-        .spike_counts(spike_counts)
+        .spike_counts(spike_counts),
+        .layer_cycles(layer_cycles)
     );
 endmodule

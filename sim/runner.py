@@ -131,6 +131,7 @@ def run_build(
         "CONTEXT_BITS": plan.get("context_bits", 8 * plan["context"]),
         "LOGIT_BITS": plan.get("outputs", 256) * plan["widths"]["membrane"],
         "COUNTER_BITS": plan["spike_counters"] * plan["spike_counter_width"],
+        "PROFILE_BITS": 64 * len(plan["layers"]),
     }
     if simulator == "verilator":
         verilator_environment()

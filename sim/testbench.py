@@ -56,6 +56,7 @@ class Observation:
     token: int
     cycles: int
     spike_counts: np.ndarray
+    layer_cycles: np.ndarray  # [layers, 2]: run and drain cycles of each layer
 
 
 class Driver:
@@ -85,6 +86,7 @@ class Monitor:
         self.outputs = plan.get("outputs", 256)
         self.counters = plan["spike_counters"]
         self.counter_width = plan["spike_counter_width"]
+        self.layers = len(plan["layers"])
 
     async def receive(self) -> Observation:
         await RisingEdge(self.dut.done)
@@ -98,6 +100,9 @@ class Monitor:
             spike_counts=unpack_unsigned(
                 dut.spike_counts.value.to_unsigned(), self.counter_width, self.counters
             ),
+            layer_cycles=unpack_unsigned(
+                dut.layer_cycles.value.to_unsigned(), 32, 2 * self.layers
+            ).reshape(self.layers, 2),
         )
 
 
@@ -118,6 +123,7 @@ class Checker:
                 "token": seen.token,
                 "expected_token": expected_token,
                 "spike_counts": seen.spike_counts.tolist(),
+                "layer_cycles": seen.layer_cycles.tolist(),
                 "logit_differences": int(np.count_nonzero(expected != seen.logits)),
             }
         )

@@ -56,6 +56,7 @@ class Position:
     cycles: int
     spike_counts: np.ndarray
     weight_bursts: int | None = None  #: weight rows read from the external memory, off chip
+    layer_cycles: np.ndarray | None = None  #: ``[layers, 2]``: run and drain cycles per layer
 
 
 def run_streams(params: AcceleratorParams, streams, *, stall_seed=None, window: int = 1,
@@ -87,7 +88,10 @@ def run_streams(params: AcceleratorParams, streams, *, stall_seed=None, window: 
                     spike_counts=np.array(unpack(ctx.get(dut.spike_counts), n, 24,
                                                  signed=False)),
                     weight_bursts=ctx.get(dut.weight_bursts) if params.weights_offchip
-                    else None))
+                    else None,
+                    layer_cycles=np.array(unpack(ctx.get(dut.layer_cycles),
+                                                 2 * len(params.layers), 32, signed=False)
+                                          ).reshape(-1, 2)))
             out.append(seen)
 
     sim.add_testbench(bench)

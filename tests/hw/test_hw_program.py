@@ -202,12 +202,12 @@ def test_an_encoder_has_a_bias_per_signed_distance_and_its_classes():
     assert encoder.distances == 2 * encoder.window - 1 and encoder.outputs == 3
 
 
-def scan_cycles(params, spikes) -> int:
-    """Cycles the scanner spends on one inference of a chain (docs/architecture.md, "Cycles"):
-    per layer, tile and step ``Σ max(1, nnz)`` over the input words (their lanes in dense
+def scan_cycles(params, spikes) -> list[int]:
+    """Cycles the scanner spends on one inference of a chain, per layer (docs/architecture.md,
+    "Cycles"): per tile and step ``Σ max(1, nnz)`` over the input words (their lanes in dense
     mode; a spike-table word is a context byte's ``E`` spikes, any other ``C``) plus a FIRE,
     plus a READOUT per readout tile. ``spikes``: ``[T, n]`` per layer's input."""
-    total = 0
+    per_layer = []
     for layer, tiles, s in zip(params.layers, params.tiles, spikes, strict=True):
         lanes = params.embed_dim if layer.table else params.cols
         per_tile = layer.kind == LayerKind.READOUT
@@ -216,8 +216,8 @@ def scan_cycles(params, spikes) -> int:
                 word = s[t, start:start + lanes]
                 per_tile += word.size if params.dense else max(1, int(np.count_nonzero(word)))
             per_tile += 1
-        total += tiles * per_tile
-    return total
+        per_layer.append(tiles * per_tile)
+    return per_layer
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
@@ -230,7 +230,8 @@ def test_windows_of_a_chain_are_exact_with_the_scan_and_a_fixed_overhead(kwargs,
     """A program without attention takes a window as ``k - 1`` held bytes and the last: the
     logits and spike counts of its last position equal the executor's, and every cycle
     beyond the scan is a fixed cost, ``k + layers * (R + 10) + 258`` (the held bytes,
-    each layer's pipeline fill and drain, the output)."""
+    each layer's pipeline fill and drain, the output). The cycle profile places it: each
+    layer's run and drain cycles are its scan and ``R + 10``, the rest ``k + 258``."""
     graph = random_graph(11, embed="spike", timesteps=2, **kwargs)
     k = graph.context
     params = compile_params(graph, rows, cols, dense=dense)
@@ -243,5 +244,8 @@ def test_windows_of_a_chain_are_exact_with_the_scan_and_a_fixed_overhead(kwargs,
         assert position.token == int(np.argmax(trace.logits[n, -1]))
         assert position.spike_counts.tolist() == [int(np.count_nonzero(s[n, :, -1]))
                                                   for s in trace.spikes[1:]]
-        inputs = [s[n, :, -1] for s in trace.spikes]
-        assert position.cycles == scan_cycles(params, inputs) + overhead, f"window {n}"
+        scan = scan_cycles(params, [s[n, :, -1] for s in trace.spikes])
+        assert position.cycles == sum(scan) + overhead, f"window {n}"
+        profile = position.layer_cycles
+        assert profile.sum(axis=1).tolist() == [x + rows + 10 for x in scan], f"window {n}"
+        assert position.cycles - profile.sum() == k + 258, f"window {n}"
