@@ -27,11 +27,13 @@ SEED = 1234
 
 #: sha256 of every op (type, fields, arrays) of ``to_int_model().graph()`` and of the integer
 #: logits of :func:`contract.graph.run` on ``SEED``'s 16 random streams of 40 bytes, recorded
-#: with the special classes (model/lm.py, model/transformer.py) before the blocks replaced them
+#: with the special classes (model/lm.py, model/transformer.py) before the blocks replaced them;
+#: the window-64 transformer's when it shipped (4 December 2026, trained on a GPU)
 RECORDED = {
     "spikelm-mlp": "352d580849fbb4f3d86147a39c7de4a382105b0196e958c279ec4c374a1bf3c0",
     "spikelm-mlp-small": "f8a6b0ea0899da4bc851fe5f96b024f3c2338e77d7f8bf6f25898883d962a5c7",
     "spikelm-transformer": "5831fdb92d851627a1e8ba8670ba6b7cfb09124afdbfda33bb7482fdb9a110bf",
+    "spikelm-transformer-w64": "bc05f2c0271d147e81a13cc55d95c2d800d290d56a579935e2b81fac159b684d",
 }
 
 
@@ -114,7 +116,8 @@ def test_a_saved_zoo_model_keeps_the_checkpoint_format(shipped, tmp_path):
     assert reloaded.config == model.config
 
 
-@pytest.mark.parametrize("name", ["spikelm-mlp-small-float", "spikelm-transformer-float"])
+@pytest.mark.parametrize("name", ["spikelm-mlp-small-float", "spikelm-transformer-float",
+                                  "spikelm-transformer-w64-float"])
 def test_float_twins_load_as_zoo_models(name):
     twin, _ = load_checkpoint(CHECKPOINTS / f"{name}.pt", kind="float")
     assert twin.config.float_twin and not twin.integer_exportable
