@@ -111,10 +111,12 @@ class Accelerator(wiring.Component):
         and values of every position; nothing comes out), then not (the logits summed over the
         sequence so far come out after every byte; those after the last are the sequence's).
         Ready while the accelerator waits.
-    logits : Out(stream.Signature(signed(Mb)))
-        The logits of the byte's position (256, or an encoder's classes), index order.
     next_token : Out(stream.Signature(unsigned(8)))
-        Their arg-max (lowest index on ties), after the logits.
+        The arg-max of the byte's logits (lowest index on ties), as soon as the program ends;
+        the next byte is taken from then on (a READOUT waits until the logits have left).
+    logits : Out(stream.Signature(signed(Mb)))
+        The logits of the byte's position (256, or an encoder's classes), index order, after
+        the next token.
     cycles : Out(unsigned(32))
         Cycles of the last inference: from the beat on ``tokens`` of its first byte (held or
         not) to its ``next_token`` beat.
@@ -125,7 +127,7 @@ class Accelerator(wiring.Component):
         The cycle profile of the last inference, per layer of the program: cycles spent
         issuing its requests (``run``) and waiting for the array to finish it (``drain``),
         counted like ``spike_counts``; the rest of ``cycles`` is taking the byte and sending
-        the logits. For measurement (``rtl_gen sim``); the synthesis top leaves it unconnected.
+        the next token. For measurement (``rtl_gen sim``); the synthesis top leaves it unconnected.
     weight_bus : Out(axi_read_signature(...)), weight_bursts : Out(unsigned(32))
         Only with the weights off chip: the AXI4 read port of the external weight memory
         (:func:`hw.layout.external_weight_image`), and the weight rows (bursts) read for the
@@ -212,7 +214,8 @@ class Accelerator(wiring.Component):
             array.dest_v.eq(seq.dest_v),
             array.shift_sel.eq(seq.shift_sel),
             streamer.start.eq(seq.output),
-            seq.resume.eq(streamer.finished),
+            seq.resume.eq(streamer.sent),
+            seq.streaming.eq(streamer.busy),
             fetch.mem_data[SOURCE_ONE].eq(0b01),
         ]
 

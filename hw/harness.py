@@ -57,8 +57,9 @@ def stalls(m: Module, seed: int | None):
 def drive_accelerator(m: Module, harness, acc, busy, pending, payload, final=1) -> Value:
     """What the harness does around its accelerator: offer ``payload`` while ``busy`` and
     ``pending`` (holding an offer once made, as a stream must, through the stall LFSR's gaps),
-    shift the logits into ``harness.logits_flat`` and, with the next token while ``final``,
-    raise ``done`` and drop ``busy``. Returns "the accelerator took the payload this cycle"."""
+    take the next token while ``final`` and shift the logits that follow it into
+    ``harness.logits_flat``; with the last of them raise ``done`` and drop ``busy``. Returns
+    "the accelerator took the payload this cycle"."""
     stall_in, stall_logits, stall_next = stalls(m, harness.stall_seed)
     mb = harness.params.membrane_bits
     offered, valid = Signal(), Signal()
@@ -73,10 +74,17 @@ def drive_accelerator(m: Module, harness, acc, busy, pending, payload, final=1) 
         harness.layer_cycles.eq(acc.layer_cycles.as_value()),
     ]
     m.d.sync += offered.eq(valid & ~acc.tokens.ready)
+    outputs = harness.params.outputs
+    last_token, logits = Signal(), Signal(range(outputs + 1))  # logits since the token
+    with m.If(acc.next_token.valid & acc.next_token.ready):
+        m.d.sync += [last_token.eq(final), logits.eq(0)]
+        with m.If(final):
+            m.d.sync += harness.token.eq(acc.next_token.payload)
     with m.If(acc.logits.valid & acc.logits.ready):
-        m.d.sync += harness.logits_flat.eq(Cat(harness.logits_flat[mb:], acc.logits.payload))
-    with m.If(acc.next_token.valid & acc.next_token.ready & final):
-        m.d.sync += [harness.token.eq(acc.next_token.payload), harness.done.eq(1), busy.eq(0)]
+        m.d.sync += [harness.logits_flat.eq(Cat(harness.logits_flat[mb:], acc.logits.payload)),
+                     logits.eq(logits + 1)]
+        with m.If(last_token & (logits == outputs - 1)):
+            m.d.sync += [harness.done.eq(1), busy.eq(0), last_token.eq(0)]
     return valid & acc.tokens.ready
 
 
@@ -100,8 +108,9 @@ class InferenceHarness(wiring.Component):
     start : In(1)
         Starts one inference; taken only while idle (after reset or while ``done`` is high).
     done : Out(1)
-        Low from the cycle after an accepted ``start``, high from the cycle after the
-        ``next_token`` beat until the next accepted ``start``; the outputs are stable while high.
+        Low from the cycle after an accepted ``start``, high from the cycle after the beat of
+        the last logit (which follow the next token) until the next accepted ``start``; the
+        outputs are stable while high.
     logits_flat : Out(unsigned(outputs*Mb))
         Logit ``j`` at bits ``[j*Mb, (j+1)*Mb)`` (256 logits, or an encoder's classes).
     token : Out(unsigned(8)), cycles : Out(unsigned(32))

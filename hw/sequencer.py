@@ -1,4 +1,4 @@
-"""The program sequencer: one byte in, every layer of the program, then the logits out.
+"""The program sequencer: one byte in, every layer of the program, then the next token out.
 
 For each byte of the stream the sequencer walks the layers of :class:`AcceleratorParams`, and
 within a layer its output tiles ``τ`` and time steps ``t``; what a ``(τ, t)`` asks of the array
@@ -14,7 +14,9 @@ depends on the layer's kind (docs/architecture.md, "The layer program"):
 | READOUT | the input tensor's words, FIRE, and after the last step a READOUT |
 
 Between layers it waits until the pipeline is idle and then ``drain`` more cycles (the next
-layer reads what this one wrote). The current position's key/value slot and the number of
+layer reads what this one wrote). A READOUT layer also waits while the previous byte's logits
+are still streaming out of the logit memory (``streaming``): the next token leaves before
+them, so the next byte may start meanwhile. The current position's key/value slot and the number of
 keys it sees advance with every byte and start again on a byte flagged ``restart``.
 
 An encoder's program (a bidirectional attention) takes its sequence twice: first every byte
@@ -71,7 +73,9 @@ class Sequencer(wiring.Component):
     layer : Out  -- index of the running layer
     running, draining : Out(1)  -- the program is issuing the layer's requests (states LAYER
         and RUN), or waiting for the array to finish it (DRAIN): the cycle profile's phases
-    output : Out(1), resume : In(1)  -- the logits are ready; the streamer has sent them
+    output : Out(1), resume : In(1)  -- the logits are ready; the streamer has sent their
+        arg-max (it streams the logits after it)
+    streaming : In(1)  -- the streamer is still sending the last logits: a READOUT layer waits
     pool_add : Out(1)  -- the READOUT adds to the logit memory (an encoder's later positions)
     """
 
@@ -98,6 +102,7 @@ class Sequencer(wiring.Component):
             "draining": Out(1),
             "output": Out(1),
             "resume": In(1),
+            "streaming": In(1),
             "pool_add": Out(1),
         })
 
@@ -398,7 +403,10 @@ class Sequencer(wiring.Component):
                                 m.d.sync += out_origin.eq(c["out_base"])
                 m.d.sync += [tile.eq(0), step.eq(0), word.eq(0), bank.eq(0), res_addr.eq(0),
                              out_step.eq(0), logit_base.eq(0)]
-                with m.If(runs):
+                # the logits of the previous byte may still be streaming out of the memory a
+                # READOUT writes
+                readout_layer = Array(Const(int(c["readout"]), 1) for c in consts)[layer]
+                with m.If(runs & ~(readout_layer & self.streaming)):
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.running.eq(1)

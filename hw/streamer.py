@@ -1,9 +1,9 @@
-"""The output streamer: the logits (256, or an encoder's classes) in index order, then their
-arg-max; and the logit memory they are read from."""
+"""The output streamer: the arg-max of the logits (256, or an encoder's classes), then the
+logits in index order; and the logit memory they are read from."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -15,18 +15,28 @@ __all__ = ["OutputStreamer", "logit_memory"]
 
 
 class OutputStreamer(wiring.Component):
-    """Reads the logit memory (``C`` logits per row) and streams the logits, then the arg-max.
+    """The arg-max of the logits (256, or an encoder's classes), then the logits in index
+    order, read from the logit memory (``C`` logits per row).
 
-    On ``start`` (a level; sampled while idle) it reads row 0 and, one cycle later, row 1; it
-    sends logit ``j`` from lane ``j % C`` of row ``j // C`` on ``logits``, one per accepted beat,
-    out of a register that takes a whole row straight from the memory (whose clock-to-out time
-    is long). The read port holds the prefetched row while ``mem_en`` is low; in the cycle the
-    last lane of a row is accepted the register takes it and the row after it is read, so
-    there is no bubble. After the last logit (``outputs``: 256, or an encoder's classes) it
-    sends the index of the largest logit (the lowest index on ties) on ``next_token``, and
-    pulses ``finished`` in the cycle that beat is accepted.
+    The arg-max is taken as the logits are written (``writes``: the logit memory's write port,
+    a row of ``C`` logits at a time, rows in index order): a registered tree over the row's
+    lanes (the lower index wins a tie) and a running best, ``ceil(log2 C) + 2`` cycles behind
+    the write. So the next token leaves as soon as the program ends, before the logits: a host
+    that generates sends the next byte while they stream.
 
-    Latency: 2 cycles from ``start`` to the first logit. Throughput: one logit per cycle.
+    On ``start`` (a level; sampled while idle) it sends the index of the largest logit (the
+    lowest index on ties) on ``next_token`` once the arg-max has taken the last write, and
+    pulses ``sent`` in the cycle that beat is accepted, clearing the arg-max for the next
+    inference. Then it reads row 0 and, one cycle later, row 1, and sends logit ``j`` from lane
+    ``j % C`` of row ``j // C`` on ``logits``, one per accepted beat, out of a register that
+    takes a whole row straight from the memory (whose clock-to-out time is long). The read port
+    holds the prefetched row while ``mem_en`` is low; in the cycle the last lane of a row is
+    accepted the register takes it and the row after it is read, so there is no bubble.
+    ``busy`` is high from ``start`` until the last logit (``outputs``) is accepted: the logit
+    memory must not be written before.
+
+    Latency: 1 cycle from ``start`` to the next token, 2 from its beat to the first logit.
+    Throughput: one logit per cycle.
 
     ``cols`` lanes of ``logit_bits`` per row, ``logit_depth`` rows.
     """
@@ -44,7 +54,11 @@ class OutputStreamer(wiring.Component):
         mb = self._logit_bits
         super().__init__({
             "start": In(1),
-            "finished": Out(1),
+            "sent": Out(1),
+            "busy": Out(1),
+            "writes": In(stream.Signature(data.StructLayout({
+                "addr": unsigned(address_bits(self._logit_depth)),
+                "data": data.ArrayLayout(signed(mb), self._cols)}), always_ready=True)),
             "mem_addr": Out(address_bits(self._logit_depth)),
             "mem_en": Out(1),
             "mem_data": In(data.ArrayLayout(signed(mb), self._cols)),
@@ -53,9 +67,9 @@ class OutputStreamer(wiring.Component):
         })
 
     @property
-    def latency(self) -> int:
-        """Cycles from ``start`` to the first logit on ``logits``."""
-        return 2
+    def argmax_latency(self) -> int:
+        """Cycles from a write on ``writes`` until the arg-max holds it."""
+        return (self._cols - 1).bit_length() + 2
 
     @property
     def cols(self) -> int:
@@ -74,37 +88,59 @@ class OutputStreamer(wiring.Component):
         """Logits per inference."""
         return self._outputs
 
+    def _argmax(self, m: Module):
+        """The arg-max of the written logits: ``(index, settled)``; ``settled`` is low while
+        a write is still in the tree. Cleared by ``sent``."""
+        cols, mb = self._cols, self._logit_bits
+        index_shape = unsigned(address_bits(self._logit_depth * cols))
+        node = data.StructLayout({"valid": 1, "value": signed(mb), "index": index_shape})
+
+        def better(a, b):  # ``b`` if it is valid and larger than ``a``, else ``a``
+            take = b.valid & (~a.valid | (a.value - b.value)[-1])
+            return Mux(take, b.as_value(), a.as_value())
+
+        level = []
+        base = Signal(index_shape)
+        # ``addr * C`` as shifted adds: a constant product must not become a multiplier
+        m.d.comb += base.eq(sum(self.writes.payload.addr << k
+                                for k in range(cols.bit_length()) if cols >> k & 1))
+        for lane in range(cols):  # stage 0: the row, lanes past the last output masked
+            leaf = Signal(node, name=f"leaf{lane}")
+            m.d.sync += [leaf.valid.eq(self.writes.valid & (base + lane < self._outputs)),
+                         leaf.value.eq(self.writes.payload.data[lane]),
+                         leaf.index.eq(base + lane)]
+            level.append(leaf)
+        busy = [self.writes.valid]
+        depth = 0
+        while len(level) > 1:  # pairs, lower index on the left
+            depth += 1
+            nxt = []
+            for i in range(0, len(level), 2):
+                out = Signal(node, name=f"max{depth}_{i // 2}")
+                m.d.sync += out.eq(better(level[i], level[i + 1]) if i + 1 < len(level)
+                                   else level[i])
+                nxt.append(out)
+            busy += [x.valid for x in level]
+            level = nxt
+        busy.append(level[0].valid)
+        best = Signal(node)
+        with m.If(self.sent):
+            m.d.sync += best.valid.eq(0)
+        with m.Else():
+            m.d.sync += best.eq(better(best, level[0]))
+        settled = Signal()
+        m.d.comb += settled.eq(~Cat(*busy).any())
+        return best.index[:8], settled
+
     def elaborate(self, platform):
         m = Module()
         cols = self._cols
+        token, settled = self._argmax(m)
         index = Signal(range(self._outputs))
         lane = Signal(range(cols))
         addr = Signal.like(self.mem_addr)
-        best = Signal(signed(self._logit_bits))
-        best_index = Signal(unsigned(8))
         row = Signal.like(self.mem_data)
-        value = row[lane]
-        # The arg-max compares a registered copy of each accepted logit one cycle later, off
-        # the memory's read path; the last one is folded in combinationally on next_token.
-        candidate = Signal(signed(self._logit_bits))
-        candidate_index = Signal(unsigned(8))
-        candidate_valid = Signal()
-        wins = Signal()
-        m.d.comb += [
-            self.logits.payload.eq(value),
-            # ``candidate > best`` as the sign of ``best - candidate``: one carry chain.
-            wins.eq(candidate_valid & ((candidate_index == 0) | (best - candidate)[-1])),
-            self.next_token.payload.eq(Mux(wins, candidate_index, best_index)),
-        ]
-        m.d.sync += candidate_valid.eq(0)
-        with m.If(wins):
-            m.d.sync += [best.eq(candidate), best_index.eq(candidate_index)]
-        with m.If(self.logits.valid & self.logits.ready):
-            m.d.sync += [
-                candidate.eq(value),
-                candidate_index.eq(index),
-                candidate_valid.eq(1),
-            ]
+        m.d.comb += [self.logits.payload.eq(row[lane]), self.next_token.payload.eq(token)]
 
         # ``addr`` is the next row to read; it is always on ``mem_addr``, so that only the
         # read enable depends on the handshake.
@@ -112,30 +148,30 @@ class OutputStreamer(wiring.Component):
         with m.FSM(name="streamer"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.comb += self.mem_en.eq(1)
+                    m.d.comb += self.busy.eq(1)
+                    m.next = "TOKEN"
+            with m.State("TOKEN"):
+                m.d.comb += [self.busy.eq(1), self.next_token.valid.eq(settled)]
+                with m.If(settled & self.next_token.ready):
+                    m.d.comb += [self.sent.eq(1), self.mem_en.eq(1)]
                     m.d.sync += [index.eq(0), lane.eq(0), addr.eq(addr + 1)]
                     m.next = "FIRST"
             with m.State("FIRST"):
-                m.d.comb += self.mem_en.eq(1)
+                m.d.comb += [self.busy.eq(1), self.mem_en.eq(1)]
                 m.d.sync += [row.eq(self.mem_data), addr.eq(addr + 1)]
                 m.next = "LOGITS"
             with m.State("LOGITS"):
-                m.d.comb += self.logits.valid.eq(1)
+                m.d.comb += [self.busy.eq(1), self.logits.valid.eq(1)]
                 with m.If(self.logits.ready):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == self._outputs - 1):
-                        m.next = "TOKEN"
+                        m.d.sync += addr.eq(0)
+                        m.next = "IDLE"
                     with m.Elif(lane == cols - 1):
                         m.d.comb += self.mem_en.eq(1)
                         m.d.sync += [lane.eq(0), addr.eq(addr + 1), row.eq(self.mem_data)]
                     with m.Else():
                         m.d.sync += lane.eq(lane + 1)
-            with m.State("TOKEN"):
-                m.d.comb += self.next_token.valid.eq(1)
-                with m.If(self.next_token.ready):
-                    m.d.comb += self.finished.eq(1)
-                    m.d.sync += addr.eq(0)
-                    m.next = "IDLE"
         return m
 
 
@@ -156,6 +192,8 @@ def logit_memory(m: Module, streamer: OutputStreamer, writes, add=None) -> Memor
         read.en.eq(streamer.mem_en),
         streamer.mem_data.eq(read.data),
     ]
+    m.d.comb += [streamer.writes.valid.eq(write.en), streamer.writes.payload.addr.eq(write.addr),
+                 streamer.writes.payload.data.eq(write.data)]  # the arg-max sees every write
     if add is None:
         m.d.comb += [write.en.eq(writes.valid), write.addr.eq(writes.payload.addr),
                      write.data.eq(writes.payload.data)]

@@ -9,7 +9,9 @@ design fits the 39 user I/Os of an iCE40 UP5K in its SG48 package:
 - ``status_addr`` (in) selects byte ``a`` of ``cycles`` (bytes 0..3, little endian) followed by
   the spike counters (3 bytes each); ``status_data`` (out) is that byte, one cycle later.
 
-The logits stream is consumed internally (always ready): the arg-max still needs every logit.
+The logits stream is drained internally (always ready) and its data goes nowhere, so synthesis
+keeps no logit memory: this top is a token generator, and the arg-max is taken as the logits
+are written (``hw.streamer.OutputStreamer``).
 """
 
 from __future__ import annotations

@@ -207,7 +207,7 @@ def _sim(args) -> None:
     order = r.get("spiking_layer_names") or list(rates)
     print("firing rates (hardware counters): " + ", ".join(f"{k} {rates[k]:.3f}" for k in order))
     above = [(e["run"] + e["drain"] - e["ideal"], e["layer"]) for e in r["cycle_profile"]]
-    above.append((r["cycles"]["io"], "byte in, logits out"))
+    above.append((r["cycles"]["io"], "byte in, token out"))
     print("cycles above the ideal, largest first: " + ", ".join(
         f"{name} {cycles:.1f}" for cycles, name in sorted(above, reverse=True)[:3])
         + f" (every layer: {args.dir}/report.md)")

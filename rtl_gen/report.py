@@ -23,7 +23,7 @@ def profile_table(r: dict) -> list[str]:
     """Markdown lines of the measured cycle profile (``rtl_gen sim``): per layer its ideal and
     its cycles, from its start until the array is idle after it (``report.json`` splits them
     into ``run``, the sequencer issuing, and ``drain``); then taking the byte and sending the
-    logits (I/O). Empty before simulation."""
+    next token (I/O). Empty before simulation."""
     profile = r.get("cycle_profile") or []
     if not profile or "run" not in profile[0]:
         return []
@@ -36,7 +36,7 @@ def profile_table(r: dict) -> list[str]:
     ideal = sum(e["ideal"] for e in profile)
     total = r["cycles_per_inference"]
     io = r["cycles"]["io"]
-    lines += [f"| byte in, logits out | | | | {io:,.1f} | {io:,.1f} |",
+    lines += [f"| byte in, token out | | | | {io:,.1f} | {io:,.1f} |",
               f"| **total** | | | {ideal:,.1f} | {total:,.1f} | {total - ideal:,.1f} |"]
     return lines
 

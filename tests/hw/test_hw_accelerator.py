@@ -43,13 +43,17 @@ def test_streams_match_the_contract(blocks, rows, cols, timesteps):
     assert len({pos.token for stream in seen for pos in stream}) > 1
 
 
-def test_stalls_change_cycles_not_results():
+def test_stalls_change_no_result():
+    """Random gaps on the byte, token and logit handshakes: every position still equals the
+    executor (``check_against_executor``). ``cycles`` runs from the byte's beat to the
+    token's, so a gap before the byte or in the logits (which leave after the token) does not
+    count, and a gap on the token can only add."""
     model = random_transformer(seed=SEED, context=4, d=8, heads=2, ffn=12, timesteps=2)
     params = compile_params(model, 2, 4)
     streams = np.random.default_rng(SEED + 1).integers(0, 256, size=(1, 5))
     plain = check_against_executor(model, params, streams)
     stalled = check_against_executor(model, params, streams, stall_seed=0xBEEF)
-    assert all(s.cycles > p.cycles for s, p in zip(stalled[0], plain[0], strict=True))
+    assert all(s.cycles >= p.cycles for s, p in zip(stalled[0], plain[0], strict=True))
 
 
 def test_a_corrupted_weight_is_seen():
@@ -86,13 +90,17 @@ def test_dense_windows_match_the_reference_and_are_slower(rows, cols):
     assert all(d.cycles > s.cycles for s, d in zip(sparse, dense, strict=True))
 
 
-def test_stalled_windows_match_and_take_longer():
+def test_stalled_windows_match_and_take_no_fewer_cycles():
+    """A window's cycles run from its first byte's beat, so gaps between its bytes (and on
+    the token) count; those on the logits, which leave after the token, do not."""
     model = _chain(weight_bits=8)
     params = compile_params(model, 2, 3)
-    ids = np.random.default_rng(3).integers(0, 256, size=(2, model.context))
+    ids = np.random.default_rng(3).integers(0, 256, size=(4, model.context))
     calm = check_windows(model, params, ids)
     stalled = check_windows(model, params, ids, stall_seed=0xACE1)
-    assert all(s.cycles > c.cycles for c, s in zip(calm, stalled, strict=True))
+    pairs = list(zip(calm, stalled, strict=True))
+    assert all(s.cycles >= c.cycles for c, s in pairs)
+    assert any(s.cycles > c.cycles for c, s in pairs)
 
 
 def test_harness_done_is_a_level_and_outputs_hold():

@@ -116,7 +116,9 @@ def test_one_flipped_weight_bit_fails(built, tmp_path):
 
 
 @pytest.mark.slow
-def test_stalls_change_cycles_not_results(built, tmp_path):
+def test_stalls_change_no_result(built, tmp_path):
+    """Random handshake gaps (``--stall-seed``): the same tokens; ``cycles`` (byte beat to
+    token beat) can only grow."""
     _, _, out = built
     stalled = build(out.parent, tmp_path / "s", "--stall-seed", 4242)
     for folder in (out, stalled):
@@ -125,7 +127,7 @@ def test_stalls_change_cycles_not_results(built, tmp_path):
     plain = json.loads((out / "sim_build_verilator" / "results.json").read_text())["samples"]
     slow = json.loads((stalled / "sim_build_verilator" / "results.json").read_text())["samples"]
     assert [s["token"] for s in slow] == [s["token"] for s in plain]
-    assert all(s["cycles"] > p["cycles"] for s, p in zip(slow, plain, strict=True))
+    assert all(s["cycles"] >= p["cycles"] for s, p in zip(slow, plain, strict=True))
 
 
 def test_two_builds_are_byte_identical(tmp_path):
