@@ -100,7 +100,8 @@ def _check_servable(report: dict, build_dir: Path) -> None:
                          " a board serves causal byte models (MLP or transformer builds)")
     if report.get("memory", {}).get("weights") == "offchip":
         raise BuildError(f"{build_dir} keeps its weights off chip and the boards have no memory"
-                         " controller yet; rebuild it with --weights onchip")
+                         " controller yet; rebuild it with --weights onchip, on a smaller"
+                         " array if its weights then do not fit")
 
 
 def build_params(build_dir: Path):
