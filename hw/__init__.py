@@ -8,6 +8,7 @@ arrays) is its only input. See docs/architecture.md.
 """
 
 from .accelerator import Accelerator, SystolicArray
+from .bridge import UartBridge
 from .export import verilog
 from .harness import InferenceHarness
 from .neuron import NeuronLane
@@ -20,6 +21,7 @@ from .sequencer import Sequencer
 from .streamer import OutputStreamer
 from .synth_top import SynthTop
 from .token import TokenKind
+from .uart import UartRx, UartTx
 
 __all__ = [
     "Accelerator",
@@ -38,6 +40,9 @@ __all__ = [
     "SynthTop",
     "SystolicArray",
     "TokenKind",
+    "UartBridge",
+    "UartRx",
+    "UartTx",
     "WordFetch",
     "XLayer",
     "verilog",

@@ -1,4 +1,5 @@
-"""Command line: ``python -m rtl_gen build | sim | generate | synth | asic``."""
+"""Command line: ``python -m rtl_gen build | sim | generate | synth | asic | explore | run |
+program``."""
 
 from __future__ import annotations
 
@@ -98,8 +99,29 @@ def _parser() -> argparse.ArgumentParser:
 
     y = sub.add_parser("synth", help="synthesize, place and route with yosys + nextpnr")
     y.add_argument("dir", type=Path)
-    y.add_argument("--target", choices=sorted(TARGETS), default="ecp5-85k")
+    where = y.add_mutually_exclusive_group()
+    where.add_argument("--target", choices=sorted(TARGETS), default=None,
+                       help="FPGA of the accelerator alone (default ecp5-85k)")
+    where.add_argument("--board", default=None,
+                       help="a board's bitstream, the accelerator behind a UART: icebreaker or"
+                            " ulx3s-85f (docs/boards.md)")
     y.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+
+    r = sub.add_parser("run", help="generate on a board over its UART (or on the simulated"
+                                   " board top), checked against the integer reference")
+    r.add_argument("dir", type=Path)
+    link = r.add_mutually_exclusive_group(required=True)
+    link.add_argument("--port", help="the board's serial port, e.g. /dev/ttyUSB0")
+    link.add_argument("--sim", action="store_true",
+                      help="the board top, UART included, in Verilator instead of a board")
+    r.add_argument("--prompt", action="append", required=True, help="prompt text (repeat for"
+                                                                    " several)")
+    r.add_argument("--tokens", type=_positive, default=16, help="bytes to generate (default 16)")
+    r.add_argument("--baud", type=_positive, default=None, help="baud rate (default 115200)")
+
+    pg = sub.add_parser("program", help="load a board's bitstream with openFPGALoader")
+    pg.add_argument("dir", type=Path)
+    pg.add_argument("--board", required=True, help="icebreaker or ulx3s-85f")
 
     a = sub.add_parser("asic", help="map to open standard cells (yosys), time and measure power"
                                     " (OpenSTA) with the activity of a gate-level simulation")
@@ -230,12 +252,43 @@ def _generate(args) -> None:
 def _synth(args) -> None:
     from .synth import synthesize
 
-    s = synthesize(args.dir, args.target, seed=args.seed)
+    if args.board is not None:
+        from .boards import build_board
+
+        b = build_board(args.dir, args.board, seed=args.seed)
+        print(f"{b['board']} ({b['target']}): {b['luts']} LUTs ({b['lut_percent']:.1f}%),"
+              f" {b['ffs']} FFs, {b['brams']} BRAMs, Fmax {b['fmax_mhz']:.1f} MHz at a"
+              f" {b['clock_mhz']:g} MHz clock; {args.dir / b['bitstream']}"
+              f" ({b['bitstream_bytes']:,} bytes), build {b['build_id']} ({b['seconds']:.0f} s)")
+        return
+    s = synthesize(args.dir, args.target or "ecp5-85k", seed=args.seed)
     print(
-        f"{args.target}: {s['luts']} LUTs ({s['lut_percent']:.1f}%), {s['ffs']} FFs,"
+        f"{args.target or 'ecp5-85k'}: {s['luts']} LUTs ({s['lut_percent']:.1f}%), {s['ffs']} FFs,"
         f" {s['brams']} BRAMs, {s['dsps']} DSPs, Fmax {s['fmax_mhz']:.1f} MHz"
         f" ({s['seconds']:.0f} s)"
     )
+
+
+def _run(args) -> None:
+    from .host import run
+
+    r = run(args.dir, [p.encode() for p in args.prompt], args.tokens, port=args.port,
+            baud=args.baud, sim=args.sim)
+    for prompt, text in zip(args.prompt, r["texts"], strict=True):
+        print(f"--- prompt {prompt!r}")
+        print(prompt + text)
+    print(f"{r['where']}, build {r['build_id']}: {r['matched']}/{len(args.prompt)} generations"
+          f" equal the reference byte for byte, {r['counters_matched']}/{r['inferences']}"
+          f" inferences' spike counters equal the reference's;"
+          f" {r['cycles_per_inference']:.1f} cycles per inference")
+
+
+def _program(args) -> None:
+    from .boards import program_board
+
+    path = program_board(args.dir, args.board)
+    print(f"programmed the {args.board} with {path}; next: python -m rtl_gen run {args.dir}"
+          " --port PORT --prompt TEXT")
 
 
 def _asic(args) -> None:
@@ -261,7 +314,7 @@ def main(argv=None) -> int:
     )
     try:
         {"build": _build, "sim": _sim, "generate": _generate, "synth": _synth,
-         "asic": _asic, "explore": _explore}[args.command](args)
+         "asic": _asic, "explore": _explore, "run": _run, "program": _program}[args.command](args)
     except SpikeForgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, VerificationError) else 2

@@ -23,7 +23,7 @@ from .frontend import load_graph
 from .report import save_report
 from .workdir import check_build_dir
 
-__all__ = ["generate"]
+__all__ = ["generate", "reference_generations"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,14 @@ def _fmax(report: dict) -> tuple[float | None, str | None]:
     return float(chosen["fmax_mhz"]), name
 
 
+def reference_generations(graph, prompts: list[bytes], tokens: int):
+    """``(streams, expected)``: each prompt as the stream the hardware is fed (after the zero
+    bytes of the model's window or context) and the reference's ``tokens`` bytes after it."""
+    start = [0] * (graph.causal_window or graph.context)
+    streams = [start + list(prompt) for prompt in prompts]
+    return streams, [reference_generate(graph, stream, tokens) for stream in streams]
+
+
 def generate(build_dir: Path, prompts: list[bytes], tokens: int,
              simulator: str = "verilator", progress=print) -> dict:
     """Generate ``tokens`` bytes after each prompt in RTL; raise if any byte differs from the
@@ -48,9 +56,7 @@ def generate(build_dir: Path, prompts: list[bytes], tokens: int,
     if tokens < 1:
         raise BuildError(f"--tokens must be a positive integer, not {tokens}")
     graph = load_graph(build_dir / "model.onnx")
-    start = [0] * (graph.causal_window or graph.context)
-    streams = [start + list(prompt) for prompt in prompts]
-    expected = [reference_generate(graph, stream, tokens) for stream in streams]
+    streams, expected = reference_generations(graph, prompts, tokens)
     job = build_dir / "generate.json"
     job.write_text(json.dumps({"prompts": streams, "tokens": tokens, "expected": expected}))
     progress(f"compiling {report['name']} with {simulator}, then generating {tokens} bytes"

@@ -102,6 +102,39 @@ def _asic_lines(asic: dict, unit: str) -> list[str]:
     return lines
 
 
+def _board_lines(boards: dict, run: dict | None) -> list[str]:
+    """The boards section: one row per board bitstream (``rtl_gen synth --board``) and the
+    last ``rtl_gen run``."""
+    lines = []
+    if boards:
+        lines += [
+            "",
+            "## Boards (the accelerator behind a UART, docs/boards.md)",
+            "",
+            ("| board | part | LUTs | FFs | BRAMs | Fmax (MHz) at clock (MHz) | bitstream (bytes)"
+             " | build id | wall (s) |"),
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, b in sorted(boards.items()):
+            lines.append(
+                f"| {name} | {b['target']} | {_fmt(b['luts'])} ({b['lut_percent']:.0f}%) |"
+                f" {_fmt(b['ffs'])} | {_fmt(b['brams'])} | {b['fmax_mhz']:.1f} at"
+                f" {b['clock_mhz']:g} | {b['bitstream']} ({_fmt(b['bitstream_bytes'])}) |"
+                f" {b['build_id']} | {b['seconds']:.0f} |"
+            )
+    if run:
+        lines += [
+            "",
+            "## Last run over the UART",
+            "",
+            (f"- {run['where']}, build {run['build_id']}: {run['matched']} of"
+             f" {len(run['prompts'])} generations of {run['tokens']} bytes equal to the"
+             f" reference, {run['counters_matched']} of {run['inferences']} inferences' spike"
+             f" counters equal; {run['cycles_per_inference']:,.1f} cycles per inference"),
+        ]
+    return lines
+
+
 def render_markdown(r: dict) -> str:
     a = r["array"]
     unit = "token" if r["streams"] else "inference"
@@ -213,6 +246,7 @@ def render_markdown(r: dict) -> str:
                 f" {_fmt(s['brams'])} | {_fmt(s['dsps'])} | {s['fmax_mhz']:.1f} |"
                 f" {s['seconds']:.0f} |"
             )
+    lines += _board_lines(r.get("boards") or {}, r.get("board_run"))
     lines += _asic_lines(r.get("asic") or {}, unit)
     timings = r.get("timings") or {}
     if timings:

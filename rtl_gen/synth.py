@@ -14,7 +14,7 @@ from .report import save_report
 from .targets import Target, get_target
 from .workdir import check_build_dir, tool_folder
 
-__all__ = ["run_flow", "synthesize", "yosys_cells"]
+__all__ = ["figures", "run_flow", "synthesize", "yosys_cells"]
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print
         progress("[3/3] packing the bitstream")
         _run(pack, work / "pack.log", "bitstream packing", work)
     pnr_report, stat = work / "nextpnr.json", work / "stat.json"
-    result = _figures(target, json.loads(pnr_report.read_text()), json.loads(stat.read_text()))
+    result = figures(target, json.loads(pnr_report.read_text()), json.loads(stat.read_text()))
     result.update(
         seconds=round(time.perf_counter() - start, 1),
         yosys_seconds=round(synthesized - start, 1),
@@ -144,7 +144,9 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1, progress=print)
     return result
 
 
-def _figures(target: Target, pnr: dict, stat: dict) -> dict:
+def figures(target: Target, pnr: dict, stat: dict) -> dict:
+    """LUTs, FFs, block RAMs, DSPs and Fmax from nextpnr's ``--report`` and yosys's ``stat
+    -json``."""
     used = {name: entry["used"] for name, entry in pnr["utilization"].items()}
     cells = stat["design"]["num_cells_by_type"]
     fmax = min((v["achieved"] for v in pnr["fmax"].values()), default=0.0)

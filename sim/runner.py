@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SimResult", "SimulatorError", "run_build", "verilator_environment"]
+__all__ = ["SimResult", "SimulatorError", "run_build", "run_cocotb", "verilator_environment"]
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,9 @@ TESTBENCH = Path(__file__).with_name("testbench.py")
 CLOCKED_TOP = Path(__file__).with_name("clocked_top.sv")
 SIM_TOP = "spikeforge_sim_top"
 HARNESS = "spikeforge_top"
+#: A board's UART bridge with its clock, and the testbench that runs the host's session on it.
+BOARD_TOP = Path(__file__).with_name("board_top.sv")
+BOARD_TESTBENCH = Path(__file__).with_name("board_testbench.py")
 
 
 class SimulatorError(RuntimeError):
@@ -117,8 +120,6 @@ def run_build(
     (a gate-level netlist and its cell models); the run then works in ``build_dir/<sim_name>``
     and passes ``extra_args`` to the compiler.
     """
-    from cocotb_tools.runner import get_runner
-
     build_dir = Path(build_dir).resolve()
     plan = json.loads((build_dir / "plan.json").read_text())
     if plan["top_module"] != HARNESS:
@@ -133,35 +134,87 @@ def run_build(
         "COUNTER_BITS": plan["spike_counters"] * plan["spike_counter_width"],
         "PROFILE_BITS": 64 * len(plan["layers"]),
     }
+    if not (build_dir / "tb" / TESTBENCH.name).is_file():
+        raise SimulatorError(f"{build_dir} has no testbench (tb/{TESTBENCH.name}); rebuild it")
+    if simulator == "icarus" and netlist is None:
+        _require_icarus()
+        sources[0] = icarus_source(sources[0], sim_dir)
+    results = sim_dir / "results.json"
+    data, compile_seconds, run_seconds = run_cocotb(
+        sources=sources,
+        toplevel=SIM_TOP,
+        test_module="testbench",
+        test_dir=build_dir / "tb",
+        sim_dir=sim_dir,
+        results=results,
+        simulator=simulator,
+        parameters=parameters,
+        seed=seed,
+        extra_args=extra_args,
+        vcd=netlist is not None,
+        env={
+            "SPIKEFORGE_GOLDEN": str(build_dir / "golden.npz"),
+            "SPIKEFORGE_PLAN": str(build_dir / "plan.json"),
+            "SPIKEFORGE_SAMPLES": str(samples if samples is not None else 1 << 30),
+            **({"SPIKEFORGE_GENERATE": str(Path(generate).resolve())}
+               if generate is not None else {}),
+        },
+    )
+    return SimResult(data.get("samples", []), compile_seconds, run_seconds, simulator,
+                     data.get("generations"))
+
+
+def _require_icarus() -> None:
+    if shutil.which("iverilog") is None:
+        raise SimulatorError(
+            "Icarus Verilog is not installed (no iverilog on PATH); it is not on PyPI:"
+            " install it with your system's package manager (apt-get install iverilog,"
+            " brew install icarus-verilog) or use --simulator verilator"
+        )
+
+
+def run_cocotb(
+    *,
+    sources: list[Path],
+    toplevel: str,
+    test_module: str,
+    test_dir: Path,
+    sim_dir: Path,
+    results: Path,
+    env: dict[str, str],
+    simulator: str = "verilator",
+    parameters: dict | None = None,
+    seed: int = 0,
+    extra_args: list[str] | None = None,
+    vcd: bool = False,
+) -> tuple[dict, float, float]:
+    """Compile ``sources`` with ``toplevel`` (a module that makes its own clock, so cocotb only
+    wakes when the testbench asks) in ``sim_dir`` and run the cocotb ``test_module`` of
+    ``test_dir``, which writes its verdict to ``results`` (a JSON file, named to it in
+    ``SPIKEFORGE_RESULTS``). Returns that JSON, the compile and the run seconds. On Verilator
+    only ``toplevel``'s ports are public; ``vcd`` makes Icarus dump its ``$dumpvars``."""
+    from cocotb_tools.runner import get_runner
+
+    sources = list(sources)
     if simulator == "verilator":
         verilator_environment()
         # cocotb's runner makes every signal of the design public (--public-flat-rw), which
         # keeps Verilator from optimising it: eight times slower here. The testbench reaches
         # only the top's ports, so only they are made public, by a control file. --timing
-        # runs the clock of clocked_top.sv.
+        # runs the clock of the top.
         sim_dir.mkdir(parents=True, exist_ok=True)
         control = sim_dir / "public_ports.vlt"
-        control.write_text(f'`verilator_config\npublic_flat_rw -module "{SIM_TOP}" -var "*"\n')
+        control.write_text(f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
         sources.append(control)
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3",
                       "--no-public-flat-rw", "--timing", *(extra_args or [])]
     elif simulator == "icarus":
-        if shutil.which("iverilog") is None:
-            raise SimulatorError(
-                "Icarus Verilog is not installed (no iverilog on PATH); it is not on PyPI:"
-                " install it with your system's package manager (apt-get install iverilog,"
-                " brew install icarus-verilog) or use --simulator verilator"
-            )
+        _require_icarus()
         build_args = list(extra_args or [])
     else:
         raise SimulatorError(f"unknown simulator {simulator!r}; use verilator or icarus")
-    if not (build_dir / "tb" / TESTBENCH.name).is_file():
-        raise SimulatorError(f"{build_dir} has no testbench (tb/{TESTBENCH.name}); rebuild it")
-    results = sim_dir / "results.json"
-    if simulator == "icarus" and netlist is None:
-        sources[0] = icarus_source(sources[0], sim_dir)
     runner = get_runner(simulator)
-    if netlist is not None and simulator == "icarus":
+    if vcd and simulator == "icarus":
         runner = _vcd_runner(runner)
     # The runner logs every command at INFO; our logs and the CLI say what matters.
     logging.getLogger(type(runner).__qualname__).setLevel(logging.WARNING)
@@ -169,8 +222,8 @@ def run_build(
     try:
         runner.build(
             sources=sources,
-            hdl_toplevel=SIM_TOP,
-            parameters=parameters,
+            hdl_toplevel=toplevel,
+            parameters=parameters or {},
             build_dir=sim_dir,
             build_args=build_args,
             timescale=("1ns", "1ps"),
@@ -187,20 +240,13 @@ def run_build(
     under_pytest = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
         runner.test(
-            test_module="testbench",
-            test_dir=build_dir / "tb",
-            hdl_toplevel=SIM_TOP,
+            test_module=test_module,
+            test_dir=test_dir,
+            hdl_toplevel=toplevel,
             hdl_toplevel_lang="verilog",
             build_dir=sim_dir,
             seed=seed,
-            extra_env={
-                "SPIKEFORGE_GOLDEN": str(build_dir / "golden.npz"),
-                "SPIKEFORGE_PLAN": str(build_dir / "plan.json"),
-                "SPIKEFORGE_SAMPLES": str(samples if samples is not None else 1 << 30),
-                "SPIKEFORGE_RESULTS": str(results),
-                **({"SPIKEFORGE_GENERATE": str(Path(generate).resolve())}
-                   if generate is not None else {}),
-            },
+            extra_env={**env, "SPIKEFORGE_RESULTS": str(results)},
             log_file=sim_dir / "test.log",
         )
     except SystemExit as exc:
@@ -214,6 +260,4 @@ def run_build(
     finished = time.perf_counter()
     if not results.is_file():
         raise SimulatorError(f"the testbench wrote no results; see {sim_dir / 'test.log'}")
-    data = json.loads(results.read_text())
-    return SimResult(data.get("samples", []), compiled - start, finished - compiled, simulator,
-                     data.get("generations"))
+    return json.loads(results.read_text()), compiled - start, finished - compiled
