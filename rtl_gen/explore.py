@@ -155,7 +155,7 @@ def load_spec(path: Path) -> dict:
         points = [dict(zip(names, combo, strict=True))
                   for combo in itertools.product(*(space[n] for n in names))]
         result["points"] = list({json.dumps(p, sort_keys=True): p
-                                 for p in map(_plain, points)}.values())
+                                 for p in map(plain_point, points)}.values())
     return result
 
 
@@ -186,7 +186,7 @@ def _search(spec: dict) -> dict:
     return {"search": search, "trials": trials, "population": population, "seed": seed}
 
 
-def _plain(point: dict) -> dict:
+def plain_point(point: dict) -> dict:
     """A point as it is cached: a point on the checkpoint carries no training knobs."""
     if point.get("model") == "checkpoint":
         return {k: v for k, v in point.items() if k not in TRAIN_KNOBS}
@@ -248,10 +248,10 @@ def _evaluate(point: dict, ckpt: Path, samples: int) -> dict:
 
 
 def run_point(point: dict, stages, samples: int, ckpt: str, folder: str,
-              eval_samples: int = 4096) -> dict:
+              eval_samples: int = 4096, extra: dict | None = None) -> dict:
     """Build, check and measure one point in ``folder``; returns its row (never raises for a
-    point that fails: ``status`` is ``failed`` and ``error`` says why). Writes
-    ``folder/result.json`` when done."""
+    point that fails: ``status`` is ``failed`` and ``error`` says why), ``extra``'s columns
+    added. Writes ``folder/result.json`` when done."""
     from .build import BuildConfig, build
     from .report import load_report
 
@@ -259,7 +259,7 @@ def run_point(point: dict, stages, samples: int, ckpt: str, folder: str,
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / "build"
     start = time.monotonic()
-    row: dict = dict(point)
+    row: dict = {**point, **(extra or {})}
     quiet = lambda *a, **k: None  # noqa: E731
     try:
         build(BuildConfig(out=out, ckpt=Path(ckpt), rows=point.get("rows", 8),
@@ -486,10 +486,26 @@ class Runner:
         rkey = recipe_key(recipe)
         if rkey not in self.trainings:
             models = self.out / "models" / rkey
-            self.trainings[rkey] = cached_training(models) or self.client.submit(
-                train_recipe, recipe, str(models), key=f"train-{rkey}", pure=False)
+            self.trainings[rkey] = cached_training(models)
+            if self.trainings[rkey] is None:
+                future = self.client.submit(train_recipe, recipe, str(models),
+                                            key=f"train-{rkey}", pure=False)
+                future.add_done_callback(self._trained)
+                self.trainings[rkey] = future
         return self.client.submit(run_trained_point, self.trainings[rkey], *args, folder,
                                   spec["eval_samples"], key=f"point-{key}", pure=False)
+
+    def _trained(self, future) -> None:
+        if future.status != "finished":
+            return
+        result = future.result()
+        knobs = " ".join(f"{k}={v}" for k, v in result["recipe"].items()
+                         if k in self.spec["knobs"])
+        figure = (f"{result['train_bits_per_byte']:.3f} bits/byte held-out"
+                  if result.get("train_bits_per_byte") is not None else "trained")
+        status = figure if result["status"] == "ok" else f"FAILED: {result['error']}"
+        self.progress(f"[training] {knobs or 'the recipe'}: {status}"
+                      f" ({result['train_seconds']:.0f} s)")
 
     def run(self, todo: list[tuple[str, dict]]) -> dict[str, dict]:
         """Compute the points ``todo`` (``(key, point)`` pairs, keys distinct); their rows by

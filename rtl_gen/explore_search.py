@@ -62,7 +62,7 @@ def search(spec: dict, runner) -> tuple[list[dict], list[tuple[int, str, str]]]:
     from optuna.distributions import CategoricalDistribution
     from optuna.trial import TrialState
 
-    from .explore import _plain, key_of
+    from .explore import key_of, plain_point
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -74,7 +74,7 @@ def search(spec: dict, runner) -> tuple[list[dict], list[tuple[int, str, str]]]:
     space = {k: CategoricalDistribution(v) for k, v in spec["space"].items()}
 
     def point_of(params: dict) -> dict:
-        return _plain({k: params[k] for k in spec["space"]})
+        return plain_point({k: params[k] for k in spec["space"]})
 
     stale = [optuna.trial.Trial(study, t._trial_id)
              for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]

@@ -180,7 +180,5 @@ def run_trained_point(trained: dict, point: dict, stages, samples: int, folder: 
                "error": f"training failed: {trained.get('error')}"}
         write_row(Path(folder), row)
         return row
-    row = run_point(point, stages, samples, trained["checkpoint"], folder, eval_samples)
-    row["train_seconds"] = trained["train_seconds"]
-    write_row(Path(folder), row)
-    return row
+    return run_point(point, stages, samples, trained["checkpoint"], folder, eval_samples,
+                     extra={"train_seconds": trained["train_seconds"]})
