@@ -56,7 +56,8 @@ from .resume import (
 from .spike import AMPLITUDES, FIRINGS, NEURONS, SPIKES, Neuron
 from .zoo import ZOO, EncoderConfig, LMConfig, TransformerConfig, build_model
 
-__all__ = ["DEFAULT_STEPS", "TrainOptions", "build_model", "main", "train", "train_model"]
+__all__ = ["DEFAULT_STEPS", "TrainOptions", "build_model", "main", "recipe", "train",
+           "train_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -446,32 +447,11 @@ def main(argv: list[str] | None = None) -> int:
         raise CheckpointError(f"{args.out} already exists; pass --force to overwrite it")
     if args.out.exists() and args.out.is_dir():
         raise UsageError(f"--out {args.out} is a directory; give a file path such as model.pt")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        raise UsageError(f"--lr must be a positive number, not {args.lr}")
-    neuron = Neuron(args.neuron, args.amplitude, args.firing, args.spikes).as_dict()
-    if args.arch in ("transformer", "encoder"):
-        kind = ZOO[args.arch]
-        extra = {"classes": len(tasks.PACKAGES)} if args.arch == "encoder" else {}
-        config = kind(
-            context=args.context or kind().context, d_model=args.d_model,
-            heads=args.heads, layers=args.blocks, ffn=args.ffn, timesteps=args.timesteps,
-            weight_bits=args.weight_bits, float_twin=args.float_twin, norm=args.norm,
-            attention=args.attention,
-            rate_target=_given(args.rate_target, kind().rate_target),
-            rate_lambda=_given(args.rate_lambda, kind().rate_lambda), **neuron, **extra,
-        )
-    else:
-        config = _mlp_config(args, neuron)
+    config, options = recipe(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _device(args.device)
-    if args.arch != "transformer" and args.segment is not None:
-        raise UsageError("--segment is for --arch transformer only")
-    batch = args.batch or (DEFAULT_BATCH // DEFAULT_SEGMENT_WINDOWS
-                           if args.arch in ("transformer", "encoder") else DEFAULT_BATCH)
-    options = TrainOptions(steps=args.steps, batch=batch, lr=args.lr, seed=args.seed,
-                           segment=args.segment, eval_samples=args.eval_samples)
-    build_model(config)  # a configuration that cannot build is refused before anything runs
+    batch = options.batch
     run = _run_in_parts(args, config, options)
     with process_group() as ranks:
         if not ranks.main:
@@ -495,6 +475,36 @@ def main(argv: list[str] | None = None) -> int:
           f" rates {' '.join(f'{r:.3f}' for r in metrics['firing_rates'])},"
           f" {metrics['train_seconds']:.0f}s -> {args.out}")
     return 0
+
+
+def recipe(args) -> tuple:
+    """The model configuration and the :class:`TrainOptions` that the parsed arguments of
+    :func:`build_parser` name (``rtl_gen explore`` trains its training knobs through this);
+    refuses a configuration that cannot build."""
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a positive number, not {args.lr}")
+    neuron = Neuron(args.neuron, args.amplitude, args.firing, args.spikes).as_dict()
+    if args.arch in ("transformer", "encoder"):
+        kind = ZOO[args.arch]
+        extra = {"classes": len(tasks.PACKAGES)} if args.arch == "encoder" else {}
+        config = kind(
+            context=args.context or kind().context, d_model=args.d_model,
+            heads=args.heads, layers=args.blocks, ffn=args.ffn, timesteps=args.timesteps,
+            weight_bits=args.weight_bits, float_twin=args.float_twin, norm=args.norm,
+            attention=args.attention,
+            rate_target=_given(args.rate_target, kind().rate_target),
+            rate_lambda=_given(args.rate_lambda, kind().rate_lambda), **neuron, **extra,
+        )
+    else:
+        config = _mlp_config(args, neuron)
+    if args.arch != "transformer" and args.segment is not None:
+        raise UsageError("--segment is for --arch transformer only")
+    batch = args.batch or (DEFAULT_BATCH // DEFAULT_SEGMENT_WINDOWS
+                           if args.arch in ("transformer", "encoder") else DEFAULT_BATCH)
+    options = TrainOptions(steps=args.steps, batch=batch, lr=args.lr, seed=args.seed,
+                           segment=args.segment, eval_samples=args.eval_samples)
+    build_model(config)  # a configuration that cannot build is refused before anything runs
+    return config, options
 
 
 def _run_in_parts(args, config, options: TrainOptions) -> dict:
