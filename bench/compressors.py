@@ -7,9 +7,9 @@ zlib -9, bzip2 -9 and xz -9e compress the held-out split (the 40 standard-librar
 bits per byte is ``8 x compressed size / original size``. A model with attention is measured
 here on the same bytes, every byte of the split (``model.metrics.heldout``: the integer
 model's bits per byte, a float twin's float ones; a few minutes for the 16-byte transformer,
-about 12 for the 64-byte one, on 2 cores); a window model (the MLP) lists the figure its checkpoint recorded, on 32,768
-seeded held-out positions. A model has to beat the whole-split figures to be worth deploying
-as a byte predictor.
+about 12 for the 64-byte one, on 2 cores); a window model (the MLP) lists the figure its
+checkpoint recorded, on 32,768 seeded held-out positions. A model has to beat the whole-split
+figures to be worth deploying as a byte predictor.
 """
 
 from __future__ import annotations
