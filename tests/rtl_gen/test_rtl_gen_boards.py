@@ -101,11 +101,13 @@ def test_icebreaker_bitstream(small):
 
 
 @pytest.mark.slow
-def test_ulx3s_bitstream(tiny_ecp5):
-    code, stdout, stderr = rtl_gen("synth", tiny_ecp5, "--board", "ulx3s-85f")
+def test_ulx3s_bitstream(tiny_ecp5, tmp_path):
+    build = tmp_path / "b"  # a copy: the bad-input tests need the shared build without boards
+    shutil.copytree(tiny_ecp5, build)
+    code, stdout, stderr = rtl_gen("synth", build, "--board", "ulx3s-85f")
     assert code == 0, stdout + stderr
-    board = json.loads((tiny_ecp5 / "report.json").read_text())["boards"]["ulx3s-85f"]
-    bitstream = tiny_ecp5 / board["bitstream"]
+    board = json.loads((build / "report.json").read_text())["boards"]["ulx3s-85f"]
+    bitstream = build / board["bitstream"]
     assert bitstream.suffix == ".bit" and b"LFE5U-85F" in bitstream.read_bytes()[:200]
     assert board["clock_mhz"] == 25.0 and board["fmax_mhz"] >= 25.0
 

@@ -54,8 +54,10 @@ def test_amaranth_accelerator_equals_reference(config):
 def test_verilator_build_with_stalls_equals_reference(config, stall_seed):
     """A whole build (ONNX -> rtl_gen build --stall-seed -> Verilog) on Verilator, with random
     stalls on every stream: each golden sample matches, the hardware spike counters equal the
-    reference's, and each inference takes more cycles than without stalls (the Amaranth
-    simulation of the same harness): stalls change cycles, never results."""
+    reference's, and no inference takes fewer cycles than without stalls (the Amaranth
+    simulation of the same harness; a window's cycles run from its first byte's beat to the
+    token's, so gaps between its bytes and on the token count, those on the logits, which
+    leave after the token, do not): stalls change cycles, never results."""
     note(repr(config))
     expected = reference_run(config)
     assert all(any(logits) for logits, _, _ in expected), f"{config}: logits trivially zero"
@@ -72,4 +74,4 @@ def test_verilator_build_with_stalls_equals_reference(config, stall_seed):
     params = compile_params(config.model, config.rows, config.cols, config.dense)
     calm = run_streams(params, config.ids, window=config.model.context)
     for n, (s, (c,)) in enumerate(zip(result.samples, calm, strict=True)):
-        assert s["cycles"] > c.cycles, f"{config} stall seed {stall_seed} sample {n}"
+        assert s["cycles"] >= c.cycles, f"{config} stall seed {stall_seed} sample {n}"
