@@ -67,11 +67,6 @@ class OutputStreamer(wiring.Component):
         })
 
     @property
-    def argmax_latency(self) -> int:
-        """Cycles from a write on ``writes`` until the arg-max holds it."""
-        return (self._cols - 1).bit_length() + 2
-
-    @property
     def cols(self) -> int:
         return self._cols
 
