@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .bank import RegisteredBank
 from .layout import const_bank_images, const_lane_bits, weight_bank_images
 from .neuron import NeuronLane, leak_layout
 from .params import AcceleratorParams, address_bits
@@ -107,35 +107,29 @@ class ArrayRow(wiring.Component):
         bb, kb = p.bias_bits, p.const_bits
         lane_bits = const_lane_bits(p)
 
-        if p.weights_offchip:  # the weight fetch supplies an EVENT's word (``weight``)
-            m.submodules.consts = consts = Memory(
-                shape=unsigned(cols * lane_bits), depth=p.const_depth,
-                init=const_bank_images(p)[r])
-            c_port = consts.read_port()
-            ports = [c_port]
-            weight_word = self.weight
-        else:
-            m.submodules.weights = weights = Memory(
+        # Every bank is read in two cycles, straight into a register per block RAM
+        # (:class:`hw.bank.RegisteredBank`): a token on ``tok_in`` in cycle ``n`` has its words
+        # in ``w1``, ``k1``, ``x1`` and ``v1`` in ``n + 2``.
+        addr = self.tok_in.payload.addr
+        banks = []
+        m.submodules.consts = consts = RegisteredBank(
+            shape=unsigned(cols * lane_bits), depth=p.const_depth, init=const_bank_images(p)[r])
+        banks.append(consts)
+        if not p.weights_offchip:  # off chip, the weight fetch supplies an EVENT's word
+            m.submodules.weights = weights = RegisteredBank(
                 shape=unsigned(cols * p.weight_bits), depth=p.weight_depth,
                 init=weight_bank_images(p)[r])
-            m.submodules.consts = consts = Memory(
-                shape=unsigned(cols * lane_bits), depth=p.const_depth,
-                init=const_bank_images(p)[r])
-            ports = [mem.read_port() for mem in (weights, consts)]
-            w_port, c_port = ports
-            weight_word = w_port.data
+            banks.append(weights)
         if p.has_residual:  # the residual banks exist only for a program with a residual
-            m.submodules.residual = residual = Memory(
-                shape=unsigned(cols * p.residual_bits), depth=p.residual_depth, init=[])
-            x_port, x_write = residual.read_port(), residual.write_port()
-            ports.append(x_port)
+            m.submodules.residual = residual = RegisteredBank(
+                shape=unsigned(cols * p.residual_bits), depth=p.residual_depth, writable=True)
+            banks.append(residual)
         if p.attentions:  # the value caches exist only for a program that attends
-            m.submodules.values = values = Memory(shape=unsigned(2 * cols), depth=p.v_depth,
-                                                  init=[])
-            v_port, v_write = values.read_port(), values.write_port()
-            ports.append(v_port)
-        for port in ports:
-            m.d.comb += port.addr.eq(self.tok_in.payload.addr)
+            m.submodules.values = values = RegisteredBank(
+                shape=unsigned(2 * cols), depth=p.v_depth, writable=True)
+            banks.append(values)
+        for bank in banks:
+            m.d.comb += bank.addr.eq(addr)
         m.d.sync += [
             self.tok_out.valid.eq(self.tok_in.valid),
             self.tok_out.payload.eq(self.tok_in.payload),
@@ -149,11 +143,15 @@ class ArrayRow(wiring.Component):
         tok1 = Signal.like(self.tok_out.payload)
         kind1 = Signal(TokenKind)
         if p.attentions:
-            m.d.sync += v1.eq(v_port.data)
+            m.d.comb += v1.eq(values.data)
         if p.has_residual:
-            m.d.sync += x1.eq(x_port.data)
-        m.d.sync += [w1.eq(weight_word), k1.eq(c_port.data),
-                     tok1.eq(self.tok_out.payload),
+            m.d.comb += x1.eq(residual.data)
+        if p.weights_offchip:  # the word arrives with ``tok_out``
+            m.d.sync += w1.eq(self.weight)
+        else:
+            m.d.comb += w1.eq(weights.data)
+        m.d.comb += k1.eq(consts.data)
+        m.d.sync += [tok1.eq(self.tok_out.payload),
                      kind1.eq(Mux(self.tok_out.valid, self.tok_out.payload.kind, TokenKind.SKIP))]
 
         # Stage 2: operands and operation; the lanes prepare from the constants.
@@ -282,12 +280,12 @@ class ArrayRow(wiring.Component):
             self.spikes.payload.data.eq(spikes4),
         ]
         if p.attentions:
-            m.d.comb += [v_write.en.eq(fire4 & self.dest_v), v_write.addr.eq(oaddr4),
-                         v_write.data.eq(spikes4)]
+            m.d.comb += [values.w_en.eq(fire4 & self.dest_v), values.w_addr.eq(oaddr4),
+                         values.w_data.eq(spikes4)]
         if p.has_residual:
-            m.d.comb += [x_write.en.eq(resadd4), x_write.addr.eq(res_addr4)]
+            m.d.comb += [residual.w_en.eq(resadd4), residual.w_addr.eq(res_addr4)]
         for col in range(cols if p.has_residual else 0):
-            m.d.comb += x_write.data.word_select(col, p.residual_bits).eq(
+            m.d.comb += residual.w_data.word_select(col, p.residual_bits).eq(
                 Mux(init4, 0, x4[col]) + shifted4[col])
         nonzero = [spikes4[col][0] for col in range(cols)]
         # Registered here, summed over the rows (and registered again) by the array: the

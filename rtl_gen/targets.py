@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hw.bank import BRAM_MODES
+
 from .errors import BuildError
 
 __all__ = ["TARGETS", "Target", "get_target"]
@@ -29,7 +31,7 @@ class Target:
         return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in self.bram_configs)
 
 
-_ECP5_BRAM = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+_ECP5_BRAM = tuple((words, width) for width, words in BRAM_MODES)
 _ICE40_BRAM = ((2048, 2), (1024, 4), (512, 8), (256, 16))
 
 TARGETS = {
