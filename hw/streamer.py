@@ -24,8 +24,9 @@ class OutputStreamer(wiring.Component):
     the write. So the next token leaves as soon as the program ends, before the logits: a host
     that generates sends the next byte while they stream.
 
-    On ``start`` (a level; sampled while idle) it sends the index of the largest logit (the
-    lowest index on ties) on ``next_token`` once the arg-max has taken the last write, and
+    On ``start`` (a level; sampled while idle, and raised only after the inference's last
+    write) it sends the index of the largest logit (the lowest index on ties) on
+    ``next_token`` once the arg-max has taken the last write, and
     pulses ``sent`` in the cycle that beat is accepted, clearing the arg-max for the next
     inference. Then it reads row 0 and, one cycle later, row 1, and sends logit ``j`` from lane
     ``j % C`` of row ``j // C`` on ``logits``, one per accepted beat, out of a register that
@@ -105,7 +106,10 @@ class OutputStreamer(wiring.Component):
                          leaf.value.eq(self.writes.payload.data[lane]),
                          leaf.index.eq(base + lane)]
             level.append(leaf)
-        busy = [self.writes.valid]
+        # Only the tree's own registers count as busy: ``start`` comes after the last write
+        # (the sequencer drains the array first), and the writes, OR-ed over the rows, come
+        # from all over the chip.
+        busy = []
         depth = 0
         while len(level) > 1:  # pairs, lower index on the left
             depth += 1
@@ -118,11 +122,16 @@ class OutputStreamer(wiring.Component):
             busy += [x.valid for x in level]
             level = nxt
         busy.append(level[0].valid)
-        best = Signal(node)
+        # ``sent`` marks the best stale (a register) instead of clearing it, so that the
+        # handshake does not reach the best's multiplexers; the next write replaces it.
+        best, stale = Signal(node), Signal()
         with m.If(self.sent):
-            m.d.sync += best.valid.eq(0)
-        with m.Else():
-            m.d.sync += best.eq(better(best, level[0]))
+            m.d.sync += stale.eq(1)
+        with m.Elif(level[0].valid):
+            m.d.sync += stale.eq(0)
+        current = Signal(node)
+        m.d.comb += [current.eq(best), current.valid.eq(best.valid & ~stale)]
+        m.d.sync += best.eq(better(current, level[0]))
         settled = Signal()
         m.d.comb += settled.eq(~Cat(*busy).any())
         return best.index[:8], settled
