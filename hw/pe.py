@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,10 +25,11 @@ class ProcessingElement(wiring.Component):
 
     The datapath is one adder with a carry in and a multiplexer. A subtraction ``U -= w`` is an
     ADD of the inverted operand with ``carry = 1``; the row inverts the weight a cycle earlier,
-    in a register, so the adder's inputs all come straight from registers. The ternary spike
+    in a register, so the adder's operand comes straight from a register. The ternary spike
     selects add, subtract or skip, so there is no multiplier. ``take`` overrides ``op`` with
-    ``U = load``: it is the neuron lane's late "fired" decision, so it sits in the last
-    multiplexer before the register. Arithmetic wraps at ``membrane_bits``; the integer
+    ``U = load``: it is the neuron lane's late "fired" decision, so it goes into a register of
+    its own, which the membrane shows in the next cycle (a multiplexer of two registers before
+    the adder), not through ``U``'s multiplexers. Arithmetic wraps at ``membrane_bits``; the integer
     contract sizes the membrane so that it never does.
 
     Latency: 1 cycle (``op`` and operands in cycle ``n``, ``membrane`` updated in ``n + 1``).
@@ -75,16 +76,24 @@ class ProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # ``take`` lands in a register of its own (``held``, marked ``pending``) instead of
+        # steering ``u``'s multiplexers: the lane's decision comes out of a comparison of the
+        # membrane, and that loop was the design's critical path on the ECP5 and the iCE40.
+        # The membrane is ``held`` while ``pending``, and every operation acts on it, so the
+        # port shows what a register loaded with ``load`` would.
         u = Signal(signed(self._membrane_bits))
-        m.d.comb += self.membrane.eq(u)
-        with m.If(self.take):
-            m.d.sync += u.eq(self.load)
-        with m.Else():
-            with m.Switch(self.op):
-                with m.Case(PEOp.ADD):
-                    m.d.sync += u.eq(u + self.operand + self.carry)
-                with m.Case(PEOp.LOAD):
-                    m.d.sync += u.eq(self.load)
-                with m.Case(PEOp.CLEAR):
-                    m.d.sync += u.eq(0)
+        held = Signal(signed(self._membrane_bits), reset_less=True)
+        pending = Signal()
+        membrane = Signal(signed(self._membrane_bits))
+        m.d.comb += [membrane.eq(Mux(pending, held, u)), self.membrane.eq(membrane)]
+        m.d.sync += [pending.eq(self.take), held.eq(self.load)]
+        with m.Switch(self.op):
+            with m.Case(PEOp.ADD):
+                m.d.sync += u.eq(membrane + self.operand + self.carry)
+            with m.Case(PEOp.LOAD):
+                m.d.sync += u.eq(self.load)
+            with m.Case(PEOp.CLEAR):
+                m.d.sync += u.eq(0)
+            with m.Default():
+                m.d.sync += u.eq(membrane)
         return m
