@@ -106,10 +106,10 @@ class OutputStreamer(wiring.Component):
                          leaf.value.eq(self.writes.payload.data[lane]),
                          leaf.index.eq(base + lane)]
             level.append(leaf)
-        # Only the tree's own registers count as busy: ``start`` comes after the last write
-        # (the sequencer drains the array first), and the writes, OR-ed over the rows, come
-        # from all over the chip.
-        busy = []
+        # ``settled`` comes from a register: a node is valid in the next cycle if it fills now,
+        # from a write (a leaf) or from a valid child; so ``busy`` is any node valid now.
+        # Only a write to a row with a logit to compare fills a leaf.
+        fills = [self.writes.valid & (base < self._outputs)]
         depth = 0
         while len(level) > 1:  # pairs, lower index on the left
             depth += 1
@@ -119,9 +119,10 @@ class OutputStreamer(wiring.Component):
                 m.d.sync += out.eq(better(level[i], level[i + 1]) if i + 1 < len(level)
                                    else level[i])
                 nxt.append(out)
-            busy += [x.valid for x in level]
+            fills += [x.valid for x in level]
             level = nxt
-        busy.append(level[0].valid)
+        busy = Signal()
+        m.d.sync += busy.eq(Cat(*fills).any())
         # ``sent`` marks the best stale (a register) instead of clearing it, so that the
         # handshake does not reach the best's multiplexers; the next write replaces it.
         best, stale = Signal(node), Signal()
@@ -132,9 +133,7 @@ class OutputStreamer(wiring.Component):
         current = Signal(node)
         m.d.comb += [current.eq(best), current.valid.eq(best.valid & ~stale)]
         m.d.sync += best.eq(better(current, level[0]))
-        settled = Signal()
-        m.d.comb += settled.eq(~Cat(*busy).any())
-        return best.index[:8], settled
+        return best.index[:8], ~busy
 
     def elaborate(self, platform):
         m = Module()
