@@ -136,5 +136,9 @@ def process_group(device: torch.device | str = "cpu") -> Iterator[Ranks]:
         if ranks.main:
             logger.info("data-parallel: %d processes, %s", ranks.world, backend)
         yield ranks
+        # every rank is done before the group goes: a gloo rank that tears the group down
+        # while rank 0 still writes its checkpoint can abort ("terminate called without an
+        # active exception", seen once in CI after a resumed run)
+        dist.barrier()
     finally:
         dist.destroy_process_group()

@@ -98,18 +98,30 @@ def memory_inits(text: str) -> list[dict[int, tuple[int, int]]]:
 
 
 def set_memory_word(text: str, image: list[int], address: int, value: int) -> str:
-    """``text`` with word ``address`` of the one memory initialised to ``image`` replaced."""
+    """``text`` with word ``address`` of the memory initialised to ``image`` replaced; a bank
+    split into block-RAM-sized pieces (:class:`hw.bank.RegisteredBank`) is found by the piece
+    that holds the word: a memory holding a run of ``image`` that starts at a multiple of its
+    own depth, or that ends with ``image``."""
     image = [int(w) for w in image]
-    found = [b for b in memory_inits(text)
-             if len(b) == len(image) and [b[a][1] for a in sorted(b)] == image]
-    assert len(found) == 1, f"{len(found)} memories hold this image"
+    found = []
+    for block in memory_inits(text):
+        words = [block[a][1] for a in sorted(block)]
+        size = len(words)
+        if not size or size > len(image):
+            continue
+        start = address - address % size
+        for base in {start, len(image) - size}:
+            if base <= address < base + size and image[base:base + size] == words:
+                found.append((block, base))
+    assert len(found) == 1, f"{len(found)} memories hold this word of the image"
+    block, base = found[0]
     lines = text.splitlines(keepends=True)
-    number, old = found[0][address]
+    number, old = block[sorted(block)[address - base]]
     match = _INIT.match(lines[number].rstrip("\n"))
-    base, digits = match[4], match[5]
-    assert int(digits, 16 if base == "h" else 10) == old != value
-    text = f"{value:0{len(digits)}x}" if base == "h" else str(value)
-    lines[number] = lines[number].replace(f"'{base}{digits};", f"'{base}{text};")
+    base_, digits = match[4], match[5]
+    assert int(digits, 16 if base_ == "h" else 10) == old != value
+    text = f"{value:0{len(digits)}x}" if base_ == "h" else str(value)
+    lines[number] = lines[number].replace(f"'{base_}{digits};", f"'{base_}{text};")
     return "".join(lines)
 
 
