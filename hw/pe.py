@@ -84,8 +84,8 @@ class ProcessingElement(wiring.Component):
         u = Signal(signed(self._membrane_bits))
         held = Signal(signed(self._membrane_bits), reset_less=True)
         pending = Signal()
-        membrane = Signal(signed(self._membrane_bits))
-        m.d.comb += [membrane.eq(Mux(pending, held, u)), self.membrane.eq(membrane)]
+        membrane = self.membrane
+        m.d.comb += membrane.eq(Mux(pending, held, u))
         m.d.sync += [pending.eq(self.take), held.eq(self.load)]
         with m.Switch(self.op):
             with m.Case(PEOp.ADD):

@@ -103,10 +103,11 @@ def absorb_output_registers(netlist: dict) -> dict:
                 if len(users) != 1 or users[0][1] != "DI":
                     break
                 ff = cells[users[0][0]]
-                if ff["type"] != "TRELLIS_FF" or _enable(ff, clock) is None:
+                enable = _enable(ff, clock) if ff["type"] == "TRELLIS_FF" else None
+                if enable is None:
                     break
                 registers[pin] = users[0][0]
-                enables.add(_enable(ff, clock))
+                enables.add(enable)
             else:
                 if len(enables) != 1:  # one output register enable for the whole port
                     continue

@@ -116,12 +116,12 @@ def set_memory_word(text: str, image: list[int], address: int, value: int) -> st
     assert len(found) == 1, f"{len(found)} memories hold this word of the image"
     block, base = found[0]
     lines = text.splitlines(keepends=True)
-    number, old = block[sorted(block)[address - base]]
+    number, old = block[address - base]
     match = _INIT.match(lines[number].rstrip("\n"))
-    base_, digits = match[4], match[5]
-    assert int(digits, 16 if base_ == "h" else 10) == old != value
-    text = f"{value:0{len(digits)}x}" if base_ == "h" else str(value)
-    lines[number] = lines[number].replace(f"'{base_}{digits};", f"'{base_}{text};")
+    radix, digits = match[4], match[5]
+    assert int(digits, 16 if radix == "h" else 10) == old != value
+    text = f"{value:0{len(digits)}x}" if radix == "h" else str(value)
+    lines[number] = lines[number].replace(f"'{radix}{digits};", f"'{radix}{text};")
     return "".join(lines)
 
 
