@@ -4,11 +4,12 @@ of the same shape (``bench.designs.PEArray``), on the same open standard cells, 
 ``python -m bench.asic [--lib osu018] [--shape 8x8] [--clock-ns 10] [--build DIR]``
 
 Each array goes through the flow of ``rtl_gen asic`` (yosys to the library's cells, OpenSTA)
-and a gate-level Icarus simulation on the library's Verilog models drives it with random
-stimulus (``bench/asic_tb.v``): new weights every cycle through the shift chains, as a weight
-memory would supply them, and for the spiking array ternary spikes at the build's measured
-firing rate (0 otherwise; half of the non-zero ones negative), for the MAC array uniform int8
-activations. Power is OpenSTA's per-cell power weighted by each cell's toggles in that run.
+and a gate-level Icarus simulation of its ``gates.v`` (the cells' Liberty functions) drives it
+with random stimulus (``bench/asic_tb.v``): new weights every cycle through the shift chains,
+as a weight memory would supply them, and for the spiking array ternary spikes at the build's
+measured firing rate (0 otherwise; half of the non-zero ones negative), for the MAC array
+uniform int8 activations. Power is OpenSTA's per-cell power weighted by each cell's toggles
+in that run.
 
 Energy per token is the array's energy per cycle times its cycles per token for the MLP of
 ``--build``: the spiking array's measured (simulated) cycles, or the ideal ones when the build
@@ -69,11 +70,10 @@ def run_array(work: Path, kind: str, rows: int, cols: int, lib, clock_ns: float,
     words = stimulus(kind, rows, cols, rate)
     (folder / "stimulus.hex").write_text("".join(f"{w:05x}\n" for w in words))
     shutil.copyfile(TB, folder / TB.name)
-    shutil.copyfile(lib.models, folder / "cells.v")
     half = clock_ns / 2
     subprocess.run(["iverilog", "-g2012", "-o", "sim.vvp", "-s", "asic_bench_tb",
                     f"-Pasic_bench_tb.CYCLES={CYCLES}", f"-Pasic_bench_tb.HALF_PERIOD_NS={half:g}",
-                    TB.name, "netlist.v", "cells.v"], cwd=folder, check=True,
+                    TB.name, "gates.v"], cwd=folder, check=True,
                    capture_output=True)
     subprocess.run(["vvp", "-n", "sim.vvp"], cwd=folder, check=True, capture_output=True)
     activity = read_vcd(folder / "activity.vcd", ["asic_bench_tb", "dut"])

@@ -118,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
                                                                     " several)")
     r.add_argument("--tokens", type=_positive, default=16, help="bytes to generate (default 16)")
     r.add_argument("--baud", type=_positive, default=None, help="baud rate (default 115200)")
+    r.add_argument("--logits", action="store_true",
+                   help="also bring every inference's logits back and check them (256 logits"
+                        " of 2 bytes: about 45 ms an inference at 115200 baud)")
 
     pg = sub.add_parser("program", help="load a board's bitstream with openFPGALoader")
     pg.add_argument("dir", type=Path)
@@ -131,8 +134,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--clock-ns", type=_positive_float, default=10.0,
                    help="clock period for timing and power (default 10)")
     a.add_argument("--samples", type=_positive, default=2,
-                   help="golden samples simulated on the netlist (Icarus, the library's cell"
-                        " models) for bit-exactness and activity (default 2)")
+                   help="golden samples simulated on the gate-level netlist for bit-exactness"
+                        " and activity (default 2)")
+    a.add_argument("--simulator", default="verilator", choices=("verilator", "icarus"),
+                   help="gate-level simulator: verilator (toggle coverage; compiles for"
+                        " minutes on a large build) or icarus (a VCD; slower per cycle)")
     x = sub.add_parser("explore", help="build, check and measure a grid of knobs on a Dask"
                                        " cluster; tables and the Pareto front (rtl_gen.explore)")
     x.add_argument("spec", type=Path, help="TOML spec: checkpoint, stages, knobs, objectives")
@@ -273,13 +279,15 @@ def _run(args) -> None:
     from .host import run
 
     r = run(args.dir, [p.encode() for p in args.prompt], args.tokens, port=args.port,
-            baud=args.baud, sim=args.sim)
+            baud=args.baud, sim=args.sim, logits=args.logits)
     for prompt, text in zip(args.prompt, r["texts"], strict=True):
         print(f"--- prompt {prompt!r}")
         print(prompt + text)
     print(f"{r['where']}, build {r['build_id']}: {r['matched']}/{len(args.prompt)} generations"
           f" equal the reference byte for byte, {r['counters_matched']}/{r['inferences']}"
-          f" inferences' spike counters equal the reference's;"
+          f" inferences' spike counters"
+          + (f" and {r['logits_matched']}/{r['inferences']} their logits" if args.logits else "")
+          + " equal the reference's;"
           f" {r['cycles_per_inference']:.1f} cycles per inference")
 
 
@@ -294,7 +302,7 @@ def _program(args) -> None:
 def _asic(args) -> None:
     from .asic import asic
 
-    a = asic(args.dir, args.lib, args.clock_ns, args.samples)
+    a = asic(args.dir, args.lib, args.clock_ns, args.samples, args.simulator)
     area, gate = a["area_um2"], a["gate_level"]
     print(f"{a['library']}: {a['cells']:,} cells, {area['total'] / 1e6:.3f} mm2"
           f" (accelerator {area['accelerator'] / 1e6:.3f} mm2, of which memories"

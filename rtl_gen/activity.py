@@ -1,9 +1,8 @@
-"""Switching activity from a simulation: toggles per net of a VCD, and the cell instances of a
-gate-level netlist (which net each pin of each cell is on), to weight each cell's power by the
-activity its output really had.
-
-The VCD is read as a stream, one line at a time, so a dump of hundreds of megabytes costs
-time, not memory. Only the variables of one scope (the netlist's top module) are counted.
+"""Switching activity from a simulation, to weight each cell's power by the activity its
+output really had: toggles per signal from Verilator's toggle coverage (``coverage.dat``, the
+counts kept by the simulation itself) or from a VCD (read as a stream, one line at a time, so
+a dump of hundreds of megabytes costs time, not memory), and the cell instances of a
+gate-level netlist. Only the signals of one scope (the netlist's top module) are counted.
 """
 
 from __future__ import annotations
@@ -12,21 +11,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Instance", "VcdActivity", "parse_netlist", "read_vcd"]
+__all__ = ["Activity", "Instance", "parse_netlist", "read_coverage", "read_vcd"]
 
 
 @dataclass(frozen=True)
-class VcdActivity:
-    """Toggles (0 -> 1 or 1 -> 0) of every bit of one scope, over ``duration`` time units."""
+class Activity:
+    """Toggles (0 -> 1 or 1 -> 0) of every bit of one scope, over ``cycles`` clock cycles."""
 
     toggles: dict[str, int]
-    duration: int
-    clock_toggles: int
-
-    @property
-    def cycles(self) -> float:
-        """Clock cycles in the dump (two clock toggles each)."""
-        return self.clock_toggles / 2
+    cycles: float
 
     def per_cycle(self, net: str) -> float | None:
         """Toggles per clock cycle of ``net`` (None when the dump has no such net)."""
@@ -47,7 +40,7 @@ def _bit_names(name: str, width: int, select: str | None) -> list[str]:
     return [f"{name}[{i}]" for i in range(msb, lsb + step, step)]
 
 
-def read_vcd(path: Path, scope: list[str], clock: str = "clk") -> VcdActivity:
+def read_vcd(path: Path, scope: list[str], clock: str = "clk") -> Activity:
     """Count the toggles of every bit declared directly in ``scope`` (a path of scope names
     from the root, e.g. ``["spikeforge_sim_top", "harness"]``) of the VCD at ``path``."""
     ids: dict[str, list[str]] = {}
@@ -69,13 +62,8 @@ def read_vcd(path: Path, scope: list[str], clock: str = "clk") -> VcdActivity:
                 break
         counts = {code: [0] * len(bits) for code, bits in ids.items()}
         last = {code: "x" * len(bits) for code, bits in ids.items()}
-        first_time = end_time = None
         for line in vcd:
             head = line[0] if line else ""
-            if head == "#":
-                end_time = int(line[1:])
-                first_time = end_time if first_time is None else first_time
-                continue
             if head in "01xzXZ" and head:
                 code, value = line[1:].strip(), head
             elif head in "bB":
@@ -94,7 +82,29 @@ def read_vcd(path: Path, scope: list[str], clock: str = "clk") -> VcdActivity:
     for code, bits in ids.items():
         for bit, count in zip(bits, counts[code], strict=True):
             toggles[bit] = count
-    return VcdActivity(toggles, (end_time or 0) - (first_time or 0), toggles.get(clock, 0))
+    return Activity(toggles, toggles.get(clock, 0) / 2)
+
+
+_MANGLED = re.compile(r"__0([0-9a-fA-F]{2})")
+
+
+def read_coverage(path: Path, scope: str, clock: str = "clk") -> Activity:
+    """Toggles of every bit that Verilator's ``--coverage-toggle`` counted in the instance
+    ``scope`` (a dotted path, e.g. ``spikeforge_sim_top.harness``), from the ``coverage.dat``
+    at ``path``. Each bit has two points, ``name:0->1`` and ``name:1->0``; Verilator writes a
+    character that is not an identifier's as ``__0`` and its hex code, undone here."""
+    toggles: dict[str, int] = {}
+    with Path(path).open(encoding="latin-1") as data:
+        for line in data:
+            if not line.startswith("C '"):
+                continue
+            keys, _, count = line[3:].rstrip().rpartition("' ")
+            fields = dict(item.split("\x02", 1) for item in keys.split("\x01")[1:])
+            if fields.get("t") != "toggle" or fields.get("h") != scope:
+                continue
+            name = _MANGLED.sub(lambda m: chr(int(m[1], 16)), fields["o"].rpartition(":")[0])
+            toggles[name] = toggles.get(name, 0) + int(count)
+    return Activity(toggles, toggles.get(clock, 0) / 2)
 
 
 @dataclass(frozen=True)

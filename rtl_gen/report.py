@@ -98,7 +98,8 @@ def _asic_lines(asic: dict, unit: str) -> list[str]:
         )
     lines += ["", ("Power and energy are the accelerator's (the harness's logit registers left"
                    " out), from OpenSTA's per-cell power weighted by each cell's toggles in the"
-                   " gate-level simulation (docs/asic.md).")]
+                   f" gate-level simulation; energy per {unit} is the whole run's (reset, each"
+                   " sample, its logits leaving) over its samples (docs/asic.md).")]
     return lines
 
 

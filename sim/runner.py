@@ -112,13 +112,14 @@ def run_build(
     netlist: list[Path] | None = None,
     sim_name: str | None = None,
     extra_args: list[str] | None = None,
+    plusargs: list[str] | None = None,
 ) -> SimResult:
     """Compile ``build_dir``'s Verilog and run its golden samples through the testbench (or,
     with ``generate``, the generation job of that JSON file).
 
     ``netlist`` replaces the build's RTL with other sources of the same ``spikeforge_top``
     (a gate-level netlist and its cell models); the run then works in ``build_dir/<sim_name>``
-    and passes ``extra_args`` to the compiler.
+    and passes ``extra_args`` to the compiler; ``plusargs`` go to the simulation.
     """
     build_dir = Path(build_dir).resolve()
     plan = json.loads((build_dir / "plan.json").read_text())
@@ -151,6 +152,7 @@ def run_build(
         parameters=parameters,
         seed=seed,
         extra_args=extra_args,
+        plusargs=plusargs,
         vcd=netlist is not None,
         env={
             "SPIKEFORGE_GOLDEN": str(build_dir / "golden.npz"),
@@ -186,6 +188,7 @@ def run_cocotb(
     parameters: dict | None = None,
     seed: int = 0,
     extra_args: list[str] | None = None,
+    plusargs: list[str] | None = None,
     vcd: bool = False,
 ) -> tuple[dict, float, float]:
     """Compile ``sources`` with ``toplevel`` (a module that makes its own clock, so cocotb only
@@ -246,6 +249,7 @@ def run_cocotb(
             hdl_toplevel_lang="verilog",
             build_dir=sim_dir,
             seed=seed,
+            plusargs=list(plusargs or []),
             extra_env={**env, "SPIKEFORGE_RESULTS": str(results)},
             log_file=sim_dir / "test.log",
         )

@@ -1,16 +1,12 @@
 """``rtl_gen asic``: the parsers on real tool output (OpenSTA 2.0.17, Icarus 11, the OSU
-Liberty files), the command line's one-line errors, and (slow) the whole flow on a small build:
-positive area, Fmax and power, and the gate-level netlist bit-exact on Icarus.
-
-Icarus is slow on the gate-level harness: on this machine the small build below reached 594
-cycles of its first golden sample (about 800) in six CPU-minutes (docs/asic.md). So the two
-gate-level tests run only with ``SPIKEFORGE_ASIC_LONG=1`` (well over CI's budget otherwise);
-synthesis and timing of the same build run with the slow tests."""
+Liberty files, Verilator's toggle coverage), the command line's one-line errors, and (slow) the
+whole flow on a small build: positive area, Fmax and power, the gate-level netlist bit-exact on
+Verilator and on Icarus, with the same power from either's activity, and a corrupted cell
+caught."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,8 +18,8 @@ import pytest
 
 from contract.onnx_io import to_onnx
 from contract.random_model import random_model
-from rtl_gen.activity import parse_netlist, read_vcd
-from rtl_gen.asic import group_of, synth_script
+from rtl_gen.activity import parse_netlist, read_coverage, read_vcd
+from rtl_gen.asic import gates_script, group_of, synth_script
 from rtl_gen.liberty import LIBRARIES, parse_liberty
 from rtl_gen.sta import parse_instance_power, parse_timing, parse_total_power
 
@@ -57,6 +53,28 @@ def test_power_reports_of_opensta():
     assert {group_of(name) for name in rows} == {"harness", "accelerator", "memories"}
     total = parse_total_power((DATA / "opensta_power.txt").read_text())
     assert total.total == pytest.approx(6.142617e-01)
+
+
+def test_toggle_coverage_of_verilator():
+    """Lines of a real ``coverage.dat`` of the gate-level run: the two points of each bit add
+    up, the mangled ``.`` of a cell output's name is undone, other scopes are left out."""
+    a = read_coverage(DATA / "verilator_coverage.dat", "spikeforge_sim_top.harness")
+    assert a.cycles == pytest.approx(1588.5)
+    assert a.toggles["accelerator.c3411.Y"] == 3
+    assert a.toggles["accelerator.spikeforge_top.accelerator_memories.c3411.Y"] == 3
+    assert a.toggles["token[1]"] == 1 and a.toggles["rst"] == 2
+    assert len(a.toggles) == 5
+    assert group_of("accelerator.spikeforge_top.accelerator_memories.c3411") == "memories"
+    assert read_coverage(DATA / "verilator_coverage.dat", "spikeforge_sim_top").toggles == {
+        "rst": 2, "clk": 3177, "token[1]": 1}
+
+
+def test_gates_script_keeps_one_name_per_cell_output():
+    script = gates_script("spikeforge_top", {"Y", "Q"})
+    assert script.startswith("read_liberty -ignore_miss_func cells.lib\nread_verilog netlist.v")
+    assert "select -set keep w:*.Q w:*.Y x:* %u %u\nrename -hide w:* @keep %d" in script
+    assert script.index("flatten") < script.index("opt_clean\n") < script.index("gates.v")
+    assert "-purge" not in script  # a buffer's output, an alias of its input, keeps its name
 
 
 def test_vcd_toggles_of_icarus():
@@ -110,7 +128,7 @@ def test_bad_clock_is_one_line(tmp_path):
 @pytest.fixture(scope="module")
 def small_build(tmp_path_factory):
     """A random model (2 bytes of context, 3 spikes each, 5 hidden, T = 3, 4-bit weights) on
-    a 2 x 3 array: about 30,000 cells, under 1,000 cycles per inference."""
+    a 2 x 3 array: about 30,000 cells, about 800 cycles per inference with its logits."""
     root = tmp_path_factory.mktemp("asic")
     model = random_model(3, context=2, embed_dim=3, hidden=(5,), timesteps=3, weight_bits=4)
     ids = np.random.default_rng(3).integers(0, 256, size=(4, model.context))
@@ -136,83 +154,90 @@ def test_asic_refuses_a_library_not_installed(small_build, monkeypatch):
         asic(small_build, "osu018")
 
 
-LONG = pytest.mark.skipif(os.environ.get("SPIKEFORGE_ASIC_LONG") != "1",
-                          reason="tens of minutes of Icarus: set SPIKEFORGE_ASIC_LONG=1")
+@pytest.fixture(scope="module")
+def asic_run(small_build):
+    """``rtl_gen asic`` on the small build, one golden sample on Verilator (a few minutes:
+    yosys, OpenSTA, then Verilator compiling the gate-level netlist)."""
+    return rtl_gen("asic", small_build, "--lib", "osu018", "--samples", 1)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not TOOLS, reason=NO_TOOLS)
-@LONG
-def test_asic_flow_on_a_small_build(small_build):
-    """yosys -> OSU 0.18 um cells -> OpenSTA -> Icarus on the cell models: the netlist is
-    bit-exact on a golden sample and every figure is positive and consistent."""
-    code, stdout, stderr = rtl_gen("asic", small_build, "--lib", "osu018", "--samples", 1)
+def test_asic_flow_on_a_small_build(small_build, asic_run):
+    """yosys -> OSU 0.18 um cells -> OpenSTA -> Verilator on the cells' Liberty functions:
+    the netlist is bit-exact on a golden sample, every cell output has its toggles, and every
+    figure is positive and consistent."""
+    code, stdout, stderr = asic_run
     assert code == 0, stdout + stderr
     assert "1/1 golden samples bit-exact" in stdout
     a = json.loads((small_build / "report.json").read_text())["asic"]["osu018"]
     area = a["area_um2"]
     assert area["total"] > area["accelerator"] > area["memories"] > 0
     assert area["total"] == pytest.approx(area["accelerator"] + area["harness"])
-    assert a["flip_flops"] > 0 and a["cells"] == sum(a["cells_by_kind"].values())
-    assert 0 < a["critical_path_ns"] and a["fmax_mhz"] > 50
+    assert a["flip_flops"] > 100 and a["cells"] == sum(a["cells_by_kind"].values())
+    assert 0 < a["critical_path_ns"] < 10 and a["fmax_mhz"] > 100
     gate = a["gate_level"]
+    assert gate["simulator"] == "verilator"
     assert gate["matched"] == gate["samples"] == 1 and gate["simulated_cycles"] > 500
-    assert a["instances_without_activity"] == 0
+    # a cell whose output reaches nothing has no signal; there are a few dozen, no more
+    assert a["instances_without_activity"] < a["cells"] / 200
     # the measured power lies between the idle (clock and leakage only) and full activity
-    assert 0 < a["accelerator_power_mw"]
-    assert a["idle_power_mw"] < sum(a["power_mw"].values())
+    work = small_build / "asic" / "osu018"
+    idle = parse_total_power((work / "power0.txt").read_text())
+    busy = parse_total_power((work / "power1.txt").read_text())
+    assert 0 < idle.total < busy.total and idle.switching == 0
+    measured = sum(a["power_mw"].values()) * 1e-3
+    assert idle.total < measured < busy.total
+    assert 0 < a["accelerator_power_mw"] < measured * 1e3
     assert a["energy_per_inference_nj"] == pytest.approx(
-        a["accelerator_power_mw"] * 1e-3 * gate["cycles_per_inference"] * a["clock_ns"], rel=1e-3)
+        a["accelerator_power_mw"] * 1e-3 * gate["simulated_cycles"] * a["clock_ns"], rel=1e-3)
+    instances = parse_instance_power((work / "instances1.txt").read_text())
+    assert len(instances) == a["cells"]
+    assert {group_of(name) for name in instances} == {"harness", "accelerator", "memories"}
     assert "## ASIC" in (small_build / "report.md").read_text()
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not TOOLS, reason=NO_TOOLS)
-@LONG
-def test_gate_level_netlist_with_a_corrupted_cell_fails(small_build):
-    """The gate-level check can fail: swap one NAND2 of the memories for an AND2 and the
-    golden samples no longer match (this test reuses the netlist of the test above)."""
-    from rtl_gen.asic import _gate_level
-    from rtl_gen.errors import BuildError
+def test_gate_level_on_icarus_agrees_with_verilator(small_build, asic_run):
+    """The same gate-level netlist on Icarus (a VCD instead of toggle coverage): bit-exact,
+    and its activity gives the same power as Verilator's within a few percent (Icarus, an
+    event simulator, also counts zero-delay glitches)."""
+    from rtl_gen.asic import _gate_level, weighted_power
 
+    assert asic_run[0] == 0, asic_run[1] + asic_run[2]
     work = small_build / "asic" / "osu018"
-    if not (work / "netlist.v").is_file():
-        pytest.skip("needs the netlist of test_asic_flow_on_a_small_build")
-    bad = small_build / "asic" / "bad"
-    shutil.copytree(work, bad, dirs_exist_ok=True)
-    text = (bad / "netlist.v").read_text()
-    cells = parse_netlist(bad / "netlist.v", {"NAND2X1"})
-    victim = next(c.name for c in cells if c.name.startswith("accelerator.c"))
-    marker = f"NAND2X1 \\{victim} "
-    assert marker in text
-    (bad / "netlist.v").write_text(text.replace(marker, f"AND2X1 \\{victim} ", 1))
-    try:
-        result, _ = _gate_level(small_build, bad, OSU018, 1, "icarus")
-    except BuildError:
-        return  # the corrupted netlist did not even finish: also a failure
-    assert result.matched < len(result.samples)
+    result, activity = _gate_level(small_build, work, 1, "icarus")
+    assert result.matched == len(result.samples) == 1
+    cells = parse_liberty((work / "cells.lib").read_text())
+    power = weighted_power(parse_instance_power((work / "instances0.txt").read_text()),
+                           parse_instance_power((work / "instances1.txt").read_text()),
+                           parse_netlist(work / "netlist.v", set(cells)), activity,
+                           {name: c["outputs"] for name, c in cells.items()})
+    a = json.loads((small_build / "report.json").read_text())["asic"]["osu018"]
+    assert activity.cycles == pytest.approx(a["gate_level"]["simulated_cycles"], abs=2)
+    icarus = power["watts"]["accelerator"] + power["watts"]["memories"]
+    assert icarus * 1e3 == pytest.approx(a["accelerator_power_mw"], rel=0.05)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not TOOLS, reason=NO_TOOLS)
-def test_synthesis_and_timing_on_a_small_build(small_build, tmp_path):
-    """yosys to OSU 0.18 um cells and OpenSTA on the small build's harness (a minute or two):
-    the memories are measured apart, the path and the power reports are real."""
-    from rtl_gen.asic import ACCELERATOR, run_asic_flow
-    from rtl_gen.sta import parse_total_power
+def test_gate_level_netlist_with_a_corrupted_cell_fails(small_build, asic_run):
+    """The gate-level check can fail: swap one NAND2 of the accelerator for an AND2 in the
+    mapped netlist, rebuild its simulation model, and the golden sample no longer matches
+    (on Icarus, which compiles in seconds)."""
+    from rtl_gen.asic import _gate_level, write_gates
 
-    top = json.loads((small_build / "report.json").read_text())["rtl"]
-    shutil.copyfile(small_build / "rtl" / top["top_file"], tmp_path / "top.v")
-    a = run_asic_flow(tmp_path, top["top_module"], OSU018, 10.0, ACCELERATOR,
-                      progress=lambda _: None)
-    area = a["area_um2"]
-    assert area["total"] > area["accelerator"] > area["memories"] > 0
-    assert area["total"] == pytest.approx(area["accelerator"] + area["harness"])
-    assert a["cells"] == sum(a["cells_by_kind"].values()) and a["flip_flops"] > 100
-    assert 0 < a["critical_path_ns"] < 10 and a["fmax_mhz"] > 100
-    idle = parse_total_power((tmp_path / "power0.txt").read_text())
-    busy = parse_total_power((tmp_path / "power1.txt").read_text())
-    assert 0 < idle.total < busy.total and idle.switching == 0
-    instances = parse_instance_power((tmp_path / "instances1.txt").read_text())
-    assert len(instances) == a["cells"]
-    assert {group_of(name) for name in instances} == {"harness", "accelerator", "memories"}
+    assert asic_run[0] == 0, asic_run[1] + asic_run[2]
+    work = small_build / "asic" / "osu018"
+    bad = small_build / "asic" / "bad"
+    shutil.copytree(work, bad, dirs_exist_ok=True)
+    text = (bad / "netlist.v").read_text()
+    cells = parse_netlist(bad / "netlist.v", {"NAND2X1"})
+    victims = [c.name for c in cells if c.name.startswith("accelerator.c")]
+    marker = f"NAND2X1 \\{victims[len(victims) // 2]} "
+    assert marker in text
+    (bad / "netlist.v").write_text(text.replace(marker, marker.replace("NAND2X1", "AND2X1"), 1))
+    write_gates(bad, "spikeforge_top")
+    result, _ = _gate_level(small_build, bad, 1, "icarus")
+    assert result.matched < len(result.samples)
