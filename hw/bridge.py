@@ -1,16 +1,18 @@
 """The accelerator behind a UART: what a board runs (the protocol of :mod:`hw.protocol`).
 
-:class:`UartBridge` holds :class:`hw.SynthTop` (the accelerator, its logits consumed inside,
+:class:`UartBridge` holds :class:`hw.SynthTop` (the accelerator, its logits stream as a port,
 its cycle and spike counters behind a byte-wide status port), a :class:`hw.uart.UartRx` and a
 :class:`hw.uart.UartTx`, and a small controller between them. An INFER's window bytes are
 collected first and then offered to the accelerator back to back, as
 :class:`hw.InferenceHarness` offers its context (the first ``window - 1`` held, the last
-running the program), so ``cycles`` counts the inference and not the UART.
+running the program), so ``cycles`` counts the inference and not the UART. The logits follow
+the result on the UART when the INFER asked for them (the accelerator waits for the UART, a
+logit at a time), and are drained otherwise.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -78,13 +80,14 @@ class UartBridge(wiring.Component):
     @property
     def hello(self) -> bytes:
         """The HELLO reply this bridge sends."""
-        return protocol.hello_reply(self._build_id, self._window, self._counters, self._streams)
+        return protocol.hello_reply(self._build_id, self._window, self._counters, self._streams,
+                                    self._params.outputs, self._params.membrane_bits)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.uart_rx = rx = UartRx(self._divisor)
         m.submodules.uart_tx = tx = UartTx(self._divisor)
-        m.submodules.core = core = SynthTop(self._params)
+        m.submodules.core = core = SynthTop(self._params, logits=True)
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
         status_bytes = core.status_bytes
         assert protocol.result_bytes(self._counters) == 2 + status_bytes
@@ -95,7 +98,13 @@ class UartBridge(wiring.Component):
         restart = Signal()
         token = Signal(8)
         reply = Signal(range(max(len(self.hello), 2 + status_bytes) + 1))
-        kind = Signal(2)  # 0: HELLO reply, 1: result, 2: error
+        kind = Signal(2)  # 0: HELLO reply, 1: result, 2: error, 3: a logit
+        outputs = self._params.outputs
+        logit_bytes = protocol.logit_bytes(self._params.membrane_bits)
+        keep = Signal()  # this INFER's logits go out on the UART
+        logit = Signal(signed(8 * logit_bytes))
+        sent = Signal(range(outputs))  # logits sent of this INFER's
+        m.d.comb += core.logits.ready.eq(~keep)  # drained unless asked for
         # status byte reply - 2 is on status_data a cycle after reply changes (SynthTop)
         m.d.comb += core.status_addr.eq(reply - 2)
         m.d.comb += core.tokens.payload.eq(
@@ -118,6 +127,9 @@ class UartBridge(wiring.Component):
                     with m.Default():
                         m.d.comb += byte.eq(core.status_data)
                 m.d.comb += last.eq(reply == 1 + status_bytes)
+            with m.Case(3):
+                m.d.comb += [byte.eq(logit.as_unsigned().word_select(reply, 8)),
+                             last.eq(reply == logit_bytes - 1)]
             with m.Default():
                 m.d.comb += [byte.eq(protocol.ERROR), last.eq(1)]
         m.d.comb += tx.data.payload.eq(byte)
@@ -138,7 +150,8 @@ class UartBridge(wiring.Component):
             with m.State("FLAGS"):
                 m.d.comb += rx.data.ready.eq(1)
                 with m.If(rx.data.valid):
-                    m.d.sync += [restart.eq(rx.data.payload[0]), index.eq(0)]
+                    m.d.sync += [restart.eq(rx.data.payload[0]), index.eq(0),
+                                 keep.eq((rx.data.payload & protocol.LOGITS) != 0), sent.eq(0)]
                     m.next = "WINDOW"
             with m.State("WINDOW"):
                 m.d.comb += rx.data.ready.eq(1)
@@ -171,4 +184,17 @@ class UartBridge(wiring.Component):
                     m.next = "PREPARE"
                     with m.If(last):
                         m.next = "COMMAND"
+                        with m.If(kind == 3):
+                            m.d.sync += sent.eq(sent + 1)
+                            with m.If(sent == outputs - 1):
+                                m.d.sync += keep.eq(0)
+                            with m.Else():
+                                m.next = "LOGIT"
+                        with m.Elif((kind == 1) & keep):
+                            m.next = "LOGIT"
+            with m.State("LOGIT"):  # the next logit, sign-extended to whole bytes
+                m.d.comb += core.logits.ready.eq(1)
+                with m.If(core.logits.valid):
+                    m.d.sync += [logit.eq(core.logits.payload), kind.eq(3), reply.eq(0)]
+                    m.next = "SEND"
         return m

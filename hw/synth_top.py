@@ -11,12 +11,14 @@ design fits the 39 user I/Os of an iCE40 UP5K in its SG48 package:
 
 The logits stream is drained internally (always ready) and its data goes nowhere, so synthesis
 keeps no logit memory: this top is a token generator, and the arg-max is taken as the logits
-are written (``hw.streamer.OutputStreamer``).
+are written (``hw.streamer.OutputStreamer``). With ``logits=True`` the stream is a port
+instead (``logits``, after each ``next_token``), for a top that sends them on (a board's UART
+bridge).
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, Value
+from amaranth import Module, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,9 +33,9 @@ __all__ = ["SynthTop"]
 class SynthTop(wiring.Component):
     """:class:`hw.Accelerator` (whose token beats carry a restart flag in bit 8, a hold flag
     in bit 9 and an encoder's prefill flag in bit 10) behind a pin-frugal interface (see the
-    module docstring)."""
+    module docstring); ``logits``: the accelerator's logits stream as a port."""
 
-    def __init__(self, params: AcceleratorParams):
+    def __init__(self, params: AcceleratorParams, *, logits: bool = False):
         if not isinstance(params, AcceleratorParams):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         counters = len(params.spiking_layers)
@@ -41,7 +43,10 @@ class SynthTop(wiring.Component):
         self._counters = counters
         status_bytes = 4 + counters * ((SPIKE_COUNT_BITS + 7) // 8)
         self._status_bytes = status_bytes
+        self._logits = bool(logits)
         super().__init__({
+            **({"logits": Out(stream.Signature(signed(params.membrane_bits)))}
+               if logits else {}),
             "tokens": In(stream.Signature(BEAT_BITS)),
             "next_token": Out(stream.Signature(8)),
             "status_addr": In(max(1, (status_bytes - 1).bit_length())),
@@ -66,7 +71,10 @@ class SynthTop(wiring.Component):
         m.submodules.accelerator = acc = Accelerator(self._params)
         wiring.connect(m, wiring.flipped(self.tokens), acc.tokens)
         wiring.connect(m, acc.next_token, wiring.flipped(self.next_token))
-        m.d.comb += acc.logits.ready.eq(1)
+        if self._logits:
+            wiring.connect(m, acc.logits, wiring.flipped(self.logits))
+        else:
+            m.d.comb += acc.logits.ready.eq(1)
         if self._params.weights_offchip:
             wiring.connect(m, acc.weight_bus, wiring.flipped(self.weight_bus))
 

@@ -22,7 +22,7 @@ from hw import protocol
 from hw.bridge import UartBridge
 from hw.uart import UartRx, UartTx
 from rtl_gen.errors import BuildError
-from rtl_gen.host import check_generations, session
+from rtl_gen.host import BoardClient, check_generations, session
 
 SEED = 0
 
@@ -99,36 +99,48 @@ def test_uart_divisor_is_checked(bad):
 
 
 def test_protocol_round_trip():
-    reply = protocol.hello_reply(0xDEADBEEF, 4, 2, streams=False)
+    reply = protocol.hello_reply(0xDEADBEEF, 4, 2, streams=False, outputs=256, logit_bits=16)
     assert len(reply) == protocol.HELLO_REPLY_BYTES
     assert protocol.decode_hello(reply) == protocol.Hello(protocol.VERSION, 0xDEADBEEF, 4, 2,
-                                                          False)
-    assert protocol.decode_hello(protocol.hello_reply(7, 1, 9, streams=True)).streams
+                                                          False, 256, 16)
+    assert protocol.decode_hello(protocol.hello_reply(7, 1, 9, True, 3, 9)).streams
     assert protocol.encode_infer(b"def ", restart=True) == b"I\x01def "
     assert protocol.encode_infer([0, 255], restart=False) == b"I\x00\x00\xff"
+    assert protocol.encode_infer(b"a", restart=True, logits=True) == b"I\x03a"
     result = bytes([protocol.RESULT, 115]) + (10046).to_bytes(4, "little") + bytes(
         [63, 0, 0, 1, 2, 3])
     assert protocol.decode_result(result, 2) == protocol.Result(115, 10046, (63, 0x030201))
+    # 9-bit logits take two bytes each, two's complement, little endian
+    assert protocol.logit_bytes(9) == 2 and protocol.logit_bytes(8) == 1
+    assert protocol.decode_logits(b"\xff\xff\x00\x01\x02\x00", 3, 9) == (-1, 256, 2)
 
 
-@pytest.mark.parametrize("data", [b"", b"XX" + bytes(8), b"SF" + bytes(7)])
+@pytest.mark.parametrize("data", [b"", b"XX" + bytes(11), b"S"])
 def test_protocol_rejects_a_wrong_hello(data):
     with pytest.raises(protocol.ProtocolError, match="not a SpikeForge board"):
         protocol.decode_hello(data)
 
 
 def test_protocol_rejects_another_version():
-    reply = bytearray(protocol.hello_reply(1, 1, 1, streams=False))
+    reply = bytearray(protocol.hello_reply(1, 1, 1, False, 256, 16))
     reply[2] = protocol.VERSION + 1
     with pytest.raises(protocol.ProtocolError, match="version"):
         protocol.decode_hello(bytes(reply))
+    # a version-1 board's reply is 3 bytes shorter: still named by its version
+    old = protocol.MAGIC + bytes([1]) + bytes(7)
+    with pytest.raises(protocol.ProtocolError, match="protocol version 1, this host 2"):
+        protocol.decode_hello(old)
+    with pytest.raises(protocol.ProtocolError, match="a HELLO reply of 12 bytes"):
+        protocol.decode_hello(bytes(protocol.hello_reply(1, 1, 1, False, 256, 16))[:-1])
 
 
 @pytest.mark.parametrize("call", [
     lambda: protocol.encode_infer(b"", True),
     lambda: protocol.encode_infer([256], True),
     lambda: protocol.decode_result(b"R\x00", 1),
-    lambda: protocol.hello_reply(1 << 32, 1, 1, False),
+    lambda: protocol.decode_logits(b"\x00" * 5, 3, 9),
+    lambda: protocol.hello_reply(1 << 32, 1, 1, False, 256, 16),
+    lambda: protocol.hello_reply(1, 1, 1, False, 0, 16),
 ])
 def test_protocol_rejects_bad_values(call):
     with pytest.raises(protocol.ProtocolError):
@@ -210,7 +222,8 @@ def test_bridge_answers_hello_and_unknown_commands():
     link = AmaranthLink(bridge)
     link.write(protocol.encode_hello())
     hello = protocol.decode_hello(link.read(protocol.HELLO_REPLY_BYTES))
-    assert hello == protocol.Hello(protocol.VERSION, 0x1234ABCD, 3, 1, False)
+    assert hello == protocol.Hello(protocol.VERSION, 0x1234ABCD, 3, 1, False, 256,
+                                   params.membrane_bits)
     link.write(b"Z")
     assert link.read(1) == bytes([protocol.ERROR])
     link.write(protocol.encode_hello())  # still in step after the error
@@ -226,11 +239,38 @@ def test_host_session_on_the_bridge_equals_the_reference():
     job, streams, expected = _job(graph, params, [b"ab", b"x"], 4, 77)
     generations = session(AmaranthLink(_bridge(params, 77)), job)
     check = check_generations(graph, streams, expected, generations, params.context)
-    assert check == {"matched": 2, "counters_matched": 8, "inferences": 8,
+    assert check == {"matched": 2, "counters_matched": 8, "logits_matched": 0, "inferences": 8,
                      "first_difference": None}, (generations, expected)
     counts = [c for g in generations for i in g["inferences"] for c in i["spike_counts"]]
     assert any(counts)
     assert all(i["cycles"] > 0 for g in generations for i in g["inferences"])
+
+
+def test_logits_over_the_uart_equal_the_reference():
+    """INFER with the logits flag: every inference's 256 logits follow its result, equal to
+    the contract's; a wrong logit is caught; the next INFER without the flag drains them."""
+    model = _model()
+    graph = model.graph()
+    params = compile_params(model, 1, 2)
+    job, streams, expected = _job(graph, params, [b"ab"], 2, 5)
+    link = AmaranthLink(_bridge(params, 5), limit=2_000_000)
+    generations = session(link, {**job, "logits": True})
+    check = check_generations(graph, streams, expected, generations, params.context)
+    assert check == {"matched": 1, "counters_matched": 2, "logits_matched": 2, "inferences": 2,
+                     "first_difference": None}, (generations, expected)
+    logits = generations[0]["inferences"][0]["logits"]
+    assert len(logits) == 256 and len(set(logits)) > 1
+    assert any(v < 0 for v in logits)  # the sign survives the wire
+    generations[0]["inferences"][1]["logits"][7] += 1
+    check = check_generations(graph, streams, expected, generations, params.context)
+    assert check["logits_matched"] == 1 and check["first_difference"] == 0
+    # without the flag the logits are drained inside: only the result comes back
+    client = BoardClient(link)
+    client.hello()
+    again = client.infer(streams[0][-params.context:], False)
+    assert again.logits is None and again.token == generations[0]["tokens"][0]
+    link.limit = 20_000  # cycles: two logits' worth of UART time
+    assert link.read(1) == b""
 
 
 def test_host_refuses_another_build():

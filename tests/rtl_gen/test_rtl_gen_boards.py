@@ -73,18 +73,20 @@ def test_run_sim_generates_what_the_reference_does(small):
 
 @pytest.mark.slow
 def test_run_sim_on_a_stream_build(tmp_path):
-    """A build checked on streams (attention, a byte per inference, the caches carried)."""
+    """A build checked on streams (attention, a byte per inference, the caches carried), its
+    logits brought back over the UART too and checked."""
     graph = random_graph(4, width=8, window=3, timesteps=2, blocks=((True, 8),))
     onnx.save(to_onnx(graph), tmp_path / "t.onnx")
     code, stdout, stderr = rtl_gen("build", "--onnx", tmp_path / "t.onnx", "--out",
                                    tmp_path / "t", "--rows", 2, "--cols", 4, "--samples", 1)
     assert code == 0, stdout + stderr
     code, stdout, stderr = rtl_gen("run", tmp_path / "t", "--sim", "--prompt", "ab",
-                                   "--tokens", 4)
+                                   "--tokens", 4, "--logits")
     assert code == 0, stdout + stderr
     assert "1/1 generations equal the reference byte for byte" in stdout
+    assert "8/8 inferences' spike counters and 8/8 their logits equal" in stdout
     run = json.loads((tmp_path / "t" / "report.json").read_text())["board_run"]
-    assert run["inferences"] == run["counters_matched"] == 3 + 2 + 3
+    assert run["inferences"] == run["counters_matched"] == run["logits_matched"] == 3 + 2 + 3
 
 
 def test_icebreaker_bitstream(small):
