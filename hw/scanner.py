@@ -130,13 +130,17 @@ class Scanner(wiring.Component):
         finishing = Signal()
         m.d.comb += is_event.eq(kind == TokenKind.EVENT)
         if self._readout_gap > 1:
-            since = Signal(range(self._readout_gap + 1), init=self._readout_gap)
+            gap = self._readout_gap
+            since = Signal(range(gap + 1), init=gap)
+            # ``early``: ``since < gap - 1``, kept in a register beside ``since`` so that
+            # ``words.ready`` does not wait for the comparison
+            early = Signal()
             emitting_readout = s_valid & (kind == TokenKind.READOUT) & ~hold
-            m.d.comb += hold.eq((kind == TokenKind.READOUT) & (since < self._readout_gap - 1))
+            m.d.comb += hold.eq((kind == TokenKind.READOUT) & early)
             with m.If(emitting_readout):
-                m.d.sync += since.eq(0)
-            with m.Elif(since != self._readout_gap):
-                m.d.sync += since.eq(since + 1)
+                m.d.sync += [since.eq(0), early.eq(1)]
+            with m.Elif(since != gap):
+                m.d.sync += [since.eq(since + 1), early.eq(since + 1 < gap - 1)]
         m.d.comb += [
             finishing.eq(s_valid & ((is_event & single) | (~is_event & ~hold))),
             self.words.ready.eq(~s_valid | finishing),

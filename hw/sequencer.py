@@ -250,7 +250,21 @@ class Sequencer(wiring.Component):
         m.d.sync += idle_r.eq(self.idle)
         wait = max(0, self._drain - 3)
         drain = Signal(range(wait + 1))
-        last_step = step == p.timesteps - 1
+        # End-of-loop flags, kept in registers beside their counters (set wherever the counter
+        # is), so that the request handshake does not wait for the comparisons:
+        # ``last_step``: step == T - 1; ``word_last``: word == lc.words_last; ``bank_last``:
+        # bank == R - 1.
+        last_step = Signal(init=int(p.timesteps == 1))
+        word_last = Signal()
+        bank_last = Signal(init=int(p.rows == 1))
+        one_word = Signal()  # lc.words_last == 0: the layer's rows fit one word
+
+        def first_word_of_step():
+            m.d.sync += [word.eq(0), bank.eq(0), word_last.eq(one_word),
+                         bank_last.eq(p.rows == 1)]
+
+        def first_step():
+            m.d.sync += [step.eq(0), last_step.eq(p.timesteps == 1)]
 
         m.d.comb += [
             self.readout.eq(lc.readout),
@@ -272,7 +286,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += [
                     tok.kind.eq(TokenKind.EVENT),
                     tok.addr.eq(Mux(is_embed, tile_base + byte, word_base)),
-                    meta.nlanes.eq(Mux(word == lc.words_last, lc.last_lanes, lc.lanes)),
+                    meta.nlanes.eq(Mux(word_last, lc.last_lanes, lc.lanes)),
                     req.src.eq(Mux(is_embed, SOURCE_ONE, 1 + bank)),
                     req.raddr.eq(row_addr),
                 ]
@@ -321,8 +335,10 @@ class Sequencer(wiring.Component):
             with m.If(tile == lc.tiles_last):
                 m.next = "DRAIN"
             with m.Else():
+                first_step()
+                first_word_of_step()
                 m.d.sync += [
-                    tile.eq(tile + 1), step.eq(0), word.eq(0), bank.eq(0),
+                    tile.eq(tile + 1),
                     tile_base.eq(tile_base + lc.n_in), word_base.eq(tile_base + lc.n_in),
                     row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
                     c_addr.eq(c_addr + 1), c_step_addr.eq(c_addr + 1),
@@ -337,8 +353,10 @@ class Sequencer(wiring.Component):
             with m.If(last_step):
                 next_tile()
             with m.Else():
+                first_word_of_step()
                 m.d.sync += [
-                    step.eq(step + 1), word.eq(0), bank.eq(0), word_base.eq(tile_base),
+                    step.eq(step + 1), last_step.eq(step == p.timesteps - 2),
+                    word_base.eq(tile_base),
                     step_row.eq(step_row + lc.in_tiles), row_addr.eq(step_row + lc.in_tiles),
                     res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
                     c_step_addr.eq(c_step_addr + lc.cstep),
@@ -385,6 +403,8 @@ class Sequencer(wiring.Component):
                         with m.Case(index):
                             m.d.sync += [
                                 lc.eq(lc_layout.const(c)),
+                                one_word.eq(c["words_last"] == 0),
+                                word_last.eq(c["words_last"] == 0),
                                 tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
                                 row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
                                 phase.eq(c["first"]),
@@ -401,8 +421,9 @@ class Sequencer(wiring.Component):
                                 m.d.sync += out_origin.eq(c["out_base"] + slot_base)
                             else:
                                 m.d.sync += out_origin.eq(c["out_base"])
-                m.d.sync += [tile.eq(0), step.eq(0), word.eq(0), bank.eq(0), res_addr.eq(0),
-                             out_step.eq(0), logit_base.eq(0)]
+                first_step()
+                m.d.sync += [tile.eq(0), word.eq(0), bank.eq(0), bank_last.eq(p.rows == 1),
+                             res_addr.eq(0), out_step.eq(0), logit_base.eq(0)]
                 # the logits of the previous byte may still be streaming out of the memory a
                 # READOUT writes
                 readout_layer = Array(Const(int(c["readout"]), 1) for c in consts)[layer]
@@ -419,15 +440,18 @@ class Sequencer(wiring.Component):
                     with m.If(self.requests.ready):
                         with m.Switch(phase):
                             with m.Case(_WORDS):
-                                with m.If(word == lc.words_last):
+                                with m.If(word_last):
                                     m.d.sync += phase.eq(_TAIL)
                                 with m.Else():
                                     m.d.sync += [word.eq(word + 1),
+                                                 word_last.eq(word + 1 == lc.words_last),
                                                  word_base.eq(word_base + lc.lanes)]
-                                    with m.If(bank == p.rows - 1):
-                                        m.d.sync += [bank.eq(0), row_addr.eq(row_addr + 1)]
+                                    with m.If(bank_last):
+                                        m.d.sync += [bank.eq(0), bank_last.eq(p.rows == 1),
+                                                     row_addr.eq(row_addr + 1)]
                                     with m.Else():
-                                        m.d.sync += bank.eq(bank + 1)
+                                        m.d.sync += [bank.eq(bank + 1),
+                                                     bank_last.eq(bank == p.rows - 2)]
                             with m.Case(_PRE):
                                 m.d.sync += phase.eq(_TAIL)
                             with m.Case(_TAIL):
