@@ -42,7 +42,7 @@ from .sta import parse_instance_power, parse_timing, parse_total_power, run_sta
 from .workdir import check_build_dir, tool_folder
 
 __all__ = ["SIMULATORS", "asic", "gates_script", "run_asic_flow", "synth_script",
-           "weighted_power"]
+           "weighted_power", "write_gates"]
 
 log = logging.getLogger(__name__)
 

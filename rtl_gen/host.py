@@ -89,7 +89,10 @@ class BoardClient:
         return self.shape
 
     def infer(self, window, restart: bool, logits: bool = False) -> protocol.Result:
-        """One INFER; with ``logits``, the result carries the inference's logits too."""
+        """One INFER; with ``logits``, the result carries the inference's logits too (their
+        number and width are the HELLO reply's, so HELLO comes first)."""
+        if logits and self.shape is None:
+            raise protocol.ProtocolError("ask the board HELLO before its logits")
         self.link.write(protocol.encode_infer(window, restart, logits))
         data = self._read(protocol.result_bytes(self.counters), "a result")
         result = protocol.decode_result(data, self.counters)
