@@ -59,6 +59,13 @@ class UartBridge(wiring.Component):
         self._streams = bool(streams)
         self._divisor = positive_int("divisor", divisor)
         self._counters = len(params.spiking_layers)
+        # An inference's logits are drained unless its INFER asked for them, and the flag is
+        # taken from the next INFER's second byte: the drain must be over by then. It takes
+        # about ``outputs`` cycles from the token; the UART needs the result and two bytes.
+        gap = (2 + protocol.CYCLE_BYTES + protocol.COUNTER_BYTES * self._counters + 2) * 10
+        if gap * self._divisor <= params.outputs + 16:
+            raise ValueError(f"divisor {self._divisor} is too fast for {params.outputs} logits:"
+                             " the next INFER could arrive before they have been drained")
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
 
     @property

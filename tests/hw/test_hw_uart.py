@@ -273,6 +273,13 @@ def test_logits_over_the_uart_equal_the_reference():
     assert link.read(1) == b""
 
 
+def test_bridge_refuses_a_divisor_too_fast_to_drain_the_logits():
+    """A logit a cycle must be drained before the next INFER's flags byte can arrive."""
+    params = compile_params(_model(), 1, 2)
+    with pytest.raises(ValueError, match="too fast for 256 logits"):
+        UartBridge(params, window=params.context, build_id=1, streams=False, divisor=2)
+
+
 def test_host_refuses_another_build():
     params = compile_params(_model(), 1, 2)
     job, _, _ = _job(_model().graph(), params, [b"a"], 2, 77)
