@@ -257,10 +257,9 @@ class Sequencer(wiring.Component):
         last_step = Signal(init=int(p.timesteps == 1))
         word_last = Signal()
         bank_last = Signal(init=int(p.rows == 1))
-        one_word = Signal()  # lc.words_last == 0: the layer's rows fit one word
 
         def first_word_of_step():
-            m.d.sync += [word.eq(0), bank.eq(0), word_last.eq(one_word),
+            m.d.sync += [word.eq(0), bank.eq(0), word_last.eq(lc.words_last == 0),
                          bank_last.eq(p.rows == 1)]
 
         def first_step():
@@ -398,12 +397,13 @@ class Sequencer(wiring.Component):
                         m.next = "IDLE" if p.bidirectional else "OUTPUT"
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
+                first_step()
+                first_word_of_step()  # its word_last is overridden below: the new layer's
                 with m.Switch(layer):
                     for index, c in enumerate(consts):
                         with m.Case(index):
                             m.d.sync += [
                                 lc.eq(lc_layout.const(c)),
-                                one_word.eq(c["words_last"] == 0),
                                 word_last.eq(c["words_last"] == 0),
                                 tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
                                 row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
@@ -421,9 +421,7 @@ class Sequencer(wiring.Component):
                                 m.d.sync += out_origin.eq(c["out_base"] + slot_base)
                             else:
                                 m.d.sync += out_origin.eq(c["out_base"])
-                first_step()
-                m.d.sync += [tile.eq(0), word.eq(0), bank.eq(0), bank_last.eq(p.rows == 1),
-                             res_addr.eq(0), out_step.eq(0), logit_base.eq(0)]
+                m.d.sync += [tile.eq(0), res_addr.eq(0), out_step.eq(0), logit_base.eq(0)]
                 # the logits of the previous byte may still be streaming out of the memory a
                 # READOUT writes
                 readout_layer = Array(Const(int(c["readout"]), 1) for c in consts)[layer]

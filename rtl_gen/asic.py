@@ -200,13 +200,17 @@ def run_asic_flow(work: Path, top: str, lib: CellLibrary, clock_ns: float,
     }
 
 
+def _check_simulator(simulator: str) -> None:
+    if simulator not in SIMULATORS:
+        raise BuildError(f"unknown simulator {simulator!r}; use {' or '.join(SIMULATORS)}")
+
+
 def _gate_level(build_dir: Path, work: Path, samples: int, simulator: str):
     """Run the golden samples on ``work/gates.v``; return the result and the run's activity
     in the harness (Verilator's toggle coverage, or a VCD of Icarus)."""
     from sim.runner import SIM_TOP, SimulatorError, run_build
 
-    if simulator not in SIMULATORS:
-        raise BuildError(f"unknown simulator {simulator!r}; use {' or '.join(SIMULATORS)}")
+    _check_simulator(simulator)
     sim_name = f"{work.name}_{simulator}"
     sim_dir = (build_dir / sim_name).resolve()
     if simulator == "verilator":
@@ -243,8 +247,7 @@ def asic(build_dir: Path, lib_name: str = "osu018", clock_ns: float = 10.0, samp
     lib = find_library(lib_name)
     if clock_ns <= 0:
         raise BuildError(f"--clock-ns must be positive, not {clock_ns}")
-    if simulator not in SIMULATORS:
-        raise BuildError(f"unknown simulator {simulator!r}; use {' or '.join(SIMULATORS)}")
+    _check_simulator(simulator)
     build_dir = Path(build_dir)
     rtl = report["rtl"]
     work = tool_folder(build_dir, "asic", lib.name, rtl["top_file"])

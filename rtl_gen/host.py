@@ -190,13 +190,14 @@ def check_generations(graph, streams: list[list[int]], expected: list[list[int]]
         positions = [i["position"] for i in g["inferences"]]
         counts, logits = reference_inferences(graph, fed, positions, window)
         seen = np.array([i["spike_counts"] for i in g["inferences"]]).reshape(counts.shape)
-        good = np.all(counts == seen, axis=1)
+        counted = np.all(counts == seen, axis=1)
+        counters_matched += int(counted.sum())
+        good = counted
         sent = [i["logits"] for i in g["inferences"] if "logits" in i]
         if sent:
             equal = np.all(np.array(sent) == logits.astype(np.int64), axis=1)
             logits_matched += int(equal.sum())
-            good &= equal
-        counters_matched += int(np.all(counts == seen, axis=1).sum())
+            good = counted & equal
         inferences += len(good)
         matched += g["tokens"] == want
         if first_bad is None and (g["tokens"] != want or not good.all()):
