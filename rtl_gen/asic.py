@@ -205,9 +205,11 @@ def _check_simulator(simulator: str) -> None:
         raise BuildError(f"unknown simulator {simulator!r}; use {' or '.join(SIMULATORS)}")
 
 
-def _gate_level(build_dir: Path, work: Path, samples: int, simulator: str):
+def _gate_level(build_dir: Path, work: Path, samples: int, simulator: str,
+                timeout_cycles: int = 0):
     """Run the golden samples on ``work/gates.v``; return the result and the run's activity
-    in the harness (Verilator's toggle coverage, or a VCD of Icarus)."""
+    in the harness (Verilator's toggle coverage, or a VCD of Icarus). ``timeout_cycles``: as
+    :func:`sim.runner.run_build`'s (a netlist that hangs fails instead)."""
     from sim.runner import SIM_TOP, SimulatorError, run_build
 
     _check_simulator(simulator)
@@ -227,7 +229,7 @@ def _gate_level(build_dir: Path, work: Path, samples: int, simulator: str):
     dump.unlink(missing_ok=True)
     try:
         result = run_build(build_dir, samples, simulator, netlist=sources, sim_name=sim_name,
-                           extra_args=extra, plusargs=plusargs)
+                           extra_args=extra, plusargs=plusargs, timeout_cycles=timeout_cycles)
     except SimulatorError as exc:
         raise BuildError(f"gate-level simulation: {exc}") from None
     if not dump.is_file():

@@ -113,6 +113,7 @@ def run_build(
     sim_name: str | None = None,
     extra_args: list[str] | None = None,
     plusargs: list[str] | None = None,
+    timeout_cycles: int = 0,
 ) -> SimResult:
     """Compile ``build_dir``'s Verilog and run its golden samples through the testbench (or,
     with ``generate``, the generation job of that JSON file).
@@ -120,6 +121,8 @@ def run_build(
     ``netlist`` replaces the build's RTL with other sources of the same ``spikeforge_top``
     (a gate-level netlist and its cell models); the run then works in ``build_dir/<sim_name>``
     and passes ``extra_args`` to the compiler; ``plusargs`` go to the simulation.
+    ``timeout_cycles`` (0: none) records an inference whose result has not come that many
+    cycles after its start as timed out and stops the run there (a hung design).
     """
     build_dir = Path(build_dir).resolve()
     plan = json.loads((build_dir / "plan.json").read_text())
@@ -158,6 +161,7 @@ def run_build(
             "SPIKEFORGE_GOLDEN": str(build_dir / "golden.npz"),
             "SPIKEFORGE_PLAN": str(build_dir / "plan.json"),
             "SPIKEFORGE_SAMPLES": str(samples if samples is not None else 1 << 30),
+            "SPIKEFORGE_TIMEOUT_CYCLES": str(timeout_cycles),
             **({"SPIKEFORGE_GENERATE": str(Path(generate).resolve())}
                if generate is not None else {}),
         },

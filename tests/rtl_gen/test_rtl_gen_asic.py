@@ -223,9 +223,12 @@ def test_gate_level_on_icarus_agrees_with_verilator(small_build, asic_run):
 @pytest.mark.slow
 @pytest.mark.skipif(not TOOLS, reason=NO_TOOLS)
 def test_gate_level_netlist_with_a_corrupted_cell_fails(small_build, asic_run):
-    """The gate-level check can fail: swap one NAND2 of the accelerator for an AND2 in the
-    mapped netlist, rebuild its simulation model, and the golden sample no longer matches
-    (on Icarus, which compiles in seconds)."""
+    """The gate-level check can fail: swap one NAND2 in ten of the accelerator's logic for an
+    AND2 in the mapped netlist, rebuild its simulation model, and the golden sample no longer
+    matches, or never finishes (the testbench's watchdog; on Icarus, which compiles in
+    seconds). One cell alone may sit in logic the sample never exercises, and which cell that
+    is depends on yosys's version (a single cell passed in one CI run); a tenth cannot all
+    hide."""
     from rtl_gen.asic import _gate_level, write_gates
 
     assert asic_run[0] == 0, asic_run[1] + asic_run[2]
@@ -234,10 +237,15 @@ def test_gate_level_netlist_with_a_corrupted_cell_fails(small_build, asic_run):
     shutil.copytree(work, bad, dirs_exist_ok=True)
     text = (bad / "netlist.v").read_text()
     cells = parse_netlist(bad / "netlist.v", {"NAND2X1"})
-    victims = [c.name for c in cells if c.name.startswith("accelerator.c")]
-    marker = f"NAND2X1 \\{victims[len(victims) // 2]} "
-    assert marker in text
-    (bad / "netlist.v").write_text(text.replace(marker, marker.replace("NAND2X1", "AND2X1"), 1))
+    victims = [c.name for c in cells if c.name.startswith("accelerator.c")][::10]
+    assert len(victims) >= 10
+    for victim in victims:
+        marker = f"NAND2X1 \\{victim} "
+        assert marker in text
+        text = text.replace(marker, marker.replace("NAND2X1", "AND2X1"), 1)
+    (bad / "netlist.v").write_text(text)
     write_gates(bad, "spikeforge_top")
-    result, _ = _gate_level(small_build, bad, 1, "icarus")
+    cycles = json.loads((small_build / "report.json").read_text())["asic"]["osu018"][
+        "gate_level"]["cycles_per_inference"]
+    result, _ = _gate_level(small_build, bad, 1, "icarus", timeout_cycles=int(20 * cycles))
     assert result.matched < len(result.samples)
