@@ -255,6 +255,8 @@ class Accelerator(wiring.Component):
         with m.If(beat):
             m.d.sync += held.eq(self.tokens.payload[9])
         arrived = beat & ~held
+        if p.weights_offchip:  # a row is read once per byte: its cache forgets at the next
+            m.d.comb += wf.flush.eq(beat)
         if p.bidirectional:
             arrived = beat & self.tokens.payload[8]
         # ``fired`` lags the spikes by two cycles: the counts follow the layer number of two

@@ -630,6 +630,15 @@ class AcceleratorParams:
         return self.rows * self.bus_beat_bytes
 
     @property
+    def weight_cache_depth(self) -> int:
+        """Rows of the weight fetch's row cache (weights off chip): the widest layer's inputs,
+        rounded up to a power of two, so that a tile's rows never evict each other. An EMBED
+        reads one row a tile (its byte's), which no other row of the tile can evict."""
+        widest = max((layer.n_in for layer in self.layers if layer.kind != LayerKind.EMBED),
+                     default=1)
+        return 1 << (max(widest, 1) - 1).bit_length()
+
+    @property
     def bus_addr_bits(self) -> int:
         """Byte-address width of the AXI4 weight port: the whole external weight image."""
         return address_bits(self.weight_depth * self.weight_row_bytes)

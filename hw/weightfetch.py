@@ -1,25 +1,39 @@
 """The weight fetch: an EVENT's weights from an external memory, over an AXI4 read port.
 
 With the weights off chip (:attr:`AcceleratorParams.weights_offchip`) the rows have no weight
-banks. The scanner's tokens go through a FIFO to this unit, which reads, for each EVENT, the
+banks. The scanner's tokens go through a FIFO to this unit, which finds, for each EVENT, the
 weight row at its ``addr`` (the ``P`` weights of the tile for one input: ``R`` beats, one per
-array row, :func:`hw.layout.external_weight_image`) as one INCR burst and then sends the token
-to the array with the ``R`` words on ``weights``; any other token passes in order. The FIFO
-keeps room for every token of a word the scanner takes (``allow`` gates its words), because
-the scanner itself cannot be stalled once it holds a word. Up to ``outstanding`` bursts are on
-their way at once: the next EVENTs request their rows while the first one's beats arrive.
+array row, :func:`hw.layout.external_weight_image`) and sends the token to the array with the
+``R`` words on ``weights``; any other token passes in order. The FIFO keeps room for every
+token of a word the scanner takes (``allow`` gates its words), because the scanner itself
+cannot be stalled once it holds a word.
 
-Latency: a token with weights leaves the memory's ``latency + (R - 1) * interval`` and about 3
-cycles after it reached the head of the FIFO; any other token about 3 cycles. Throughput: a
-weight row per ``R * interval`` cycles while the FIFO holds EVENTs enough to cover the latency
-(docs/architecture.md, "Weights off chip").
+**The row cache.** A row is read from the bus once per token (``flush``: a new byte starts)
+and kept in a direct-mapped cache of :attr:`AcceleratorParams.weight_cache_depth` rows,
+indexed by the row address's low bits and tagged by the whole address: the sequencer walks
+a layer's tiles outermost and its steps inside, and a tile's rows are consecutive addresses no
+more than the cache's depth, so an input that fires in several steps has its row read in the
+first and found in the cache in the others. Weight traffic is then one row per tile and input
+that fired in any step (``rtl_gen.memory.weight_rows``'s second count), not one per step.
+
+Pipeline: the FIFO's head moves into a lookup register while its tag is read; a hit goes on,
+a miss requests its row as one INCR burst (up to ``outstanding`` bursts on their way at once:
+the next EVENTs request their rows while the first one's beats arrive), and both wait in
+order in a second FIFO. At its head a miss collects its beats, writes them into the cache and
+goes to the array; a hit reads its row from the cache and goes a cycle later, one a cycle.
+
+Latency: a token that misses leaves the memory's ``latency + (R - 1) * interval`` and about 4
+cycles after it reached the head of the FIFO; any other token about 4 cycles. Throughput: a
+weight row per ``R * interval`` cycles while the FIFO holds EVENTs enough to cover the latency;
+a token a cycle otherwise (docs/architecture.md, "Weights off chip").
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .axi import BURST_INCR, axi_read_signature
@@ -46,6 +60,7 @@ class WeightFetch(wiring.Component):
     Ports
     -----
     tokens : In(stream.Signature(token_layout, always_ready=True))  -- from the scanner
+    flush : In(1)  -- a new byte starts (the unit is empty): every cached row is forgotten
     allow : Out(1)  -- the FIFO has room for every token of one more scanner word
     out : Out(stream.Signature(token_layout, always_ready=True))  -- to the array
     weights : Out(ArrayLayout(unsigned(C * Wb), R))  -- an EVENT's weights, with ``out``
@@ -68,6 +83,7 @@ class WeightFetch(wiring.Component):
         tokens = stream.Signature(token_layout(p), always_ready=True)
         super().__init__({
             "tokens": In(tokens),
+            "flush": In(1),
             "allow": Out(1),
             "out": Out(tokens),
             "weights": Out(data.ArrayLayout(unsigned(p.cols * p.weight_bits), p.rows)),
@@ -99,34 +115,72 @@ class WeightFetch(wiring.Component):
             self.allow.eq(fifo.level <= self.depth - self._lanes - 2),
         ]
         bus = self.bus
+        wb = p.cols * p.weight_bits
+        depth = p.weight_cache_depth
+        index_bits = (depth - 1).bit_length()
 
-        # Stage 1: an EVENT at the head of the FIFO requests its row (while fewer than
-        # ``outstanding`` are on their way); every token then waits in order in ``flight``.
-        m.submodules.flight = flight = SyncFIFOBuffered(width=layout.size,
+        def index(addr):
+            return addr[:index_bits] if index_bits else 0
+
+        # The cache: rows, their tags (the whole row address) and a valid bit per entry.
+        m.submodules.cache = cache = Memory(shape=unsigned(p.rows * wb), depth=depth, init=[])
+        m.submodules.tags = tags = Memory(shape=unsigned(p.addr_bits), depth=depth, init=[])
+        row_write, row_read = cache.write_port(), cache.read_port()
+        tag_write = tags.write_port()
+        tag_read = tags.read_port(transparent_for=(tag_write,))
+        valid = Signal(depth)
+
+        # Stage 1: the FIFO's head moves into ``req`` while its tag is read. An EVENT whose row
+        # is cached goes on; one whose row is not requests it (while fewer than
+        # ``outstanding`` bursts are on their way) and takes the cache entry; every token then
+        # waits in order in ``flight``, with its "cached" bit.
+        m.submodules.flight = flight = SyncFIFOBuffered(width=layout.size + 1,
                                                         depth=2 * self._outstanding + 2)
         head = data.View(layout, fifo.r_data)
+        req = Signal(layout)
+        req_valid = Signal()
         pending = Signal(range(self._outstanding + 1))
-        is_event = head.kind == TokenKind.EVENT
+        is_event = req.kind == TokenKind.EVENT
+        hit = valid.bit_select(index(req.addr), 1) & (tag_read.data == req.addr)
+        passes = req_valid & flight.w_rdy & (~is_event | hit)
+        leaves = passes | self.burst
+        take = fifo.r_rdy & (~req_valid | leaves)
         m.d.comb += [
-            bus.araddr.eq(scaled_address(head.addr, p.weight_row_bytes)),
+            bus.araddr.eq(scaled_address(req.addr, p.weight_row_bytes)),
             bus.arlen.eq(p.rows - 1),
             bus.arsize.eq(p.bus_beat_bytes.bit_length() - 1),
             bus.arburst.eq(BURST_INCR),
-            bus.arvalid.eq(fifo.r_rdy & is_event & flight.w_rdy
+            bus.arvalid.eq(req_valid & is_event & ~hit & flight.w_rdy
                            & (pending != self._outstanding)),
             self.burst.eq(bus.arvalid & bus.arready),
-            fifo.r_en.eq(self.burst | (fifo.r_rdy & ~is_event & flight.w_rdy)),
-            flight.w_en.eq(fifo.r_en),
-            flight.w_data.eq(fifo.r_data),
+            fifo.r_en.eq(take),
+            tag_read.addr.eq(index(head.addr)),
+            tag_read.en.eq(take),
+            tag_write.addr.eq(index(req.addr)),
+            tag_write.data.eq(req.addr),
+            tag_write.en.eq(self.burst),
+            flight.w_en.eq(leaves),
+            flight.w_data.eq(Cat(req.as_value(), is_event & hit)),
         ]
+        with m.If(take):
+            m.d.sync += [req.eq(head), req_valid.eq(1)]
+        with m.Elif(leaves):
+            m.d.sync += req_valid.eq(0)
+        with m.If(self.flush):
+            m.d.sync += valid.eq(0)
+        with m.Elif(self.burst):
+            m.d.sync += valid.bit_select(index(req.addr), 1).eq(1)
 
-        # Stage 2: the token at the head of ``flight`` collects its row's beats (in order:
-        # one ID) and goes to the array with them; any other token goes as it is.
-        token = data.View(layout, flight.r_data)
+        # Stage 2: the token at the head of ``flight``: a miss collects its row's beats (in
+        # order: one ID), writes the row into the cache and goes to the array with it; a hit
+        # reads its row from the cache and goes with the read data a cycle later; any other
+        # token goes as it is.
+        token = data.View(layout, flight.r_data[:layout.size])
+        cached = flight.r_data[layout.size]
         beat = Signal(range(p.rows))
         buffer = Signal.like(self.weights)
-        wb = p.cols * p.weight_bits
-        m.d.comb += self.weights.eq(buffer)
+        from_cache = Signal()  # ``out`` carries a hit: its words are the cache's read data
+        m.d.comb += self.weights.eq(Mux(from_cache, row_read.data, buffer.as_value()))
         last_beat = bus.rvalid & bus.rready & (beat == p.rows - 1)
         with m.If(self.burst & ~last_beat):
             m.d.sync += pending.eq(pending + 1)
@@ -139,21 +193,31 @@ class WeightFetch(wiring.Component):
             m.d.comb += hold.eq((token.kind == TokenKind.READOUT) & (since < gap - 1))
             with m.If(since != gap):
                 m.d.sync += since.eq(since + 1)
-        m.d.sync += self.out.valid.eq(0)
+        m.d.sync += [self.out.valid.eq(0), from_cache.eq(0)]
+        m.d.comb += [
+            row_write.addr.eq(index(token.addr)),
+            row_write.data.eq(Cat(*[buffer[r] for r in range(p.rows - 1)], bus.rdata[:wb])),
+            row_read.addr.eq(index(token.addr)),
+        ]
         with m.If(flight.r_rdy):
-            with m.If(token.kind == TokenKind.EVENT):
+            with m.If((token.kind == TokenKind.EVENT) & ~cached):
                 m.d.comb += bus.rready.eq(1)
                 with m.If(bus.rvalid):
                     m.d.sync += [buffer[beat].eq(bus.rdata[:wb]), beat.eq(beat + 1)]
                     with m.If(beat == p.rows - 1):
-                        m.d.comb += flight.r_en.eq(1)
+                        m.d.comb += [flight.r_en.eq(1), row_write.en.eq(1)]
                         m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(token),
                                      beat.eq(0)]
+            with m.Elif(token.kind == TokenKind.EVENT):
+                m.d.comb += [flight.r_en.eq(1), row_read.en.eq(1)]
+                m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(token),
+                             from_cache.eq(1)]
             with m.Elif(~hold):
                 m.d.comb += flight.r_en.eq(1)
                 m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(token)]
                 if gap > 1:
                     with m.If(token.kind == TokenKind.READOUT):
                         m.d.sync += since.eq(0)
-        m.d.comb += self.busy.eq((fifo.level != 0) | (flight.level != 0) | self.out.valid)
+        m.d.comb += self.busy.eq((fifo.level != 0) | req_valid | (flight.level != 0)
+                                 | self.out.valid)
         return m

@@ -197,8 +197,8 @@ def _build(args) -> None:
     memory = r.get("memory")
     if memory and memory["weights"] == "offchip":
         print(f"weights off chip ({memory['weight_bytes']:,} bytes):"
-              f" {memory['bytes_per_token']:,.0f} bytes per {unit} (one fetch per token:"
-              f" {memory['bytes_per_token_once_per_token']:,.0f}), bandwidth-bound"
+              f" {memory['bytes_per_token']:,.0f} bytes per {unit} (without the row cache:"
+              f" {memory['bytes_per_token_without_cache']:,.0f}), bandwidth-bound"
               f" {memory['bandwidth_bound_cycles_per_token']:,.0f} cycles; image in"
               f" {out}/mem/weights_external.hex")
     print(f"next: python -m rtl_gen sim {out}")

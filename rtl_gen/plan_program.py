@@ -212,8 +212,12 @@ class ProgramPlan:
 
 
 def _memories(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
-    """The on-chip memories of ``p`` (no weight banks when its weights are off chip)."""
-    shapes = [] if p.weights_offchip else [
+    """The on-chip memories of ``p`` (no weight banks when its weights are off chip, but the
+    weight fetch's row cache and its tags)."""
+    shapes = [
+        ("weight row cache", 1, p.rows * p.cols * p.weight_bits, p.weight_cache_depth),
+        ("weight cache tags", 1, p.addr_bits, p.weight_cache_depth),
+    ] if p.weights_offchip else [
         ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth)]
     shapes += [
         ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth),

@@ -200,13 +200,13 @@ def render_markdown(r: dict) -> str:
             "",
             f"| per {unit} | bytes | cycles |",
             "| --- | --- | --- |",
-            (f"| today (a row per tile, step and non-zero spike) |"
+            (f"| read (a row per tile and input that fired, once per {unit}) |"
              f" {_fmt(memory['bytes_per_token'])} |"
              f" {_fmt(memory['bandwidth_bound_cycles_per_token'])} bandwidth-bound,"
              f" {_fmt(memory['one_burst_at_a_time_cycles_per_token'])} one burst at a time,"
              f" {_fmt(memory['measured_cycles_per_token'])} measured |"),
-            (f"| one fetch per token (not built yet) |"
-             f" {_fmt(memory['bytes_per_token_once_per_token'])} | |"),
+            (f"| without the row cache (a row per tile, step and non-zero spike) |"
+             f" {_fmt(memory['bytes_per_token_without_cache'])} | |"),
         ]
     gen = r.get("generate")
     if gen:

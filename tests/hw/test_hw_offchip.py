@@ -4,8 +4,9 @@ external memory model (``hw.axi.AxiReadMemory`` in the harness), in the Amaranth
 
 Random programs are bit-exact against the contract's executor for several latencies and
 bandwidths of the memory, the weight rows the hardware reads equal the count from the
-reference's spikes (``rtl_gen.memory.weight_rows``), a corrupted word of the external image is
-seen, and the memory model keeps the timing it promises.
+reference's spikes (``rtl_gen.memory.weight_rows``: once per tile and input that fired in any
+step, the row cache's promise), a corrupted word of the external image is seen, and the
+memory model keeps the timing it promises.
 """
 
 from __future__ import annotations
@@ -43,19 +44,20 @@ CASES = [
                          ids=["mlp", "attention", "two-attentions", "elastic-mlp"])
 def test_offchip_weights_match_the_executor(kwargs, rows, cols, latency, interval):
     """Every position of two streams: logits, next byte, spike counts equal the executor's,
-    and the weight rows read (bursts) equal one per tile, step and non-zero input spike."""
+    and the weight rows read (bursts) equal one per tile and input that fired in any step:
+    fewer than one per tile, step and non-zero input spike wherever an input fires twice."""
     graph = random_graph(7, **{"width": 4, "window": 3, "timesteps": 2, **kwargs})
     streams = np.random.default_rng(7).integers(0, 256, size=(2, 5))
     params = offchip(graph, rows, cols)
     seen = check_against_executor(graph, params, streams, memory_latency=latency,
                                   memory_interval=interval)
-    expected, once = weight_rows(params, run(graph, streams).tensors, streams)
+    per_step, once = weight_rows(params, run(graph, streams).tensors, streams)
     bursts = np.array([[pos.weight_bursts for pos in stream] for stream in seen])
-    assert np.array_equal(bursts, expected), (bursts, expected)
-    assert (once <= expected).all() and expected.min() > 0
+    assert np.array_equal(bursts, once), (bursts, once)
+    assert (once <= per_step).all() and (once < per_step).any() and once.min() > 0
     # the bus's bandwidth bounds the cycles: every row is R beats, ``interval`` cycles each
     cycles = np.array([[pos.cycles for pos in stream] for stream in seen])
-    assert (cycles > expected * rows * interval).all(), (cycles, expected)
+    assert (cycles > once * rows * interval).all(), (cycles, once)
 
 
 def test_a_corrupted_external_weight_is_seen():
@@ -133,13 +135,13 @@ def test_memory_model_keeps_its_latency_and_interval(latency, interval):
 def test_offchip_windows_of_a_chain_stall_only_cycles(dense):
     """Random stalls on the harness's streams with the weights off chip, the scanner sparse
     or dense (a zero spike's SKIP reads nothing): the window's logits stay exact and the rows
-    read are one per tile, step and non-zero spike."""
+    read are one per tile and input that fired in any step."""
     graph = random_graph(11, embed="spike", timesteps=2, context=3, width=5, hidden=(7, 4))
     params = dataclasses.replace(compile_params(graph, 2, 2, dense=dense),
                                  weights_offchip=True)
     windows = np.random.default_rng(3).integers(0, 256, size=(2, 3))
     trace = run(graph, windows)
-    expected, _ = weight_rows(params, trace.tensors, windows)
+    _, expected = weight_rows(params, trace.tensors, windows)
     seen = run_streams(params, windows, window=3, stall_seed=5, memory_latency=3,
                        memory_interval=2)
     for n, (position,) in enumerate(seen):
@@ -154,5 +156,5 @@ def test_offchip_encoder_matches_the_executor():
     ids = np.random.default_rng(7).integers(0, 256, size=(2, 4))
     params = offchip(graph, 2, 2)
     seen = check_sequences(graph, params, ids, memory_latency=2, memory_interval=2)
-    expected, _ = weight_rows(params, run(graph, ids).tensors, ids)
+    _, expected = weight_rows(params, run(graph, ids).tensors, ids)
     assert [pos.weight_bursts for pos in seen] == expected.sum(axis=1).tolist()

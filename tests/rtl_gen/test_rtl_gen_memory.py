@@ -36,7 +36,8 @@ def _fused(model):
 def test_auto_keeps_weights_on_chip_while_they_fit():
     """``auto`` is on chip when the target's block RAM holds every memory, off chip when only
     the weight banks overflow it; ``onchip`` then refuses with a one-line hint, ``offchip``
-    always drops the weight banks from the block-RAM count."""
+    always drops the weight banks from the block-RAM count and adds the weight fetch's row
+    cache (the widest layer's inputs, a row each) and its tags."""
     graph = _fused(random_graph(3, width=8, window=3, timesteps=2, blocks=((True, 16),)))
     target = get_target("ecp5-85k")
     on = plan_program(graph, 2, 2, target, weights="auto")
@@ -44,7 +45,11 @@ def test_auto_keeps_weights_on_chip_while_they_fit():
     off = plan_program(graph, 2, 2, target, weights="offchip")
     assert off.params.weights_offchip
     weight_brams = next(m.brams for m in on.memories if m.name == "weight banks")
-    assert weight_brams > 0 and off.brams == on.brams - weight_brams
+    cache = {m.name: m for m in off.memories if m.name.startswith("weight")}
+    assert set(cache) == {"weight row cache", "weight cache tags"}
+    assert cache["weight row cache"].depth == 16  # the feed-forward's 16 inputs (not EMBED's)
+    assert weight_brams > 0 and off.brams == on.brams - weight_brams + sum(
+        m.brams for m in cache.values())
     small = dataclasses.replace(target, brams=on.brams - 1)
     assert plan_program(graph, 2, 2, small, weights="auto").params.weights_offchip
     with pytest.raises(TargetFitError, match="--weights offchip"):
@@ -55,8 +60,8 @@ def test_auto_keeps_weights_on_chip_while_they_fit():
 
 
 def test_memory_section_counts_rows_from_the_spikes():
-    """Bytes per token are weight rows x row bytes; one fetch per token reads at most as many
-    rows as today's schedule, and fewer when an input fires in several steps."""
+    """Bytes per token are weight rows x row bytes, read once per token (the row cache): at
+    most as many rows as one per step, and fewer when an input fires in several steps."""
     graph = _fused(random_graph(5, width=4, window=3, timesteps=3, blocks=((True, 3),)))
     params = plan_program(graph, 2, 2, get_target("ecp5-85k"), weights="offchip").params
     ids = np.random.default_rng(5).integers(0, 256, size=(3, 6))
@@ -65,10 +70,12 @@ def test_memory_section_counts_rows_from_the_spikes():
     section = memory_section(params, tensors, ids, streams=True, mode="offchip", latency=4,
                              interval=2)
     assert section["weights"] == "offchip"
-    assert section["bytes_per_token"] == round(float(event.mean()) * params.weight_row_bytes, 1)
+    row = params.weight_row_bytes
+    assert section["bytes_per_token"] == round(float(once.mean()) * row, 1)
+    assert section["bytes_per_token_without_cache"] == round(float(event.mean()) * row, 1)
     assert (once <= event).all() and once.sum() < event.sum()
     assert section["bandwidth_bound_cycles_per_token"] == round(
-        float(event.mean()) * params.rows * 2, 1)
+        float(once.mean()) * params.rows * 2, 1)
 
 
 def test_offchip_build_writes_the_external_image(tmp_path):
