@@ -213,6 +213,7 @@ def build_board(build_dir: Path, board_name: str, seed: int = 1, progress=print)
         # the same ``opt_clean -purge`` as rtl_gen.synth's script (see its _yosys_script)
         script_after_read="proc\nopt_clean -purge",
         script_after_synth="tee -q -o stat.json stat -json",
+        synth_opts=" ".join(get_target(board.target).synth_args),
         nextpnr_opts=f"--report nextpnr.json --seed {seed}",
     )
     plan.extract(work)

@@ -54,6 +54,7 @@ def _yosys_script(target: Target, top_file: str, top: str, out_json: str, stat: 
         synth = "synth_ecp5" if dsp else "synth_ecp5 -nodsp"
     else:
         synth = "synth_ice40 -dsp" if dsp else "synth_ice40"
+    synth = " ".join([synth, *target.synth_args])
     return (
         f"read_verilog {top_file}\n"
         f"hierarchy -top {top}\nproc\nopt_clean -purge\n"

@@ -14,7 +14,9 @@ __all__ = ["TARGETS", "Target", "get_target"]
 
 @dataclass(frozen=True)
 class Target:
-    """One FPGA: family, nextpnr device flags and the resources the fit check uses."""
+    """One FPGA: family, nextpnr device flags and the resources the fit check uses;
+    ``synth_args``: what yosys's ``synth_<family>`` needs to know of the device (the iCE40
+    UP5K's own timing for ABC's delay-driven mapping, where the default is the HX's)."""
 
     name: str
     family: str  # "ice40" or "ecp5"
@@ -23,6 +25,7 @@ class Target:
     brams: int
     dsps: int
     bram_configs: tuple[tuple[int, int], ...]  # (depth, width) of one block RAM
+    synth_args: tuple[str, ...] = ()
 
     def brams_for(self, width: int, depth: int) -> int:
         """Block RAMs one ``width`` x ``depth`` memory takes, in its best configuration."""
@@ -37,7 +40,8 @@ _ICE40_BRAM = ((2048, 2), (1024, 4), (512, 8), (256, 16))
 TARGETS = {
     t.name: t
     for t in (
-        Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"), 5280, 30, 8, _ICE40_BRAM),
+        Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"), 5280, 30, 8, _ICE40_BRAM,
+               ("-device", "u")),
         Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA381"), 24288, 56, 28, _ECP5_BRAM),
         Target("ecp5-45k", "ecp5", ("--45k", "--package", "CABGA381"), 43848, 108, 72, _ECP5_BRAM),
         Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381"), 83640, 208, 156, _ECP5_BRAM),
