@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -55,6 +55,42 @@ BEAT_BITS = 11
 """Bits of a beat on ``tokens``: the byte, then ``restart``, ``hold`` and ``prefill``."""
 
 _WORDS, _PRE, _TAIL, _READOUT = 0, 1, 2, 3
+
+_CLASSES = data.StructLayout({
+    "word_bank": 1,   # the next word, of the next bank row (WORDS, not the last word)
+    "word": 1,        # the next word, of the next bank (WORDS, not the last word)
+    "to_tail": 1,     # the step's FIRE or RESADD next (the last word; a NORM's RESID)
+    "to_readout": 1,  # the tile's READOUT next (a READOUT layer's last FIRE)
+    "step": 1,        # the next step of the tile
+    "tile": 1,        # the next tile, from its first step
+    "done": 1,        # the layer's last request: DRAIN
+})
+"""What taking the request on offer does to the sequencer's loops (one bit set)."""
+
+
+def _load(cls, classes: dict) -> list:
+    """Assignments of ``classes`` (from :func:`_classes`) to the register ``cls``."""
+    return [cls[name].eq(value) for name, value in classes.items()]
+
+
+def _classes(*, phase, word_last, bank_last, last_step, tile_last, readout) -> dict:
+    """The class (:data:`_CLASSES`) of the request the loops' registers describe: a WORDS
+    request ends its word loop or not, a TAIL (FIRE, RESADD or an attention's score request)
+    ends its step, tile or layer, a READOUT its tile or layer."""
+    phase, word_last, bank_last, last_step, tile_last, readout = (
+        Value.cast(v) for v in (phase, word_last, bank_last, last_step, tile_last, readout))
+    words, tail = phase == _WORDS, phase == _TAIL
+    fires_last = tail & last_step & ~readout  # the tile's last FIRE, with no READOUT after
+    leaves = fires_last | (phase == _READOUT)
+    return {
+        "word_bank": words & ~word_last & bank_last,
+        "word": words & ~word_last & ~bank_last,
+        "to_tail": (words & word_last) | (phase == _PRE),
+        "to_readout": tail & last_step & readout,
+        "step": tail & ~last_step,
+        "tile": leaves & ~tile_last,
+        "done": leaves & tile_last,
+    }
 _DEST_SPIKES, _DEST_KEYS, _DEST_VALUES = 0, 1, 2
 
 
@@ -257,6 +293,13 @@ class Sequencer(wiring.Component):
         last_step = Signal(init=int(p.timesteps == 1))
         word_last = Signal()
         bank_last = Signal(init=int(p.rows == 1))
+        # ``attn_layer``: the layer is an ATTENTION (every request of it goes to the score
+        # unit), loaded with ``lc``.
+        attn_layer = Signal()
+        # What the request on offer does to the loops once taken (one bit set), kept in a
+        # register and computed a request ahead, so that the handshake enables each register
+        # through one gate instead of through the loops' conditions (:func:`_classes`).
+        cls = Signal(_CLASSES)
 
         def first_word_of_step():
             m.d.sync += [word.eq(0), bank.eq(0), word_last.eq(lc.words_last == 0),
@@ -327,42 +370,55 @@ class Sequencer(wiring.Component):
         if p.leaky and p.attentions:  # an attention FIRE leaks as any other
             m.d.comb += sreq.fire.leak.eq(leak_index)
 
-        def first_phase():
-            m.d.sync += phase.eq(lc.first)
-
-        def next_tile():
-            with m.If(tile == lc.tiles_last):
-                m.next = "DRAIN"
-            with m.Else():
-                first_step()
-                first_word_of_step()
-                m.d.sync += [
-                    tile.eq(tile + 1),
-                    tile_base.eq(tile_base + lc.n_in), word_base.eq(tile_base + lc.n_in),
-                    row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
-                    c_addr.eq(c_addr + 1), c_step_addr.eq(c_addr + 1),
-                    res_addr.eq(tile + 1), out_step.eq(tile + 1),
-                    logit_base.eq(logit_base + p.rows), bias_tile.eq(bias_tile + dist),
-                ]
-                if p.score_per_step:
-                    m.d.sync += bias_step.eq(bias_tile + dist)
-                first_phase()
+        def next_word(bank_next, bank_last_next, row_next):
+            m.d.sync += [word.eq(word + 1), word_last.eq(word + 1 == lc.words_last),
+                         word_base.eq(word_base + lc.lanes), bank.eq(bank_next),
+                         bank_last.eq(bank_last_next), row_addr.eq(row_next)]
 
         def next_step():
-            with m.If(last_step):
-                next_tile()
-            with m.Else():
-                first_word_of_step()
-                m.d.sync += [
-                    step.eq(step + 1), last_step.eq(step == p.timesteps - 2),
-                    word_base.eq(tile_base),
-                    step_row.eq(step_row + lc.in_tiles), row_addr.eq(step_row + lc.in_tiles),
-                    res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
-                    c_step_addr.eq(c_step_addr + lc.cstep),
-                ]
-                if p.score_per_step:
-                    m.d.sync += bias_step.eq(bias_step + lc.bstep)
-                first_phase()
+            first_word_of_step()
+            m.d.sync += [
+                step.eq(step + 1), last_step.eq(step == p.timesteps - 2),
+                word_base.eq(tile_base),
+                step_row.eq(step_row + lc.in_tiles), row_addr.eq(step_row + lc.in_tiles),
+                res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
+                c_step_addr.eq(c_step_addr + lc.cstep), phase.eq(lc.first),
+            ]
+            if p.score_per_step:
+                m.d.sync += bias_step.eq(bias_step + lc.bstep)
+
+        def next_tile():
+            first_step()
+            first_word_of_step()
+            m.d.sync += [
+                tile.eq(tile + 1),
+                tile_base.eq(tile_base + lc.n_in), word_base.eq(tile_base + lc.n_in),
+                row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
+                c_addr.eq(c_addr + 1), c_step_addr.eq(c_addr + 1),
+                res_addr.eq(tile + 1), out_step.eq(tile + 1),
+                logit_base.eq(logit_base + p.rows), bias_tile.eq(bias_tile + dist),
+                phase.eq(lc.first),
+            ]
+            if p.score_per_step:
+                m.d.sync += bias_step.eq(bias_tile + dist)
+
+        # the class of the request after the one on offer, were it taken now: the loops'
+        # registers as the taken request leaves them, classified (off the handshake's path)
+        stepping = cls.step | cls.tile
+        words = cls.word | cls.word_bank
+        after = _classes(
+            phase=Mux(words, _WORDS, Mux(cls.to_tail, _TAIL,
+                                         Mux(cls.to_readout, _READOUT, lc.first))),
+            word_last=Mux(words, word + 1 == lc.words_last,
+                          Mux(stepping, lc.words_last == 0, word_last)),
+            bank_last=Mux(cls.word_bank, p.rows == 1, Mux(cls.word, bank == p.rows - 2,
+                                                          Mux(stepping, p.rows == 1,
+                                                              bank_last))),
+            last_step=Mux(cls.step, step == p.timesteps - 2,
+                          Mux(cls.tile, p.timesteps == 1, last_step)),
+            tile_last=Mux(cls.tile, tile + 1 == lc.tiles_last, tile == lc.tiles_last),
+            readout=lc.readout,
+        )
 
         with m.FSM(name="program"):
             with m.State("IDLE"):
@@ -408,6 +464,11 @@ class Sequencer(wiring.Component):
                                 tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
                                 row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
                                 phase.eq(c["first"]),
+                                attn_layer.eq(c["kind"] == LayerKind.ATTENTION),
+                                *_load(cls, _classes(
+                                    phase=c["first"], word_last=c["words_last"] == 0,
+                                    bank_last=p.rows == 1, last_step=p.timesteps == 1,
+                                    tile_last=c["tiles_last"] == 0, readout=c["readout"])),
                                 bias_tile.eq(c["bias_base"]),
                             ]
                             if p.score_per_step:
@@ -429,36 +490,28 @@ class Sequencer(wiring.Component):
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.running.eq(1)
-                with m.If((phase == _TAIL) & (kind == LayerKind.ATTENTION)):
-                    m.d.comb += self.score_requests.valid.eq(1)
-                    with m.If(self.score_requests.ready):
-                        next_step()
+                taken = Signal()
+                with m.If(attn_layer):  # an attention's phase is always its TAIL
+                    m.d.comb += [self.score_requests.valid.eq(1),
+                                 taken.eq(self.score_requests.ready)]
                 with m.Else():
-                    m.d.comb += self.requests.valid.eq(1)
-                    with m.If(self.requests.ready):
-                        with m.Switch(phase):
-                            with m.Case(_WORDS):
-                                with m.If(word_last):
-                                    m.d.sync += phase.eq(_TAIL)
-                                with m.Else():
-                                    m.d.sync += [word.eq(word + 1),
-                                                 word_last.eq(word + 1 == lc.words_last),
-                                                 word_base.eq(word_base + lc.lanes)]
-                                    with m.If(bank_last):
-                                        m.d.sync += [bank.eq(0), bank_last.eq(p.rows == 1),
-                                                     row_addr.eq(row_addr + 1)]
-                                    with m.Else():
-                                        m.d.sync += [bank.eq(bank + 1),
-                                                     bank_last.eq(bank == p.rows - 2)]
-                            with m.Case(_PRE):
-                                m.d.sync += phase.eq(_TAIL)
-                            with m.Case(_TAIL):
-                                with m.If(lc.readout & last_step):
-                                    m.d.sync += phase.eq(_READOUT)
-                                with m.Else():
-                                    next_step()
-                            with m.Case(_READOUT):
-                                next_tile()
+                    m.d.comb += [self.requests.valid.eq(1), taken.eq(self.requests.ready)]
+                with m.If(taken):
+                    m.d.sync += _load(cls, after)
+                    with m.If(cls.word_bank):
+                        next_word(0, p.rows == 1, row_addr + 1)
+                    with m.If(cls.word):
+                        next_word(bank + 1, bank == p.rows - 2, row_addr)
+                    with m.If(cls.to_tail):
+                        m.d.sync += phase.eq(_TAIL)
+                    with m.If(cls.to_readout):
+                        m.d.sync += phase.eq(_READOUT)
+                    with m.If(cls.step):
+                        next_step()
+                    with m.If(cls.tile):
+                        next_tile()
+                    with m.If(cls.done):
+                        m.next = "DRAIN"
                 m.d.sync += [drain.eq(0), idle_r.eq(0)]
             with m.State("DRAIN"):
                 m.d.comb += self.draining.eq(1)
