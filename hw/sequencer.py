@@ -91,6 +91,8 @@ def _classes(*, phase, word_last, bank_last, last_step, tile_last, readout) -> d
         "tile": leaves & ~tile_last,
         "done": leaves & tile_last,
     }
+
+
 _DEST_SPIKES, _DEST_KEYS, _DEST_VALUES = 0, 1, 2
 
 
