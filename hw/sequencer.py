@@ -288,13 +288,9 @@ class Sequencer(wiring.Component):
         m.d.sync += idle_r.eq(self.idle)
         wait = max(0, self._drain - 3)
         drain = Signal(range(wait + 1))
-        # End-of-loop flags, kept in registers beside their counters (set wherever the counter
-        # is), so that the request handshake does not wait for the comparisons:
-        # ``last_step``: step == T - 1; ``word_last``: word == lc.words_last; ``bank_last``:
-        # bank == R - 1.
+        # ``last_step`` (step == T - 1), kept in a register beside its counter (set wherever
+        # the counter is): a FIRE carries it, and the leak's multiplier depends on it.
         last_step = Signal(init=int(p.timesteps == 1))
-        word_last = Signal()
-        bank_last = Signal(init=int(p.rows == 1))
         # ``attn_layer``: the layer is an ATTENTION (every request of it goes to the score
         # unit), loaded with ``lc``.
         attn_layer = Signal()
@@ -304,8 +300,7 @@ class Sequencer(wiring.Component):
         cls = Signal(_CLASSES)
 
         def first_word_of_step():
-            m.d.sync += [word.eq(0), bank.eq(0), word_last.eq(lc.words_last == 0),
-                         bank_last.eq(p.rows == 1)]
+            m.d.sync += [word.eq(0), bank.eq(0)]
 
         def first_step():
             m.d.sync += [step.eq(0), last_step.eq(p.timesteps == 1)]
@@ -330,7 +325,8 @@ class Sequencer(wiring.Component):
                 m.d.comb += [
                     tok.kind.eq(TokenKind.EVENT),
                     tok.addr.eq(Mux(is_embed, tile_base + byte, word_base)),
-                    meta.nlanes.eq(Mux(word_last, lc.last_lanes, lc.lanes)),
+                    # the last word (its class leads to the TAIL) may have fewer lanes
+                    meta.nlanes.eq(Mux(cls.to_tail, lc.last_lanes, lc.lanes)),
                     req.src.eq(Mux(is_embed, SOURCE_ONE, 1 + bank)),
                     req.raddr.eq(row_addr),
                 ]
@@ -372,10 +368,9 @@ class Sequencer(wiring.Component):
         if p.leaky and p.attentions:  # an attention FIRE leaks as any other
             m.d.comb += sreq.fire.leak.eq(leak_index)
 
-        def next_word(bank_next, bank_last_next, row_next):
-            m.d.sync += [word.eq(word + 1), word_last.eq(word + 1 == lc.words_last),
-                         word_base.eq(word_base + lc.lanes), bank.eq(bank_next),
-                         bank_last.eq(bank_last_next), row_addr.eq(row_next)]
+        def next_word(bank_next, row_next):
+            m.d.sync += [word.eq(word + 1), word_base.eq(word_base + lc.lanes),
+                         bank.eq(bank_next), row_addr.eq(row_next)]
 
         def next_step():
             first_word_of_step()
@@ -412,10 +407,9 @@ class Sequencer(wiring.Component):
             phase=Mux(words, _WORDS, Mux(cls.to_tail, _TAIL,
                                          Mux(cls.to_readout, _READOUT, lc.first))),
             word_last=Mux(words, word + 1 == lc.words_last,
-                          Mux(stepping, lc.words_last == 0, word_last)),
-            bank_last=Mux(cls.word_bank, p.rows == 1, Mux(cls.word, bank == p.rows - 2,
-                                                          Mux(stepping, p.rows == 1,
-                                                              bank_last))),
+                          Mux(stepping, lc.words_last == 0, word == lc.words_last)),
+            bank_last=Mux(cls.word_bank | stepping, p.rows == 1,
+                          Mux(cls.word, bank == p.rows - 2, bank == p.rows - 1)),
             last_step=Mux(cls.step, step == p.timesteps - 2,
                           Mux(cls.tile, p.timesteps == 1, last_step)),
             tile_last=Mux(cls.tile, tile + 1 == lc.tiles_last, tile == lc.tiles_last),
@@ -456,13 +450,12 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
                 first_step()
-                first_word_of_step()  # its word_last is overridden below: the new layer's
+                first_word_of_step()
                 with m.Switch(layer):
                     for index, c in enumerate(consts):
                         with m.Case(index):
                             m.d.sync += [
                                 lc.eq(lc_layout.const(c)),
-                                word_last.eq(c["words_last"] == 0),
                                 tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
                                 row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
                                 phase.eq(c["first"]),
@@ -501,9 +494,9 @@ class Sequencer(wiring.Component):
                 with m.If(taken):
                     m.d.sync += _load(cls, after)
                     with m.If(cls.word_bank):
-                        next_word(0, p.rows == 1, row_addr + 1)
+                        next_word(0, row_addr + 1)
                     with m.If(cls.word):
-                        next_word(bank + 1, bank == p.rows - 2, row_addr)
+                        next_word(bank + 1, row_addr)
                     with m.If(cls.to_tail):
                         m.d.sync += phase.eq(_TAIL)
                     with m.If(cls.to_readout):
