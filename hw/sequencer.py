@@ -93,6 +93,27 @@ def _classes(*, phase, word_last, bank_last, last_step, tile_last, readout) -> d
     }
 
 
+class _Loop:
+    """A loop's counter, from 0 to ``last`` (a number of the running layer), with two flags
+    kept in registers beside it: ``at_last`` (the counter is at ``last``) and ``before_last``
+    (at ``last - 1``). The class of the request after the one on offer then reads flags, not
+    an adder and a comparison: on the iCE40 that adder and comparison, in front of the class's
+    logic, were the critical path (``tile`` -> ``tile + 1 == last`` -> the class register)."""
+
+    def __init__(self, name: str, count: int, *, last: int = 0):
+        self.value = Signal(range(count), name=name)
+        self.at_last = Signal(init=int(last == 0), name=f"{name}_at_last")
+        self.before_last = Signal(init=int(last == 1), name=f"{name}_before_last")
+
+    def restart(self, m: Module, last) -> None:
+        m.d.sync += [self.value.eq(0), self.at_last.eq(last == 0),
+                     self.before_last.eq(last == 1)]
+
+    def advance(self, m: Module, last) -> None:
+        m.d.sync += [self.value.eq(self.value + 1), self.at_last.eq(self.before_last),
+                     self.before_last.eq(self.value + 2 == last)]
+
+
 _DEST_SPIKES, _DEST_KEYS, _DEST_VALUES = 0, 1, 2
 
 
@@ -249,9 +270,11 @@ class Sequencer(wiring.Component):
         slot_base = Signal(big)
         attn_off = Signal(big)
 
-        tile = Signal(range(max(p.tiles)))
-        step = Signal(range(p.timesteps))
-        word = Signal(range(max(c["words_last"] for c in consts) + 1))
+        tile_loop = _Loop("tile", max(p.tiles))
+        step_loop = _Loop("step", p.timesteps, last=p.timesteps - 1)
+        word_loop = _Loop("word", max(c["words_last"] for c in consts) + 1)
+        tile, step, word = tile_loop.value, step_loop.value, word_loop.value
+        last_step = step_loop.at_last  # a FIRE carries it; the leak's multiplier reads it
         phase = Signal(2)
         bank = Signal(range(p.rows))
         row_addr = Signal(big)
@@ -288,9 +311,6 @@ class Sequencer(wiring.Component):
         m.d.sync += idle_r.eq(self.idle)
         wait = max(0, self._drain - 3)
         drain = Signal(range(wait + 1))
-        # ``last_step`` (step == T - 1), kept in a register beside its counter (set wherever
-        # the counter is): a FIRE carries it, and the leak's multiplier depends on it.
-        last_step = Signal(init=int(p.timesteps == 1))
         # ``attn_layer``: the layer is an ATTENTION (every request of it goes to the score
         # unit), loaded with ``lc``.
         attn_layer = Signal()
@@ -298,12 +318,24 @@ class Sequencer(wiring.Component):
         # register and computed a request ahead, so that the handshake enables each register
         # through one gate instead of through the loops' conditions (:func:`_classes`).
         cls = Signal(_CLASSES)
+        # The FSM is in RUN, as a register of its own: the handshake that every loop register
+        # waits for is this flag and the consumer's ready (an attention's go to the score
+        # unit), not a decode of the state.
+        issuing = Signal()
+        taken = Signal()
+        m.d.comb += [
+            self.requests.valid.eq(issuing & ~attn_layer),
+            self.score_requests.valid.eq(issuing & attn_layer),  # its phase is its TAIL
+            taken.eq(issuing & Mux(attn_layer, self.score_requests.ready,
+                                   self.requests.ready)),
+        ]
 
         def first_word_of_step():
-            m.d.sync += [word.eq(0), bank.eq(0)]
+            word_loop.restart(m, lc.words_last)
+            m.d.sync += bank.eq(0)
 
         def first_step():
-            m.d.sync += [step.eq(0), last_step.eq(p.timesteps == 1)]
+            step_loop.restart(m, p.timesteps - 1)
 
         m.d.comb += [
             self.readout.eq(lc.readout),
@@ -369,13 +401,14 @@ class Sequencer(wiring.Component):
             m.d.comb += sreq.fire.leak.eq(leak_index)
 
         def next_word(bank_next, row_next):
-            m.d.sync += [word.eq(word + 1), word_base.eq(word_base + lc.lanes),
-                         bank.eq(bank_next), row_addr.eq(row_next)]
+            word_loop.advance(m, lc.words_last)
+            m.d.sync += [word_base.eq(word_base + lc.lanes), bank.eq(bank_next),
+                         row_addr.eq(row_next)]
 
         def next_step():
             first_word_of_step()
+            step_loop.advance(m, p.timesteps - 1)
             m.d.sync += [
-                step.eq(step + 1), last_step.eq(step == p.timesteps - 2),
                 word_base.eq(tile_base),
                 step_row.eq(step_row + lc.in_tiles), row_addr.eq(step_row + lc.in_tiles),
                 res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
@@ -387,8 +420,8 @@ class Sequencer(wiring.Component):
         def next_tile():
             first_step()
             first_word_of_step()
+            tile_loop.advance(m, lc.tiles_last)
             m.d.sync += [
-                tile.eq(tile + 1),
                 tile_base.eq(tile_base + lc.n_in), word_base.eq(tile_base + lc.n_in),
                 row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
                 c_addr.eq(c_addr + 1), c_step_addr.eq(c_addr + 1),
@@ -406,13 +439,13 @@ class Sequencer(wiring.Component):
         after = _classes(
             phase=Mux(words, _WORDS, Mux(cls.to_tail, _TAIL,
                                          Mux(cls.to_readout, _READOUT, lc.first))),
-            word_last=Mux(words, word + 1 == lc.words_last,
-                          Mux(stepping, lc.words_last == 0, word == lc.words_last)),
+            word_last=Mux(words, word_loop.before_last,
+                          Mux(stepping, lc.words_last == 0, word_loop.at_last)),
             bank_last=Mux(cls.word_bank | stepping, p.rows == 1,
                           Mux(cls.word, bank == p.rows - 2, bank == p.rows - 1)),
-            last_step=Mux(cls.step, step == p.timesteps - 2,
-                          Mux(cls.tile, p.timesteps == 1, last_step)),
-            tile_last=Mux(cls.tile, tile + 1 == lc.tiles_last, tile == lc.tiles_last),
+            last_step=Mux(cls.step, step_loop.before_last,
+                          Mux(cls.tile, p.timesteps == 1, step_loop.at_last)),
+            tile_last=Mux(cls.tile, tile_loop.before_last, tile_loop.at_last),
             readout=lc.readout,
         )
 
@@ -450,10 +483,12 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
                 first_step()
-                first_word_of_step()
+                first_word_of_step()  # its flags are overridden below: the new layer's
                 with m.Switch(layer):
                     for index, c in enumerate(consts):
                         with m.Case(index):
+                            word_loop.restart(m, c["words_last"])
+                            tile_loop.restart(m, c["tiles_last"])
                             m.d.sync += [
                                 lc.eq(lc_layout.const(c)),
                                 tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
@@ -477,36 +512,18 @@ class Sequencer(wiring.Component):
                                 m.d.sync += out_origin.eq(c["out_base"] + slot_base)
                             else:
                                 m.d.sync += out_origin.eq(c["out_base"])
-                m.d.sync += [tile.eq(0), res_addr.eq(0), out_step.eq(0), logit_base.eq(0)]
+                m.d.sync += [res_addr.eq(0), out_step.eq(0), logit_base.eq(0)]
                 # the logits of the previous byte may still be streaming out of the memory a
                 # READOUT writes
                 readout_layer = Array(Const(int(c["readout"]), 1) for c in consts)[layer]
                 with m.If(runs & ~(readout_layer & self.streaming)):
+                    m.d.sync += issuing.eq(1)
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.running.eq(1)
-                taken = Signal()
-                with m.If(attn_layer):  # an attention's phase is always its TAIL
-                    m.d.comb += [self.score_requests.valid.eq(1),
-                                 taken.eq(self.score_requests.ready)]
-                with m.Else():
-                    m.d.comb += [self.requests.valid.eq(1), taken.eq(self.requests.ready)]
-                with m.If(taken):
-                    m.d.sync += _load(cls, after)
-                    with m.If(cls.word_bank):
-                        next_word(0, row_addr + 1)
-                    with m.If(cls.word):
-                        next_word(bank + 1, row_addr)
-                    with m.If(cls.to_tail):
-                        m.d.sync += phase.eq(_TAIL)
-                    with m.If(cls.to_readout):
-                        m.d.sync += phase.eq(_READOUT)
-                    with m.If(cls.step):
-                        next_step()
-                    with m.If(cls.tile):
-                        next_tile()
-                    with m.If(cls.done):
-                        m.next = "DRAIN"
+                with m.If(taken & cls.done):
+                    m.d.sync += issuing.eq(0)
+                    m.next = "DRAIN"
                 m.d.sync += [drain.eq(0), idle_r.eq(0)]
             with m.State("DRAIN"):
                 m.d.comb += self.draining.eq(1)
@@ -527,4 +544,21 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.output.eq(1)
                 with m.If(self.resume):
                     m.next = "IDLE"
+
+        # State RUN: a request on offer every cycle; the loops advance as it is taken, by its
+        # class, whatever the state's encoding (``issuing`` is high exactly in RUN).
+        with m.If(taken):
+            m.d.sync += _load(cls, after)
+            with m.If(cls.word_bank):
+                next_word(0, row_addr + 1)
+            with m.If(cls.word):
+                next_word(bank + 1, row_addr)
+            with m.If(cls.to_tail):
+                m.d.sync += phase.eq(_TAIL)
+            with m.If(cls.to_readout):
+                m.d.sync += phase.eq(_READOUT)
+            with m.If(cls.step):
+                next_step()
+            with m.If(cls.tile):
+                next_tile()
         return m

@@ -14,15 +14,21 @@ from .params import VOCAB, address_bits
 __all__ = ["OutputStreamer", "logit_memory"]
 
 
+def _beats(b, a):
+    """``b`` is valid and larger than ``a`` (or ``a`` is not valid): on a tie ``a`` stays."""
+    return b.valid & (~a.valid | (a.value - b.value)[-1])
+
+
 class OutputStreamer(wiring.Component):
     """The arg-max of the logits (256, or an encoder's classes), then the logits in index
     order, read from the logit memory (``C`` logits per row).
 
     The arg-max is taken as the logits are written (``writes``: the logit memory's write port,
     a row of ``C`` logits at a time, rows in index order): a registered tree over the row's
-    lanes (the lower index wins a tie) and a running best, ``ceil(log2 C) + 2`` cycles behind
-    the write. So the next token leaves as soon as the program ends, before the logits: a host
-    that generates sends the next byte while they stream.
+    lanes (the lower index wins a tie; two cycles a level: compare, then select) and a running
+    best, ``2 ceil(log2 C) + 3`` cycles behind the write. So the next token leaves as soon as
+    the program ends, before the logits: a host that generates sends the next byte while they
+    stream.
 
     On ``start`` (a level; sampled while idle, and raised only after the inference's last
     write) it sends the index of the largest logit (the lowest index on ties) on
@@ -86,14 +92,16 @@ class OutputStreamer(wiring.Component):
 
     def _argmax(self, m: Module):
         """The arg-max of the written logits: ``(index, settled)``; ``settled`` is low while
-        a write is still in the tree. Cleared by ``sent``."""
+        a write is still in the pipeline. Cleared by ``sent``.
+
+        No path compares and selects in one cycle: a tree level compares its pair in one cycle
+        and selects in the next, and the running best takes the node that left the tree a
+        cycle after it left, with the comparisons made in that cycle against both candidates
+        for the best (the node before it and the best before that), so that the best's loop
+        is a multiplexer (see :meth:`_running_best`)."""
         cols, mb = self._cols, self._logit_bits
         index_shape = unsigned(address_bits(self._logit_depth * cols))
         node = data.StructLayout({"valid": 1, "value": signed(mb), "index": index_shape})
-
-        def better(a, b):  # ``b`` if it is valid and larger than ``a``, else ``a``
-            take = b.valid & (~a.valid | (a.value - b.value)[-1])
-            return Mux(take, b.as_value(), a.as_value())
 
         level = []
         base = Signal(index_shape)
@@ -106,34 +114,59 @@ class OutputStreamer(wiring.Component):
                          leaf.value.eq(self.writes.payload.data[lane]),
                          leaf.index.eq(base + lane)]
             level.append(leaf)
-        # ``settled`` comes from a register: a node is valid in the next cycle if it fills now,
-        # from a write (a leaf) or from a valid child; so ``busy`` is any node valid now.
-        # Only a write to a row with a logit to compare fills a leaf.
+        # ``settled`` comes from a register: a register is valid in the next cycle if it
+        # fills now, from a write (a leaf) or from a valid register before it; so ``busy`` is
+        # any register valid now. Only a write to a row with a logit to compare fills a leaf.
         fills = [self.writes.valid & (base < self._outputs)]
         depth = 0
         while len(level) > 1:  # pairs, lower index on the left
             depth += 1
             nxt = []
             for i in range(0, len(level), 2):
+                pair = level[i:i + 2]
+                held = [Signal(node, name=f"pair{depth}_{i + j}") for j in range(len(pair))]
+                wins = Signal(name=f"wins{depth}_{i // 2}")
                 out = Signal(node, name=f"max{depth}_{i // 2}")
-                m.d.sync += out.eq(better(level[i], level[i + 1]) if i + 1 < len(level)
-                                   else level[i])
+                m.d.sync += [h.eq(x) for h, x in zip(held, pair)]
+                if len(pair) == 2:
+                    m.d.sync += [wins.eq(_beats(pair[1], pair[0])),
+                                 out.eq(Mux(wins, held[1].as_value(), held[0].as_value()))]
+                else:
+                    m.d.sync += out.eq(held[0])
+                fills += [h.valid for h in held]
                 nxt.append(out)
             fills += [x.valid for x in level]
             level = nxt
+        best = self._running_best(m, level[0], node)
+        fills.append(level[0].valid)  # the node the best takes next cycle
         busy = Signal()
         m.d.sync += busy.eq(Cat(*fills).any())
-        # ``sent`` marks the best stale (a register) instead of clearing it, so that the
-        # handshake does not reach the best's multiplexers; the next write replaces it.
-        best, stale = Signal(node), Signal()
+        return best.index[:8], ~busy
+
+    def _running_best(self, m: Module, head, node):
+        """The best of every node that has left the tree (``head``) since ``sent``.
+
+        ``x`` is ``head`` a cycle later, and the best takes ``x`` if it beats the best before
+        it. That comparison is made a cycle ahead against both candidates for that best:
+        ``x`` as it beats the node before it (``p``), or the best now (``q``); the best took
+        that node or not (``took``), so the choice is a multiplexer of three registers.
+        ``sent`` marks the best stale (a register) instead of clearing it, so that the
+        handshake does not reach the best's multiplexers; the next node replaces it. ``sent``
+        comes only when nothing is in flight, so no comparison made before it is used after.
+        """
+        x, best, current = Signal(node), Signal(node), Signal(node)
+        stale, p, q, took = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [current.eq(best), current.valid.eq(best.valid & ~stale)]
+        m.d.sync += [x.eq(head), p.eq(_beats(head, x)), q.eq(_beats(head, current))]
+        takes = Mux(took, p, q)
+        m.d.sync += took.eq(takes)
+        with m.If(takes):
+            m.d.sync += best.eq(x)
         with m.If(self.sent):
             m.d.sync += stale.eq(1)
-        with m.Elif(level[0].valid):
+        with m.Elif(x.valid):
             m.d.sync += stale.eq(0)
-        current = Signal(node)
-        m.d.comb += [current.eq(best), current.valid.eq(best.valid & ~stale)]
-        m.d.sync += best.eq(better(current, level[0]))
-        return best.index[:8], ~busy
+        return best
 
     def elaborate(self, platform):
         m = Module()

@@ -5,7 +5,8 @@ This top keeps the token streams and reads the status (the cycle counter and the
 counters) through a byte-wide register port, so nothing is trimmed away by synthesis and the
 design fits the 39 user I/Os of an iCE40 UP5K in its SG48 package:
 
-- ``tokens`` (in) and ``next_token`` (out): the accelerator's streams;
+- ``tokens`` (in) and ``next_token`` (out): the accelerator's streams, each through a
+  register slice (``hw.SkidBuffer``: a cycle of latency, outside the accelerator's cycles);
 - ``status_addr`` (in) selects byte ``a`` of ``cycles`` (bytes 0..3, little endian) followed by
   the spike counters (3 bytes each); ``status_data`` (out) is that byte, one cycle later.
 
@@ -26,6 +27,7 @@ from .accelerator import Accelerator
 from .axi import axi_read_signature
 from .params import SPIKE_COUNT_BITS, AcceleratorParams
 from .sequencer import BEAT_BITS
+from .skid import SkidBuffer
 
 __all__ = ["SynthTop"]
 
@@ -69,11 +71,21 @@ class SynthTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.accelerator = acc = Accelerator(self._params)
-        wiring.connect(m, wiring.flipped(self.tokens), acc.tokens)
-        wiring.connect(m, acc.next_token, wiring.flipped(self.next_token))
+        # Every stream crosses the boundary through a register slice, so that no path runs
+        # from a pin (or a UART bridge) into the accelerator's handshakes: on the iCE40 the
+        # placer pulled the next token's handshake towards its pin, 22 ns from pin to the
+        # streamer's registers.
+        m.submodules.tokens_in = tokens_in = SkidBuffer(self.tokens.payload.shape())
+        wiring.connect(m, wiring.flipped(self.tokens), tokens_in.i)
+        wiring.connect(m, tokens_in.o, acc.tokens)
+        outs = [("next_token", acc.next_token, self.next_token)]
         if self._logits:
-            wiring.connect(m, acc.logits, wiring.flipped(self.logits))
-        else:
+            outs.append(("logits", acc.logits, self.logits))
+        for name, source, port in outs:
+            m.submodules[f"{name}_out"] = skid = SkidBuffer(source.payload.shape())
+            wiring.connect(m, source, skid.i)
+            wiring.connect(m, skid.o, wiring.flipped(port))
+        if not self._logits:
             m.d.comb += acc.logits.ready.eq(1)
         if self._params.weights_offchip:
             wiring.connect(m, acc.weight_bus, wiring.flipped(self.weight_bus))

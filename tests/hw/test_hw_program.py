@@ -229,10 +229,10 @@ def test_windows_of_a_chain_are_exact_with_the_scan_and_a_fixed_overhead(kwargs,
                                                                           dense):
     """A program without attention takes a window as ``k - 1`` held bytes and the last: the
     logits and spike counts of its last position equal the executor's, and every cycle
-    beyond the scan is a fixed cost, ``k + layers * (R + 10) + 1 + max(0, ceil(log2 C) - 1)``
-    (the bytes, each layer's pipeline fill and drain, the next token: the arg-max taken as the
-    logits are written is ready one cycle after the program but for the tree levels over
-    ``C`` lanes beyond the first; the logits leave after the token). The cycle profile places
+    beyond the scan is a fixed cost, ``k + layers * (R + 10) + 2 ceil(log2 C) + 1`` (the
+    bytes, each layer's pipeline fill and drain, the next token: the arg-max taken as the
+    logits are written is ready one cycle after the program but for two cycles per tree level
+    over the ``C`` lanes, a compare and a select; the logits leave after the token). The cycle profile places
     it: each layer's run and drain cycles are its scan and ``R + 10``, the rest the bytes and
     the token."""
     graph = random_graph(11, embed="spike", timesteps=2, **kwargs)
@@ -241,7 +241,7 @@ def test_windows_of_a_chain_are_exact_with_the_scan_and_a_fixed_overhead(kwargs,
     windows = np.random.default_rng(3).integers(0, 256, size=(3, k))
     trace = run(graph, windows)
     seen = run_streams(params, windows, window=k)
-    token = 1 + max(0, (cols - 1).bit_length() - 1)
+    token = 2 * (cols - 1).bit_length() + 1
     overhead = k + len(params.layers) * (rows + 10) + token
     for n, (position,) in enumerate(seen):
         assert np.array_equal(position.logits, trace.logits[n, -1]), f"window {n}"

@@ -1,13 +1,13 @@
 # amaranth: UnusedElaboratable=no
-"""The building blocks alone: PE, neuron lane, scanner and the score unit's popcount against
-tiny Python models."""
+"""The building blocks alone: PE, neuron lane, scanner, the score unit's popcount and the output
+streamer's arg-max against tiny Python models."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import Const, Module, unsigned
-from amaranth.lib import data
+from amaranth.hdl import Const, Module, signed, unsigned
+from amaranth.lib import data, stream
 from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from contract.ops import fire
 from hw import NeuronLane, PEOp, ProcessingElement, Scanner, TokenKind
 from hw.layout import pack
+from hw.params import address_bits
 from hw.score import popcount
+from hw.streamer import OutputStreamer, logit_memory
 
 
 def _wrap(value: int, bits: int) -> int:
@@ -301,3 +303,66 @@ def test_popcount_tree():
     sim.add_testbench(bench)
     sim.run()
     assert values == {b: bin(b).count("1") for b in values}
+
+
+# -- output streamer ------------------------------------------------------------------------
+
+def _run_streamer(cols: int, outputs: int, seed: int, inferences: int = 4):
+    """Inferences of random logits (a narrow range: many ties) written a row at a time with
+    random gaps, then the token and the logits taken with random back-pressure: per
+    inference ``(token, logits)`` as the streamer sent them, and the logits written."""
+    rng = np.random.default_rng(seed)
+    depth = -(-outputs // cols)
+    dut = OutputStreamer(cols=cols, logit_bits=5, logit_depth=depth, outputs=outputs)
+    m = Module()
+    m.submodules.streamer = dut
+    writes = stream.Signature(data.StructLayout({
+        "addr": unsigned(address_bits(depth)),
+        "data": data.ArrayLayout(signed(5), cols)})).create()
+    logit_memory(m, dut, writes)
+    written = [rng.integers(-4, 4, size=depth * cols) for _ in range(inferences)]
+    seen = []
+
+    async def bench(ctx):
+        for logits in written:
+            while ctx.get(dut.busy):
+                await ctx.tick()
+            for row in range(depth):
+                for _ in range(int(rng.integers(0, 3))):
+                    await ctx.tick()
+                ctx.set(writes.valid, 1)
+                ctx.set(writes.payload.addr, row)
+                for lane in range(cols):  # lanes past the last output hold junk
+                    ctx.set(writes.payload.data[lane], int(logits[row * cols + lane]))
+                await ctx.tick()
+                ctx.set(writes.valid, 0)
+            ctx.set(dut.start, 1)
+            sent = []
+            while len(sent) <= outputs:
+                ready = bool(rng.integers(0, 2))
+                stream_ = dut.next_token if not sent else dut.logits
+                ctx.set(stream_.ready, ready)
+                await ctx.delay(1e-8)  # let the combinational handshake settle
+                took = ready and ctx.get(stream_.valid)
+                value = ctx.get(stream_.payload)
+                await ctx.tick()
+                ctx.set(stream_.ready, 0)
+                if took:
+                    sent.append(int(value))
+                    ctx.set(dut.start, 0)
+            seen.append((sent[0], sent[1:]))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return seen, [w[:outputs] for w in written]
+
+
+@pytest.mark.parametrize("cols, outputs", [(1, 5), (2, 7), (3, 8), (8, 20)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_streamer_sends_the_first_largest_logit_then_the_logits(cols, outputs, seed):
+    seen, written = _run_streamer(cols, outputs, seed)
+    for n, ((token, logits), want) in enumerate(zip(seen, written)):
+        assert token == int(np.argmax(want)), f"inference {n}: {want.tolist()}"
+        assert logits == want.tolist(), f"inference {n}"
