@@ -18,19 +18,25 @@ from .token import TokenKind, meta_layout, request_layout, word_layout
 __all__ = ["Scanner", "WordFetch", "connect_fetch"]
 
 
-def at_most_one(bits):
-    """Whether at most one bit of ``bits`` is set: a tree of ORs and ANDs, no carry chain (and
-    nothing that synthesis would share behind a multiplexer)."""
+def at_most(bits, n: int):
+    """Whether at most ``n`` bits of ``bits`` are set: a tree of ORs and ANDs (per subtree,
+    "at least ``k`` set" for ``k`` up to ``n + 1``), no carry chain (and nothing that
+    synthesis would share behind a multiplexer)."""
 
-    def tree(lo, hi):
+    def tree(lo, hi):  # [at least 1 set, ..., at least n + 1 set]
         if hi - lo == 1:
-            return bits[lo], 0
+            return [bits[lo]] + [0] * n
         mid = (lo + hi) // 2
-        any_lo, many_lo = tree(lo, mid)
-        any_hi, many_hi = tree(mid, hi)
-        return any_lo | any_hi, many_lo | many_hi | (any_lo & any_hi)
+        a, b = tree(lo, mid), tree(mid, hi)
+        out = []
+        for k in range(1, n + 2):
+            term = a[k - 1] | b[k - 1]
+            for i in range(1, k):  # ``i`` of them on the left, ``k - i`` on the right
+                term = term | (a[i - 1] & b[k - i - 1])
+            out.append(term)
+        return out
 
-    return ~Value.cast(tree(0, len(bits))[1])
+    return ~Value.cast(tree(0, len(bits))[n])
 
 
 class Scanner(wiring.Component):
@@ -121,22 +127,23 @@ class Scanner(wiring.Component):
         m.d.comb += rest.eq(s_mask & (s_mask - 1))
         code = s_data[index]
         # ``single``: at most one bit of ``s_mask`` is set, kept in a register beside the mask,
-        # so that ``words.ready`` does not wait for the subtraction in ``rest``.
+        # so that ``words.ready`` does not wait for the subtraction in ``rest``; as an event
+        # leaves, the rest holds at most one if the mask held at most two (no subtraction on
+        # the way to ``single`` either).
         single = Signal()
 
-        kind = s_meta.token.kind
-        is_event = Signal()
+        # the word's kind, decoded as it is taken: ``words.ready`` reads two flags
+        is_event, is_readout = Signal(), Signal()
         hold = Signal()
         finishing = Signal()
-        m.d.comb += is_event.eq(kind == TokenKind.EVENT)
         if self._readout_gap > 1:
             gap = self._readout_gap
             since = Signal(range(gap + 1), init=gap)
             # ``early``: ``since < gap - 1``, kept in a register beside ``since`` so that
             # ``words.ready`` does not wait for the comparison
             early = Signal()
-            emitting_readout = s_valid & (kind == TokenKind.READOUT) & ~hold
-            m.d.comb += hold.eq((kind == TokenKind.READOUT) & early)
+            emitting_readout = s_valid & is_readout & ~hold
+            m.d.comb += hold.eq(is_readout & early)
             with m.If(emitting_readout):
                 m.d.sync += [since.eq(0), early.eq(1)]
             with m.Elif(since != gap):
@@ -157,7 +164,7 @@ class Scanner(wiring.Component):
                         self.tokens.payload.addr.eq(s_meta.token.addr + index),
                         self.tokens.payload.neg.eq(code[1]),
                         s_mask.eq(rest),
-                        single.eq(at_most_one(rest)),
+                        single.eq(at_most(s_mask, 2)),
                     ]
                     with m.If(~code[0]):
                         m.d.sync += self.tokens.payload.kind.eq(TokenKind.SKIP)
@@ -168,13 +175,15 @@ class Scanner(wiring.Component):
 
         with m.If(self.words.valid & self.words.ready):
             word = self.words.payload
-            m.d.sync += [s_valid.eq(1), s_meta.eq(word.meta), s_data.eq(word.data)]
+            m.d.sync += [s_valid.eq(1), s_meta.eq(word.meta), s_data.eq(word.data),
+                         is_event.eq(word.meta.token.kind == TokenKind.EVENT),
+                         is_readout.eq(word.meta.token.kind == TokenKind.READOUT)]
             mask = Signal(lanes)
             for lane in range(lanes):
                 in_range = lane < word.meta.nlanes
                 bit = in_range if self._dense else in_range & word.data[lane][0]
                 m.d.comb += mask[lane].eq(bit)
-            m.d.sync += [s_mask.eq(mask), single.eq(at_most_one(mask))]
+            m.d.sync += [s_mask.eq(mask), single.eq(at_most(mask, 1))]
         return m
 
 

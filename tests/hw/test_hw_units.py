@@ -16,6 +16,7 @@ from contract.ops import fire
 from hw import NeuronLane, PEOp, ProcessingElement, Scanner, TokenKind
 from hw.layout import pack
 from hw.params import address_bits
+from hw.scanner import at_most
 from hw.score import popcount
 from hw.streamer import OutputStreamer, logit_memory
 
@@ -366,3 +367,18 @@ def test_streamer_sends_the_first_largest_logit_then_the_logits(cols, outputs, s
     for n, ((token, logits), want) in enumerate(zip(seen, written)):
         assert token == int(np.argmax(want)), f"inference {n}: {want.tolist()}"
         assert logits == want.tolist(), f"inference {n}"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_at_most_n_bits_set(n):
+    bits = 6
+    values = {}
+
+    async def bench(ctx):
+        for mask in range(1 << bits):
+            values[mask] = ctx.get(at_most(Const(mask, bits), n))
+
+    sim = Simulator(Module())
+    sim.add_testbench(bench)
+    sim.run()
+    assert values == {mask: int(bin(mask).count("1") <= n) for mask in range(1 << bits)}
