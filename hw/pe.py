@@ -42,7 +42,10 @@ class ProcessingElement(wiring.Component):
     carry : In(1)  -- added with ``operand`` by ADD
     load : In(signed(membrane_bits))  -- value taken by LOAD or ``take``
     take : In(1)  -- ``U = load`` whatever ``op``
-    membrane : Out(signed(membrane_bits))  -- the register ``U``
+    membrane : Out(signed(membrane_bits))  -- ``U``
+    register : Out(signed(membrane_bits))  -- ``U`` but in the cycle after ``take``: the
+        register behind ``membrane``, without its multiplexer, for a reader that never acts
+        in that cycle (a FIRE: the array never sees two FIREs in a row, docs/architecture.md)
     """
 
     def __init__(self, *, operand_bits: int, membrane_bits: int):
@@ -59,6 +62,7 @@ class ProcessingElement(wiring.Component):
             "load": In(signed(membrane_bits)),
             "take": In(1),
             "membrane": Out(signed(membrane_bits)),
+            "register": Out(signed(membrane_bits)),
         })
 
     @property
@@ -85,7 +89,7 @@ class ProcessingElement(wiring.Component):
         held = Signal(signed(self._membrane_bits), reset_less=True)
         pending = Signal()
         membrane = self.membrane
-        m.d.comb += membrane.eq(Mux(pending, held, u))
+        m.d.comb += [membrane.eq(Mux(pending, held, u)), self.register.eq(u)]
         m.d.sync += [pending.eq(self.take), held.eq(self.load)]
         with m.Switch(self.op):
             with m.Case(PEOp.ADD):

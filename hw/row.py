@@ -232,7 +232,10 @@ class ArrayRow(wiring.Component):
                 pe.carry.eq(carry[col]),
                 pe.load.eq(lane.value),
                 pe.take.eq(leaking if leak is not None else spiking & lane.fired),
-                lane.membrane.eq(pe.membrane),
+                # the FIRE's comparisons and sums read the register, not the membrane's
+                # multiplexer: a FIRE never follows a FIRE (the only op that takes), so the
+                # two differ only in cycles in which the lane's outputs go unused
+                lane.membrane.eq(pe.register),
                 self.logits.payload.data[col].eq(pe.membrane),
             ]
             v_nz, v_neg = v1[col][0], v1[col][1]

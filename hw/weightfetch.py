@@ -189,8 +189,15 @@ class WeightFetch(wiring.Component):
         gap = self._readout_gap
         hold = Signal()
         since = Signal(range(gap + 1), init=gap)
+        # A FIRE never follows a FIRE (the PE's lanes read its register, not the membrane of
+        # the cycle after a FIRE took): the scanner spaces them by the words of a step, but
+        # an all-zero word sends nothing into the FIFOs.
+        fire_after_fire = ((token.kind == TokenKind.FIRE) & self.out.valid
+                           & (self.out.payload.kind == TokenKind.FIRE))
+        m.d.comb += hold.eq(fire_after_fire)
         if gap > 1:  # READOUT tokens stay ``gap`` cycles apart, as the scanner spaced them
-            m.d.comb += hold.eq((token.kind == TokenKind.READOUT) & (since < gap - 1))
+            with m.If((token.kind == TokenKind.READOUT) & (since < gap - 1)):
+                m.d.comb += hold.eq(1)
             with m.If(since != gap):
                 m.d.sync += since.eq(since + 1)
         m.d.sync += [self.out.valid.eq(0), from_cache.eq(0)]
