@@ -105,13 +105,36 @@ class _Loop:
         self.at_last = Signal(init=int(last == 0), name=f"{name}_at_last")
         self.before_last = Signal(init=int(last == 1), name=f"{name}_before_last")
 
-    def restart(self, m: Module, last) -> None:
-        m.d.sync += [self.value.eq(0), self.at_last.eq(last == 0),
-                     self.before_last.eq(last == 1)]
+    def restart(self, last) -> list:
+        """``(register, value)`` pairs that start the loop again."""
+        return [(self.value, 0), (self.at_last, last == 0), (self.before_last, last == 1)]
 
-    def advance(self, m: Module, last) -> None:
-        m.d.sync += [self.value.eq(self.value + 1), self.at_last.eq(self.before_last),
-                     self.before_last.eq(self.value + 2 == last)]
+    def advance(self, last) -> list:
+        """``(register, value)`` pairs of the next iteration."""
+        return [(self.value, self.value + 1), (self.at_last, self.before_last),
+                (self.before_last, self.value + 2 == last)]
+
+
+def _assign(pairs) -> list:
+    """``(register, value)`` pairs as assignments."""
+    return [register.eq(value) for register, value in pairs]
+
+
+def _one_hot_moves(m: Module, enable, moves) -> None:
+    """Each register of ``moves`` (``(condition, [(register, value), ...])``, at most one
+    condition high) takes the value of its high condition while ``enable``: an AND-OR over
+    the conditions, instead of the priority chain of multiplexers that one ``If`` after
+    another builds behind ``enable``."""
+    cases = {}
+    for cond, pairs in moves:
+        for register, value in pairs:
+            cases.setdefault(id(register), (register, []))[1].append((cond, value))
+    for register, options in cases.values():
+        value = 0
+        for cond, option in options:
+            value = value | Mux(cond, option, 0)
+        with m.If(enable & Cat(*(cond for cond, _ in options)).any()):
+            m.d.sync += register.eq(value)
 
 
 _DEST_SPIKES, _DEST_KEYS, _DEST_VALUES = 0, 1, 2
@@ -273,7 +296,7 @@ class Sequencer(wiring.Component):
         tile_loop = _Loop("tile", max(p.tiles))
         step_loop = _Loop("step", p.timesteps, last=p.timesteps - 1)
         word_loop = _Loop("word", max(c["words_last"] for c in consts) + 1)
-        tile, step, word = tile_loop.value, step_loop.value, word_loop.value
+        tile, step = tile_loop.value, step_loop.value
         last_step = step_loop.at_last  # a FIRE carries it; the leak's multiplier reads it
         phase = Signal(2)
         bank = Signal(range(p.rows))
@@ -330,12 +353,19 @@ class Sequencer(wiring.Component):
                                    self.requests.ready)),
         ]
 
+        # A LINEAR of the table reads byte ``word`` of the window: ``scan`` is a copy of the
+        # window, loaded as a step starts and shifted as its words advance, so that byte
+        # ``word`` is always ``scan[0]`` and neither the request's row address nor the next
+        # word goes through the window's multiplexer.
+        scan = [Signal(8, name=f"scan{i}") for i in range(k)]
+        table_byte = scan[0] if k else Const(0, 8)
+
         def first_word_of_step():
-            word_loop.restart(m, lc.words_last)
-            m.d.sync += bank.eq(0)
+            return [*word_loop.restart(lc.words_last), (bank, 0),
+                    *zip(scan, window, strict=True)]
 
         def first_step():
-            step_loop.restart(m, p.timesteps - 1)
+            return step_loop.restart(p.timesteps - 1)
 
         m.d.comb += [
             self.readout.eq(lc.readout),
@@ -365,7 +395,7 @@ class Sequencer(wiring.Component):
                 with m.If(lc.table):  # byte ``word`` of the window, step ``step``
                     m.d.comb += [
                         req.src.eq(self.source_table),
-                        req.raddr.eq(Cat(step_row[:p.table_row_bits], window[word])),
+                        req.raddr.eq(Cat(step_row[:p.table_row_bits], table_byte)),
                     ]
             with m.Case(_PRE):
                 m.d.comb += [tok.kind.eq(TokenKind.RESID), tok.addr.eq(res_addr)]
@@ -401,36 +431,33 @@ class Sequencer(wiring.Component):
             m.d.comb += sreq.fire.leak.eq(leak_index)
 
         def next_word(bank_next, row_next):
-            word_loop.advance(m, lc.words_last)
-            m.d.sync += [word_base.eq(word_base + lc.lanes), bank.eq(bank_next),
-                         row_addr.eq(row_next)]
+            return word_loop.advance(lc.words_last) + [
+                (word_base, word_base + lc.lanes), (bank, bank_next), (row_addr, row_next),
+                *zip(scan, scan[1:], strict=False)]
 
         def next_step():
-            first_word_of_step()
-            step_loop.advance(m, p.timesteps - 1)
-            m.d.sync += [
-                word_base.eq(tile_base),
-                step_row.eq(step_row + lc.in_tiles), row_addr.eq(step_row + lc.in_tiles),
-                res_addr.eq(res_addr + tiles_d), out_step.eq(out_step + lc.out_tiles),
-                c_step_addr.eq(c_step_addr + lc.cstep), phase.eq(lc.first),
+            moves = first_word_of_step() + step_loop.advance(p.timesteps - 1) + [
+                (word_base, tile_base),
+                (step_row, step_row + lc.in_tiles), (row_addr, step_row + lc.in_tiles),
+                (res_addr, res_addr + tiles_d), (out_step, out_step + lc.out_tiles),
+                (c_step_addr, c_step_addr + lc.cstep), (phase, lc.first),
             ]
             if p.score_per_step:
-                m.d.sync += bias_step.eq(bias_step + lc.bstep)
+                moves.append((bias_step, bias_step + lc.bstep))
+            return moves
 
         def next_tile():
-            first_step()
-            first_word_of_step()
-            tile_loop.advance(m, lc.tiles_last)
-            m.d.sync += [
-                tile_base.eq(tile_base + lc.n_in), word_base.eq(tile_base + lc.n_in),
-                row_addr.eq(lc.in_base), step_row.eq(lc.in_base),
-                c_addr.eq(c_addr + 1), c_step_addr.eq(c_addr + 1),
-                res_addr.eq(tile + 1), out_step.eq(tile + 1),
-                logit_base.eq(logit_base + p.rows), bias_tile.eq(bias_tile + dist),
-                phase.eq(lc.first),
+            moves = first_step() + first_word_of_step() + tile_loop.advance(lc.tiles_last) + [
+                (tile_base, tile_base + lc.n_in), (word_base, tile_base + lc.n_in),
+                (row_addr, lc.in_base), (step_row, lc.in_base),
+                (c_addr, c_addr + 1), (c_step_addr, c_addr + 1),
+                (res_addr, tile + 1), (out_step, tile + 1),
+                (logit_base, logit_base + p.rows), (bias_tile, bias_tile + dist),
+                (phase, lc.first),
             ]
             if p.score_per_step:
-                m.d.sync += bias_step.eq(bias_tile + dist)
+                moves.append((bias_step, bias_tile + dist))
+            return moves
 
         # the class of the request after the one on offer, were it taken now: the loops'
         # registers as the taken request leaves them, classified (off the handshake's path)
@@ -482,13 +509,12 @@ class Sequencer(wiring.Component):
                         m.next = "IDLE" if p.bidirectional else "OUTPUT"
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
-                first_step()
-                first_word_of_step()  # its flags are overridden below: the new layer's
-                with m.Switch(layer):
+                m.d.sync += _assign(first_step() + first_word_of_step())
+                with m.Switch(layer):  # the new layer's numbers (its word flags too)
                     for index, c in enumerate(consts):
                         with m.Case(index):
-                            word_loop.restart(m, c["words_last"])
-                            tile_loop.restart(m, c["tiles_last"])
+                            m.d.sync += _assign(word_loop.restart(c["words_last"])
+                                                + tile_loop.restart(c["tiles_last"]))
                             m.d.sync += [
                                 lc.eq(lc_layout.const(c)),
                                 tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
@@ -549,16 +575,12 @@ class Sequencer(wiring.Component):
         # class, whatever the state's encoding (``issuing`` is high exactly in RUN).
         with m.If(taken):
             m.d.sync += _load(cls, after)
-            with m.If(cls.word_bank):
-                next_word(0, row_addr + 1)
-            with m.If(cls.word):
-                next_word(bank + 1, row_addr)
-            with m.If(cls.to_tail):
-                m.d.sync += phase.eq(_TAIL)
-            with m.If(cls.to_readout):
-                m.d.sync += phase.eq(_READOUT)
-            with m.If(cls.step):
-                next_step()
-            with m.If(cls.tile):
-                next_tile()
+        _one_hot_moves(m, taken, [
+            (cls.word_bank, next_word(0, row_addr + 1)),
+            (cls.word, next_word(bank + 1, row_addr)),
+            (cls.to_tail, [(phase, _TAIL)]),
+            (cls.to_readout, [(phase, _READOUT)]),
+            (cls.step, next_step()),
+            (cls.tile, next_tile()),
+        ])
         return m

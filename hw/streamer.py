@@ -127,7 +127,7 @@ class OutputStreamer(wiring.Component):
                 held = [Signal(node, name=f"pair{depth}_{i + j}") for j in range(len(pair))]
                 wins = Signal(name=f"wins{depth}_{i // 2}")
                 out = Signal(node, name=f"max{depth}_{i // 2}")
-                m.d.sync += [h.eq(x) for h, x in zip(held, pair)]
+                m.d.sync += [h.eq(x) for h, x in zip(held, pair, strict=True)]
                 if len(pair) == 2:
                     m.d.sync += [wins.eq(_beats(pair[1], pair[0])),
                                  out.eq(Mux(wins, held[1].as_value(), held[0].as_value()))]

@@ -42,7 +42,7 @@ from .sta import parse_instance_power, parse_timing, parse_total_power, run_sta
 from .workdir import check_build_dir, tool_folder
 
 __all__ = ["SIMULATORS", "asic", "gates_script", "run_asic_flow", "synth_script",
-           "weighted_power", "write_gates"]
+           "watchdog_cycles", "weighted_power", "write_gates"]
 
 log = logging.getLogger(__name__)
 
@@ -205,14 +205,25 @@ def _check_simulator(simulator: str) -> None:
         raise BuildError(f"unknown simulator {simulator!r}; use {' or '.join(SIMULATORS)}")
 
 
+def watchdog_cycles(report: dict) -> int:
+    """Cycles a gate-level inference may take before it counts as hung: 20 times the build's
+    dense cycle count (every lane of every word, no event skipped), at least 10,000. A
+    netlist that never raises ``done`` (a broken cell, or an unknown value reaching the
+    control in a four-state simulator) then fails in minutes instead of running forever."""
+    return max(10_000, 20 * int(report.get("dense_cycles_per_inference", 0)))
+
+
 def _gate_level(build_dir: Path, work: Path, samples: int, simulator: str,
-                timeout_cycles: int = 0):
+                timeout_cycles: int | None = None):
     """Run the golden samples on ``work/gates.v``; return the result and the run's activity
     in the harness (Verilator's toggle coverage, or a VCD of Icarus). ``timeout_cycles``: as
-    :func:`sim.runner.run_build`'s (a netlist that hangs fails instead)."""
+    :func:`sim.runner.run_build`'s, so that a netlist that hangs fails instead; by default
+    :func:`watchdog_cycles` of the build."""
     from sim.runner import SIM_TOP, SimulatorError, run_build
 
     _check_simulator(simulator)
+    if timeout_cycles is None:
+        timeout_cycles = watchdog_cycles(check_build_dir(build_dir))
     sim_name = f"{work.name}_{simulator}"
     sim_dir = (build_dir / sim_name).resolve()
     if simulator == "verilator":
@@ -288,9 +299,12 @@ def asic(build_dir: Path, lib_name: str = "osu018", clock_ns: float = 10.0, samp
     report.setdefault("timings", {})[f"asic_{lib.name}"] = result["seconds"]
     save_report(build_dir, report)
     if sim.matched != len(sim.samples):
+        hung = sum(1 for s in sim.samples if s.get("timed_out"))
         raise VerificationError(
             f"the gate-level netlist differs from the reference on"
-            f" {len(sim.samples) - sim.matched} of {len(sim.samples)} golden samples; see"
-            f" {build_dir / f'{work.name}_{simulator}' / 'test.log'}"
+            f" {len(sim.samples) - sim.matched} of {len(sim.samples)} golden samples"
+            + (f" ({hung} gave no result within {watchdog_cycles(report):,} cycles)"
+               if hung else "")
+            + f"; see {build_dir / f'{work.name}_{simulator}' / 'test.log'}"
         )
     return result

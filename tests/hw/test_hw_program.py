@@ -232,9 +232,9 @@ def test_windows_of_a_chain_are_exact_with_the_scan_and_a_fixed_overhead(kwargs,
     beyond the scan is a fixed cost, ``k + layers * (R + 10) + 2 ceil(log2 C) + 1`` (the
     bytes, each layer's pipeline fill and drain, the next token: the arg-max taken as the
     logits are written is ready one cycle after the program but for two cycles per tree level
-    over the ``C`` lanes, a compare and a select; the logits leave after the token). The cycle profile places
-    it: each layer's run and drain cycles are its scan and ``R + 10``, the rest the bytes and
-    the token."""
+    over the ``C`` lanes, a compare and a select; the logits leave after the token). The
+    cycle profile places it: each layer's run and drain cycles are its scan and ``R + 10``,
+    the rest the bytes and the token."""
     graph = random_graph(11, embed="spike", timesteps=2, **kwargs)
     k = graph.context
     params = compile_params(graph, rows, cols, dense=dense)

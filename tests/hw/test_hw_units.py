@@ -364,7 +364,7 @@ def _run_streamer(cols: int, outputs: int, seed: int, inferences: int = 4):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_streamer_sends_the_first_largest_logit_then_the_logits(cols, outputs, seed):
     seen, written = _run_streamer(cols, outputs, seed)
-    for n, ((token, logits), want) in enumerate(zip(seen, written)):
+    for n, ((token, logits), want) in enumerate(zip(seen, written, strict=True)):
         assert token == int(np.argmax(want)), f"inference {n}: {want.tolist()}"
         assert logits == want.tolist(), f"inference {n}"
 
