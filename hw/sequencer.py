@@ -334,6 +334,22 @@ class Sequencer(wiring.Component):
         m.d.sync += idle_r.eq(self.idle)
         wait = max(0, self._drain - 3)
         drain = Signal(range(wait + 1))
+        # Flags the state machine's transitions read, kept in registers beside what they
+        # describe (set wherever it is), so that no transition waits for a comparison or a
+        # lookup by layer: ``drained`` (drain == wait), ``last_layer``, and ``readout_layer``
+        # (the layer is a READOUT: it waits while the last logits stream out).
+        drained = Signal(init=int(wait == 0))
+        last_layer = Signal(init=int(len(p.layers) == 1))
+        readout_layer = Signal(init=consts[0]["readout"])
+        readouts = Array(Const(int(c["readout"]), 1) for c in consts)
+
+        def first_layer():
+            m.d.sync += [layer.eq(0), last_layer.eq(len(p.layers) == 1),
+                         readout_layer.eq(consts[0]["readout"])]
+
+        def next_layer():
+            m.d.sync += [layer.eq(layer + 1), last_layer.eq(layer + 1 == len(p.layers) - 1),
+                         readout_layer.eq(readouts[layer + 1])]
         # ``attn_layer``: the layer is an ATTENTION (every request of it goes to the score
         # unit), loaded with ``lc``.
         attn_layer = Signal()
@@ -345,8 +361,11 @@ class Sequencer(wiring.Component):
         # waits for is this flag and the consumer's ready (an attention's go to the score
         # unit), not a decode of the state.
         issuing = Signal()
+        # Likewise IDLE: the byte stream's ready is a register, not a decode of the state.
+        waiting = Signal(init=1)
         taken = Signal()
         m.d.comb += [
+            self.tokens.ready.eq(waiting),
             self.requests.valid.eq(issuing & ~attn_layer),
             self.score_requests.valid.eq(issuing & attn_layer),  # its phase is its TAIL
             taken.eq(issuing & Mux(attn_layer, self.score_requests.ready,
@@ -478,10 +497,10 @@ class Sequencer(wiring.Component):
 
         with m.FSM(name="program"):
             with m.State("IDLE"):
-                m.d.comb += self.tokens.ready.eq(1)
                 with m.If(self.tokens.valid):
                     restart, hold = self.tokens.payload[8], self.tokens.payload[9]
-                    m.d.sync += [byte.eq(self.tokens.payload[:8]), layer.eq(0), fresh.eq(0)]
+                    m.d.sync += [byte.eq(self.tokens.payload[:8]), fresh.eq(0)]
+                    first_layer()
                     if p.bidirectional:  # an encoder's query pass: the caches stay as they are
                         query = ~self.tokens.payload[10] & ~restart & ~fresh
                         m.d.sync += [prefill.eq(~query), qidx.eq(qpos),
@@ -501,14 +520,17 @@ class Sequencer(wiring.Component):
                         with m.Else():
                             m.d.sync += [cur.eq(cur + 1), slot_base.eq(slot_base + stride)]
                     with m.If(~hold):
+                        m.d.sync += waiting.eq(0)
                         m.next = "LAYER"
             with m.State("LAYER"):
                 m.d.comb += self.running.eq(1)
                 with m.If(~runs):  # a layer of the other pass of an encoder's program
-                    with m.If(layer == len(p.layers) - 1):
+                    with m.If(last_layer):
                         m.next = "IDLE" if p.bidirectional else "OUTPUT"
+                        if p.bidirectional:
+                            m.d.sync += waiting.eq(1)
                     with m.Else():
-                        m.d.sync += layer.eq(layer + 1)
+                        next_layer()
                 m.d.sync += _assign(first_step() + first_word_of_step())
                 with m.Switch(layer):  # the new layer's numbers (its word flags too)
                     for index, c in enumerate(consts):
@@ -541,7 +563,6 @@ class Sequencer(wiring.Component):
                 m.d.sync += [res_addr.eq(0), out_step.eq(0), logit_base.eq(0)]
                 # the logits of the previous byte may still be streaming out of the memory a
                 # READOUT writes
-                readout_layer = Array(Const(int(c["readout"]), 1) for c in consts)[layer]
                 with m.If(runs & ~(readout_layer & self.streaming)):
                     m.d.sync += issuing.eq(1)
                     m.next = "RUN"
@@ -550,25 +571,27 @@ class Sequencer(wiring.Component):
                 with m.If(taken & cls.done):
                     m.d.sync += issuing.eq(0)
                     m.next = "DRAIN"
-                m.d.sync += [drain.eq(0), idle_r.eq(0)]
+                m.d.sync += [drain.eq(0), drained.eq(wait == 0), idle_r.eq(0)]
             with m.State("DRAIN"):
                 m.d.comb += self.draining.eq(1)
                 with m.If(~idle_r):
-                    m.d.sync += drain.eq(0)
-                with m.Elif(drain == wait):
-                    with m.If(layer == len(p.layers) - 1):
+                    m.d.sync += [drain.eq(0), drained.eq(wait == 0)]
+                with m.Elif(drained):
+                    with m.If(last_layer):
                         m.next = "OUTPUT"
                         if p.bidirectional:  # an encoder's first pass sends nothing
                             with m.If(prefill):
+                                m.d.sync += waiting.eq(1)
                                 m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += layer.eq(layer + 1)
+                        next_layer()
                         m.next = "LAYER"
                 with m.Else():
-                    m.d.sync += drain.eq(drain + 1)
+                    m.d.sync += [drain.eq(drain + 1), drained.eq(drain + 1 == wait)]
             with m.State("OUTPUT"):
                 m.d.comb += self.output.eq(1)
                 with m.If(self.resume):
+                    m.d.sync += waiting.eq(1)
                     m.next = "IDLE"
 
         # State RUN: a request on offer every cycle; the loops advance as it is taken, by its
