@@ -278,7 +278,8 @@ class Sequencer(wiring.Component):
             key: range(max(c[key] for c in consts) + 1) for key in consts[0]
         })
         lc = Signal(lc_layout, name="lc")
-        layer = Signal(range(len(p.layers)))
+        layer_loop = _Loop("layer", len(p.layers), last=len(p.layers) - 1)
+        layer, last_layer = layer_loop.value, layer_loop.at_last
         kind = Signal(range(len(LayerKind)))
         m.d.comb += kind.eq(lc.kind)
 
@@ -333,23 +334,23 @@ class Sequencer(wiring.Component):
         idle_r = Signal()
         m.d.sync += idle_r.eq(self.idle)
         wait = max(0, self._drain - 3)
-        drain = Signal(range(wait + 1))
+        drain_loop = _Loop("drain", wait + 1, last=wait)
         # Flags the state machine's transitions read, kept in registers beside what they
         # describe (set wherever it is), so that no transition waits for a comparison or a
-        # lookup by layer: ``drained`` (drain == wait), ``last_layer``, and ``readout_layer``
-        # (the layer is a READOUT: it waits while the last logits stream out).
-        drained = Signal(init=int(wait == 0))
-        last_layer = Signal(init=int(len(p.layers) == 1))
+        # lookup by layer: ``drained`` (the drain is at ``wait``), ``last_layer`` (the loops'
+        # flags), and ``readout_layer`` (the layer is a READOUT: it waits while the last
+        # logits stream out).
+        drained = drain_loop.at_last
         readout_layer = Signal(init=consts[0]["readout"])
         readouts = Array(Const(int(c["readout"]), 1) for c in consts)
 
         def first_layer():
-            m.d.sync += [layer.eq(0), last_layer.eq(len(p.layers) == 1),
-                         readout_layer.eq(consts[0]["readout"])]
+            m.d.sync += _assign(layer_loop.restart(len(p.layers) - 1)
+                                + [(readout_layer, consts[0]["readout"])])
 
         def next_layer():
-            m.d.sync += [layer.eq(layer + 1), last_layer.eq(layer + 1 == len(p.layers) - 1),
-                         readout_layer.eq(readouts[layer + 1])]
+            m.d.sync += _assign(layer_loop.advance(len(p.layers) - 1)
+                                + [(readout_layer, readouts[layer + 1])])
         # ``attn_layer``: the layer is an ATTENTION (every request of it goes to the score
         # unit), loaded with ``lc``.
         attn_layer = Signal()
@@ -571,11 +572,11 @@ class Sequencer(wiring.Component):
                 with m.If(taken & cls.done):
                     m.d.sync += issuing.eq(0)
                     m.next = "DRAIN"
-                m.d.sync += [drain.eq(0), drained.eq(wait == 0), idle_r.eq(0)]
+                m.d.sync += _assign(drain_loop.restart(wait)) + [idle_r.eq(0)]
             with m.State("DRAIN"):
                 m.d.comb += self.draining.eq(1)
                 with m.If(~idle_r):
-                    m.d.sync += [drain.eq(0), drained.eq(wait == 0)]
+                    m.d.sync += _assign(drain_loop.restart(wait))
                 with m.Elif(drained):
                     with m.If(last_layer):
                         m.next = "OUTPUT"
@@ -587,7 +588,7 @@ class Sequencer(wiring.Component):
                         next_layer()
                         m.next = "LAYER"
                 with m.Else():
-                    m.d.sync += [drain.eq(drain + 1), drained.eq(drain + 1 == wait)]
+                    m.d.sync += _assign(drain_loop.advance(wait))
             with m.State("OUTPUT"):
                 m.d.comb += self.output.eq(1)
                 with m.If(self.resume):
