@@ -7,7 +7,7 @@ tokens for the array, one per cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, Value, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,7 +15,7 @@ from .checks import positive_int
 from .skid import SkidBuffer
 from .token import TokenKind, meta_layout, request_layout, word_layout
 
-__all__ = ["Scanner", "WordFetch", "connect_fetch"]
+__all__ = ["Scanner", "WordFetch", "at_most", "connect_fetch", "lowest"]
 
 
 def at_most(bits, n: int):
@@ -37,6 +37,20 @@ def at_most(bits, n: int):
         return out
 
     return ~Value.cast(tree(0, len(bits))[n])
+
+
+def lowest(bits) -> Value:
+    """The index of the lowest set bit of ``bits`` (0 when none is set): a priority encoder
+    as a tree (depth ``log2`` of the width, not a chain of multiplexers)."""
+
+    def tree(lo, hi):  # (any set, index of the lowest set), both of bits[lo:hi]
+        if hi - lo == 1:
+            return bits[lo], Const(lo, range(len(bits)))
+        mid = lo + (1 << ((hi - lo - 1).bit_length() - 1))  # the left part a power of two
+        (a_any, a_index), (b_any, b_index) = tree(lo, mid), tree(mid, hi)
+        return a_any | b_any, Mux(a_any | ~b_any, a_index, b_index)
+
+    return tree(0, len(bits))[1] if len(bits) > 1 else Const(0, 1)
 
 
 class Scanner(wiring.Component):
@@ -119,12 +133,13 @@ class Scanner(wiring.Component):
         s_data = Signal(data.ArrayLayout(unsigned(2), lanes))
         s_mask = Signal(lanes)
 
+        # ``index`` (the lowest set bit of ``s_mask``) and ``nonzero`` (``s_mask != 0``) are
+        # registers beside the mask, found a token ahead: the token's address adder and its
+        # enable then start at registers, not behind a priority encoder and a wide OR.
         index = Signal(range(lanes))
-        for lane in reversed(range(lanes)):
-            with m.If(s_mask[lane]):
-                m.d.comb += index.eq(lane)
-        rest = Signal(lanes)
-        m.d.comb += rest.eq(s_mask & (s_mask - 1))
+        nonzero = Signal()
+        rest = Signal(lanes)  # the mask without its lowest set bit: no carry chain
+        m.d.comb += rest.eq(s_mask & ~(1 << index))
         code = s_data[index]
         # ``single``: at most one bit of ``s_mask`` is set, kept in a register beside the mask,
         # so that ``words.ready`` does not wait for the subtraction in ``rest``; as an event
@@ -157,13 +172,15 @@ class Scanner(wiring.Component):
         m.d.sync += self.tokens.valid.eq(0)
         with m.If(s_valid):
             with m.If(is_event):
-                with m.If(s_mask != 0):
+                with m.If(nonzero):
                     m.d.sync += [
                         self.tokens.valid.eq(1),
                         self.tokens.payload.eq(s_meta.token),
                         self.tokens.payload.addr.eq(s_meta.token.addr + index),
                         self.tokens.payload.neg.eq(code[1]),
                         s_mask.eq(rest),
+                        index.eq(lowest(rest)),
+                        nonzero.eq(~single),
                         single.eq(at_most(s_mask, 2)),
                     ]
                     with m.If(~code[0]):
@@ -183,7 +200,8 @@ class Scanner(wiring.Component):
                 in_range = lane < word.meta.nlanes
                 bit = in_range if self._dense else in_range & word.data[lane][0]
                 m.d.comb += mask[lane].eq(bit)
-            m.d.sync += [s_mask.eq(mask), single.eq(at_most(mask, 1))]
+            m.d.sync += [s_mask.eq(mask), single.eq(at_most(mask, 1)), nonzero.eq(mask.any()),
+                         index.eq(lowest(mask))]
         return m
 
 

@@ -406,7 +406,7 @@ class Sequencer(wiring.Component):
             with m.Case(_WORDS):
                 m.d.comb += [
                     tok.kind.eq(TokenKind.EVENT),
-                    tok.addr.eq(Mux(is_embed, tile_base + byte, word_base)),
+                    tok.addr.eq(word_base),  # an EMBED's: its tile's row of the byte
                     # the last word (its class leads to the TAIL) may have fewer lanes
                     meta.nlanes.eq(Mux(cls.to_tail, lc.last_lanes, lc.lanes)),
                     req.src.eq(Mux(is_embed, SOURCE_ONE, 1 + bank)),
@@ -535,12 +535,16 @@ class Sequencer(wiring.Component):
                 m.d.sync += _assign(first_step() + first_word_of_step())
                 with m.Switch(layer):  # the new layer's numbers (its word flags too)
                     for index, c in enumerate(consts):
+                        # an EMBED's words start at the byte's row, so that a request's
+                        # address needs no adder
+                        embed = c["kind"] == LayerKind.EMBED
+                        wbase = c["wbase"] + byte if embed else Const(c["wbase"])
                         with m.Case(index):
                             m.d.sync += _assign(word_loop.restart(c["words_last"])
                                                 + tile_loop.restart(c["tiles_last"]))
                             m.d.sync += [
                                 lc.eq(lc_layout.const(c)),
-                                tile_base.eq(c["wbase"]), word_base.eq(c["wbase"]),
+                                tile_base.eq(wbase), word_base.eq(wbase),
                                 row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
                                 phase.eq(c["first"]),
                                 attn_layer.eq(c["kind"] == LayerKind.ATTENTION),

@@ -57,5 +57,9 @@ class SkidBuffer(wiring.Component):
             with m.Else():
                 m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
         with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += [skid_valid.eq(1), skid.eq(self.i.payload)]
+            m.d.sync += skid_valid.eq(1)
+        # the skid register follows ``i.payload`` while it holds nothing (it is read only once
+        # ``skid_valid`` is set), so that its enable is one register, not the producer's valid
+        with m.If(~skid_valid):
+            m.d.sync += skid.eq(self.i.payload)
         return m

@@ -16,7 +16,7 @@ from contract.ops import fire
 from hw import NeuronLane, PEOp, ProcessingElement, Scanner, TokenKind
 from hw.layout import pack
 from hw.params import address_bits
-from hw.scanner import at_most
+from hw.scanner import at_most, lowest
 from hw.score import popcount
 from hw.streamer import OutputStreamer, logit_memory
 
@@ -382,3 +382,18 @@ def test_at_most_n_bits_set(n):
     sim.add_testbench(bench)
     sim.run()
     assert values == {mask: int(bin(mask).count("1") <= n) for mask in range(1 << bits)}
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 5, 8])
+def test_lowest_set_bit(bits):
+    values = {}
+
+    async def bench(ctx):
+        for mask in range(1 << bits):
+            values[mask] = ctx.get(lowest(Const(mask, bits)))
+
+    sim = Simulator(Module())
+    sim.add_testbench(bench)
+    sim.run()
+    assert values == {mask: (mask & -mask).bit_length() - 1 if mask else 0
+                      for mask in range(1 << bits)}
