@@ -358,12 +358,19 @@ class Sequencer(wiring.Component):
         # register and computed a request ahead, so that the handshake enables each register
         # through one gate instead of through the loops' conditions (:func:`_classes`).
         cls = Signal(_CLASSES)
-        # The FSM is in RUN, as a register of its own: the handshake that every loop register
-        # waits for is this flag and the consumer's ready (an attention's go to the score
-        # unit), not a decode of the state.
-        issuing = Signal()
-        # Likewise IDLE: the byte stream's ready is a register, not a decode of the state.
+        # The state machine is one-hot, a register per state: IDLE (``waiting``: the byte
+        # stream's ready), LAYER (``loading`` the layer's numbers), RUN (``issuing``: the
+        # handshake that every loop register waits for is this flag and the consumer's ready,
+        # an attention's the score unit's), DRAIN (``flushing``) and OUTPUT. Every enable and
+        # transition reads these flags, not a decode of an encoded state; and the LAYER's
+        # loads come after the RUN's moves, so that no register's next value waits for the
+        # handshake (it only enables).
         waiting = Signal(init=1)
+        loading, issuing, flushing, outputting = Signal(), Signal(), Signal(), Signal()
+
+        def goto(state, new):
+            m.d.sync += [state.eq(0), new.eq(1)]
+
         taken = Signal()
         m.d.comb += [
             self.tokens.ready.eq(waiting),
@@ -496,109 +503,6 @@ class Sequencer(wiring.Component):
             readout=lc.readout,
         )
 
-        with m.FSM(name="program"):
-            with m.State("IDLE"):
-                with m.If(self.tokens.valid):
-                    restart, hold = self.tokens.payload[8], self.tokens.payload[9]
-                    m.d.sync += [byte.eq(self.tokens.payload[:8]), fresh.eq(0)]
-                    first_layer()
-                    if p.bidirectional:  # an encoder's query pass: the caches stay as they are
-                        query = ~self.tokens.payload[10] & ~restart & ~fresh
-                        m.d.sync += [prefill.eq(~query), qidx.eq(qpos),
-                                     qpos.eq(Mux(query, qpos + 1, 0))]
-                    else:
-                        query = Const(0, 1)
-                    m.d.sync += window[k - 1].eq(self.tokens.payload[:8])
-                    for i in range(k - 1):  # a new stream starts after zero bytes
-                        m.d.sync += window[i].eq(Mux(restart | fresh, 0, window[i + 1]))
-                    with m.If(restart | fresh):
-                        m.d.sync += [count.eq(1), cur.eq(0), slot_base.eq(0), attn_off.eq(0)]
-                    with m.Elif(~hold & ~query):  # a held byte is no position of the caches
-                        with m.If(count != w):
-                            m.d.sync += [count.eq(count + 1), attn_off.eq(attn_off + tiles_d)]
-                        with m.If(cur == w - 1):
-                            m.d.sync += [cur.eq(0), slot_base.eq(0)]
-                        with m.Else():
-                            m.d.sync += [cur.eq(cur + 1), slot_base.eq(slot_base + stride)]
-                    with m.If(~hold):
-                        m.d.sync += waiting.eq(0)
-                        m.next = "LAYER"
-            with m.State("LAYER"):
-                m.d.comb += self.running.eq(1)
-                with m.If(~runs):  # a layer of the other pass of an encoder's program
-                    with m.If(last_layer):
-                        m.next = "IDLE" if p.bidirectional else "OUTPUT"
-                        if p.bidirectional:
-                            m.d.sync += waiting.eq(1)
-                    with m.Else():
-                        next_layer()
-                m.d.sync += _assign(first_step() + first_word_of_step())
-                with m.Switch(layer):  # the new layer's numbers (its word flags too)
-                    for index, c in enumerate(consts):
-                        # an EMBED's words start at the byte's row, so that a request's
-                        # address needs no adder
-                        embed = c["kind"] == LayerKind.EMBED
-                        wbase = c["wbase"] + byte if embed else Const(c["wbase"])
-                        with m.Case(index):
-                            m.d.sync += _assign(word_loop.restart(c["words_last"])
-                                                + tile_loop.restart(c["tiles_last"]))
-                            m.d.sync += [
-                                lc.eq(lc_layout.const(c)),
-                                tile_base.eq(wbase), word_base.eq(wbase),
-                                row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
-                                phase.eq(c["first"]),
-                                attn_layer.eq(c["kind"] == LayerKind.ATTENTION),
-                                *_load(cls, _classes(
-                                    phase=c["first"], word_last=c["words_last"] == 0,
-                                    bank_last=p.rows == 1, last_step=p.timesteps == 1,
-                                    tile_last=c["tiles_last"] == 0, readout=c["readout"])),
-                                bias_tile.eq(c["bias_base"]),
-                            ]
-                            if p.score_per_step:
-                                m.d.sync += bias_step.eq(c["bias_base"])
-                            if c["kind"] == LayerKind.ATTENTION:
-                                m.d.sync += [c_addr.eq(c["cbase"] + attn_off),
-                                             c_step_addr.eq(c["cbase"] + attn_off)]
-                            else:
-                                m.d.sync += [c_addr.eq(c["cbase"]), c_step_addr.eq(c["cbase"])]
-                            if c["cached"]:
-                                m.d.sync += out_origin.eq(c["out_base"] + slot_base)
-                            else:
-                                m.d.sync += out_origin.eq(c["out_base"])
-                m.d.sync += [res_addr.eq(0), out_step.eq(0), logit_base.eq(0)]
-                # the logits of the previous byte may still be streaming out of the memory a
-                # READOUT writes
-                with m.If(runs & ~(readout_layer & self.streaming)):
-                    m.d.sync += issuing.eq(1)
-                    m.next = "RUN"
-            with m.State("RUN"):
-                m.d.comb += self.running.eq(1)
-                with m.If(taken & cls.done):
-                    m.d.sync += issuing.eq(0)
-                    m.next = "DRAIN"
-                m.d.sync += _assign(drain_loop.restart(wait)) + [idle_r.eq(0)]
-            with m.State("DRAIN"):
-                m.d.comb += self.draining.eq(1)
-                with m.If(~idle_r):
-                    m.d.sync += _assign(drain_loop.restart(wait))
-                with m.Elif(drained):
-                    with m.If(last_layer):
-                        m.next = "OUTPUT"
-                        if p.bidirectional:  # an encoder's first pass sends nothing
-                            with m.If(prefill):
-                                m.d.sync += waiting.eq(1)
-                                m.next = "IDLE"
-                    with m.Else():
-                        next_layer()
-                        m.next = "LAYER"
-                with m.Else():
-                    m.d.sync += _assign(drain_loop.advance(wait))
-            with m.State("OUTPUT"):
-                m.d.comb += self.output.eq(1)
-                with m.If(self.resume):
-                    m.d.sync += waiting.eq(1)
-                    m.next = "IDLE"
-
         # State RUN: a request on offer every cycle; the loops advance as it is taken, by its
         # class, whatever the state's encoding (``issuing`` is high exactly in RUN).
         with m.If(taken):
@@ -611,4 +515,100 @@ class Sequencer(wiring.Component):
             (cls.step, next_step()),
             (cls.tile, next_tile()),
         ])
+        with m.If(waiting):  # IDLE
+            with m.If(self.tokens.valid):
+                restart, hold = self.tokens.payload[8], self.tokens.payload[9]
+                m.d.sync += [byte.eq(self.tokens.payload[:8]), fresh.eq(0)]
+                first_layer()
+                if p.bidirectional:  # an encoder's query pass: the caches stay as they are
+                    query = ~self.tokens.payload[10] & ~restart & ~fresh
+                    m.d.sync += [prefill.eq(~query), qidx.eq(qpos),
+                                 qpos.eq(Mux(query, qpos + 1, 0))]
+                else:
+                    query = Const(0, 1)
+                m.d.sync += window[k - 1].eq(self.tokens.payload[:8])
+                for i in range(k - 1):  # a new stream starts after zero bytes
+                    m.d.sync += window[i].eq(Mux(restart | fresh, 0, window[i + 1]))
+                with m.If(restart | fresh):
+                    m.d.sync += [count.eq(1), cur.eq(0), slot_base.eq(0), attn_off.eq(0)]
+                with m.Elif(~hold & ~query):  # a held byte is no position of the caches
+                    with m.If(count != w):
+                        m.d.sync += [count.eq(count + 1), attn_off.eq(attn_off + tiles_d)]
+                    with m.If(cur == w - 1):
+                        m.d.sync += [cur.eq(0), slot_base.eq(0)]
+                    with m.Else():
+                        m.d.sync += [cur.eq(cur + 1), slot_base.eq(slot_base + stride)]
+                with m.If(~hold):
+                    goto(waiting, loading)
+        with m.If(loading):  # LAYER
+            m.d.comb += self.running.eq(1)
+            with m.If(~runs):  # a layer of the other pass of an encoder's program
+                with m.If(last_layer):
+                    goto(loading, waiting if p.bidirectional else outputting)
+                with m.Else():
+                    next_layer()
+            m.d.sync += _assign(first_step() + first_word_of_step())
+            with m.Switch(layer):  # the new layer's numbers (its word flags too)
+                for index, c in enumerate(consts):
+                    # an EMBED's words start at the byte's row, so that a request's
+                    # address needs no adder
+                    embed = c["kind"] == LayerKind.EMBED
+                    wbase = c["wbase"] + byte if embed else Const(c["wbase"])
+                    with m.Case(index):
+                        m.d.sync += _assign(word_loop.restart(c["words_last"])
+                                            + tile_loop.restart(c["tiles_last"]))
+                        m.d.sync += [
+                            lc.eq(lc_layout.const(c)),
+                            tile_base.eq(wbase), word_base.eq(wbase),
+                            row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
+                            phase.eq(c["first"]),
+                            attn_layer.eq(c["kind"] == LayerKind.ATTENTION),
+                            *_load(cls, _classes(
+                                phase=c["first"], word_last=c["words_last"] == 0,
+                                bank_last=p.rows == 1, last_step=p.timesteps == 1,
+                                tile_last=c["tiles_last"] == 0, readout=c["readout"])),
+                            bias_tile.eq(c["bias_base"]),
+                        ]
+                        if p.score_per_step:
+                            m.d.sync += bias_step.eq(c["bias_base"])
+                        if c["kind"] == LayerKind.ATTENTION:
+                            m.d.sync += [c_addr.eq(c["cbase"] + attn_off),
+                                         c_step_addr.eq(c["cbase"] + attn_off)]
+                        else:
+                            m.d.sync += [c_addr.eq(c["cbase"]), c_step_addr.eq(c["cbase"])]
+                        if c["cached"]:
+                            m.d.sync += out_origin.eq(c["out_base"] + slot_base)
+                        else:
+                            m.d.sync += out_origin.eq(c["out_base"])
+            m.d.sync += [res_addr.eq(0), out_step.eq(0), logit_base.eq(0)]
+            # the logits of the previous byte may still be streaming out of the memory a
+            # READOUT writes
+            with m.If(runs & ~(readout_layer & self.streaming)):
+                goto(loading, issuing)
+        with m.If(issuing):  # RUN
+            m.d.comb += self.running.eq(1)
+            with m.If(taken & cls.done):
+                goto(issuing, flushing)
+            m.d.sync += _assign(drain_loop.restart(wait)) + [idle_r.eq(0)]
+        with m.If(flushing):  # DRAIN
+            m.d.comb += self.draining.eq(1)
+            with m.If(~idle_r):
+                m.d.sync += _assign(drain_loop.restart(wait))
+            with m.Elif(drained):
+                with m.If(last_layer):
+                    if p.bidirectional:  # an encoder's first pass sends nothing
+                        m.d.sync += [flushing.eq(0), waiting.eq(prefill),
+                                     outputting.eq(~prefill)]
+                    else:
+                        goto(flushing, outputting)
+                with m.Else():
+                    next_layer()
+                    goto(flushing, loading)
+            with m.Else():
+                m.d.sync += _assign(drain_loop.advance(wait))
+        with m.If(outputting):  # OUTPUT
+            m.d.comb += self.output.eq(1)
+            with m.If(self.resume):
+                goto(outputting, waiting)
+
         return m
