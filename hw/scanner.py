@@ -190,9 +190,11 @@ class Scanner(wiring.Component):
             with m.If(finishing):
                 m.d.sync += s_valid.eq(0)
 
-        with m.If(self.words.valid & self.words.ready):
+        # While the scanner is free it takes whatever is on ``words`` and its valid, so that
+        # the registers' enables read the scanner's own flags, not the producer's valid.
+        with m.If(self.words.ready):
             word = self.words.payload
-            m.d.sync += [s_valid.eq(1), s_meta.eq(word.meta), s_data.eq(word.data),
+            m.d.sync += [s_valid.eq(self.words.valid), s_meta.eq(word.meta), s_data.eq(word.data),
                          is_event.eq(word.meta.token.kind == TokenKind.EVENT),
                          is_readout.eq(word.meta.token.kind == TokenKind.READOUT)]
             mask = Signal(lanes)
