@@ -300,7 +300,8 @@ class Sequencer(wiring.Component):
         tile, step = tile_loop.value, step_loop.value
         last_step = step_loop.at_last  # a FIRE carries it; the leak's multiplier reads it
         phase = Signal(2)
-        bank = Signal(range(p.rows))
+        bank_loop = _Loop("bank", p.rows, last=p.rows - 1)
+        bank = bank_loop.value
         row_addr = Signal(big)
         step_row = Signal(big)
         word_base = Signal(big)
@@ -388,7 +389,7 @@ class Sequencer(wiring.Component):
         table_byte = scan[0] if k else Const(0, 8)
 
         def first_word_of_step():
-            return [*word_loop.restart(lc.words_last), (bank, 0),
+            return [*word_loop.restart(lc.words_last), *bank_loop.restart(p.rows - 1),
                     *zip(scan, window, strict=True)]
 
         def first_step():
@@ -457,9 +458,9 @@ class Sequencer(wiring.Component):
         if p.leaky and p.attentions:  # an attention FIRE leaks as any other
             m.d.comb += sreq.fire.leak.eq(leak_index)
 
-        def next_word(bank_next, row_next):
-            return word_loop.advance(lc.words_last) + [
-                (word_base, word_base + lc.lanes), (bank, bank_next), (row_addr, row_next),
+        def next_word(bank_moves, row_next):
+            return word_loop.advance(lc.words_last) + bank_moves + [
+                (word_base, word_base + lc.lanes), (row_addr, row_next),
                 *zip(scan, scan[1:], strict=False)]
 
         def next_step():
@@ -496,7 +497,7 @@ class Sequencer(wiring.Component):
             word_last=Mux(words, word_loop.before_last,
                           Mux(stepping, lc.words_last == 0, word_loop.at_last)),
             bank_last=Mux(cls.word_bank | stepping, p.rows == 1,
-                          Mux(cls.word, bank == p.rows - 2, bank == p.rows - 1)),
+                          Mux(cls.word, bank_loop.before_last, bank_loop.at_last)),
             last_step=Mux(cls.step, step_loop.before_last,
                           Mux(cls.tile, p.timesteps == 1, step_loop.at_last)),
             tile_last=Mux(cls.tile, tile_loop.before_last, tile_loop.at_last),
@@ -508,8 +509,8 @@ class Sequencer(wiring.Component):
         with m.If(taken):
             m.d.sync += _load(cls, after)
         _one_hot_moves(m, taken, [
-            (cls.word_bank, next_word(0, row_addr + 1)),
-            (cls.word, next_word(bank + 1, row_addr)),
+            (cls.word_bank, next_word(bank_loop.restart(p.rows - 1), row_addr + 1)),
+            (cls.word, next_word(bank_loop.advance(p.rows - 1), row_addr)),
             (cls.to_tail, [(phase, _TAIL)]),
             (cls.to_readout, [(phase, _READOUT)]),
             (cls.step, next_step()),

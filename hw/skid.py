@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,13 +51,15 @@ class SkidBuffer(wiring.Component):
             self.i.ready.eq(~skid_valid),
             self.busy.eq(self.o.valid | skid_valid),
         ]
-        with m.If(self.o.ready | ~self.o.valid):
-            with m.If(skid_valid):
-                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(skid), skid_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
-        with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += skid_valid.eq(1)
+        # the two valids as one gate each (no enable that waits for ``o.ready``): the output
+        # holds while stalled, else takes the skid or the input; the skid fills while stalled
+        stalled = self.o.valid & ~self.o.ready
+        m.d.sync += [
+            self.o.valid.eq(stalled | skid_valid | self.i.valid),
+            skid_valid.eq(stalled & (skid_valid | self.i.valid)),
+        ]
+        with m.If(~stalled):
+            m.d.sync += self.o.payload.eq(Mux(skid_valid, skid, self.i.payload))
         # the skid register follows ``i.payload`` while it holds nothing (it is read only once
         # ``skid_valid`` is set), so that its enable is one register, not the producer's valid
         with m.If(~skid_valid):
