@@ -162,10 +162,7 @@ class OutputStreamer(wiring.Component):
         m.d.sync += took.eq(takes)
         with m.If(takes):
             m.d.sync += best.eq(x)
-        with m.If(self.sent):
-            m.d.sync += stale.eq(1)
-        with m.Elif(x.valid):
-            m.d.sync += stale.eq(0)
+        m.d.sync += stale.eq(self.sent | (stale & ~x.valid))
         return best
 
     def elaborate(self, platform):
@@ -181,33 +178,39 @@ class OutputStreamer(wiring.Component):
         # ``addr`` is the next row to read; it is always on ``mem_addr``, so that only the
         # read enable depends on the handshake.
         m.d.comb += self.mem_addr.eq(addr)
-        with m.FSM(name="streamer"):
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.comb += self.busy.eq(1)
-                    m.next = "TOKEN"
-            with m.State("TOKEN"):
-                m.d.comb += [self.busy.eq(1), self.next_token.valid.eq(settled)]
-                with m.If(settled & self.next_token.ready):
-                    m.d.comb += [self.sent.eq(1), self.mem_en.eq(1)]
-                    m.d.sync += [index.eq(0), lane.eq(0), addr.eq(addr + 1)]
-                    m.next = "FIRST"
-            with m.State("FIRST"):
-                m.d.comb += [self.busy.eq(1), self.mem_en.eq(1)]
-                m.d.sync += [row.eq(self.mem_data), addr.eq(addr + 1)]
-                m.next = "LOGITS"
-            with m.State("LOGITS"):
-                m.d.comb += [self.busy.eq(1), self.logits.valid.eq(1)]
-                with m.If(self.logits.ready):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == self._outputs - 1):
-                        m.d.sync += addr.eq(0)
-                        m.next = "IDLE"
-                    with m.Elif(lane == cols - 1):
-                        m.d.comb += self.mem_en.eq(1)
-                        m.d.sync += [lane.eq(0), addr.eq(addr + 1), row.eq(self.mem_data)]
-                    with m.Else():
-                        m.d.sync += lane.eq(lane + 1)
+        # The state machine is one-hot (a flag register per state), so that the handshake
+        # that sends the token reads a flag, not a decode of an encoded state.
+        idle = Signal(init=1)
+        sending, first, streaming = Signal(), Signal(), Signal()
+
+        def goto(state, new):
+            m.d.sync += [state.eq(0), new.eq(1)]
+
+        m.d.comb += self.busy.eq(~idle | self.start)
+        with m.If(idle & self.start):
+            goto(idle, sending)
+        with m.If(sending):
+            m.d.comb += self.next_token.valid.eq(settled)
+            with m.If(settled & self.next_token.ready):
+                m.d.comb += [self.sent.eq(1), self.mem_en.eq(1)]
+                m.d.sync += [index.eq(0), lane.eq(0), addr.eq(addr + 1)]
+                goto(sending, first)
+        with m.If(first):
+            m.d.comb += self.mem_en.eq(1)
+            m.d.sync += [row.eq(self.mem_data), addr.eq(addr + 1)]
+            goto(first, streaming)
+        with m.If(streaming):
+            m.d.comb += self.logits.valid.eq(1)
+            with m.If(self.logits.ready):
+                m.d.sync += index.eq(index + 1)
+                with m.If(index == self._outputs - 1):
+                    m.d.sync += addr.eq(0)
+                    goto(streaming, idle)
+                with m.Elif(lane == cols - 1):
+                    m.d.comb += self.mem_en.eq(1)
+                    m.d.sync += [lane.eq(0), addr.eq(addr + 1), row.eq(self.mem_data)]
+                with m.Else():
+                    m.d.sync += lane.eq(lane + 1)
         return m
 
 
