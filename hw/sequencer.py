@@ -241,6 +241,9 @@ class Sequencer(wiring.Component):
                 "cached": int(dest_kind != _DEST_SPIKES),
                 "dest_v": int(dest_kind == _DEST_VALUES),
                 "readout": int(kind == LayerKind.READOUT),
+                # decoded here, so that a request's fields read a bit, not a comparison
+                "embed": int(kind == LayerKind.EMBED),
+                "resadd": int(kind in (LayerKind.EMBED, LayerKind.RESIDUAL)),
                 "shift_sel": p.shifts.index(layer.shift) if kind == LayerKind.RESIDUAL else 0,
                 "q_base": source.base if kind == LayerKind.ATTENTION else 0,
                 "k_base": p.regions[layer.keys].base if layer.keys else 0,
@@ -280,8 +283,6 @@ class Sequencer(wiring.Component):
         lc = Signal(lc_layout, name="lc")
         layer_loop = _Loop("layer", len(p.layers), last=len(p.layers) - 1)
         layer, last_layer = layer_loop.value, layer_loop.at_last
-        kind = Signal(range(len(LayerKind)))
-        m.d.comb += kind.eq(lc.kind)
 
         w, tiles_d, dist = p.window, p.model_tiles, p.distances
         stride = p.timesteps * tiles_d
@@ -400,7 +401,7 @@ class Sequencer(wiring.Component):
             self.binary.eq(lc.binary),
             self.dest_v.eq(lc.dest_v),
             self.shift_sel.eq(lc.shift_sel),
-            self.attention.eq(kind == LayerKind.ATTENTION),
+            self.attention.eq(attn_layer),
             self.layer.eq(layer),
         ]
 
@@ -409,7 +410,7 @@ class Sequencer(wiring.Component):
         meta = req.meta
         tok = meta.token
         sreq = self.score_requests.payload
-        is_embed = kind == LayerKind.EMBED
+        is_embed = lc.embed
         with m.Switch(phase):
             with m.Case(_WORDS):
                 m.d.comb += [
@@ -428,7 +429,7 @@ class Sequencer(wiring.Component):
             with m.Case(_PRE):
                 m.d.comb += [tok.kind.eq(TokenKind.RESID), tok.addr.eq(res_addr)]
             with m.Case(_TAIL):
-                with m.If((kind == LayerKind.EMBED) | (kind == LayerKind.RESIDUAL)):
+                with m.If(lc.resadd):
                     m.d.comb += [tok.kind.eq(TokenKind.RESADD), tok.addr.eq(res_addr),
                                  tok.init.eq(is_embed)]
                     if p.scaled:  # the multiplier of this step
