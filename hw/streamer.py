@@ -172,7 +172,7 @@ class OutputStreamer(wiring.Component):
         index = Signal(range(self._outputs))
         lane = Signal(range(cols))
         addr = Signal.like(self.mem_addr)
-        row = Signal.like(self.mem_data)
+        row = Signal.like(self.mem_data, reset_less=True)  # read only once loaded
         m.d.comb += [self.logits.payload.eq(row[lane]), self.next_token.payload.eq(token)]
 
         # ``addr`` is the next row to read; it is always on ``mem_addr``, so that only the
@@ -195,9 +195,14 @@ class OutputStreamer(wiring.Component):
                 m.d.comb += [self.sent.eq(1), self.mem_en.eq(1)]
                 m.d.sync += [index.eq(0), lane.eq(0), addr.eq(addr + 1)]
                 goto(sending, first)
+        # ``row`` takes the read data in one place: after the token's read (FIRST) and as the
+        # last lane of a row leaves (the next row's read, issued a row ahead)
+        take_row = Signal()
+        with m.If(take_row):
+            m.d.sync += row.eq(self.mem_data)
         with m.If(first):
-            m.d.comb += self.mem_en.eq(1)
-            m.d.sync += [row.eq(self.mem_data), addr.eq(addr + 1)]
+            m.d.comb += [self.mem_en.eq(1), take_row.eq(1)]
+            m.d.sync += addr.eq(addr + 1)
             goto(first, streaming)
         with m.If(streaming):
             m.d.comb += self.logits.valid.eq(1)
@@ -207,8 +212,8 @@ class OutputStreamer(wiring.Component):
                     m.d.sync += addr.eq(0)
                     goto(streaming, idle)
                 with m.Elif(lane == cols - 1):
-                    m.d.comb += self.mem_en.eq(1)
-                    m.d.sync += [lane.eq(0), addr.eq(addr + 1), row.eq(self.mem_data)]
+                    m.d.comb += [self.mem_en.eq(1), take_row.eq(1)]
+                    m.d.sync += [lane.eq(0), addr.eq(addr + 1)]
                 with m.Else():
                     m.d.sync += lane.eq(lane + 1)
         return m
