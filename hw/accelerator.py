@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from .axi import axi_read_signature
 from .layout import spike_table_image
 from .params import SPIKE_COUNT_BITS, AcceleratorParams
-from .row import ACT_LATENCY, ArrayRow, logit_write_layout, spike_write_layout
+from .row import ACT_LATENCY, READ_AFTER_WRITE, ArrayRow, logit_write_layout, spike_write_layout
 from .scanner import Scanner, WordFetch, connect_fetch
 from .score import ScoreUnit
 from .sequencer import BEAT_BITS, SOURCE_ONE, Sequencer
@@ -34,7 +34,8 @@ class SystolicArray(wiring.Component):
 
     Row ``r``'s spike writes come out on ``spikes[r]``; the rows' logit writes are merged onto
     ``logits`` (READOUT tokens are at least ``R`` cycles apart); ``fired`` is the number of
-    non-zero spikes all rows wrote two cycles before.
+    non-zero spikes one FIRE wrote in all rows, the last row's two cycles before, and
+    ``fired_layer`` that FIRE's layer.
 
     Latency: :attr:`latency` = ``R + 4`` cycles until all effects of a token are visible.
     Throughput: one token per cycle.
@@ -47,14 +48,11 @@ class SystolicArray(wiring.Component):
         p = params
         super().__init__({
             "tokens": In(stream.Signature(token_layout(p), always_ready=True)),
-            "readout": In(1),
-            "binary": In(1),
-            "dest_v": In(1),
-            "shift_sel": In(range(len(p.shifts))),
             "spikes": Out(stream.Signature(spike_write_layout(p), always_ready=True)
                           ).array(p.rows),
             "logits": Out(stream.Signature(logit_write_layout(p), always_ready=True)),
             "fired": Out(range(p.pes + 1)),
+            "fired_layer": Out(range(len(p.layers))),
             # weights off chip: an EVENT's R words, with the token on ``tokens``
             **({"weights": In(data.ArrayLayout(unsigned(p.cols * p.weight_bits), p.rows))}
                if p.weights_offchip else {}),
@@ -63,6 +61,12 @@ class SystolicArray(wiring.Component):
     @property
     def latency(self) -> int:
         return self._params.rows - 1 + ACT_LATENCY + 1 + 1
+
+    @property
+    def read_after_write(self) -> int:
+        """Cycles between a RESADD and the first token that may read the residual it wrote,
+        both entering the array (:attr:`ArrayRow.read_after_write`; every row alike)."""
+        return READ_AFTER_WRITE
 
     def elaborate(self, platform):
         m = Module()
@@ -75,9 +79,6 @@ class SystolicArray(wiring.Component):
             m.submodules[f"row{r}"] = row
             wiring.connect(m, previous, row.tok_in)
             previous = row.tok_out
-            m.d.comb += [row.readout.eq(self.readout), row.binary.eq(self.binary),
-                         row.dest_v.eq(self.dest_v),
-                         row.shift_sel.eq(self.shift_sel)]
             wiring.connect(m, row.spikes, wiring.flipped(self.spikes[r]))
             if p.weights_offchip:  # row r acts on its word r + 1 cycles after row 0's token
                 word = self.weights[r]
@@ -89,9 +90,16 @@ class SystolicArray(wiring.Component):
             enable = row.logits.valid.replicate(len(row.logits.payload.as_value()))
             logit_payload = logit_payload | (row.logits.payload.as_value() & enable)
             logit_valid = logit_valid | row.logits.valid
-            fired = fired + row.fired
+            # row ``r`` writes a token's spikes ``r`` cycles after row 0: its count waits
+            # ``R - 1 - r`` cycles, so that the sum is one token's, that of the last row's FIRE
+            count = row.fired
+            for stage in range(p.rows - 1 - r):
+                delayed = Signal.like(count, name=f"fired{r}_{stage}")
+                m.d.sync += delayed.eq(count)
+                count = delayed
+            fired = fired + count
         m.d.comb += [self.logits.valid.eq(logit_valid), self.logits.payload.eq(logit_payload)]
-        m.d.sync += self.fired.eq(fired)
+        m.d.sync += [self.fired.eq(fired), self.fired_layer.eq(row.fired_layer)]
         return m
 
 
@@ -165,7 +173,8 @@ class Accelerator(wiring.Component):
         rows = p.rows
 
         m.submodules.array = array = SystolicArray(p)
-        m.submodules.sequencer = seq = Sequencer(p, drain=array.latency)
+        m.submodules.sequencer = seq = Sequencer(p, drain=array.latency,
+                                                   hazard=array.read_after_write)
         m.submodules.fetch = fetch = WordFetch(
             seq.meta_layout, lanes=p.lanes, sources=seq.sources, raddr_bits=p.raddr_bits)
         m.submodules.scanner = scanner = Scanner(
@@ -209,10 +218,6 @@ class Accelerator(wiring.Component):
             m.d.comb += [array.tokens.valid.eq(tokens.valid),
                          array.tokens.payload.eq(tokens.payload), seq.idle.eq(~busy)]
         m.d.comb += [
-            array.readout.eq(seq.readout),
-            array.binary.eq(seq.binary),
-            array.dest_v.eq(seq.dest_v),
-            array.shift_sel.eq(seq.shift_sel),
             streamer.start.eq(seq.output),
             seq.resume.eq(streamer.sent),
             seq.streaming.eq(streamer.busy),
@@ -259,15 +264,12 @@ class Accelerator(wiring.Component):
             m.d.comb += wf.flush.eq(beat)
         if p.bidirectional:
             arrived = beat & self.tokens.payload[8]
-        # ``fired`` lags the spikes by two cycles: the counts follow the layer number of two
-        # cycles before (the next layer's first spikes come far later than that).
-        layer_1, counted_layer = Signal.like(seq.layer), Signal.like(seq.layer)
-        m.d.sync += [layer_1.eq(seq.layer), counted_layer.eq(layer_1)]
+        # a FIRE's spikes count for its own layer: the next layer may have started meanwhile
         for index, layer in enumerate(p.spiking_layers):
             counter = self.spike_counts[index]
             with m.If(arrived):
                 m.d.sync += counter.eq(0)
-            with m.Elif(counted_layer == layer):
+            with m.Elif(array.fired_layer == layer):
                 m.d.sync += counter.eq(counter + array.fired)
 
         for index, profile in enumerate(self.layer_cycles):  # the cycle profile

@@ -18,13 +18,19 @@ from .neuron import NeuronLane, leak_layout
 from .params import AcceleratorParams, address_bits
 from .pe import PEOp, ProcessingElement
 from .shift import shift_round
-from .token import TokenKind, token_layout
+from .token import TokenKind, layer_flags, token_layout
 
-__all__ = ["ACT_LATENCY", "ArrayRow", "logit_write_layout", "spike_write_layout"]
+__all__ = ["ACT_LATENCY", "READ_AFTER_WRITE", "ArrayRow", "logit_write_layout",
+           "spike_write_layout"]
 
 #: Cycles from a token on ``tok_in`` to its PEs acting (bank read, bank data register, operand
 #: and neuron preparation).
 ACT_LATENCY = 3
+
+#: Cycles from a RESADD on ``tok_in`` to the first cycle in which a token on ``tok_in`` reads
+#: the residual it wrote (written in ``n + ACT_LATENCY + 1``; a read in that cycle reads the
+#: old word).
+READ_AFTER_WRITE = ACT_LATENCY + 2
 
 
 def spike_write_layout(p: AcceleratorParams) -> data.StructLayout:
@@ -63,7 +69,12 @@ class ArrayRow(wiring.Component):
       a program whose residual adds scale per step, ``shift(U)`` is the two terms
       ``Σ_j sign_j shift_round(U, e_j)`` of the token's ``scale`` set instead.
 
-    ``fired`` is the number of non-zero spikes the row wrote in the previous cycle.
+    What a token means in its layer (``readout``, ``binary``, ``dest_v``, ``shift_sel``) the row
+    decodes from its ``layer`` (:func:`hw.token.layer_flags`), so that tokens of two layers may
+    be in the row at once.
+
+    ``fired`` is the number of non-zero spikes the row wrote in the previous cycle, and
+    ``fired_layer`` the layer of the FIRE that wrote them.
 
     Latency: 1 cycle from ``tok_in`` to ``tok_out``. Throughput: one token per cycle.
     """
@@ -79,13 +90,10 @@ class ArrayRow(wiring.Component):
         super().__init__({
             "tok_in": In(tokens),
             "tok_out": Out(tokens),
-            "readout": In(1),
-            "binary": In(1),
-            "dest_v": In(1),
-            "shift_sel": In(range(len(params.shifts))),
             "spikes": Out(stream.Signature(spike_write_layout(params), always_ready=True)),
             "logits": Out(stream.Signature(logit_write_layout(params), always_ready=True)),
             "fired": Out(range(params.cols + 1)),
+            "fired_layer": Out(range(len(params.layers))),
             # weights off chip: an EVENT's word, in the cycle after the token on ``tok_in``
             **({"weight": In(unsigned(params.cols * params.weight_bits))}
                if params.weights_offchip else {}),
@@ -99,6 +107,12 @@ class ArrayRow(wiring.Component):
     def write_latency(self) -> int:
         """Cycles from ``tok_in`` to a FIRE's spikes or a RESADD's residual being written."""
         return ACT_LATENCY + 1
+
+    @property
+    def read_after_write(self) -> int:
+        """Cycles from a RESADD on ``tok_in`` to the first cycle in which a token on ``tok_in``
+        reads the residual it wrote: a bank read in the cycle of the write reads the old word."""
+        return READ_AFTER_WRITE
 
     def elaborate(self, platform):
         m = Module()
@@ -153,6 +167,12 @@ class ArrayRow(wiring.Component):
         m.d.comb += k1.eq(consts.data)
         m.d.sync += [tok1.eq(self.tok_out.payload),
                      kind1.eq(Mux(self.tok_out.valid, self.tok_out.payload.kind, TokenKind.SKIP))]
+        flags = layer_flags(p)  # what the token means in its layer
+        flags1 = Signal(flags[0].shape())
+        with m.Switch(tok1.layer):
+            for index, value in enumerate(flags):
+                with m.Case(index):
+                    m.d.comb += flags1.eq(value)
 
         # Stage 2: operands and operation; the lanes prepare from the constants.
         operand = Signal(data.ArrayLayout(signed(p.operand_bits), cols))
@@ -164,16 +184,18 @@ class ArrayRow(wiring.Component):
         logit_addr = Signal.like(self.logits.payload.addr)
         x2 = Signal.like(x1)
         res_addr2, init2 = Signal.like(tok1.addr), Signal()
+        dest_v2, shift2, layer2 = Signal(), Signal.like(flags1.shift_sel), Signal.like(tok1.layer)
         scale2 = Signal.like(tok1.scale) if p.scaled else None
         m.d.sync += [
-            fire.eq((kind1 == TokenKind.FIRE) & ~self.readout),
-            spiking.eq((kind1 == TokenKind.FIRE) & ~self.readout & ~tok1.last),
+            fire.eq((kind1 == TokenKind.FIRE) & ~flags1.readout),
+            spiking.eq((kind1 == TokenKind.FIRE) & ~flags1.readout & ~tok1.last),
             leaking.eq((kind1 == TokenKind.FIRE) & ~tok1.last),
             readout_tok.eq(kind1 == TokenKind.READOUT),
             resadd.eq(kind1 == TokenKind.RESADD),
             oaddr.eq(tok1.oaddr),
             logit_addr.eq(tok1.oaddr + r),
             x2.eq(x1), res_addr2.eq(tok1.addr), init2.eq(tok1.init),
+            dest_v2.eq(flags1.dest_v), shift2.eq(flags1.shift_sel), layer2.eq(tok1.layer),
         ]
         scale_terms = None
         if p.scaled:  # the RESADD's scale set, by the token's ``scale``
@@ -190,7 +212,7 @@ class ArrayRow(wiring.Component):
             with m.Case(TokenKind.EVENT, TokenKind.ATTN, TokenKind.RESID):
                 m.d.sync += op.eq(PEOp.ADD)
             with m.Case(TokenKind.FIRE):
-                m.d.sync += op.eq(Mux(tok1.last & ~self.readout, PEOp.CLEAR, PEOp.ADD))
+                m.d.sync += op.eq(Mux(tok1.last & ~flags1.readout, PEOp.CLEAR, PEOp.ADD))
             with m.Case(TokenKind.READOUT, TokenKind.RESADD):
                 m.d.sync += op.eq(PEOp.CLEAR)
             with m.Default():
@@ -225,8 +247,8 @@ class ArrayRow(wiring.Component):
                 lane.bias.eq(bias),
                 lane.threshold.eq(word[bb:bb + kb]),
                 lane.reset.eq(word[bb + kb:bb + 2 * kb]),
-                lane.readout.eq(self.readout),
-                lane.binary.eq(self.binary),
+                lane.readout.eq(flags1.readout),
+                lane.binary.eq(flags1.binary),
                 pe.op.eq(op),
                 pe.operand.eq(operand[col]),
                 pe.carry.eq(carry[col]),
@@ -258,15 +280,16 @@ class ArrayRow(wiring.Component):
         m.d.comb += [self.logits.valid.eq(readout_tok),
                      self.logits.payload.addr.eq(logit_addr)]
         spikes4 = Signal(data.ArrayLayout(unsigned(2), cols))
-        fire4, resadd4, init4 = Signal(), Signal(), Signal()
-        oaddr4, res_addr4 = Signal.like(oaddr), Signal.like(res_addr2)
+        fire4, resadd4, init4, dest_v4 = Signal(), Signal(), Signal(), Signal()
+        oaddr4, res_addr4, layer4 = Signal.like(oaddr), Signal.like(res_addr2), Signal.like(layer2)
         x4 = Signal.like(x2)
         shifted4 = Signal(data.ArrayLayout(signed(p.residual_bits), cols))
         m.d.sync += [fire4.eq(fire), resadd4.eq(resadd), init4.eq(init2), oaddr4.eq(oaddr),
-                     res_addr4.eq(res_addr2), x4.eq(x2)]
+                     res_addr4.eq(res_addr2), x4.eq(x2), dest_v4.eq(dest_v2),
+                     layer4.eq(layer2)]
         for col, (pe, lane) in enumerate(lanes):
             if scale_terms is None:
-                shifted = shift_round(m, pe.membrane, p.shifts, self.shift_sel,
+                shifted = shift_round(m, pe.membrane, p.shifts, shift2,
                                       p.residual_bits)
             else:
                 shifted = 0
@@ -278,12 +301,12 @@ class ArrayRow(wiring.Component):
 
         # Stage 4: the writes.
         m.d.comb += [
-            self.spikes.valid.eq(fire4 & ~self.dest_v),
+            self.spikes.valid.eq(fire4 & ~dest_v4),
             self.spikes.payload.addr.eq(oaddr4),
             self.spikes.payload.data.eq(spikes4),
         ]
         if p.attentions:
-            m.d.comb += [values.w_en.eq(fire4 & self.dest_v), values.w_addr.eq(oaddr4),
+            m.d.comb += [values.w_en.eq(fire4 & dest_v4), values.w_addr.eq(oaddr4),
                          values.w_data.eq(spikes4)]
         if p.has_residual:
             m.d.comb += [residual.w_en.eq(resadd4), residual.w_addr.eq(res_addr4)]
@@ -293,5 +316,5 @@ class ArrayRow(wiring.Component):
         nonzero = [spikes4[col][0] for col in range(cols)]
         # Registered here, summed over the rows (and registered again) by the array: the
         # 64-lane popcount of one cycle was the design's critical path on the ECP5.
-        m.d.sync += self.fired.eq(Mux(fire4, sum(nonzero), 0))
+        m.d.sync += [self.fired.eq(Mux(fire4, sum(nonzero), 0)), self.fired_layer.eq(layer4)]
         return m

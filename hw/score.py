@@ -13,8 +13,9 @@ becomes an ATTN token carrying the scores and the address of the key's cached va
 last key the request's FIRE token follows, in order.
 
 Latency: 6 cycles from a request to its first token (query read, first key read, key register,
-popcount, bias and ReLU, output register). Throughput: one key per cycle; a request is taken
-when the previous one has left the pipeline, so a request costs ``count + 6`` cycles.
+popcount, bias and ReLU, output register). Throughput: one key per cycle; a request is taken in
+the cycle after the previous one has read its last key (its keys and its FIRE still in the
+pipeline: the FIRE is kept in a register of its own), so a request costs ``count + 3`` cycles.
 """
 
 from __future__ import annotations
@@ -148,11 +149,13 @@ class ScoreUnit(wiring.Component):
         m.d.comb += [self.mem_addr.eq(Mux(query, req.q_addr, k_addr)), self.mem_en.eq(1)]
         pipeline_busy = Signal()
         m.d.comb += [
-            self.requests.ready.eq(~active & ~pipeline_busy),
+            self.requests.ready.eq(~active),
             self.busy.eq(active | pipeline_busy),
         ]
         # D: the read was issued last cycle; its data is on the port.
         valid_d, fire_d = Signal(), Signal()
+        # the request's FIRE, kept from its last key on: the next request may be taken then
+        fire_tok = Signal.like(req.fire)
         delta_d, vaddr_d = Signal.like(delta), Signal.like(v_addr)
         m.d.sync += [valid_d.eq(0), fire_d.eq(0), q_data.eq(active & query)]
         with m.If(self.requests.valid & self.requests.ready):
@@ -164,7 +167,7 @@ class ScoreUnit(wiring.Component):
         with m.Elif(active & query):
             m.d.sync += query.eq(0)
         with m.Elif(active & (left == 0)):
-            m.d.sync += [active.eq(0), valid_d.eq(1), fire_d.eq(1)]
+            m.d.sync += [active.eq(0), valid_d.eq(1), fire_d.eq(1), fire_tok.eq(req.fire)]
         with m.Elif(active):
             m.d.sync += [valid_d.eq(1), delta_d.eq(delta), vaddr_d.eq(v_addr),
                          left.eq(left - 1), delta.eq(delta + 1)]
@@ -229,7 +232,7 @@ class ScoreUnit(wiring.Component):
         tok = self.tokens.payload
         m.d.comb += self.tokens.valid.eq(valid4 & (fire4 | any4))
         with m.If(fire4):
-            m.d.comb += tok.eq(req.fire)
+            m.d.comb += tok.eq(fire_tok)
         with m.Else():
             m.d.comb += [tok.kind.eq(TokenKind.ATTN), tok.addr.eq(vaddr4), tok.scores.eq(scores4)]
         m.d.comb += pipeline_busy.eq(valid_d | valid2 | valid3 | valid4 | q_data)

@@ -10,9 +10,10 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
 from .checks import positive_int
-from .params import AcceleratorParams, address_bits
+from .params import AcceleratorParams, LayerKind, address_bits
 
-__all__ = ["TokenKind", "meta_layout", "request_layout", "token_layout", "word_layout"]
+__all__ = ["TokenKind", "layer_flags", "meta_layout", "request_layout", "token_layout",
+           "word_layout"]
 
 
 class TokenKind(enum.Enum, shape=3):
@@ -33,9 +34,13 @@ def token_layout(p: AcceleratorParams) -> data.StructLayout:
     address), ``oaddr`` (spike bank, V bank or logit memory), an ATTN's per-head scores and,
     in a program whose neurons leak, a FIRE's ``leak`` (its index in
     :attr:`AcceleratorParams.leak_sets`) and, in a program whose residual adds scale per step,
-    a RESADD's ``scale`` (its index in :attr:`AcceleratorParams.scale_sets`)."""
+    a RESADD's ``scale`` (its index in :attr:`AcceleratorParams.scale_sets`); and ``layer``, the
+    index of the layer that sent it, from which a row decodes what the token means in that
+    layer (:func:`layer_flags`): a layer may start while the previous one's tokens are still
+    in the array."""
     fields = {
         "kind": TokenKind,
+        "layer": range(len(p.layers)),
         "neg": 1,
         "last": 1,
         "init": 1,
@@ -48,6 +53,21 @@ def token_layout(p: AcceleratorParams) -> data.StructLayout:
     if p.scaled:
         fields["scale"] = unsigned(address_bits(len(p.scale_sets)))
     return data.StructLayout(fields)
+
+
+def layer_flags(p: AcceleratorParams) -> tuple[data.Const, ...]:
+    """Per layer, what a row reads of its tokens' layer: ``readout`` (a FIRE adds the bias and
+    spikes nothing), ``binary`` (no ``-1`` spikes), ``dest_v`` (a FIRE writes the V bank) and
+    ``shift_sel`` (a RESADD's shift, its index in :attr:`AcceleratorParams.shifts`)."""
+    layout = data.StructLayout({"readout": 1, "binary": 1, "dest_v": 1,
+                                "shift_sel": range(len(p.shifts))})
+    regions = p.regions
+    return tuple(layout.const({
+        "readout": int(layer.kind == LayerKind.READOUT),
+        "binary": int(layer.binary),
+        "dest_v": int(layer.dest is not None and regions[layer.dest].v_bank),
+        "shift_sel": p.shifts.index(layer.shift) if layer.kind == LayerKind.RESIDUAL else 0,
+    }) for layer in p.layers)
 
 
 def meta_layout(token: data.StructLayout, lanes: int) -> data.StructLayout:
