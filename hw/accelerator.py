@@ -12,13 +12,13 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import axi_read_signature
 from .layout import spike_table_image
-from .params import SPIKE_COUNT_BITS, AcceleratorParams
-from .row import ACT_LATENCY, READ_AFTER_WRITE, ArrayRow, logit_write_layout, spike_write_layout
+from .params import ACT_LATENCY, SPIKE_COUNT_BITS, AcceleratorParams
+from .row import ArrayRow, logit_write_layout, spike_write_layout
 from .scanner import Scanner, WordFetch, connect_fetch
 from .score import ScoreUnit
 from .sequencer import BEAT_BITS, SOURCE_ONE, Sequencer
 from .streamer import OutputStreamer, logit_memory
-from .token import token_layout
+from .token import layer_flags, token_layout
 from .weightfetch import WeightFetch
 
 __all__ = ["LAYER_CYCLES", "Accelerator", "SystolicArray"]
@@ -34,8 +34,9 @@ class SystolicArray(wiring.Component):
 
     Row ``r``'s spike writes come out on ``spikes[r]``; the rows' logit writes are merged onto
     ``logits`` (READOUT tokens are at least ``R`` cycles apart); ``fired`` is the number of
-    non-zero spikes one FIRE wrote in all rows, the last row's two cycles before, and
-    ``fired_layer`` that FIRE's layer.
+    non-zero spikes all rows wrote two cycles before. In a program whose tokens carry their
+    layer (:attr:`AcceleratorParams.overlapping`) it is one FIRE's, the last row's two cycles
+    before, and ``fired_layer`` that FIRE's layer; otherwise every row reads ``flags``.
 
     Latency: :attr:`latency` = ``R + 4`` cycles until all effects of a token are visible.
     Throughput: one token per cycle.
@@ -52,7 +53,8 @@ class SystolicArray(wiring.Component):
                           ).array(p.rows),
             "logits": Out(stream.Signature(logit_write_layout(p), always_ready=True)),
             "fired": Out(range(p.pes + 1)),
-            "fired_layer": Out(range(len(p.layers))),
+            **({"fired_layer": Out(range(len(p.layers)))} if p.overlapping else
+               {"flags": In(layer_flags(p)[0].shape())}),
             # weights off chip: an EVENT's R words, with the token on ``tokens``
             **({"weights": In(data.ArrayLayout(unsigned(p.cols * p.weight_bits), p.rows))}
                if p.weights_offchip else {}),
@@ -61,12 +63,6 @@ class SystolicArray(wiring.Component):
     @property
     def latency(self) -> int:
         return self._params.rows - 1 + ACT_LATENCY + 1 + 1
-
-    @property
-    def read_after_write(self) -> int:
-        """Cycles between a RESADD and the first token that may read the residual it wrote,
-        both entering the array (:attr:`ArrayRow.read_after_write`; every row alike)."""
-        return READ_AFTER_WRITE
 
     def elaborate(self, platform):
         m = Module()
@@ -79,6 +75,8 @@ class SystolicArray(wiring.Component):
             m.submodules[f"row{r}"] = row
             wiring.connect(m, previous, row.tok_in)
             previous = row.tok_out
+            if not p.overlapping:
+                m.d.comb += row.flags.eq(self.flags)
             wiring.connect(m, row.spikes, wiring.flipped(self.spikes[r]))
             if p.weights_offchip:  # row r acts on its word r + 1 cycles after row 0's token
                 word = self.weights[r]
@@ -90,16 +88,19 @@ class SystolicArray(wiring.Component):
             enable = row.logits.valid.replicate(len(row.logits.payload.as_value()))
             logit_payload = logit_payload | (row.logits.payload.as_value() & enable)
             logit_valid = logit_valid | row.logits.valid
-            # row ``r`` writes a token's spikes ``r`` cycles after row 0: its count waits
-            # ``R - 1 - r`` cycles, so that the sum is one token's, that of the last row's FIRE
+            # with tokens of two layers in the array, row ``r`` writes a token's spikes ``r``
+            # cycles after row 0: its count waits ``R - 1 - r`` cycles, so that the sum is one
+            # token's, that of the last row's FIRE
             count = row.fired
-            for stage in range(p.rows - 1 - r):
+            for stage in range(p.rows - 1 - r if p.overlapping else 0):
                 delayed = Signal.like(count, name=f"fired{r}_{stage}")
                 m.d.sync += delayed.eq(count)
                 count = delayed
             fired = fired + count
         m.d.comb += [self.logits.valid.eq(logit_valid), self.logits.payload.eq(logit_payload)]
-        m.d.sync += [self.fired.eq(fired), self.fired_layer.eq(row.fired_layer)]
+        m.d.sync += self.fired.eq(fired)
+        if p.overlapping:
+            m.d.sync += self.fired_layer.eq(row.fired_layer)
         return m
 
 
@@ -173,8 +174,7 @@ class Accelerator(wiring.Component):
         rows = p.rows
 
         m.submodules.array = array = SystolicArray(p)
-        m.submodules.sequencer = seq = Sequencer(p, drain=array.latency,
-                                                   hazard=array.read_after_write)
+        m.submodules.sequencer = seq = Sequencer(p, drain=array.latency)
         m.submodules.fetch = fetch = WordFetch(
             seq.meta_layout, lanes=p.lanes, sources=seq.sources, raddr_bits=p.raddr_bits)
         m.submodules.scanner = scanner = Scanner(
@@ -264,12 +264,19 @@ class Accelerator(wiring.Component):
             m.d.comb += wf.flush.eq(beat)
         if p.bidirectional:
             arrived = beat & self.tokens.payload[8]
-        # a FIRE's spikes count for its own layer: the next layer may have started meanwhile
+        # A FIRE's spikes count for its own layer: ``fired_layer``, or where the tokens do not
+        # carry it (every layer drains before the next), the layer of two cycles before.
+        if p.overlapping:
+            counted_layer = array.fired_layer
+        else:
+            layer_1, counted_layer = Signal.like(seq.layer), Signal.like(seq.layer)
+            m.d.sync += [layer_1.eq(seq.layer), counted_layer.eq(layer_1)]
+            m.d.comb += array.flags.eq(seq.flags)
         for index, layer in enumerate(p.spiking_layers):
             counter = self.spike_counts[index]
             with m.If(arrived):
                 m.d.sync += counter.eq(0)
-            with m.Elif(array.fired_layer == layer):
+            with m.Elif(counted_layer == layer):
                 m.d.sync += counter.eq(counter + array.fired)
 
         for index, profile in enumerate(self.layer_cycles):  # the cycle profile

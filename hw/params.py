@@ -26,6 +26,15 @@ logger = logging.getLogger(__name__)
 
 VOCAB = 256
 SPIKE_COUNT_BITS = 24
+
+#: Cycles from a token entering an array row to its PEs acting (bank read, bank data register,
+#: operand and neuron preparation): :class:`hw.row.ArrayRow`'s timing.
+ACT_LATENCY = 3
+
+#: Cycles from a RESADD entering a row to the first cycle in which a token entering the row
+#: reads the residual it wrote (written ``ACT_LATENCY + 1`` cycles after it entered; a read in
+#: that cycle reads the old word).
+READ_AFTER_WRITE = ACT_LATENCY + 2
 MAX_BURST = 256
 """Beats of the longest AXI4 INCR burst."""
 
@@ -378,6 +387,28 @@ class AcceleratorParams:
         object.__setattr__(self, "_v_depth", max(1, v_top))
         return out
 
+    def words(self, index: int) -> int:
+        """The word requests of layer ``index`` per tile and step: the input's words of ``C``
+        lanes (a LINEAR of the spike table: one per context byte; EMBED, NORM, ATTENTION: 1)."""
+        layer = self.layers[index]
+        if layer.table:
+            return self.context
+        if layer.kind in (LayerKind.LINEAR, LayerKind.RESIDUAL, LayerKind.READOUT):
+            return -(-layer.n_in // self.cols)
+        return 1
+
+    @cached_property
+    def overlaps(self) -> tuple[bool, ...]:
+        """Per layer, whether the next layer starts at once, without waiting for this one to
+        leave the pipeline (:func:`_overlaps`)."""
+        return _overlaps(self)
+
+    @property
+    def overlapping(self) -> bool:
+        """Whether tokens of two layers may share the pipeline: then every token carries its
+        layer (:func:`hw.token.token_layout`)."""
+        return any(self.overlaps)
+
     @property
     def spike_depth(self) -> int:
         """Rows of each spike bank (plain tensors and key caches)."""
@@ -665,3 +696,66 @@ class AcceleratorParams:
                              f" {self.membrane_bits}")
         if self.residual_bits > self.membrane_bits:
             raise ValueError("residual_bits must not exceed membrane_bits")
+
+
+def _overlaps(p: AcceleratorParams) -> tuple[bool, ...]:
+    """Per layer, whether the next layer may start while this one's tokens (and those of the
+    layers that started the same way before it) are still in the pipeline, instead of after
+    the drain.
+
+    The next layer may start unless
+
+    - either is an ATTENTION (the score unit reads the banks, and its FIRE comes late);
+    - it reads a spike tensor or cache that one of those layers writes (the word fetch would
+      read it before the FIRE has written it);
+    - it reads the residual (a NORM's RESID, a RESIDUAL's RESADD) fewer than
+      :data:`READ_AFTER_WRITE` cycles, at the least, after one of those layers' RESADD to the
+      same tile and step;
+    - an encoder's pass runs the layer but not the next (it would then skip to a later one).
+
+    Tokens reach the array in order, one a cycle at most; what a tile and step of a layer
+    sends is at least its FIRE, RESID, RESADD or an embedding's one EVENT each one cycle, and
+    each word one cycle (the scanner spends one on a word without a spike; not with the
+    weights off chip, whose FIFO closes those gaps)."""
+    layers = p.layers
+    word_cycles = 0 if p.weights_offchip else 1
+    steps = p.timesteps
+
+    def per_step(index):  # the cycles that tile and step sends at the least: (before, all)
+        layer = layers[index]
+        sent = 1 if layer.kind == LayerKind.EMBED else p.words(index) * word_cycles
+        if layer.kind == LayerKind.NORM:
+            return 0, 2  # RESID (the read) and FIRE
+        return sent, sent + 1  # the words and the tail: the read or write is the tail
+
+    def residual(layer):  # (reads it, writes it)
+        kind = layer.kind
+        return kind in (LayerKind.NORM, LayerKind.RESIDUAL), kind in (LayerKind.EMBED,
+                                                                   LayerKind.RESIDUAL)
+
+    result = [False] * len(layers)
+    chain = [0]  # the layers whose tokens may still be in the pipeline
+    for index in range(len(layers) - 1):
+        nxt = layers[index + 1]
+        ok = LayerKind.ATTENTION not in (layers[index].kind, nxt.kind)
+        reads = {None if nxt.table else nxt.source, nxt.keys, nxt.values} - {None}
+        ok = ok and not reads & {layers[j].dest for j in chain}
+        if p.bidirectional:
+            ok = ok and all(runs(index + 1) or not runs(index)
+                            for runs in (p.runs_in_prefill, p.runs_in_query))
+        if ok and residual(nxt)[0]:
+            for j in (j for j in chain if residual(layers[j])[1]):
+                cycles = p.tiles[j] * steps
+                if p.tiles[index + 1] != p.tiles[j]:
+                    ok = False
+                    break
+                between = sum(p.tiles[b] * steps * per_step(b)[1]
+                              for b in chain if b > j)
+                before, every = per_step(index + 1)
+                # first and last tile and step: the distance is linear in between
+                gaps = [(cycles - 1 - k) * per_step(j)[1] + between + k * every + before + 1
+                        for k in (0, cycles - 1)]
+                ok = ok and min(gaps) >= READ_AFTER_WRITE
+        result[index] = ok
+        chain = [*chain, index + 1] if ok else [index + 1]
+    return tuple(result)

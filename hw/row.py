@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from .bank import RegisteredBank
 from .layout import const_bank_images, const_lane_bits, weight_bank_images
 from .neuron import NeuronLane, leak_layout
-from .params import AcceleratorParams, address_bits
+from .params import ACT_LATENCY, READ_AFTER_WRITE, AcceleratorParams, address_bits
 from .pe import PEOp, ProcessingElement
 from .shift import shift_round
 from .token import TokenKind, layer_flags, token_layout
@@ -23,14 +23,6 @@ from .token import TokenKind, layer_flags, token_layout
 __all__ = ["ACT_LATENCY", "READ_AFTER_WRITE", "ArrayRow", "logit_write_layout",
            "spike_write_layout"]
 
-#: Cycles from a token on ``tok_in`` to its PEs acting (bank read, bank data register, operand
-#: and neuron preparation).
-ACT_LATENCY = 3
-
-#: Cycles from a RESADD on ``tok_in`` to the first cycle in which a token on ``tok_in`` reads
-#: the residual it wrote (written in ``n + ACT_LATENCY + 1``; a read in that cycle reads the
-#: old word).
-READ_AFTER_WRITE = ACT_LATENCY + 2
 
 
 def spike_write_layout(p: AcceleratorParams) -> data.StructLayout:
@@ -69,12 +61,13 @@ class ArrayRow(wiring.Component):
       a program whose residual adds scale per step, ``shift(U)`` is the two terms
       ``Σ_j sign_j shift_round(U, e_j)`` of the token's ``scale`` set instead.
 
-    What a token means in its layer (``readout``, ``binary``, ``dest_v``, ``shift_sel``) the row
-    decodes from its ``layer`` (:func:`hw.token.layer_flags`), so that tokens of two layers may
-    be in the row at once.
+    What a token means in its layer (``readout``, ``binary``, ``dest_v``, ``shift_sel``:
+    :func:`hw.token.layer_flags`) the row decodes from the token's ``layer`` in a program in
+    which tokens of two layers may be in the array at once
+    (:attr:`AcceleratorParams.overlapping`), and otherwise reads on ``flags``.
 
     ``fired`` is the number of non-zero spikes the row wrote in the previous cycle, and
-    ``fired_layer`` the layer of the FIRE that wrote them.
+    ``fired_layer`` (with tokens that carry their layer) the layer of the FIRE that wrote them.
 
     Latency: 1 cycle from ``tok_in`` to ``tok_out``. Throughput: one token per cycle.
     """
@@ -93,7 +86,9 @@ class ArrayRow(wiring.Component):
             "spikes": Out(stream.Signature(spike_write_layout(params), always_ready=True)),
             "logits": Out(stream.Signature(logit_write_layout(params), always_ready=True)),
             "fired": Out(range(params.cols + 1)),
-            "fired_layer": Out(range(len(params.layers))),
+            # tokens carry their layer, or all tokens in the array are the running layer's
+            **({"fired_layer": Out(range(len(params.layers)))} if params.overlapping else
+               {"flags": In(layer_flags(params)[0].shape())}),
             # weights off chip: an EVENT's word, in the cycle after the token on ``tok_in``
             **({"weight": In(unsigned(params.cols * params.weight_bits))}
                if params.weights_offchip else {}),
@@ -169,10 +164,13 @@ class ArrayRow(wiring.Component):
                      kind1.eq(Mux(self.tok_out.valid, self.tok_out.payload.kind, TokenKind.SKIP))]
         flags = layer_flags(p)  # what the token means in its layer
         flags1 = Signal(flags[0].shape())
-        with m.Switch(tok1.layer):
-            for index, value in enumerate(flags):
-                with m.Case(index):
-                    m.d.comb += flags1.eq(value)
+        if p.overlapping:
+            with m.Switch(tok1.layer):
+                for index, value in enumerate(flags):
+                    with m.Case(index):
+                        m.d.comb += flags1.eq(value)
+        else:
+            m.d.comb += flags1.eq(self.flags)
 
         # Stage 2: operands and operation; the lanes prepare from the constants.
         operand = Signal(data.ArrayLayout(signed(p.operand_bits), cols))
@@ -184,7 +182,7 @@ class ArrayRow(wiring.Component):
         logit_addr = Signal.like(self.logits.payload.addr)
         x2 = Signal.like(x1)
         res_addr2, init2 = Signal.like(tok1.addr), Signal()
-        dest_v2, shift2, layer2 = Signal(), Signal.like(flags1.shift_sel), Signal.like(tok1.layer)
+        dest_v2, shift2 = Signal(), Signal.like(flags1.shift_sel)
         scale2 = Signal.like(tok1.scale) if p.scaled else None
         m.d.sync += [
             fire.eq((kind1 == TokenKind.FIRE) & ~flags1.readout),
@@ -195,7 +193,7 @@ class ArrayRow(wiring.Component):
             oaddr.eq(tok1.oaddr),
             logit_addr.eq(tok1.oaddr + r),
             x2.eq(x1), res_addr2.eq(tok1.addr), init2.eq(tok1.init),
-            dest_v2.eq(flags1.dest_v), shift2.eq(flags1.shift_sel), layer2.eq(tok1.layer),
+            dest_v2.eq(flags1.dest_v), shift2.eq(flags1.shift_sel),
         ]
         scale_terms = None
         if p.scaled:  # the RESADD's scale set, by the token's ``scale``
@@ -281,12 +279,11 @@ class ArrayRow(wiring.Component):
                      self.logits.payload.addr.eq(logit_addr)]
         spikes4 = Signal(data.ArrayLayout(unsigned(2), cols))
         fire4, resadd4, init4, dest_v4 = Signal(), Signal(), Signal(), Signal()
-        oaddr4, res_addr4, layer4 = Signal.like(oaddr), Signal.like(res_addr2), Signal.like(layer2)
+        oaddr4, res_addr4 = Signal.like(oaddr), Signal.like(res_addr2)
         x4 = Signal.like(x2)
         shifted4 = Signal(data.ArrayLayout(signed(p.residual_bits), cols))
         m.d.sync += [fire4.eq(fire), resadd4.eq(resadd), init4.eq(init2), oaddr4.eq(oaddr),
-                     res_addr4.eq(res_addr2), x4.eq(x2), dest_v4.eq(dest_v2),
-                     layer4.eq(layer2)]
+                     res_addr4.eq(res_addr2), x4.eq(x2), dest_v4.eq(dest_v2)]
         for col, (pe, lane) in enumerate(lanes):
             if scale_terms is None:
                 shifted = shift_round(m, pe.membrane, p.shifts, shift2,
@@ -316,5 +313,12 @@ class ArrayRow(wiring.Component):
         nonzero = [spikes4[col][0] for col in range(cols)]
         # Registered here, summed over the rows (and registered again) by the array: the
         # 64-lane popcount of one cycle was the design's critical path on the ECP5.
-        m.d.sync += [self.fired.eq(Mux(fire4, sum(nonzero), 0)), self.fired_layer.eq(layer4)]
+        m.d.sync += self.fired.eq(Mux(fire4, sum(nonzero), 0))
+        if p.overlapping:  # the FIRE's layer, three cycles behind ``tok1``
+            layer = tok1.layer
+            for stage in range(3):
+                delayed = Signal.like(layer, name=f"layer{stage + 2}")
+                m.d.sync += delayed.eq(layer)
+                layer = delayed
+            m.d.comb += self.fired_layer.eq(layer)
         return m

@@ -15,12 +15,12 @@ depends on the layer's kind (docs/architecture.md, "The layer program"):
 
 Between layers it waits until the pipeline is idle and then ``drain`` more cycles (the next
 layer reads what this one wrote), unless the next layer reads nothing that a layer still in the
-pipeline writes: then it starts at once (:func:`overlaps`; every token carries its layer, so
-that the array tells the two layers' tokens apart). A READOUT layer also waits while the
-previous byte's logits are still streaming out of the logit memory (``streaming``): the next
-token leaves before them, so the next byte may start meanwhile. The current position's key/value
-slot and the number of keys it sees advance with every byte and start again on a byte flagged
-``restart``.
+pipeline writes: then it starts at once (:attr:`AcceleratorParams.overlaps`; every token then
+carries its layer, so that the array tells the two layers' tokens apart). A READOUT layer also
+waits while the previous byte's logits are still streaming out of the logit memory
+(``streaming``): the next token leaves before them, so the next byte may start meanwhile. The
+current position's key/value slot and the number of keys it sees advance with every byte and
+start again on a byte flagged ``restart``.
 
 An encoder's program (a bidirectional attention) takes its sequence twice: first every byte
 flagged ``prefill``, which runs the layers before the attention (the keys and values of every
@@ -45,9 +45,9 @@ from amaranth.lib.wiring import In, Out
 from .checks import positive_int
 from .params import AcceleratorParams, LayerKind, address_bits
 from .score import score_request_layout
-from .token import TokenKind, meta_layout, request_layout, token_layout
+from .token import TokenKind, layer_flags, meta_layout, request_layout, token_layout
 
-__all__ = ["BEAT_BITS", "SOURCE_ONE", "Sequencer", "overlaps"]
+__all__ = ["BEAT_BITS", "SOURCE_ONE", "Sequencer"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,70 +140,6 @@ def _one_hot_moves(m: Module, enable, moves) -> None:
             m.d.sync += register.eq(value)
 
 
-def overlaps(p: AcceleratorParams, words: list[int], hazard: int) -> list[bool]:
-    """Per layer, whether the next layer may start while this one's tokens (and those of the
-    layers that started the same way before it) are still in the pipeline, instead of after
-    the drain. ``words``: the word requests of each layer per tile and step; ``hazard``: the
-    cycles between a RESADD and the first token that may read its residual, both entering
-    the array (:attr:`hw.accelerator.SystolicArray.read_after_write`).
-
-    The next layer may start unless
-
-    - either is an ATTENTION (the score unit reads the banks, and its FIRE comes late);
-    - it reads a spike tensor or cache that one of those layers writes (the word fetch would
-      read it before the FIRE has written it);
-    - it reads the residual (a NORM's RESID, a RESIDUAL's RESADD) fewer than ``hazard``
-      cycles, at the least, after one of those layers' RESADD to the same tile and step;
-    - an encoder's pass runs the layer but not the next (it would then skip to a later one).
-
-    Tokens reach the array in order, one a cycle at most; what a tile and step of a layer
-    sends is at least its FIRE, RESID, RESADD or an embedding's one EVENT each one cycle, and
-    each word one cycle (the scanner spends one on a word without a spike; not with the
-    weights off chip, whose FIFO closes those gaps)."""
-    layers = p.layers
-    word_cycles = 0 if p.weights_offchip else 1
-    steps = p.timesteps
-
-    def per_step(index):  # the cycles that tile and step sends at the least: (before, all)
-        layer = layers[index]
-        sent = 1 if layer.kind == LayerKind.EMBED else words[index] * word_cycles
-        if layer.kind == LayerKind.NORM:
-            return 0, 2  # RESID (the read) and FIRE
-        return sent, sent + 1  # the words and the tail: the read or write is the tail
-
-    def residual(layer):  # (reads it, writes it)
-        kind = layer.kind
-        return kind in (LayerKind.NORM, LayerKind.RESIDUAL), kind in (LayerKind.EMBED,
-                                                                   LayerKind.RESIDUAL)
-
-    result = [False] * len(layers)
-    chain = [0]  # the layers whose tokens may still be in the pipeline
-    for index in range(len(layers) - 1):
-        nxt = layers[index + 1]
-        ok = LayerKind.ATTENTION not in (layers[index].kind, nxt.kind)
-        reads = {None if nxt.table else nxt.source, nxt.keys, nxt.values} - {None}
-        ok = ok and not reads & {layers[j].dest for j in chain}
-        if p.bidirectional:
-            ok = ok and all(runs(index + 1) or not runs(index)
-                            for runs in (p.runs_in_prefill, p.runs_in_query))
-        if ok and residual(nxt)[0]:
-            for j in (j for j in chain if residual(layers[j])[1]):
-                cycles = p.tiles[j] * steps
-                if p.tiles[index + 1] != p.tiles[j]:
-                    ok = False
-                    break
-                between = sum(p.tiles[b] * steps * per_step(b)[1]
-                              for b in chain if b > j)
-                before, every = per_step(index + 1)
-                # first and last tile and step: the distance is linear in between
-                gaps = [(cycles - 1 - k) * per_step(j)[1] + between + k * every + before + 1
-                        for k in (0, cycles - 1)]
-                ok = ok and min(gaps) >= hazard
-        result[index] = ok
-        chain = [*chain, index + 1] if ok else [index + 1]
-    return result
-
-
 class Sequencer(wiring.Component):
     """Runs the program for every byte (see the module docstring).
 
@@ -215,6 +151,8 @@ class Sequencer(wiring.Component):
     requests : Out(stream.Signature(request_layout))  -- to the word fetch and the scanner
     score_requests : Out(stream.Signature(score_request_layout))  -- to the score unit
     idle : In(1)  -- fetch, scanner and score unit hold nothing
+    flags : Out(StructLayout)  -- what the running layer's tokens mean to the rows
+        (:func:`hw.token.layer_flags`), for a program whose tokens do not carry their layer
     attention : Out(1)  -- the running layer is an ATTENTION (the score unit reads the banks)
     layer : Out  -- index of the running layer (its requests' tokens carry it)
     running, draining : Out(1)  -- the program is issuing the layer's requests (states LAYER
@@ -225,12 +163,11 @@ class Sequencer(wiring.Component):
     pool_add : Out(1)  -- the READOUT adds to the logit memory (an encoder's later positions)
     """
 
-    def __init__(self, params: AcceleratorParams, *, drain: int, hazard: int):
+    def __init__(self, params: AcceleratorParams, *, drain: int):
         if not isinstance(params, AcceleratorParams):
             raise TypeError(f"params must be an AcceleratorParams, not {params!r}")
         self._params = params
         self._drain = positive_int("drain", drain)
-        self._hazard = positive_int("hazard", hazard)
         p = params
         self._meta_layout = meta_layout(token_layout(p), p.lanes)
         self._request_layout = request_layout(self._meta_layout, self.sources, p.raddr_bits)
@@ -239,6 +176,7 @@ class Sequencer(wiring.Component):
             "requests": Out(stream.Signature(self._request_layout)),
             "score_requests": Out(stream.Signature(score_request_layout(p))),
             "idle": In(1),
+            "flags": Out(layer_flags(p)[0].shape()),
             "attention": Out(1),
             "layer": Out(range(len(p.layers))),
             "running": Out(1),
@@ -269,15 +207,14 @@ class Sequencer(wiring.Component):
         p = self._params
         consts = []
         attention = 0
+        flags = [{name: int(value[name]) for name in value.shape().members}
+                 for value in layer_flags(p)]
         score_steps = p.timesteps if p.score_per_step else 1
         for index, layer in enumerate(p.layers):
             kind = layer.kind
             source = p.regions.get(layer.source) if layer.source else None
             dest = p.regions.get(layer.dest) if layer.dest else None
-            words = -(-layer.n_in // p.cols) if kind in (
-                LayerKind.LINEAR, LayerKind.RESIDUAL, LayerKind.READOUT) else 1
-            if layer.table:  # one word of E lanes per context byte, every step
-                words = p.context
+            words = p.words(index)
             n_in = layer.n_in
             c = {
                 "kind": int(kind),
@@ -307,7 +244,9 @@ class Sequencer(wiring.Component):
                 "cstep": p.tiles[index] * (p.window if kind == LayerKind.ATTENTION else 1)
                 if layer.per_step else 0,
                 "leak": p.leak_bases[index],
+                "overlap": int(p.overlaps[index]),
             }
+            c.update(flags[index])  # what its tokens mean to the rows (``flags``)
             if p.score_per_step:  # bias ROM rows from one step to the next
                 c["bstep"] = p.model_tiles * p.distances if kind == LayerKind.ATTENTION else 0
             if p.scaled:  # the RESADD's scale set (step 0) and whether it moves per step
@@ -320,9 +259,6 @@ class Sequencer(wiring.Component):
             if kind == LayerKind.ATTENTION:
                 attention += 1
             consts.append(c)
-        for c, overlap in zip(consts, overlaps(p, [c["words_last"] + 1 for c in consts],
-                                                self._hazard), strict=True):
-            c["overlap"] = int(overlap)
         return consts
 
     def elaborate(self, platform):
@@ -453,6 +389,7 @@ class Sequencer(wiring.Component):
             return step_loop.restart(p.timesteps - 1)
 
         m.d.comb += [
+            *(self.flags[name].eq(lc[name]) for name in self.flags.shape().members),
             self.attention.eq(attn_layer),
             self.layer.eq(layer),
         ]
@@ -463,7 +400,8 @@ class Sequencer(wiring.Component):
         tok = meta.token
         sreq = self.score_requests.payload
         is_embed = lc.embed
-        m.d.comb += [tok.layer.eq(layer), sreq.fire.layer.eq(layer)]
+        if p.overlapping:
+            m.d.comb += [tok.layer.eq(layer), sreq.fire.layer.eq(layer)]
         with m.Switch(phase):
             with m.Case(_WORDS):
                 m.d.comb += [

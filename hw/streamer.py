@@ -108,16 +108,21 @@ class OutputStreamer(wiring.Component):
         # ``addr * C`` as shifted adds: a constant product must not become a multiplier
         m.d.comb += base.eq(sum(self.writes.payload.addr << k
                                 for k in range(cols.bit_length()) if cols >> k & 1))
+        addr = self.writes.payload.addr
+
+        def below(n):  # ``base < n``, i.e. ``addr < ceil(n / C)``: a comparison, no adder
+            return addr < max(0, -(-n // cols))
+
         for lane in range(cols):  # stage 0: the row, lanes past the last output masked
             leaf = Signal(node, name=f"leaf{lane}")
-            m.d.sync += [leaf.valid.eq(self.writes.valid & (base + lane < self._outputs)),
+            m.d.sync += [leaf.valid.eq(self.writes.valid & below(self._outputs - lane)),
                          leaf.value.eq(self.writes.payload.data[lane]),
                          leaf.index.eq(base + lane)]
             level.append(leaf)
         # ``settled`` comes from a register: a register is valid in the next cycle if it
         # fills now, from a write (a leaf) or from a valid register before it; so ``busy`` is
         # any register valid now. Only a write to a row with a logit to compare fills a leaf.
-        fills = [self.writes.valid & (base < self._outputs)]
+        fills = [self.writes.valid & below(self._outputs)]
         depth = 0
         while len(level) > 1:  # pairs, lower index on the left
             depth += 1
@@ -193,16 +198,16 @@ class OutputStreamer(wiring.Component):
             m.d.comb += self.next_token.valid.eq(settled)
             with m.If(settled & self.next_token.ready):
                 m.d.comb += [self.sent.eq(1), self.mem_en.eq(1)]
-                m.d.sync += [index.eq(0), lane.eq(0), addr.eq(addr + 1)]
+                m.d.sync += addr.eq(addr + 1)
                 goto(sending, first)
         # ``row`` takes the read data in one place: after the token's read (FIRST) and as the
         # last lane of a row leaves (the next row's read, issued a row ahead)
         take_row = Signal()
         with m.If(take_row):
             m.d.sync += row.eq(self.mem_data)
-        with m.If(first):
+        with m.If(first):  # (``index`` and ``lane`` start here, off the token's handshake)
             m.d.comb += [self.mem_en.eq(1), take_row.eq(1)]
-            m.d.sync += addr.eq(addr + 1)
+            m.d.sync += [addr.eq(addr + 1), index.eq(0), lane.eq(0)]
             goto(first, streaming)
         with m.If(streaming):
             m.d.comb += self.logits.valid.eq(1)

@@ -34,13 +34,12 @@ def token_layout(p: AcceleratorParams) -> data.StructLayout:
     address), ``oaddr`` (spike bank, V bank or logit memory), an ATTN's per-head scores and,
     in a program whose neurons leak, a FIRE's ``leak`` (its index in
     :attr:`AcceleratorParams.leak_sets`) and, in a program whose residual adds scale per step,
-    a RESADD's ``scale`` (its index in :attr:`AcceleratorParams.scale_sets`); and ``layer``, the
-    index of the layer that sent it, from which a row decodes what the token means in that
-    layer (:func:`layer_flags`): a layer may start while the previous one's tokens are still
-    in the array."""
+    a RESADD's ``scale`` (its index in :attr:`AcceleratorParams.scale_sets`); and, in a program
+    in which a layer may start while the previous one's tokens are still in the pipeline
+    (:attr:`AcceleratorParams.overlapping`), ``layer``, the index of the layer that sent it, from
+    which a row decodes what the token means in that layer (:func:`layer_flags`)."""
     fields = {
         "kind": TokenKind,
-        "layer": range(len(p.layers)),
         "neg": 1,
         "last": 1,
         "init": 1,
@@ -52,6 +51,8 @@ def token_layout(p: AcceleratorParams) -> data.StructLayout:
         fields["leak"] = unsigned(address_bits(len(p.leak_sets)))
     if p.scaled:
         fields["scale"] = unsigned(address_bits(len(p.scale_sets)))
+    if p.overlapping:
+        fields["layer"] = range(len(p.layers))
     return data.StructLayout(fields)
 
 

@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """Random compositions on the layer-program accelerator, in the Amaranth simulator, exactly.
 
 Compositions of a residual embedding with blocks with and without attention or feed-forward,
@@ -20,9 +19,9 @@ from hypothesis import strategies as st
 
 from contract.graph import Attention, ResidualAdd, run
 from contract.random_model import random_graph
-from hw import Accelerator, LayerKind, sequencer
+from hw import Accelerator, AcceleratorParams, LayerKind
+from hw import params as hw_params
 from hw.score import bias_rom_image
-from hw.sequencer import Sequencer
 from hw.token import token_layout
 
 #: ``pytest --fuzz-extended`` (tests/conftest.py): 100 compositions a test instead of 4
@@ -257,31 +256,33 @@ def test_windows_of_a_chain_are_exact_with_the_scan_and_a_fixed_overhead(kwargs,
         assert position.cycles - profile.sum() == k + token, f"window {n}"
 
 
+
 def _overlaps(params) -> list[tuple[str, bool]]:
     """Each layer's kind and whether the next layer starts without the drain."""
-    from hw.accelerator import SystolicArray
-    from hw.sequencer import overlaps
-
-    words = [c["words_last"] + 1 for c in Sequencer(params, drain=1, hazard=1).layer_constants()]
-    flags = overlaps(params, words, SystolicArray(params).read_after_write)
-    return [(layer.kind.name, flag) for layer, flag in zip(params.layers, flags, strict=True)]
+    return [(layer.kind.name, flag)
+            for layer, flag in zip(params.layers, params.overlaps, strict=True)]
 
 
 def test_a_layer_starts_at_once_when_it_reads_nothing_still_in_the_pipeline(monkeypatch):
     """K starts behind Q and V behind K (they read the norm's spikes, not each other's), a
     norm behind the residual add before it when its first residual read comes at least
-    ``read_after_write`` cycles after the add's write; every other layer waits for the drain.
+    ``READ_AFTER_WRITE`` cycles after the add's write; every other layer waits for the drain.
     The positions, tokens and spike counts (each FIRE's spikes counted for its own layer) are
-    the executor's, in fewer cycles than with a drain after every layer."""
+    the executor's, in fewer cycles than with a drain after every layer (where the tokens do
+    not carry their layer)."""
     graph = random_graph(7, width=4, window=3, timesteps=3, blocks=((True, 3),))
     params = compile_params(graph, 2, 2)
     assert _overlaps(params) == [
         ("EMBED", True), ("NORM", False), ("LINEAR", True), ("LINEAR", True), ("LINEAR", False),
         ("ATTENTION", False), ("RESIDUAL", True), ("NORM", False), ("LINEAR", False),
         ("RESIDUAL", True), ("NORM", False), ("READOUT", False)]
+    assert "layer" in token_layout(params).members
     streams = np.random.default_rng(7).integers(0, 256, size=(1, 5))
     overlapped = check_against_executor(graph, params, streams)
-    monkeypatch.setattr(sequencer, "overlaps", lambda p, words, hazard: [False] * len(words))
+    monkeypatch.setattr(AcceleratorParams, "overlaps",
+                        property(lambda self: (False,) * len(self.layers)))
+    params = compile_params(graph, 2, 2)
+    assert "layer" not in token_layout(params).members
     drained = check_against_executor(graph, params, streams)
     for fast, slow in zip(overlapped[0], drained[0], strict=True):
         assert fast.cycles < slow.cycles
@@ -290,15 +291,14 @@ def test_a_layer_starts_at_once_when_it_reads_nothing_still_in_the_pipeline(monk
 
 def test_a_residual_read_too_soon_after_its_write_is_caught(monkeypatch):
     """With two steps, a norm's first residual read would come 4 cycles (at the least) after
-    the residual add's write: the norm waits for the drain. Were the array's read-after-write
+    the residual add's write: the norm waits for the drain. Were the rows' read-after-write
     distance 1, the norm would start at once and read residuals not yet written: the logits
     differ from the executor's (so the distance is what keeps the overlap exact)."""
-    from hw.accelerator import SystolicArray
-
     graph = random_graph(0, width=4, window=3, timesteps=2, blocks=((True, 3),))
     params = compile_params(graph, 2, 2)
     assert not any(flag for kind, flag in _overlaps(params) if kind in ("EMBED", "RESIDUAL"))
-    monkeypatch.setattr(SystolicArray, "read_after_write", property(lambda self: 1))
+    monkeypatch.setattr(hw_params, "READ_AFTER_WRITE", 1)
+    params = compile_params(graph, 2, 2)
     assert all(flag for kind, flag in _overlaps(params) if kind in ("EMBED", "RESIDUAL"))
     streams = np.random.default_rng(0).integers(0, 256, size=(1, 4))
     seen = run_streams(params, streams)
