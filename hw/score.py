@@ -12,10 +12,11 @@ comes from a small ROM. A key whose scores are all zero is skipped (event-driven
 becomes an ATTN token carrying the scores and the address of the key's cached values. After the
 last key the request's FIRE token follows, in order.
 
-Latency: 6 cycles from a request to its first token (query read, first key read, key register,
-popcount, bias and ReLU, output register). Throughput: one key per cycle; a request is taken in
-the cycle after the previous one has read its last key (its keys and its FIRE still in the
-pipeline: the FIRE is kept in a register of its own), so a request costs ``count + 3`` cycles.
+Latency: 7 cycles from a request to its first token (query read, first key read, key register,
+popcounts of groups of 8 lanes, their sums per head, bias and ReLU, output register).
+Throughput: one key per cycle; a request is taken in the cycle after the previous one has read
+its last key (its keys and its FIRE still in the pipeline: the FIRE is kept in a register of its
+own), so a request costs ``count + 3`` cycles.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class ScoreUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a request handshake to its first token."""
-        return 6
+        return 7
 
     def elaborate(self, platform):
         m = Module()
@@ -144,7 +145,10 @@ class ScoreUnit(wiring.Component):
         left = Signal(range(w + 1))
         slot = Signal(range(w))
         k_addr, v_addr = Signal.like(req.k_addr), Signal.like(req.v_addr)
-        delta = Signal(range(p.distances))
+        # the bias ROM row of the next key: the request's ``bias_base + delta0``, then one a key
+        # (carried down the pipeline with the key: the next request may be taken meanwhile)
+        rows = max(1, len(bias_rom_image(p)))
+        delta = Signal(range(rows))
         active, query, q_data = Signal(), Signal(), Signal()
         m.d.comb += [self.mem_addr.eq(Mux(query, req.q_addr, k_addr)), self.mem_en.eq(1)]
         pipeline_busy = Signal()
@@ -154,8 +158,10 @@ class ScoreUnit(wiring.Component):
         ]
         # D: the read was issued last cycle; its data is on the port.
         valid_d, fire_d = Signal(), Signal()
-        # the request's FIRE, kept from its last key on: the next request may be taken then
-        fire_tok = Signal.like(req.fire)
+        # the request's FIRE, kept from its last key on (the next request may be taken then),
+        # and a stage before the output in a second register: a request of one key issues
+        # its FIRE four cycles after the one before, which leaves the pipeline five after
+        fire_next, fire_tok = Signal.like(req.fire), Signal.like(req.fire)
         delta_d, vaddr_d = Signal.like(delta), Signal.like(v_addr)
         m.d.sync += [valid_d.eq(0), fire_d.eq(0), q_data.eq(active & query)]
         with m.If(self.requests.valid & self.requests.ready):
@@ -163,11 +169,12 @@ class ScoreUnit(wiring.Component):
                          left.eq(self.requests.payload.count), slot.eq(self.requests.payload.slot),
                          k_addr.eq(self.requests.payload.k_addr),
                          v_addr.eq(self.requests.payload.v_addr),
-                         delta.eq(self.requests.payload.delta0)]
+                         delta.eq(self.requests.payload.bias_base
+                                  + self.requests.payload.delta0)]
         with m.Elif(active & query):
             m.d.sync += query.eq(0)
         with m.Elif(active & (left == 0)):
-            m.d.sync += [active.eq(0), valid_d.eq(1), fire_d.eq(1), fire_tok.eq(req.fire)]
+            m.d.sync += [active.eq(0), valid_d.eq(1), fire_d.eq(1), fire_next.eq(req.fire)]
         with m.Elif(active):
             m.d.sync += [valid_d.eq(1), delta_d.eq(delta), vaddr_d.eq(v_addr),
                          left.eq(left - 1), delta.eq(delta + 1)]
@@ -188,10 +195,10 @@ class ScoreUnit(wiring.Component):
         m.d.sync += [k_reg.eq(self.mem_data), delta2.eq(delta_d), vaddr2.eq(vaddr_d),
                      valid2.eq(valid_d), fire2.eq(fire_d)]
 
-        # Stage 3: per-lane products and per-head popcounts; the bias ROM is read.
+        # Stage 3: per-lane products, and their popcounts in groups of 8 lanes.
+        group = 8
         counts = data.ArrayLayout(unsigned((dh).bit_length()), hpt)
-        pos3, neg3 = Signal(counts), Signal(counts)
-        vaddr3, valid3, fire3 = Signal.like(v_addr), Signal(), Signal()
+        parts = []  # per head: (plus, minus) registers of its groups' popcounts
         for head in range(hpt):
             members = range(head * dh, min((head + 1) * dh, lanes))
             plus, minus = [], []
@@ -201,17 +208,34 @@ class ScoreUnit(wiring.Component):
                 both, opposite = q0 & k0, q1 ^ k1
                 plus.append(both & ~opposite)
                 minus.append(both & opposite)
-            plus_bits, minus_bits = Signal(len(plus)), Signal(len(minus))
-            m.d.comb += [plus_bits.eq(sum(b << i for i, b in enumerate(plus))),
-                         minus_bits.eq(sum(b << i for i, b in enumerate(minus)))]
-            m.d.sync += [pos3[head].eq(popcount(plus_bits)), neg3[head].eq(popcount(minus_bits))]
+            head_parts = ([], [])
+            for start in range(0, len(plus), group):
+                for bits, out in ((plus, head_parts[0]), (minus, head_parts[1])):
+                    chunk = bits[start:start + group]
+                    packed = Signal(len(chunk), name=f"lanes{head}_{start}_{len(out)}")
+                    count = Signal(range(len(chunk) + 1), name=f"count{head}_{start}_{len(out)}")
+                    m.d.comb += packed.eq(sum(b << i for i, b in enumerate(chunk)))
+                    m.d.sync += count.eq(popcount(packed))
+                    out.append(count)
+            parts.append(head_parts)
+        delta3, vaddr3, valid3, fire3 = (Signal.like(delta), Signal.like(v_addr), Signal(),
+                                         Signal())
+        m.d.sync += [delta3.eq(delta2), vaddr3.eq(vaddr2), valid3.eq(valid2), fire3.eq(fire2)]
+
+        # Stage 3b: the groups summed per head; the bias ROM is read.
+        pos3, neg3 = Signal(counts), Signal(counts)
+        vaddr3b, valid3b, fire3b = Signal.like(v_addr), Signal(), Signal()
+        for head, (plus, minus) in enumerate(parts):
+            m.d.sync += [pos3[head].eq(sum(plus)), neg3[head].eq(sum(minus))]
         bias_bits = score_bias_bits(p)
         image = bias_rom_image(p)
         m.submodules.bias_rom = rom = Memory(
             shape=unsigned(hpt * bias_bits), depth=max(1, len(image)), init=image)
         rom_port = rom.read_port()
-        m.d.comb += rom_port.addr.eq(req.bias_base + delta2)
-        m.d.sync += [vaddr3.eq(vaddr2), valid3.eq(valid2), fire3.eq(fire2)]
+        m.d.comb += rom_port.addr.eq(delta3)
+        m.d.sync += [vaddr3b.eq(vaddr3), valid3b.eq(valid3), fire3b.eq(fire3)]
+        with m.If(fire3):
+            m.d.sync += fire_tok.eq(fire_next)
 
         # Stage 4: score = max(0, pos - neg + bias) per head; ATTN if any is non-zero.
         scores4 = Signal(data.ArrayLayout(unsigned(p.score_bits), hpt))
@@ -226,7 +250,7 @@ class ScoreUnit(wiring.Component):
             m.d.sync += scores4[head].eq(Mux(positive, total, 0))
         any_nonzero = Signal()
         m.d.comb += any_nonzero.eq(sum(b << i for i, b in enumerate(nonzero)) != 0)
-        m.d.sync += [vaddr4.eq(vaddr3), valid4.eq(valid3), fire4.eq(fire3),
+        m.d.sync += [vaddr4.eq(vaddr3b), valid4.eq(valid3b), fire4.eq(fire3b),
                      any4.eq(any_nonzero)]
 
         tok = self.tokens.payload
@@ -235,5 +259,5 @@ class ScoreUnit(wiring.Component):
             m.d.comb += tok.eq(fire_tok)
         with m.Else():
             m.d.comb += [tok.kind.eq(TokenKind.ATTN), tok.addr.eq(vaddr4), tok.scores.eq(scores4)]
-        m.d.comb += pipeline_busy.eq(valid_d | valid2 | valid3 | valid4 | q_data)
+        m.d.comb += pipeline_busy.eq(valid_d | valid2 | valid3 | valid3b | valid4 | q_data)
         return m

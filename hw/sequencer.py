@@ -154,7 +154,7 @@ class Sequencer(wiring.Component):
     flags : Out(StructLayout)  -- what the running layer's tokens mean to the rows
         (:func:`hw.token.layer_flags`), for a program whose tokens do not carry their layer
     attention : Out(1)  -- the running layer is an ATTENTION (the score unit reads the banks)
-    layer : Out  -- index of the running layer (its requests' tokens carry it)
+    layer : Out  -- index of the running layer (where layers overlap, its tokens carry it)
     running, draining : Out(1)  -- the program is issuing the layer's requests (states LAYER
         and RUN), or waiting for the array to finish it (DRAIN): the cycle profile's phases
     output : Out(1), resume : In(1)  -- the logits are ready; the streamer has sent their
