@@ -15,8 +15,8 @@ last key the request's FIRE token follows, in order.
 Latency: 7 cycles from a request to its first token (query read, first key read, key register,
 popcounts of groups of 8 lanes, their sums per head, bias and ReLU, output register).
 Throughput: one key per cycle; a request is taken in the cycle after the previous one has read
-its last key (its keys and its FIRE still in the pipeline: the FIRE is kept in a register of its
-own), so a request costs ``count + 3`` cycles.
+its last key, in which that one issues its FIRE (its keys and its FIRE still in the pipeline:
+the FIRE is kept in registers of its own), so a request costs ``count + 2`` cycles.
 """
 
 from __future__ import annotations
@@ -149,21 +149,26 @@ class ScoreUnit(wiring.Component):
         # (carried down the pipeline with the key: the next request may be taken meanwhile)
         rows = max(1, len(bias_rom_image(p)))
         delta = Signal(range(rows))
-        active, query, q_data = Signal(), Signal(), Signal()
+        # ``ending``: the cycle after the last key's read, which issues the FIRE; the next
+        # request may be taken in it (a register, set as the last key is read)
+        active, query, ending, q_data = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [self.mem_addr.eq(Mux(query, req.q_addr, k_addr)), self.mem_en.eq(1)]
         pipeline_busy = Signal()
         m.d.comb += [
-            self.requests.ready.eq(~active),
+            self.requests.ready.eq(~active | ending),
             self.busy.eq(active | pipeline_busy),
         ]
         # D: the read was issued last cycle; its data is on the port.
         valid_d, fire_d = Signal(), Signal()
         # the request's FIRE, kept from its last key on (the next request may be taken then),
-        # and a stage before the output in a second register: a request of one key issues
-        # its FIRE four cycles after the one before, which leaves the pipeline five after
+        # and from its stage 3 in a second register: a request of one key issues its FIRE
+        # three cycles after the one before, which leaves the pipeline five after
         fire_next, fire_tok = Signal.like(req.fire), Signal.like(req.fire)
         delta_d, vaddr_d = Signal.like(delta), Signal.like(v_addr)
         m.d.sync += [valid_d.eq(0), fire_d.eq(0), q_data.eq(active & query)]
+        with m.If(ending):
+            m.d.sync += [active.eq(0), ending.eq(0), valid_d.eq(1), fire_d.eq(1),
+                         fire_next.eq(req.fire)]
         with m.If(self.requests.valid & self.requests.ready):
             m.d.sync += [req.eq(self.requests.payload), active.eq(1), query.eq(1),
                          left.eq(self.requests.payload.count), slot.eq(self.requests.payload.slot),
@@ -173,11 +178,9 @@ class ScoreUnit(wiring.Component):
                                   + self.requests.payload.delta0)]
         with m.Elif(active & query):
             m.d.sync += query.eq(0)
-        with m.Elif(active & (left == 0)):
-            m.d.sync += [active.eq(0), valid_d.eq(1), fire_d.eq(1), fire_next.eq(req.fire)]
-        with m.Elif(active):
+        with m.Elif(active & ~ending):
             m.d.sync += [valid_d.eq(1), delta_d.eq(delta), vaddr_d.eq(v_addr),
-                         left.eq(left - 1), delta.eq(delta + 1)]
+                         left.eq(left - 1), delta.eq(delta + 1), ending.eq(left == 1)]
             with m.If(slot == 0):
                 m.d.sync += [slot.eq(w - 1), k_addr.eq(k_addr + (w - 1) * stride),
                              v_addr.eq(v_addr + (w - 1) * stride)]
