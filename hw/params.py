@@ -35,6 +35,7 @@ ACT_LATENCY = 3
 #: reads the residual it wrote (written ``ACT_LATENCY + 1`` cycles after it entered; a read in
 #: that cycle reads the old word).
 READ_AFTER_WRITE = ACT_LATENCY + 2
+
 MAX_BURST = 256
 """Beats of the longest AXI4 INCR burst."""
 

@@ -24,7 +24,6 @@ __all__ = ["ACT_LATENCY", "READ_AFTER_WRITE", "ArrayRow", "logit_write_layout",
            "spike_write_layout"]
 
 
-
 def spike_write_layout(p: AcceleratorParams) -> data.StructLayout:
     return data.StructLayout({
         "addr": unsigned(address_bits(max(p.spike_depth, p.v_depth))),
