@@ -15,13 +15,12 @@ from amaranth.lib.wiring import In, Out
 from .bank import RegisteredBank
 from .layout import const_bank_images, const_lane_bits, weight_bank_images
 from .neuron import NeuronLane, leak_layout
-from .params import ACT_LATENCY, READ_AFTER_WRITE, AcceleratorParams, address_bits
+from .params import ACT_LATENCY, AcceleratorParams, address_bits
 from .pe import PEOp, ProcessingElement
 from .shift import shift_round
 from .token import TokenKind, layer_flags, token_layout
 
-__all__ = ["ACT_LATENCY", "READ_AFTER_WRITE", "ArrayRow", "logit_write_layout",
-           "spike_write_layout"]
+__all__ = ["ACT_LATENCY", "ArrayRow", "logit_write_layout", "spike_write_layout"]
 
 
 def spike_write_layout(p: AcceleratorParams) -> data.StructLayout:
@@ -101,12 +100,6 @@ class ArrayRow(wiring.Component):
     def write_latency(self) -> int:
         """Cycles from ``tok_in`` to a FIRE's spikes or a RESADD's residual being written."""
         return ACT_LATENCY + 1
-
-    @property
-    def read_after_write(self) -> int:
-        """Cycles from a RESADD on ``tok_in`` to the first cycle in which a token on ``tok_in``
-        reads the residual it wrote: a bank read in the cycle of the write reads the old word."""
-        return READ_AFTER_WRITE
 
     def elaborate(self, platform):
         m = Module()
