@@ -17,16 +17,20 @@ from .row import ArrayRow, logit_write_layout, spike_write_layout
 from .scanner import Scanner, WordFetch, connect_fetch
 from .score import ScoreUnit
 from .sequencer import BEAT_BITS, SOURCE_ONE, Sequencer
+from .skid import SkidBuffer
 from .streamer import OutputStreamer, logit_memory
 from .token import layer_flags, token_layout
 from .weightfetch import WeightFetch
 
-__all__ = ["LAYER_CYCLES", "Accelerator", "SystolicArray"]
+__all__ = ["FIRED_LATENCY", "LAYER_CYCLES", "Accelerator", "SystolicArray"]
 
 #: One layer's entry of the cycle profile (``Accelerator.layer_cycles``).
 LAYER_CYCLES = data.StructLayout({"run": unsigned(32), "drain": unsigned(32)})
 
 logger = logging.getLogger(__name__)
+
+FIRED_LATENCY = 3
+"""Cycles from a row's spike write to the array's ``fired`` that counts it."""
 
 
 class SystolicArray(wiring.Component):
@@ -34,9 +38,10 @@ class SystolicArray(wiring.Component):
 
     Row ``r``'s spike writes come out on ``spikes[r]``; the rows' logit writes are merged onto
     ``logits`` (READOUT tokens are at least ``R`` cycles apart); ``fired`` is the number of
-    non-zero spikes all rows wrote two cycles before. In a program whose tokens carry their
-    layer (:attr:`AcceleratorParams.overlapping`) it is one FIRE's, the last row's two cycles
-    before, and ``fired_layer`` that FIRE's layer; otherwise every row reads ``flags``.
+    non-zero spikes all rows wrote three cycles before (:data:`FIRED_LATENCY`). In a program
+    whose tokens carry their layer (:attr:`AcceleratorParams.overlapping`) it is one FIRE's, the
+    last row's three cycles before, and ``fired_layer`` that FIRE's layer; otherwise every row
+    reads ``flags``.
 
     Latency: :attr:`latency` = ``R + 4`` cycles until all effects of a token are visible.
     Throughput: one token per cycle.
@@ -69,7 +74,7 @@ class SystolicArray(wiring.Component):
         p = self._params
         previous = wiring.flipped(self.tokens)
         logit_valid, logit_payload = 0, 0
-        fired = 0
+        counts = []
         for r in range(p.rows):
             row = ArrayRow(p, r)
             m.submodules[f"row{r}"] = row
@@ -96,11 +101,19 @@ class SystolicArray(wiring.Component):
                 delayed = Signal.like(count, name=f"fired{r}_{stage}")
                 m.d.sync += delayed.eq(count)
                 count = delayed
-            fired = fired + count
+            counts.append(count)
         m.d.comb += [self.logits.valid.eq(logit_valid), self.logits.payload.eq(logit_payload)]
-        m.d.sync += self.fired.eq(fired)
+        # summed in two registered stages, four rows and then the groups: one sum of all rows
+        # was a critical path on the ECP5
+        groups = []
+        for start in range(0, p.rows, 4):
+            group = Signal(range(4 * p.cols + 1), name=f"fired_rows{start}")
+            m.d.sync += group.eq(sum(counts[start:start + 4]))
+            groups.append(group)
+        m.d.sync += self.fired.eq(sum(groups))
         if p.overlapping:
-            m.d.sync += self.fired_layer.eq(row.fired_layer)
+            layer = Signal.like(row.fired_layer)
+            m.d.sync += [layer.eq(row.fired_layer), self.fired_layer.eq(layer)]
         return m
 
 
@@ -128,7 +141,7 @@ class Accelerator(wiring.Component):
         the next token.
     cycles : Out(unsigned(32))
         Cycles of the last inference: from the beat on ``tokens`` of its first byte (held or
-        not) to its ``next_token`` beat.
+        not) to its ``next_token`` beat; set in the cycle after that beat.
     spike_counts : Out(ArrayLayout(unsigned(24), S))
         Non-zero spikes written by each spiking layer (:attr:`AcceleratorParams.spiking_layers`)
         for the last inference; cleared at its first byte, final from its ``next_token`` beat.
@@ -202,8 +215,11 @@ class Accelerator(wiring.Component):
             wiring.connect(m, wf.bus, wiring.flipped(self.weight_bus))
             busy = busy | wf.busy
             tokens = wf.out
-        if score is not None:
-            wiring.connect(m, seq.score_requests, score.requests)
+        if score is not None:  # through a register slice: the handshake enables the
+            # sequencer's loop registers, and the score unit's ``ready`` is a gate away
+            m.submodules.score_slice = score_slice = SkidBuffer(score.requests.payload.shape())
+            wiring.connect(m, seq.score_requests, score_slice.i)
+            wiring.connect(m, score_slice.o, score.requests)
         wiring.connect(m, streamer.logits, wiring.flipped(self.logits))
         wiring.connect(m, streamer.next_token, wiring.flipped(self.next_token))
         if score is not None:
@@ -212,7 +228,7 @@ class Accelerator(wiring.Component):
                 array.tokens.valid.eq(tokens.valid | score.tokens.valid),
                 array.tokens.payload.eq(Mux(score.tokens.valid, score.tokens.payload,
                                             tokens.payload)),
-                seq.idle.eq(~busy & ~score.busy),
+                seq.idle.eq(~busy & ~score.busy & ~score_slice.busy),
             ]
         else:
             m.d.comb += [array.tokens.valid.eq(tokens.valid),
@@ -265,40 +281,57 @@ class Accelerator(wiring.Component):
         if p.bidirectional:
             arrived = beat & self.tokens.payload[8]
         # A FIRE's spikes count for its own layer: ``fired_layer``, or where the tokens do not
-        # carry it (every layer drains before the next), the layer of two cycles before.
+        # carry it (every layer drains before the next), the layer of three cycles before.
+        layer_1 = Signal.like(seq.layer)
+        m.d.sync += layer_1.eq(seq.layer)
         if p.overlapping:
             counted_layer = array.fired_layer
         else:
-            layer_1, counted_layer = Signal.like(seq.layer), Signal.like(seq.layer)
-            m.d.sync += [layer_1.eq(seq.layer), counted_layer.eq(layer_1)]
+            counted_layer = layer_1
+            for stage in range(FIRED_LATENCY - 1):
+                delayed = Signal.like(seq.layer, name=f"counted_layer{stage}")
+                m.d.sync += delayed.eq(counted_layer)
+                counted_layer = delayed
             m.d.comb += array.flags.eq(seq.flags)
+        # The counters run a cycle behind what they count: the byte's handshake (off the
+        # sequencer's state) and the rows' count reach them through registers of their own,
+        # and then fan out to every counter's clear and enable.
+        arrived_1 = Signal()
+        fired_1, counted_1 = Signal.like(array.fired), Signal.like(counted_layer)
+        running_1, draining_1 = Signal(), Signal()
+        m.d.sync += [arrived_1.eq(arrived), fired_1.eq(array.fired), counted_1.eq(counted_layer),
+                     running_1.eq(seq.running), draining_1.eq(seq.draining)]
         for index, layer in enumerate(p.spiking_layers):
             counter = self.spike_counts[index]
-            with m.If(arrived):
+            with m.If(arrived_1):
                 m.d.sync += counter.eq(0)
-            with m.Elif(counted_layer == layer):
-                m.d.sync += counter.eq(counter + array.fired)
+            with m.Elif(counted_1 == layer):
+                m.d.sync += counter.eq(counter + fired_1)
 
         for index, profile in enumerate(self.layer_cycles):  # the cycle profile
-            with m.If(arrived):
+            with m.If(arrived_1):
                 m.d.sync += profile.eq(0)
-            with m.Elif(seq.layer == index):
-                with m.If(seq.running):
+            with m.Elif(layer_1 == index):
+                with m.If(running_1):
                     m.d.sync += profile.run.eq(profile.run + 1)
-                with m.If(seq.draining):
+                with m.If(draining_1):
                     m.d.sync += profile.drain.eq(profile.drain + 1)
 
         if p.weights_offchip:  # weight rows read for the last inference
-            with m.If(arrived):
+            burst_1 = Signal()
+            m.d.sync += burst_1.eq(wf.burst)
+            with m.If(arrived_1):
                 m.d.sync += self.weight_bursts.eq(0)
-            with m.Elif(wf.burst):
+            with m.Elif(burst_1):
                 m.d.sync += self.weight_bursts.eq(self.weight_bursts + 1)
 
-        count = Signal(32)
-        m.d.sync += count.eq(count + 1)
-        with m.If(arrived):
+        # the cycle count starts and is taken a cycle late, so it counts the same cycles
+        count, sent_1 = Signal(32), Signal()
+        m.d.sync += [count.eq(count + 1),
+                     sent_1.eq(self.next_token.valid & self.next_token.ready)]
+        with m.If(arrived_1):
             m.d.sync += count.eq(1)
-        with m.If(self.next_token.valid & self.next_token.ready):
+        with m.If(sent_1):
             m.d.sync += self.cycles.eq(count)
         logger.debug("accelerator built: %d x %d, %d layers", rows, p.cols,
                      len(p.layers))

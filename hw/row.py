@@ -277,16 +277,17 @@ class ArrayRow(wiring.Component):
         m.d.sync += [fire4.eq(fire), resadd4.eq(resadd), init4.eq(init2), oaddr4.eq(oaddr),
                      res_addr4.eq(res_addr2), x4.eq(x2), dest_v4.eq(dest_v2)]
         for col, (pe, lane) in enumerate(lanes):
-            if scale_terms is None:
-                shifted = shift_round(m, pe.membrane, p.shifts, shift2,
-                                      p.residual_bits)
+            m.d.sync += spikes4[col].eq(lane.spike)
+            if scale_terms is None:  # the rounding's sum registered, its shift in stage 4
+                m.d.comb += shifted4[col].eq(shift_round(m, pe.membrane, p.shifts, shift2,
+                                                         p.residual_bits, registered=True))
             else:
                 shifted = 0
                 for term in scale_terms:
                     part = shift_round(m, pe.membrane, p.scale_exponents, term.sel,
                                        p.residual_bits)
                     shifted = shifted + Mux(term.sign == 0, 0, Mux(term.sign[-1], -part, part))
-            m.d.sync += [spikes4[col].eq(lane.spike), shifted4[col].eq(shifted)]
+                m.d.sync += shifted4[col].eq(shifted)
 
         # Stage 4: the writes.
         m.d.comb += [
