@@ -154,6 +154,14 @@ class ArrayRow(wiring.Component):
         m.d.comb += k1.eq(consts.data)
         m.d.sync += [tok1.eq(self.tok_out.payload),
                      kind1.eq(Mux(self.tok_out.valid, self.tok_out.payload.kind, TokenKind.SKIP))]
+        # the kinds that choose the PEs' operand, one flag each (a bias for every other kind)
+        is_event, is_attn, is_resid, is_other = Signal(), Signal(), Signal(), Signal()
+        kind0 = self.tok_out.payload.kind
+        chosen = [(is_event, TokenKind.EVENT), (is_attn, TokenKind.ATTN),
+                  (is_resid, TokenKind.RESID)]
+        m.d.sync += [flag.eq(self.tok_out.valid & (kind0 == kind)) for flag, kind in chosen]
+        m.d.sync += is_other.eq(~self.tok_out.valid
+                                | ~kind0.as_value().matches(*(kind for _, kind in chosen)))
         flags = layer_flags(p)  # what the token means in its layer
         flags1 = Signal(flags[0].shape())
         if p.overlapping:
@@ -250,20 +258,20 @@ class ArrayRow(wiring.Component):
                 lane.membrane.eq(pe.register),
                 self.logits.payload.data[col].eq(pe.membrane),
             ]
+            # an AND-OR over the one-hot kinds: the operand's gates see one flag per source
             v_nz, v_neg = v1[col][0], v1[col][1]
-            with m.Switch(kind1):
-                with m.Case(TokenKind.EVENT):
-                    m.d.sync += [operand[col].eq(w1[col] ^ tok1.neg.replicate(ob)),
-                                 carry[col].eq(tok1.neg)]
-                with m.Case(TokenKind.ATTN):
-                    m.d.sync += [
-                        operand[col].eq(Mux(v_nz, score ^ v_neg.replicate(ob), 0)),
-                        carry[col].eq(v_nz & v_neg),
-                    ]
-                with m.Case(TokenKind.RESID):
-                    m.d.sync += [operand[col].eq(x1[col]), carry[col].eq(0)]
-                with m.Default():
-                    m.d.sync += [operand[col].eq(bias), carry[col].eq(0)]
+            options = [(is_event, w1[col] ^ tok1.neg.replicate(ob), tok1.neg),
+                       (is_other, bias, 0)]
+            if p.attentions:
+                options.append((is_attn, Mux(v_nz, score ^ v_neg.replicate(ob), 0),
+                                v_nz & v_neg))
+            if p.has_residual:
+                options.append((is_resid, x1[col], 0))
+            value, carried = 0, 0
+            for flag, option, carry_in in options:
+                value = value | Mux(flag, option, 0)
+                carried = carried | (flag & carry_in)
+            m.d.sync += [operand[col].eq(value), carry[col].eq(carried)]
 
         # Stage 3: the PEs act; a READOUT writes the membranes; a FIRE's spikes and a RESADD's
         # shifted membranes are registered for stage 4.

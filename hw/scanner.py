@@ -57,7 +57,7 @@ class Scanner(wiring.Component):
     """The event scanner: one token per cycle from a stream of spike words.
 
     A word whose template token is an EVENT is scanned: one EVENT per non-zero spike among its
-    first ``nlanes`` lanes, lowest lane first (a priority encoder), with ``addr`` = the
+    valid lanes (``lane_mask``), lowest lane first (a priority encoder), with ``addr`` = the
     template's ``addr`` + lane and ``neg`` = the spike's sign. A word without a non-zero spike
     costs one cycle and emits nothing. In ``dense`` mode every valid lane is emitted, a zero
     spike as a SKIP token. Any other template (FIRE, READOUT) is emitted as it is, in one cycle;
@@ -67,7 +67,7 @@ class Scanner(wiring.Component):
     ``kind``, ``addr`` and ``neg`` fields); the scanner passes the other fields on.
 
     Latency: 2 cycles from a word handshake to its first token on ``tokens``.
-    Throughput: ``max(1, nnz)`` cycles per word (``nlanes`` in dense mode), 1 per FIRE/READOUT;
+    Throughput: ``max(1, nnz)`` cycles per word (its valid lanes in dense mode), 1 per FIRE/READOUT;
     the next word is taken in the cycle the current one finishes, so there are no bubbles.
 
     Ports
@@ -199,7 +199,7 @@ class Scanner(wiring.Component):
                          is_readout.eq(word.meta.token.kind == TokenKind.READOUT)]
             mask = Signal(lanes)
             for lane in range(lanes):
-                in_range = lane < word.meta.nlanes
+                in_range = word.meta.lane_mask[lane]
                 bit = in_range if self._dense else in_range & word.data[lane][0]
                 m.d.comb += mask[lane].eq(bit)
             m.d.sync += [s_mask.eq(mask), single.eq(at_most(mask, 1)), nonzero.eq(mask.any()),

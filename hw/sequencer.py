@@ -258,6 +258,10 @@ class Sequencer(wiring.Component):
                 c["last_lanes"] = 1
             if kind == LayerKind.ATTENTION:
                 attention += 1
+            # a word's valid lanes as a mask (the last word's may be fewer), so that the
+            # scanner's mask is a gate per lane, not a comparison
+            c["lane_mask"] = (1 << c["lanes"]) - 1
+            c["last_lane_mask"] = (1 << c.pop("last_lanes")) - 1
             consts.append(c)
         return consts
 
@@ -408,7 +412,7 @@ class Sequencer(wiring.Component):
                     tok.kind.eq(TokenKind.EVENT),
                     tok.addr.eq(word_base),  # an EMBED's: its tile's row of the byte
                     # the last word (its class leads to the TAIL) may have fewer lanes
-                    meta.nlanes.eq(Mux(cls.to_tail, lc.last_lanes, lc.lanes)),
+                    meta.lane_mask.eq(Mux(cls.to_tail, lc.last_lane_mask, lc.lane_mask)),
                     req.src.eq(Mux(is_embed, SOURCE_ONE, 1 + bank)),
                     req.raddr.eq(row_addr),
                 ]

@@ -73,10 +73,10 @@ def layer_flags(p: AcceleratorParams) -> tuple[data.Const, ...]:
 
 def meta_layout(token: data.StructLayout, lanes: int) -> data.StructLayout:
     """What travels with a scanner word: the token template (an EVENT's ``addr`` is the address
-    of lane 0) and the number of valid lanes."""
+    of lane 0) and its valid lanes, as a mask (the first ``n`` bits set)."""
     return data.StructLayout({
         "token": token,
-        "nlanes": range(positive_int("lanes", lanes) + 1),
+        "lane_mask": unsigned(positive_int("lanes", lanes)),
     })
 
 

@@ -233,7 +233,7 @@ def _run_scanner(words, dense, readout_gap=1):
         ctx.set(meta.token.kind, word["kind"])
         ctx.set(meta.token.addr, word["addr"])
         ctx.set(meta.token.last, word.get("last", 0))
-        ctx.set(meta.nlanes, word.get("nlanes", 0))
+        ctx.set(meta.lane_mask, (1 << word.get("nlanes", 0)) - 1)
         ctx.set(dut.words.payload.data.as_value(), pack(word.get("codes", [0] * LANES), 2))
 
     async def bench(ctx):
