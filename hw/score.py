@@ -12,8 +12,8 @@ comes from a small ROM. A key whose scores are all zero is skipped (event-driven
 becomes an ATTN token carrying the scores and the address of the key's cached values. After the
 last key the request's FIRE token follows, in order.
 
-Latency: 7 cycles from a request to its first token (query read, first key read, key register,
-popcounts of groups of 8 lanes, their sums per head, bias and ReLU, output register).
+Latency: 8 cycles from a request to its first token (query read, first key read, key register,
+popcounts of groups of 8 lanes, their sums per head, the bias added, ReLU, output register).
 Throughput: one key per cycle; a request is taken in the cycle after the previous one has read
 its last key, in which that one issues its FIRE (its keys and its FIRE still in the pipeline:
 the FIRE is kept in registers of its own), so a request costs ``count + 2`` cycles.
@@ -131,7 +131,7 @@ class ScoreUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a request handshake to its first token."""
-        return 7
+        return 8
 
     def elaborate(self, platform):
         m = Module()
@@ -240,27 +240,34 @@ class ScoreUnit(wiring.Component):
         with m.If(fire3):
             m.d.sync += fire_tok.eq(fire_next)
 
-        # Stage 4: score = max(0, pos - neg + bias) per head; ATTN if any is non-zero.
-        scores4 = Signal(data.ArrayLayout(unsigned(p.score_bits), hpt))
-        vaddr4, valid4, fire4, any4 = Signal.like(v_addr), Signal(), Signal(), Signal()
-        nonzero = []
+        # Stage 4: ``pos - neg + bias`` per head.
+        dot4 = []
+        vaddr4, valid4, fire4 = Signal.like(v_addr), Signal(), Signal()
         for head in range(hpt):
             bias = rom_port.data.word_select(head, bias_bits).as_signed()
             total = Signal(signed(max(bias_bits, dh.bit_length() + 1) + 2), name=f"dot{head}")
-            m.d.comb += total.eq(pos3[head] - neg3[head] + bias)
+            m.d.sync += total.eq(pos3[head] - neg3[head] + bias)
+            dot4.append(total)
+        m.d.sync += [vaddr4.eq(vaddr3b), valid4.eq(valid3b), fire4.eq(fire3b)]
+
+        # Stage 5: score = max(0, dot) per head; ATTN if any is non-zero.
+        scores5 = Signal(data.ArrayLayout(unsigned(p.score_bits), hpt))
+        vaddr5, valid5, fire5, any5 = Signal.like(v_addr), Signal(), Signal(), Signal()
+        nonzero = []
+        for head, total in enumerate(dot4):
             positive = ~total[-1] & (total != 0)
             nonzero.append(positive)
-            m.d.sync += scores4[head].eq(Mux(positive, total, 0))
+            m.d.sync += scores5[head].eq(Mux(positive, total, 0))
         any_nonzero = Signal()
         m.d.comb += any_nonzero.eq(sum(b << i for i, b in enumerate(nonzero)) != 0)
-        m.d.sync += [vaddr4.eq(vaddr3b), valid4.eq(valid3b), fire4.eq(fire3b),
-                     any4.eq(any_nonzero)]
+        m.d.sync += [vaddr5.eq(vaddr4), valid5.eq(valid4), fire5.eq(fire4),
+                     any5.eq(any_nonzero)]
 
         tok = self.tokens.payload
-        m.d.comb += self.tokens.valid.eq(valid4 & (fire4 | any4))
-        with m.If(fire4):
+        m.d.comb += self.tokens.valid.eq(valid5 & (fire5 | any5))
+        with m.If(fire5):
             m.d.comb += tok.eq(fire_tok)
         with m.Else():
-            m.d.comb += [tok.kind.eq(TokenKind.ATTN), tok.addr.eq(vaddr4), tok.scores.eq(scores4)]
-        m.d.comb += pipeline_busy.eq(valid_d | valid2 | valid3 | valid3b | valid4 | q_data)
+            m.d.comb += [tok.kind.eq(TokenKind.ATTN), tok.addr.eq(vaddr5), tok.scores.eq(scores5)]
+        m.d.comb += pipeline_busy.eq(valid_d | valid2 | valid3 | valid3b | valid4 | valid5 | q_data)
         return m
