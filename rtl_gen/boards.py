@@ -214,7 +214,8 @@ def build_board(build_dir: Path, board_name: str, seed: int = 1, progress=print)
         script_after_read="proc\nopt_clean -purge",
         script_after_synth="tee -q -o stat.json stat -json",
         synth_opts=" ".join(get_target(board.target).synth_args),
-        nextpnr_opts=f"--report nextpnr.json --seed {seed}",
+        nextpnr_opts=" ".join([f"--report nextpnr.json --seed {seed}",
+                               *get_target(board.target).pnr_args]),
     )
     plan.extract(work)
     progress(f"[2/2] yosys, nextpnr and the packer for {board.name} (logs in {work})")

@@ -95,6 +95,7 @@ def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print
     cmd = [
         _tool(f"yowasp-nextpnr-{target.family}"),
         *target.nextpnr_args,
+        *target.pnr_args,
         "--json",
         "netlist.json",
         "--report",

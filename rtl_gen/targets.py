@@ -19,7 +19,11 @@ class Target:
     UP5K's own timing for ABC's delay-driven mapping, where the default is the HX's; and an
     enable shared by fewer than 8 flip-flops goes into their LUTs: the 8 cells of an iCE40
     logic block share one enable, and small enables split the packing. On the small design
-    that took the three seeds from 48.3/49.3/51.7 to 51.4/52.3/53.4 MHz, same cells)."""
+    that took the three seeds from 48.3/49.3/51.7 to 51.4/52.3/53.4 MHz, same cells);
+    ``pnr_args``: nextpnr's options beyond the device (on the iCE40, no clock enable is
+    promoted to a global net: the global buffer and the route into it, about 6 ns, sat on
+    the sequencer's and the scanner's handshake enables; on the small design that took the
+    three seeds from 46.8/49.9/51.0 to 50.5/51.6/51.9 MHz, same netlist)."""
 
     name: str
     family: str  # "ice40" or "ecp5"
@@ -29,6 +33,7 @@ class Target:
     dsps: int
     bram_configs: tuple[tuple[int, int], ...]  # (depth, width) of one block RAM
     synth_args: tuple[str, ...] = ()
+    pnr_args: tuple[str, ...] = ()
 
     def brams_for(self, width: int, depth: int) -> int:
         """Block RAMs one ``width`` x ``depth`` memory takes, in its best configuration."""
@@ -44,7 +49,7 @@ TARGETS = {
     t.name: t
     for t in (
         Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"), 5280, 30, 8, _ICE40_BRAM,
-               ("-device", "u", "-dffe_min_ce_use", "8")),
+               ("-device", "u", "-dffe_min_ce_use", "8"), ("--no-promote-ce",)),
         Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA381"), 24288, 56, 28, _ECP5_BRAM),
         Target("ecp5-45k", "ecp5", ("--45k", "--package", "CABGA381"), 43848, 108, 72, _ECP5_BRAM),
         Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381"), 83640, 208, 156, _ECP5_BRAM),
