@@ -31,6 +31,7 @@ from contract.graph import (
 )
 from contract.ranges import Ranges, analyse, signed_bits
 from hw import AcceleratorParams, LayerKind, XLayer
+from hw.bank import SMALL_WORDS
 from hw.layout import const_lane_bits
 
 from .errors import FrontendError, TargetFitError
@@ -213,25 +214,32 @@ class ProgramPlan:
 
 def _memories(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
     """The on-chip memories of ``p`` (no weight banks when its weights are off chip, but the
-    weight fetch's row cache and its tags)."""
+    weight fetch's row cache and its tags). A row's read-only bank of at most ``SMALL_WORDS``
+    words is logic, no block RAM (:class:`hw.bank.RegisteredBank`)."""
+    # (name, count, width, depth, a row's bank, read-only)
     shapes = [
-        ("weight row cache", 1, p.rows * p.cols * p.weight_bits, p.weight_cache_depth),
-        ("weight cache tags", 1, p.addr_bits, p.weight_cache_depth),
+        ("weight row cache", 1, p.rows * p.cols * p.weight_bits, p.weight_cache_depth, False,
+         False),
+        ("weight cache tags", 1, p.addr_bits, p.weight_cache_depth, False, False),
     ] if p.weights_offchip else [
-        ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth)]
+        ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth, True, True)]
     shapes += [
-        ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth),
-        ("spike banks (with key caches)", p.rows, 2 * p.cols, p.spike_depth),
-        ("logit memory", 1, p.cols * p.membrane_bits, p.logit_depth),
+        ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth, True, True),
+        ("spike banks (with key caches)", p.rows, 2 * p.cols, p.spike_depth, False, False),
+        ("logit memory", 1, p.cols * p.membrane_bits, p.logit_depth, False, False),
     ]
     if p.has_residual:
-        shapes.append(("residual banks", p.rows, p.cols * p.residual_bits, p.residual_depth))
+        shapes.append(("residual banks", p.rows, p.cols * p.residual_bits, p.residual_depth,
+                       True, False))
     if p.attentions:
-        shapes.append(("value caches", p.rows, 2 * p.cols, p.v_depth))
+        shapes.append(("value caches", p.rows, 2 * p.cols, p.v_depth, True, False))
     if p.spike_table is not None:
-        shapes.append(("spike table", 1, 2 * p.embed_dim, p.table_depth))
-    return tuple(MemoryPlan(name, count, width, depth, count * target.brams_for(width, depth))
-                 for name, count, width, depth in shapes)
+        shapes.append(("spike table", 1, 2 * p.embed_dim, p.table_depth, False, True))
+    return tuple(
+        MemoryPlan(name, count, width, depth,
+                   0 if bank and rom and depth <= SMALL_WORDS else
+                   count * target.brams_for(width, depth, bank and p.one_piece_banks))
+        for name, count, width, depth, bank, rom in shapes)
 
 
 def plan_program(graph: Graph, rows: int, cols: int, target: Target,
@@ -243,12 +251,21 @@ def plan_program(graph: Graph, rows: int, cols: int, target: Target,
     else off chip)."""
     if weights not in ("onchip", "offchip", "auto"):
         raise ValueError(f"weights must be onchip, offchip or auto, not {weights!r}")
+    def placed(params: AcceleratorParams) -> ProgramPlan:
+        # on the ECP5, banks in one piece (no merge after the RAMs) where the RAMs are there
+        if target.family == "ecp5":
+            one = dataclasses.replace(params, one_piece_banks=True)
+            plan = ProgramPlan(graph, ranges, one, target, _memories(one, target))
+            if plan.brams <= target.brams:
+                return plan
+        return ProgramPlan(graph, ranges, params, target, _memories(params, target))
+
     try:
         params, ranges = program_params(graph, rows, cols, dense)
-        plan = ProgramPlan(graph, ranges, params, target, _memories(params, target))
+        plan = placed(params)
         if weights == "offchip" or (weights == "auto" and plan.brams > target.brams):
-            params = dataclasses.replace(params, weights_offchip=True)
-            plan = ProgramPlan(graph, ranges, params, target, _memories(params, target))
+            plan = placed(dataclasses.replace(params, weights_offchip=True))
+        params = plan.params
     except ValueError as exc:
         raise FrontendError(f"the model does not map onto a {rows}x{cols} array: {exc}"
                             ) from None
