@@ -366,6 +366,28 @@ class Sequencer(wiring.Component):
         waiting = Signal(init=1)
         loading, issuing, flushing, outputting = Signal(), Signal(), Signal(), Signal()
 
+        # The numbers of the layer that the next LAYER state loads, in registers a cycle
+        # ahead (the first layer's while IDLE, else those of the layer after the running
+        # one), so that the LAYER's loads read registers, not a lookup by ``layer``.
+        upcoming = Signal(data.StructLayout({
+            "lc": lc_layout, "cls": _CLASSES, "attention": 1, "word_at_last": 1,
+            "word_before_last": 1, "tile_at_last": 1, "tile_before_last": 1}))
+        with m.Switch(Mux(waiting, 0, layer + 1)):
+            for index, c in enumerate(consts):
+                with m.Case(index):
+                    m.d.sync += [
+                        upcoming.lc.eq(lc_layout.const(c)),
+                        *_load(upcoming.cls, _classes(
+                            phase=c["first"], word_last=c["words_last"] == 0,
+                            bank_last=p.rows == 1, last_step=p.timesteps == 1,
+                            tile_last=c["tiles_last"] == 0, readout=c["readout"])),
+                        upcoming.attention.eq(c["kind"] == LayerKind.ATTENTION),
+                        upcoming.word_at_last.eq(c["words_last"] == 0),
+                        upcoming.word_before_last.eq(c["words_last"] == 1),
+                        upcoming.tile_at_last.eq(c["tiles_last"] == 0),
+                        upcoming.tile_before_last.eq(c["tiles_last"] == 1),
+                    ]
+
         def goto(state, new):
             m.d.sync += [state.eq(0), new.eq(1)]
 
@@ -545,38 +567,28 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     next_layer()
             m.d.sync += _assign(first_step() + first_word_of_step())
-            with m.Switch(layer):  # the new layer's numbers (its word flags too)
-                for index, c in enumerate(consts):
-                    # an EMBED's words start at the byte's row, so that a request's
-                    # address needs no adder
-                    embed = c["kind"] == LayerKind.EMBED
-                    wbase = c["wbase"] + byte if embed else Const(c["wbase"])
-                    with m.Case(index):
-                        m.d.sync += _assign(word_loop.restart(c["words_last"])
-                                            + tile_loop.restart(c["tiles_last"]))
-                        m.d.sync += [
-                            lc.eq(lc_layout.const(c)),
-                            tile_base.eq(wbase), word_base.eq(wbase),
-                            row_addr.eq(c["in_base"]), step_row.eq(c["in_base"]),
-                            phase.eq(c["first"]),
-                            attn_layer.eq(c["kind"] == LayerKind.ATTENTION),
-                            *_load(cls, _classes(
-                                phase=c["first"], word_last=c["words_last"] == 0,
-                                bank_last=p.rows == 1, last_step=p.timesteps == 1,
-                                tile_last=c["tiles_last"] == 0, readout=c["readout"])),
-                            bias_tile.eq(c["bias_base"]),
-                        ]
-                        if p.score_per_step:
-                            m.d.sync += bias_step.eq(c["bias_base"])
-                        if c["kind"] == LayerKind.ATTENTION:
-                            m.d.sync += [c_addr.eq(c["cbase"] + attn_off),
-                                         c_step_addr.eq(c["cbase"] + attn_off)]
-                        else:
-                            m.d.sync += [c_addr.eq(c["cbase"]), c_step_addr.eq(c["cbase"])]
-                        if c["cached"]:
-                            m.d.sync += out_origin.eq(c["out_base"] + slot_base)
-                        else:
-                            m.d.sync += out_origin.eq(c["out_base"])
+            # the new layer's numbers, from the registers of the next layer's (``upcoming``)
+            m.d.sync += [
+                word_loop.value.eq(0), word_loop.at_last.eq(upcoming.word_at_last),
+                word_loop.before_last.eq(upcoming.word_before_last),
+                tile_loop.value.eq(0), tile_loop.at_last.eq(upcoming.tile_at_last),
+                tile_loop.before_last.eq(upcoming.tile_before_last),
+                lc.eq(upcoming.lc),
+                # an EMBED's words start at the byte's row, so that a request's address
+                # needs no adder
+                tile_base.eq(upcoming.lc.wbase + Mux(upcoming.lc.embed, byte, 0)),
+                word_base.eq(upcoming.lc.wbase + Mux(upcoming.lc.embed, byte, 0)),
+                row_addr.eq(upcoming.lc.in_base), step_row.eq(upcoming.lc.in_base),
+                phase.eq(upcoming.lc.first),
+                attn_layer.eq(upcoming.attention),
+                cls.eq(upcoming.cls),
+                bias_tile.eq(upcoming.lc.bias_base),
+                c_addr.eq(upcoming.lc.cbase + Mux(upcoming.attention, attn_off, 0)),
+                c_step_addr.eq(upcoming.lc.cbase + Mux(upcoming.attention, attn_off, 0)),
+                out_origin.eq(upcoming.lc.out_base + Mux(upcoming.lc.cached, slot_base, 0)),
+            ]
+            if p.score_per_step:
+                m.d.sync += bias_step.eq(upcoming.lc.bias_base)
             m.d.sync += [res_addr.eq(0), out_step.eq(0), logit_base.eq(0)]
             # the logits of the previous byte may still be streaming out of the memory a
             # READOUT writes
