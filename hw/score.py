@@ -152,7 +152,11 @@ class ScoreUnit(wiring.Component):
         # ``ending``: the cycle after the last key's read, which issues the FIRE; the next
         # request may be taken in it (a register, set as the last key is read)
         active, query, ending, q_data = Signal(), Signal(), Signal(), Signal()
-        m.d.comb += [self.mem_addr.eq(Mux(query, req.q_addr, k_addr)), self.mem_en.eq(1)]
+        # the read address (the query's, then each key's) is a register of its own, loaded
+        # with the query's or the key's address as they are: nothing between it and the
+        # spike banks' address multiplexer
+        addr = Signal.like(self.mem_addr)
+        m.d.comb += [self.mem_addr.eq(addr), self.mem_en.eq(1)]
         pipeline_busy = Signal()
         m.d.comb += [
             self.requests.ready.eq(~active | ending),
@@ -171,22 +175,24 @@ class ScoreUnit(wiring.Component):
                          fire_next.eq(req.fire)]
         with m.If(self.requests.valid & self.requests.ready):
             m.d.sync += [req.eq(self.requests.payload), active.eq(1), query.eq(1),
+                         addr.eq(self.requests.payload.q_addr),
                          left.eq(self.requests.payload.count), slot.eq(self.requests.payload.slot),
                          k_addr.eq(self.requests.payload.k_addr),
                          v_addr.eq(self.requests.payload.v_addr),
                          delta.eq(self.requests.payload.bias_base
                                   + self.requests.payload.delta0)]
         with m.Elif(active & query):
-            m.d.sync += query.eq(0)
+            m.d.sync += [query.eq(0), addr.eq(k_addr)]
         with m.Elif(active & ~ending):
             m.d.sync += [valid_d.eq(1), delta_d.eq(delta), vaddr_d.eq(v_addr),
                          left.eq(left - 1), delta.eq(delta + 1), ending.eq(left == 1)]
             with m.If(slot == 0):
                 m.d.sync += [slot.eq(w - 1), k_addr.eq(k_addr + (w - 1) * stride),
+                             addr.eq(k_addr + (w - 1) * stride),
                              v_addr.eq(v_addr + (w - 1) * stride)]
             with m.Else():
                 m.d.sync += [slot.eq(slot - 1), k_addr.eq(k_addr - stride),
-                             v_addr.eq(v_addr - stride)]
+                             addr.eq(k_addr - stride), v_addr.eq(v_addr - stride)]
         q_reg = Signal(2 * lanes)
         with m.If(q_data):
             m.d.sync += q_reg.eq(self.mem_data)
