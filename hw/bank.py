@@ -13,7 +13,7 @@ register's, so the read keeps its latency of two cycles.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Shape, Signal, unsigned
+from amaranth.hdl import Module, Shape, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -48,11 +48,7 @@ class RegisteredBank(wiring.Component):
 
     The memory is ``ceil(depth / bram_words(width, depth))`` pieces (:func:`bram_words`); the
     read data of each is registered, and the merge selects among the registers by the address's
-    upper bits (registered twice). One piece is the plain memory and one register. With
-    ``one_piece``, a memory that one block RAM holds in depth (16,384 words at most) is one
-    piece, split in width into slices of the widest mode that deep (:attr:`slice_bits`, each
-    slice one RAM): no multiplexer after the RAMs, at the price of more of them (2,560 x 64
-    bits: 16 RAMs of 4 bits, where 5 x 2 of 36 bits hold it behind a 5-way merge).
+    upper bits (registered twice). One piece is the plain memory and one register.
 
     A read-only bank of at most :data:`SMALL_WORDS` words is logic, not a block RAM
     (``rom_style = "logic"``: each data bit a function of at most six address bits, a
@@ -72,8 +68,7 @@ class RegisteredBank(wiring.Component):
     w_en : In(1), w_addr : In(range(depth)), w_data : In(shape)  -- only when ``writable``
     """
 
-    def __init__(self, *, shape, depth: int, init=(), writable: bool = False,
-                 one_piece: bool = False):
+    def __init__(self, *, shape, depth: int, init=(), writable: bool = False):
         self._shape = Shape.cast(shape)
         self._depth = positive_int("depth", depth)
         self._init = list(init)
@@ -81,10 +76,7 @@ class RegisteredBank(wiring.Component):
             raise ValueError(f"init has {len(self._init)} words, more than depth ({depth})")
         if not isinstance(writable, bool):
             raise TypeError(f"writable must be a bool, not {writable!r}")
-        if not isinstance(one_piece, bool):
-            raise TypeError(f"one_piece must be a bool, not {one_piece!r}")
         self._writable = writable
-        self._one_piece = one_piece
         ports = {"addr": In(unsigned(address_bits(self._depth))), "data": Out(self._shape)}
         if writable:
             ports.update(w_en=In(1), w_addr=In(unsigned(address_bits(self._depth))),
@@ -96,24 +88,9 @@ class RegisteredBank(wiring.Component):
         return 2
 
     @property
-    def one_piece(self) -> bool:
-        return self._one_piece
-
-    @property
     def piece_words(self) -> int:
         """Words of each piece (the last may hold fewer)."""
-        if self._one_piece:
-            return self._depth if self._depth <= BRAM_MODES[0][1] else BRAM_MODES[0][1]
         return min(self._depth, bram_words(self._shape.width, self._depth))
-
-    @property
-    def slice_bits(self) -> int:
-        """Bits of each slice of a piece (the last may hold fewer): with ``one_piece``, the
-        width of the widest block-RAM mode as deep as the piece, each slice a memory of its
-        own, so that yosys maps it to one RAM; else the whole word."""
-        if not self._one_piece:
-            return self._shape.width
-        return max(width for width, words in BRAM_MODES if words >= self.piece_words)
 
     @property
     def pieces(self) -> int:
@@ -132,32 +109,25 @@ class RegisteredBank(wiring.Component):
             return m
         words, pieces = self.piece_words, self.pieces
         low = (words - 1).bit_length() if pieces > 1 else len(self.addr)
-        width, step = self._shape.width, self.slice_bits
         outputs = []
         for index in range(pieces):
             start = index * words
             size = min(words, self._depth - start)
-            slices = []
-            for lo in range(0, width, step):
-                bits = min(step, width - lo)
-                name = f"piece{index}" if bits == width else f"piece{index}_{lo}"
-                memory = Memory(shape=bits, depth=size, init=[
-                    (word >> lo) & ((1 << bits) - 1) for word in self._init[start:start + size]])
-                m.submodules[name] = memory
-                read = memory.read_port()
-                m.d.comb += read.addr.eq(self.addr[:low])
-                # nothing between the RAM's data pins and this register (reset-less: a RAM's
-                # output register has no reset of its own here)
-                data = Signal(bits, name=f"data{index}" if bits == width else f"data{index}_{lo}",
-                              reset_less=True)
-                m.d.sync += data.eq(read.data)
-                slices.append(data)
-                if self._writable:
-                    write = memory.write_port()
-                    hit = (self.w_addr[low:] == index) if pieces > 1 else 1
-                    m.d.comb += [write.en.eq(self.w_en & hit), write.addr.eq(self.w_addr[:low]),
-                                 write.data.eq(self.w_data[lo:lo + bits])]
-            outputs.append(Cat(*slices))
+            memory = Memory(shape=self._shape, depth=size,
+                            init=self._init[start:start + size])
+            m.submodules[f"piece{index}"] = memory
+            read = memory.read_port()
+            m.d.comb += read.addr.eq(self.addr[:low])
+            # nothing between the RAM's data pins and this register (reset-less: a RAM's
+            # output register has no reset of its own here)
+            data = Signal(self._shape, name=f"data{index}", reset_less=True)
+            m.d.sync += data.eq(read.data)
+            outputs.append(data)
+            if self._writable:
+                write = memory.write_port()
+                hit = (self.w_addr[low:] == index) if pieces > 1 else 1
+                m.d.comb += [write.en.eq(self.w_en & hit), write.addr.eq(self.w_addr[:low]),
+                             write.data.eq(self.w_data)]
         if pieces == 1:
             m.d.comb += self.data.eq(outputs[0])
             return m

@@ -217,10 +217,7 @@ class AcceleratorParams:
     ``const_bits`` (thresholds and resets, unsigned), ``membrane_bits`` (every PE),
     ``residual_bits``, ``score_bits`` (a ReLU'd score, unsigned). ``weights_offchip``: the
     rows have no weight banks; every EVENT's weights come from an external memory through an
-    AXI4 read port (docs/architecture.md, "Weights off chip"). ``one_piece_banks``: every
-    row bank that one block RAM holds in depth is one piece of side-by-side RAMs, with no
-    merge after them (:class:`hw.bank.RegisteredBank`'s ``one_piece``): more RAMs, a shorter
-    path; the compiler's choice where the target has the RAMs.
+    AXI4 read port (docs/architecture.md, "Weights off chip").
     """
 
     rows: int
@@ -240,7 +237,6 @@ class AcceleratorParams:
     context: int = 1
     dense: bool = False
     weights_offchip: bool = False
-    one_piece_banks: bool = False
 
     def __post_init__(self):
         for name in ("rows", "cols", "timesteps", "window", "d_model", "heads", "weight_bits",

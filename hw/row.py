@@ -113,24 +113,21 @@ class ArrayRow(wiring.Component):
         # in ``w1``, ``k1``, ``x1`` and ``v1`` in ``n + 2``.
         addr = self.tok_in.payload.addr
         banks = []
-        one = p.one_piece_banks
         m.submodules.consts = consts = RegisteredBank(
-            shape=unsigned(cols * lane_bits), depth=p.const_depth, init=const_bank_images(p)[r],
-            one_piece=one)
+            shape=unsigned(cols * lane_bits), depth=p.const_depth, init=const_bank_images(p)[r])
         banks.append(consts)
         if not p.weights_offchip:  # off chip, the weight fetch supplies an EVENT's word
             m.submodules.weights = weights = RegisteredBank(
                 shape=unsigned(cols * p.weight_bits), depth=p.weight_depth,
-                init=weight_bank_images(p)[r], one_piece=one)
+                init=weight_bank_images(p)[r])
             banks.append(weights)
         if p.has_residual:  # the residual banks exist only for a program with a residual
             m.submodules.residual = residual = RegisteredBank(
-                shape=unsigned(cols * p.residual_bits), depth=p.residual_depth, writable=True,
-                one_piece=one)
+                shape=unsigned(cols * p.residual_bits), depth=p.residual_depth, writable=True)
             banks.append(residual)
         if p.attentions:  # the value caches exist only for a program that attends
             m.submodules.values = values = RegisteredBank(
-                shape=unsigned(2 * cols), depth=p.v_depth, writable=True, one_piece=one)
+                shape=unsigned(2 * cols), depth=p.v_depth, writable=True)
             banks.append(values)
         for bank in banks:
             m.d.comb += bank.addr.eq(addr)

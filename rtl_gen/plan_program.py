@@ -216,30 +216,28 @@ def _memories(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
     """The on-chip memories of ``p`` (no weight banks when its weights are off chip, but the
     weight fetch's row cache and its tags). A row's read-only bank of at most ``SMALL_WORDS``
     words is logic, no block RAM (:class:`hw.bank.RegisteredBank`)."""
-    # (name, count, width, depth, a row's bank, read-only)
+    # (name, count, width, depth, a row's read-only bank)
     shapes = [
-        ("weight row cache", 1, p.rows * p.cols * p.weight_bits, p.weight_cache_depth, False,
-         False),
-        ("weight cache tags", 1, p.addr_bits, p.weight_cache_depth, False, False),
+        ("weight row cache", 1, p.rows * p.cols * p.weight_bits, p.weight_cache_depth, False),
+        ("weight cache tags", 1, p.addr_bits, p.weight_cache_depth, False),
     ] if p.weights_offchip else [
-        ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth, True, True)]
+        ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth, True)]
     shapes += [
-        ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth, True, True),
-        ("spike banks (with key caches)", p.rows, 2 * p.cols, p.spike_depth, False, False),
-        ("logit memory", 1, p.cols * p.membrane_bits, p.logit_depth, False, False),
+        ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth, True),
+        ("spike banks (with key caches)", p.rows, 2 * p.cols, p.spike_depth, False),
+        ("logit memory", 1, p.cols * p.membrane_bits, p.logit_depth, False),
     ]
     if p.has_residual:
         shapes.append(("residual banks", p.rows, p.cols * p.residual_bits, p.residual_depth,
-                       True, False))
+                       False))
     if p.attentions:
-        shapes.append(("value caches", p.rows, 2 * p.cols, p.v_depth, True, False))
+        shapes.append(("value caches", p.rows, 2 * p.cols, p.v_depth, False))
     if p.spike_table is not None:
-        shapes.append(("spike table", 1, 2 * p.embed_dim, p.table_depth, False, True))
+        shapes.append(("spike table", 1, 2 * p.embed_dim, p.table_depth, False))
     return tuple(
         MemoryPlan(name, count, width, depth,
-                   0 if bank and rom and depth <= SMALL_WORDS else
-                   count * target.brams_for(width, depth, bank and p.one_piece_banks))
-        for name, count, width, depth, bank, rom in shapes)
+                   0 if rom and depth <= SMALL_WORDS else count * target.brams_for(width, depth))
+        for name, count, width, depth, rom in shapes)
 
 
 def plan_program(graph: Graph, rows: int, cols: int, target: Target,
@@ -251,21 +249,12 @@ def plan_program(graph: Graph, rows: int, cols: int, target: Target,
     else off chip)."""
     if weights not in ("onchip", "offchip", "auto"):
         raise ValueError(f"weights must be onchip, offchip or auto, not {weights!r}")
-    def placed(params: AcceleratorParams) -> ProgramPlan:
-        # on the ECP5, banks in one piece (no merge after the RAMs) where the RAMs are there
-        if target.family == "ecp5":
-            one = dataclasses.replace(params, one_piece_banks=True)
-            plan = ProgramPlan(graph, ranges, one, target, _memories(one, target))
-            if plan.brams <= target.brams:
-                return plan
-        return ProgramPlan(graph, ranges, params, target, _memories(params, target))
-
     try:
         params, ranges = program_params(graph, rows, cols, dense)
-        plan = placed(params)
+        plan = ProgramPlan(graph, ranges, params, target, _memories(params, target))
         if weights == "offchip" or (weights == "auto" and plan.brams > target.brams):
-            plan = placed(dataclasses.replace(params, weights_offchip=True))
-        params = plan.params
+            params = dataclasses.replace(params, weights_offchip=True)
+            plan = ProgramPlan(graph, ranges, params, target, _memories(params, target))
     except ValueError as exc:
         raise FrontendError(f"the model does not map onto a {rows}x{cols} array: {exc}"
                             ) from None

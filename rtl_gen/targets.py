@@ -35,15 +35,10 @@ class Target:
     synth_args: tuple[str, ...] = ()
     pnr_args: tuple[str, ...] = ()
 
-    def brams_for(self, width: int, depth: int, one_piece: bool = False) -> int:
-        """Block RAMs one ``width`` x ``depth`` memory takes, in its best configuration; with
-        ``one_piece``, in the widest configuration that holds its depth in one RAM, where one
-        does (:class:`hw.bank.RegisteredBank`)."""
+    def brams_for(self, width: int, depth: int) -> int:
+        """Block RAMs one ``width`` x ``depth`` memory takes, in its best configuration."""
         if width <= 0 or depth <= 0:
             return 0
-        deep = [w for d, w in self.bram_configs if d >= depth]
-        if one_piece and deep:
-            return math.ceil(width / max(deep))
         return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in self.bram_configs)
 
 

@@ -30,21 +30,19 @@ def test_bram_words_follow_the_dp16kd_modes():
         bram_words(0, 1)
 
 
-@pytest.mark.parametrize(("depth", "one_piece"), [(1300, False), (1300, True), (40, False)])
+@pytest.mark.parametrize("depth", [1300, 40])
 @pytest.mark.parametrize("writable", [False, True])
-def test_registered_bank_reads_in_two_cycles(writable, depth, one_piece):
-    """Random reads (and writes) over a bank of three block-RAM pieces, over one piece of
-    three slices (``one_piece``), and over a bank small enough for logic when read-only (its
-    address registered first): the word of the address of two cycles before, the old word
-    on a read during a write to it, the new one a cycle after."""
-    seed = 5 + writable + depth + one_piece
+def test_registered_bank_reads_in_two_cycles(writable, depth):
+    """Random reads (and writes) over a bank of three block-RAM pieces, and over a bank small
+    enough for logic when read-only (its address registered first): the word of the address
+    of two cycles before, the old word on a read during a write to it, the new one a cycle
+    after."""
+    seed = 5 + writable + depth
     rng = random.Random(seed)
     width = 20
     init = [rng.getrandbits(width) for _ in range(depth)]
-    dut = RegisteredBank(shape=width, depth=depth, init=init, writable=writable,
-                         one_piece=one_piece)
-    assert dut.pieces == (3 if depth > SMALL_WORDS and not one_piece else 1)
-    assert dut.latency == 2 and dut.slice_bits == (9 if one_piece else width)
+    dut = RegisteredBank(shape=width, depth=depth, init=init, writable=writable)
+    assert dut.pieces == (3 if depth > SMALL_WORDS else 1) and dut.latency == 2
     hot = depth // 3  # a few addresses read and written again and again
     model = list(init)
     steps = []
@@ -83,8 +81,6 @@ def test_registered_bank_validates_its_arguments():
         RegisteredBank(shape=8, depth=2, init=[1, 2, 3])
     with pytest.raises(TypeError, match="writable"):
         RegisteredBank(shape=8, depth=2, writable=1)
-    with pytest.raises(TypeError, match="one_piece"):
-        RegisteredBank(shape=8, depth=2, one_piece="yes")
 
 
 class _Read(wiring.Component):
@@ -154,19 +150,6 @@ def test_outreg_moves_each_pieces_register_into_its_ram(tmp_path):
             if pin.startswith("DO") for bit in bits if bit in readers]
     assert len(used) == 3 * width
     assert absorb_output_registers(netlist) == {"rams": 0, "registers": 0}  # idempotent
-
-
-def test_one_piece_bank_is_one_ram_a_slice_with_its_register_inside(tmp_path):
-    """``one_piece``: 1,300 words of 20 bits in three 2,048 x 9-bit RAMs side by side, each
-    slice's register moved into its RAM, and no logic between the RAMs and ``data``."""
-    depth, width = 1300, 20
-    rng = random.Random(8)
-    netlist = _ecp5_netlist(tmp_path, RegisteredBank(
-        shape=width, depth=depth, init=[rng.getrandbits(width) for _ in range(depth)],
-        one_piece=True))
-    assert len(_cells(netlist, "DP16KD")) == 3
-    assert absorb_output_registers(netlist) == {"rams": 3, "registers": width}
-    assert not _cells(netlist, "TRELLIS_FF") and not _cells(netlist, "PFUMX")
 
 
 def test_small_rom_is_logic_after_an_address_register(tmp_path):

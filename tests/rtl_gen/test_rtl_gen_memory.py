@@ -17,7 +17,6 @@ import pytest
 from contract.graph import run
 from contract.onnx_io import to_onnx
 from contract.random_model import random_graph, random_model
-from hw.bank import SMALL_WORDS
 from hw.layout import external_weight_image
 from rtl_gen.errors import TargetFitError
 from rtl_gen.frontend import load_graph
@@ -103,23 +102,3 @@ def test_offchip_build_writes_the_external_image(tmp_path):
     assert memory["bytes_per_token"] > 0 and memory["measured_cycles_per_token"] is None
     synth = (out / "rtl" / "spikeforge_synth.v").read_text()
     assert "weight_bus__araddr" in synth and "weight_bus__rdata" in synth
-
-
-def test_banks_in_one_piece_where_the_target_has_the_rams():
-    """On the ECP5 a row's banks are one piece of side-by-side RAMs (no merge after them)
-    when the target holds them, else the fewest RAMs; a read-only bank of at most
-    ``SMALL_WORDS`` words takes none (logic); the iCE40 always takes the fewest. The target
-    here has only the 36 and 4-bit modes, so that one piece costs more: 1,152 x 16-bit
-    weights are 3 pieces of one 36-bit RAM, or one piece of four 4-bit RAMs."""
-    graph = _fused(random_graph(3, width=8, window=3, timesteps=2, blocks=((True, 16),)))
-    target = dataclasses.replace(get_target("ecp5-85k"), bram_configs=((512, 36), (4096, 4)))
-    one = plan_program(graph, 2, 2, target)
-    banks = {m.name: m for m in one.memories}
-    assert one.params.one_piece_banks and banks["weight banks"].depth == 1152
-    assert banks["weight banks"].brams == 2 * 4
-    assert banks["constant banks"].depth > SMALL_WORDS and banks["constant banks"].brams > 0
-    fewest = plan_program(graph, 2, 2, dataclasses.replace(target, brams=one.brams - 1))
-    assert not fewest.params.one_piece_banks and not fewest.params.weights_offchip
-    assert {m.name: m for m in fewest.memories}["weight banks"].brams == 2 * 3
-    ice40 = dataclasses.replace(target, family="ice40", brams=one.brams)
-    assert not plan_program(graph, 2, 2, ice40).params.one_piece_banks
