@@ -21,10 +21,16 @@ from amaranth.lib.wiring import In, Out
 from .checks import positive_int
 from .params import address_bits
 
-__all__ = ["SMALL_WORDS", "RegisteredBank", "bram_words"]
+__all__ = ["SMALL_WORDS", "RegisteredBank", "bram_words", "rom_in_logic"]
 
 #: The deepest read-only bank built as logic (a register on its address, then the logic).
 SMALL_WORDS = 64
+
+
+def rom_in_logic(depth: int) -> bool:
+    """Whether a read-only :class:`RegisteredBank` of ``depth`` words is logic, no block
+    RAM."""
+    return depth <= SMALL_WORDS
 
 #: An ECP5 DP16KD's port widths and the words it holds at each (16 Kib, or 18 Kib with the
 #: parity bits of the 9, 18 and 36-bit modes); 36 bits is the pseudo dual port mode.
@@ -98,7 +104,7 @@ class RegisteredBank(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if self._depth <= SMALL_WORDS and not self._writable:
+        if not self._writable and rom_in_logic(self._depth):
             memory = Memory(shape=self._shape, depth=self._depth, init=self._init,
                             attrs={"rom_style": "logic"})
             m.submodules.rom = memory

@@ -186,13 +186,14 @@ class ScoreUnit(wiring.Component):
         with m.Elif(active & ~ending):
             m.d.sync += [valid_d.eq(1), delta_d.eq(delta), vaddr_d.eq(v_addr),
                          left.eq(left - 1), delta.eq(delta + 1), ending.eq(left == 1)]
-            with m.If(slot == 0):
-                m.d.sync += [slot.eq(w - 1), k_addr.eq(k_addr + (w - 1) * stride),
-                             addr.eq(k_addr + (w - 1) * stride),
+            with m.If(slot == 0):  # the oldest slot next: wrap round the window
+                k_next = k_addr + (w - 1) * stride
+                m.d.sync += [slot.eq(w - 1), k_addr.eq(k_next), addr.eq(k_next),
                              v_addr.eq(v_addr + (w - 1) * stride)]
             with m.Else():
-                m.d.sync += [slot.eq(slot - 1), k_addr.eq(k_addr - stride),
-                             addr.eq(k_addr - stride), v_addr.eq(v_addr - stride)]
+                k_next = k_addr - stride
+                m.d.sync += [slot.eq(slot - 1), k_addr.eq(k_next), addr.eq(k_next),
+                             v_addr.eq(v_addr - stride)]
         q_reg = Signal(2 * lanes)
         with m.If(q_data):
             m.d.sync += q_reg.eq(self.mem_data)

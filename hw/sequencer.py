@@ -567,24 +567,24 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     next_layer()
             m.d.sync += _assign(first_step() + first_word_of_step())
-            # the new layer's numbers, from the registers of the next layer's (``upcoming``)
+            # the new layer's numbers, from the registers of the next layer's (``upcoming``);
+            # an EMBED's words start at the byte's row, so that a request's address needs no
+            # adder
+            wbase = upcoming.lc.wbase + Mux(upcoming.lc.embed, byte, 0)
+            cbase = upcoming.lc.cbase + Mux(upcoming.attention, attn_off, 0)
             m.d.sync += [
                 word_loop.value.eq(0), word_loop.at_last.eq(upcoming.word_at_last),
                 word_loop.before_last.eq(upcoming.word_before_last),
                 tile_loop.value.eq(0), tile_loop.at_last.eq(upcoming.tile_at_last),
                 tile_loop.before_last.eq(upcoming.tile_before_last),
                 lc.eq(upcoming.lc),
-                # an EMBED's words start at the byte's row, so that a request's address
-                # needs no adder
-                tile_base.eq(upcoming.lc.wbase + Mux(upcoming.lc.embed, byte, 0)),
-                word_base.eq(upcoming.lc.wbase + Mux(upcoming.lc.embed, byte, 0)),
+                tile_base.eq(wbase), word_base.eq(wbase),
                 row_addr.eq(upcoming.lc.in_base), step_row.eq(upcoming.lc.in_base),
                 phase.eq(upcoming.lc.first),
                 attn_layer.eq(upcoming.attention),
                 cls.eq(upcoming.cls),
                 bias_tile.eq(upcoming.lc.bias_base),
-                c_addr.eq(upcoming.lc.cbase + Mux(upcoming.attention, attn_off, 0)),
-                c_step_addr.eq(upcoming.lc.cbase + Mux(upcoming.attention, attn_off, 0)),
+                c_addr.eq(cbase), c_step_addr.eq(cbase),
                 out_origin.eq(upcoming.lc.out_base + Mux(upcoming.lc.cached, slot_base, 0)),
             ]
             if p.score_per_step:

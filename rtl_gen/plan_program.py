@@ -31,7 +31,7 @@ from contract.graph import (
 )
 from contract.ranges import Ranges, analyse, signed_bits
 from hw import AcceleratorParams, LayerKind, XLayer
-from hw.bank import SMALL_WORDS
+from hw.bank import rom_in_logic
 from hw.layout import const_lane_bits
 
 from .errors import FrontendError, TargetFitError
@@ -214,8 +214,8 @@ class ProgramPlan:
 
 def _memories(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
     """The on-chip memories of ``p`` (no weight banks when its weights are off chip, but the
-    weight fetch's row cache and its tags). A row's read-only bank of at most ``SMALL_WORDS``
-    words is logic, no block RAM (:class:`hw.bank.RegisteredBank`)."""
+    weight fetch's row cache and its tags). A row's small read-only bank is logic, no block
+    RAM (:func:`hw.bank.rom_in_logic`)."""
     # (name, count, width, depth, a row's read-only bank)
     shapes = [
         ("weight row cache", 1, p.rows * p.cols * p.weight_bits, p.weight_cache_depth, False),
@@ -236,7 +236,7 @@ def _memories(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
         shapes.append(("spike table", 1, 2 * p.embed_dim, p.table_depth, False))
     return tuple(
         MemoryPlan(name, count, width, depth,
-                   0 if rom and depth <= SMALL_WORDS else count * target.brams_for(width, depth))
+                   0 if rom and rom_in_logic(depth) else count * target.brams_for(width, depth))
         for name, count, width, depth, rom in shapes)
 
 
