@@ -37,7 +37,7 @@ from hw.layout import const_lane_bits
 from .errors import FrontendError, TargetFitError
 from .targets import Target
 
-__all__ = ["MemoryPlan", "ProgramPlan", "plan_program", "program_params"]
+__all__ = ["MemoryPlan", "ProgramPlan", "memory_plan", "plan_program", "program_params"]
 
 
 
@@ -212,32 +212,40 @@ class ProgramPlan:
         return sum(m.brams for m in self.memories)
 
 
-def _memories(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
-    """The on-chip memories of ``p`` (no weight banks when its weights are off chip, but the
-    weight fetch's row cache and its tags). A row's small read-only bank is logic, no block
-    RAM (:func:`hw.bank.rom_in_logic`)."""
-    # (name, count, width, depth, a row's read-only bank)
+def memory_plan(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
+    """The on-chip memories of ``p`` and their block RAMs on ``target`` (no weight banks when
+    its weights are off chip, but the weight fetch's row cache and its tags). A row's small
+    read-only bank is logic (:func:`hw.bank.rom_in_logic`) and a writable memory may be LUT
+    RAM (:meth:`Target.brams_for`): neither takes a block RAM."""
+    # (name, count, width, depth, kind): "bank" a row's read-only RegisteredBank, "rom"
+    # another read-only memory, "ram" a writable one (with its read ports)
     shapes = [
-        ("weight row cache", 1, p.rows * p.cols * p.weight_bits, p.weight_cache_depth, False),
-        ("weight cache tags", 1, p.addr_bits, p.weight_cache_depth, False),
+        ("weight row cache", 1, p.rows * p.cols * p.weight_bits, p.weight_cache_depth, "ram"),
+        ("weight cache tags", 1, p.addr_bits, p.weight_cache_depth, "ram"),
     ] if p.weights_offchip else [
-        ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth, True)]
+        ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth, "bank")]
     shapes += [
-        ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth, True),
-        ("spike banks (with key caches)", p.rows, 2 * p.cols, p.spike_depth, False),
-        ("logit memory", 1, p.cols * p.membrane_bits, p.logit_depth, False),
+        ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth, "bank"),
+        ("spike banks (with key caches)", p.rows, 2 * p.cols, p.spike_depth, "ram"),
+        ("logit memory", 1, p.cols * p.membrane_bits, p.logit_depth, "ram"),
     ]
     if p.has_residual:
         shapes.append(("residual banks", p.rows, p.cols * p.residual_bits, p.residual_depth,
-                       False))
+                       "ram"))
     if p.attentions:
-        shapes.append(("value caches", p.rows, 2 * p.cols, p.v_depth, False))
+        shapes.append(("value caches", p.rows, 2 * p.cols, p.v_depth, "ram"))
     if p.spike_table is not None:
-        shapes.append(("spike table", 1, 2 * p.embed_dim, p.table_depth, False))
-    return tuple(
-        MemoryPlan(name, count, width, depth,
-                   0 if rom and rom_in_logic(depth) else count * target.brams_for(width, depth))
-        for name, count, width, depth, rom in shapes)
+        shapes.append(("spike table", 1, 2 * p.embed_dim, p.table_depth, "rom"))
+
+    def brams(name, width, depth, kind):
+        if kind == "bank" and rom_in_logic(depth):
+            return 0
+        # the encoder's pooling reads the logit memory through a second port
+        ports = 2 if name == "logit memory" and p.bidirectional else 1
+        return target.brams_for(width, depth, writable=kind == "ram", read_ports=ports)
+
+    return tuple(MemoryPlan(name, count, width, depth, count * brams(name, width, depth, kind))
+                 for name, count, width, depth, kind in shapes)
 
 
 def plan_program(graph: Graph, rows: int, cols: int, target: Target,
@@ -251,10 +259,10 @@ def plan_program(graph: Graph, rows: int, cols: int, target: Target,
         raise ValueError(f"weights must be onchip, offchip or auto, not {weights!r}")
     try:
         params, ranges = program_params(graph, rows, cols, dense)
-        plan = ProgramPlan(graph, ranges, params, target, _memories(params, target))
+        plan = ProgramPlan(graph, ranges, params, target, memory_plan(params, target))
         if weights == "offchip" or (weights == "auto" and plan.brams > target.brams):
             params = dataclasses.replace(params, weights_offchip=True)
-            plan = ProgramPlan(graph, ranges, params, target, _memories(params, target))
+            plan = ProgramPlan(graph, ranges, params, target, memory_plan(params, target))
     except ValueError as exc:
         raise FrontendError(f"the model does not map onto a {rows}x{cols} array: {exc}"
                             ) from None

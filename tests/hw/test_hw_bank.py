@@ -18,6 +18,7 @@ from amaranth.sim import Simulator
 from hw import verilog
 from hw.bank import SMALL_WORDS, RegisteredBank, bram_words
 from rtl_gen.outreg import absorb_output_registers
+from rtl_gen.targets import get_target
 
 
 def test_bram_words_follow_the_dp16kd_modes():
@@ -182,3 +183,20 @@ def test_outreg_takes_the_registers_enable(tmp_path):
     assert isinstance(enable[0], int)
     assert absorb_output_registers(netlist) == {"rams": 1, "registers": 32}
     assert ram["connections"]["OCEB"] == enable
+
+
+@pytest.mark.parametrize(("width", "depth", "near_the_line"), [
+    (16, 32, False), (96, 4, False), (16, 64, False), (120, 32, False),  # LUT RAM
+    (16, 256, False), (64, 128, False), (8, 512, False),  # block RAM
+    (16, 92, True),  # LUT RAM by 141 to 142 in yosys's costs: counted as block RAM
+])
+def test_fit_estimate_counts_the_block_rams_yosys_uses(tmp_path, width, depth, near_the_line):
+    """The fit estimate of a writable bank (``Target.brams_for``) against yosys: the same
+    number of DP16KD, none where yosys builds it of LUT RAM; near the line between the two,
+    never fewer (the estimate errs towards "does not fit")."""
+    netlist = _ecp5_netlist(tmp_path, RegisteredBank(shape=width, depth=depth, writable=True))
+    used = len(_cells(netlist, "DP16KD"))
+    estimate = get_target("ecp5-85k").brams_for(width, depth, writable=True)
+    assert (estimate >= used) if near_the_line else (estimate == used), (estimate, used)
+    if not near_the_line:
+        assert used or _cells(netlist, "TRELLIS_DPR16X4")
