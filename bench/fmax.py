@@ -7,12 +7,15 @@ Fmax depends on nextpnr's placement seed, so each design is placed and routed wi
 and the table gives the minimum, median and maximum. Tokens (inferences) per second are the
 median Fmax over the cycles measured on Verilator; the event-driven bound is the same Fmax over
 the ideal cycles (every PE busy on a non-zero accumulation every cycle), and the ratio says how
-much of it the design reaches. The designs: the default MLP and the shipped transformer on
-ecp5-85k (8x8 arrays; ``transformer-w64`` is the 64-byte-window one of the README's main job,
-not in the default set: its place and route is the longest), the small MLP on ice40-up5k
-(2x2). Each seed is one point of an ``rtl_gen explore`` sweep (a Dask ``LocalCluster`` of
-``--workers`` processes), cached in ``--work``: a repeated run places nothing again. Place
-and route takes minutes per seed (the transformers on ecp5-85k the longest).
+much of it the design reaches. On the ECP5 each seed also counts the register inputs that miss
+the target's 150 MHz (``rtl_gen.synth.slow_registers``): how many paths a faster clock would
+have to shorten, not only how slow the worst is. The designs: the default MLP and the shipped
+transformer on ecp5-85k (8x8 arrays; ``transformer-w64`` is the 64-byte-window one of the
+README's main job, not in the default set: its place and route is the longest), the small MLP
+on ice40-up5k (2x2). Each seed is one point of an ``rtl_gen explore`` sweep (a Dask
+``LocalCluster`` of ``--workers`` processes), cached in ``--work``: a repeated run places
+nothing again. Place and route takes minutes per seed (the transformers on ecp5-85k the
+longest).
 """
 
 from __future__ import annotations
@@ -69,15 +72,20 @@ def main(argv=None) -> None:
         rate, bound = median * 1e6 / cycles, median * 1e6 / ideal
         figures[design] = {"target": ok[0]["target"], "seeds": {r["seed"]: r["fmax_mhz"]
                                                                for r in ok},
+                           "slow_inputs": {r["seed"]: r.get("slow_inputs") for r in ok},
                            "failed": failed, "min": fmax[0], "median": median, "max": fmax[-1],
                            "luts": ok[0]["luts"], "cycles": cycles, "ideal_cycles": ideal,
                            "per_second": rate, "bound_per_second": bound}
+        by_fmax = sorted(ok, key=lambda r: r["fmax_mhz"])
+        slow = ", ".join("-" if r.get("slow_inputs") is None else f"{r['slow_inputs']:,}"
+                         for r in by_fmax)
         rows.append([design, ok[0]["target"], ", ".join(f"{f:.1f}" for f in fmax), fmax[0],
-                     median, fmax[-1], ok[0]["luts"], cycles, rate, bound, rate / bound])
+                     median, fmax[-1], slow, ok[0]["luts"], cycles, rate, bound, rate / bound])
     emit(args, table(f"Fmax over nextpnr seeds {args.seeds}",
                      ["design", "target", "Fmax by seed (MHz)", "min", "median", "max",
-                      "LUTs", "cycles/inference", "per second at median",
-                      "event-driven bound /s", "of the bound"], rows), figures)
+                      "register inputs over the target (same order)", "LUTs",
+                      "cycles/inference", "per second at median", "event-driven bound /s",
+                      "of the bound"], rows), figures)
 
 
 if __name__ == "__main__":

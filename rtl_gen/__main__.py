@@ -256,6 +256,7 @@ def _generate(args) -> None:
 
 
 def _synth(args) -> None:
+    from .report import slow_line
     from .synth import synthesize
 
     if args.board is not None:
@@ -273,6 +274,9 @@ def _synth(args) -> None:
         f" {s['brams']} BRAMs, {s['dsps']} DSPs, Fmax {s['fmax_mhz']:.1f} MHz"
         f" ({s['seconds']:.0f} s)"
     )
+    slow = s.get("slow_registers")
+    if slow:
+        print(slow_line(slow))
 
 
 def _run(args) -> None:

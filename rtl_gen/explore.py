@@ -76,7 +76,7 @@ _SPEC_KEYS = {"checkpoint", "train", "stages", "samples", "eval_samples", "objec
 COLUMNS = ("status", "trial", "bits_per_byte", "accuracy", "bit_exact", "cycles_per_inference",
            "ideal_cycles_per_inference", "cycles_over_ideal", "firing_rate", "pes",
            "estimated_brams", "luts", "ffs", "brams",
-           "fmax_mhz", "tokens_per_second", "asic_area_mm2", "asic_fmax_mhz",
+           "fmax_mhz", "slow_inputs", "tokens_per_second", "asic_area_mm2", "asic_fmax_mhz",
            "energy_per_inference_nj", "train_seconds", "seconds", "error")
 
 
@@ -288,7 +288,8 @@ def run_point(point: dict, stages, samples: int, ckpt: str, folder: str,
 
             s = synthesize(out, point.get("target", "ecp5-85k"), seed=point.get("seed", 1),
                            progress=quiet)
-            row.update(luts=s["luts"], ffs=s["ffs"], brams=s["brams"], fmax_mhz=s["fmax_mhz"])
+            row.update(luts=s["luts"], ffs=s["ffs"], brams=s["brams"], fmax_mhz=s["fmax_mhz"],
+                       slow_inputs=(s.get("slow_registers") or {}).get("over"))
             if row.get("cycles_per_inference"):
                 row["tokens_per_second"] = s["fmax_mhz"] * 1e6 / row["cycles_per_inference"]
         if "asic" in stages:

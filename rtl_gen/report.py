@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["load_report", "render_markdown", "save_report"]
+__all__ = ["load_report", "render_markdown", "save_report", "slow_line"]
 
 
 def load_report(build_dir: Path) -> dict:
@@ -247,6 +247,8 @@ def render_markdown(r: dict) -> str:
                 f" {_fmt(s['brams'])} | {_fmt(s['dsps'])} | {s['fmax_mhz']:.1f} |"
                 f" {s['seconds']:.0f} |"
             )
+        lines += ["", *(f"- {target}: {slow_line(s['slow_registers'])}"
+                        for target, s in sorted(synth.items()) if s.get("slow_registers"))]
     lines += _board_lines(r.get("boards") or {}, r.get("board_run"))
     lines += _asic_lines(r.get("asic") or {}, unit)
     timings = r.get("timings") or {}
@@ -254,3 +256,13 @@ def render_markdown(r: dict) -> str:
         lines += ["", "## Wall time (s)", ""]
         lines += [f"- {k}: {v:.1f}" for k, v in timings.items()]
     return "\n".join(lines) + "\n"
+
+
+def slow_line(slow: dict) -> str:
+    """One line of :func:`rtl_gen.synth.slow_registers`' figures."""
+    if not slow["over"]:
+        return (f"every one of {slow['endpoints']:,} register inputs meets"
+                f" {slow['constraint_mhz']:g} MHz")
+    most = ", ".join(f"{name} {n:,}" for name, n in slow["registers"])
+    return (f"{slow['over']:,} of {slow['endpoints']:,} register inputs miss"
+            f" {slow['constraint_mhz']:g} MHz; the most: {most}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import time
@@ -15,7 +16,7 @@ from .report import save_report
 from .targets import Target, get_target
 from .workdir import check_build_dir, tool_folder
 
-__all__ = ["figures", "run_flow", "synthesize", "yosys_cells"]
+__all__ = ["figures", "run_flow", "slow_registers", "synthesize", "yosys_cells"]
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,13 @@ def yosys_cells(work: Path, top: str, target: Target, dsp: bool = True) -> dict:
 
 
 def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print,
-             bitstream: bool = True, dsp: bool = True) -> dict:
+             bitstream: bool = True, dsp: bool = True, inside: str = "") -> dict:
     """yosys, nextpnr (and the bitstream packer) on ``work/top.v``; return the figures.
 
     Every tool runs inside ``work`` and leaves its log there. ``dsp=False`` keeps yosys from
-    mapping multipliers to DSP blocks (for comparisons in the fabric).
+    mapping multipliers to DSP blocks (for comparisons in the fabric). On the ECP5 the
+    figures count the registers under ``inside`` that miss the constraint
+    (:func:`slow_registers`).
     """
     (work / "synth.ys").write_text(
         _yosys_script(target, "top.v", top, "netlist.json", "stat.json", dsp)
@@ -106,6 +109,8 @@ def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print
         "--seed",
         str(seed),
     ]
+    if target.family == "ecp5":  # every net's arrival times, for :func:`slow_registers`
+        cmd.append("--detailed-timing-report")
     cmd += ["--textcfg", "top.config"] if target.family == "ecp5" else ["--asc", "top.asc"]
     progress(f"[2/3] nextpnr: placing and routing on {target.name} (log: {work}/nextpnr.log)")
     try:
@@ -133,7 +138,45 @@ def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print
     )
     if outreg is not None:
         result["bram_output_registers"] = outreg
+    if target.family == "ecp5":
+        result["slow_registers"] = slow_registers(json.loads(pnr_report.read_text()),
+                                                  CONSTRAINT_MHZ[target.family], inside)
     return result
+
+
+#: A flip-flop's inputs whose arrival counts against the clock (its reset, ``LSR``, comes
+#: from a pin here, outside nextpnr's clocked paths).
+_CLOCKED_INPUTS = ("DI", "M", "CE")
+
+
+def slow_registers(pnr: dict, mhz: float, inside: str, shown: int = 6) -> dict:
+    """Which registers miss a clock of ``mhz``: the flip-flop inputs under the module
+    ``inside`` whose latest arrival (nextpnr's ``--detailed-timing-report``, ECP5 cell
+    names) is over the period, counted, and the most frequent registers among them, their
+    indices folded (``accelerator.array.rowN.peN.u``: that register of every PE of every
+    row). Fmax says how slow the worst path is; this says how many paths a faster clock
+    would have to shorten, and where (``latest_ns``: the latest arrival of all, the critical
+    path when it ends inside). The top's own pin registers are outside ``inside``: paths
+    from pins are not timed against the clock."""
+    period = 1000.0 / mhz
+    latest: dict[tuple[str, str], float] = {}
+    for net in pnr.get("detailed_net_timings", ()):
+        for end in net["endpoints"]:
+            cell, port = end["cell"], end["port"]
+            if port in _CLOCKED_INPUTS and "_TRELLIS_FF" in cell and cell.startswith(inside):
+                delay = end["delay"]  # [earliest, latest] arrival, ns
+                arrival = max(delay) if isinstance(delay, list) else delay
+                latest[cell, port] = max(latest.get((cell, port), 0.0), arrival)
+    registers: dict[str, int] = {}
+    for (cell, _), arrival in latest.items():
+        if arrival > period:
+            name = cell[len(inside):].split("_TRELLIS_FF")[0].split("$")[0].rstrip("_.")
+            name = re.sub(r"\d+", "N", name)
+            registers[name] = registers.get(name, 0) + 1
+    ranked = sorted(registers.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {"constraint_mhz": mhz, "endpoints": len(latest),
+            "over": sum(registers.values()), "registers": ranked[:shown],
+            "latest_ns": round(max(latest.values(), default=0.0), 3)}
 
 
 def synthesize(build_dir: Path, target_name: str, seed: int = 1, progress=print) -> dict:
@@ -143,7 +186,8 @@ def synthesize(build_dir: Path, target_name: str, seed: int = 1, progress=print)
     target = get_target(target_name)
     rtl = report["rtl"]
     work = tool_folder(build_dir, "synth", target.name, rtl["synth_file"])
-    result = run_flow(work, rtl["synth_module"], target, seed, progress)
+    # the synthesis top's accelerator: the top's own pin registers are not timed
+    result = run_flow(work, rtl["synth_module"], target, seed, progress, inside="accelerator.")
     result["bitstream"] = str(
         (work / ("top.bit" if target.family == "ecp5" else "top.bin")).relative_to(build_dir)
     )
