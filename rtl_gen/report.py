@@ -247,8 +247,9 @@ def render_markdown(r: dict) -> str:
                 f" {_fmt(s['brams'])} | {_fmt(s['dsps'])} | {s['fmax_mhz']:.1f} |"
                 f" {s['seconds']:.0f} |"
             )
-        lines += ["", *(f"- {target}: {slow_line(s['slow_registers'])}"
-                        for target, s in sorted(synth.items()) if s.get("slow_registers"))]
+        slow = [f"- {target}: {slow_line(s['slow_registers'])}"
+                for target, s in sorted(synth.items()) if s.get("slow_registers")]
+        lines += ["", *slow] if slow else []
     lines += _board_lines(r.get("boards") or {}, r.get("board_run"))
     lines += _asic_lines(r.get("asic") or {}, unit)
     timings = r.get("timings") or {}
