@@ -66,7 +66,8 @@ def main(argv=None) -> None:
         failed = [f"seed {r['seed']}: {r['error']}" for r in result["rows"] if r["status"] != "ok"]
         if not ok:
             raise SystemExit(f"{design}: every seed failed: {'; '.join(failed)}")
-        fmax = sorted(r["fmax_mhz"] for r in ok)
+        ok.sort(key=lambda r: r["fmax_mhz"])
+        fmax = [r["fmax_mhz"] for r in ok]
         median = statistics.median(fmax)
         cycles, ideal = ok[0]["cycles_per_inference"], ok[0]["ideal_cycles_per_inference"]
         rate, bound = median * 1e6 / cycles, median * 1e6 / ideal
@@ -76,9 +77,8 @@ def main(argv=None) -> None:
                            "failed": failed, "min": fmax[0], "median": median, "max": fmax[-1],
                            "luts": ok[0]["luts"], "cycles": cycles, "ideal_cycles": ideal,
                            "per_second": rate, "bound_per_second": bound}
-        by_fmax = sorted(ok, key=lambda r: r["fmax_mhz"])
         slow = ", ".join("-" if r.get("slow_inputs") is None else f"{r['slow_inputs']:,}"
-                         for r in by_fmax)
+                         for r in ok)
         rows.append([design, ok[0]["target"], ", ".join(f"{f:.1f}" for f in fmax), fmax[0],
                      median, fmax[-1], slow, ok[0]["luts"], cycles, rate, bound, rate / bound])
     emit(args, table(f"Fmax over nextpnr seeds {args.seeds}",

@@ -217,35 +217,33 @@ def memory_plan(p: AcceleratorParams, target: Target) -> tuple[MemoryPlan, ...]:
     its weights are off chip, but the weight fetch's row cache and its tags). A row's small
     read-only bank is logic (:func:`hw.bank.rom_in_logic`) and a writable memory may be LUT
     RAM (:meth:`Target.brams_for`): neither takes a block RAM."""
-    # (name, count, width, depth, kind): "bank" a row's read-only RegisteredBank, "rom"
-    # another read-only memory, "ram" a writable one (with its read ports)
+    # (name, count, width, depth, kind, read ports): kind "bank" a row's read-only
+    # RegisteredBank, "rom" another read-only memory, "ram" a writable one
     shapes = [
-        ("weight row cache", 1, p.rows * p.cols * p.weight_bits, p.weight_cache_depth, "ram"),
-        ("weight cache tags", 1, p.addr_bits, p.weight_cache_depth, "ram"),
+        ("weight row cache", 1, p.rows * p.cols * p.weight_bits, p.weight_cache_depth, "ram", 1),
+        ("weight cache tags", 1, p.addr_bits, p.weight_cache_depth, "ram", 1),
     ] if p.weights_offchip else [
-        ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth, "bank")]
+        ("weight banks", p.rows, p.cols * p.weight_bits, p.weight_depth, "bank", 1)]
     shapes += [
-        ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth, "bank"),
-        ("spike banks (with key caches)", p.rows, 2 * p.cols, p.spike_depth, "ram"),
-        ("logit memory", 1, p.cols * p.membrane_bits, p.logit_depth, "ram"),
+        ("constant banks", p.rows, p.cols * const_lane_bits(p), p.const_depth, "bank", 1),
+        ("spike banks (with key caches)", p.rows, 2 * p.cols, p.spike_depth, "ram", 1),
+        # the encoder's pooling reads the logit memory through a second port
+        ("logit memory", 1, p.cols * p.membrane_bits, p.logit_depth, "ram",
+         2 if p.bidirectional else 1),
     ]
     if p.has_residual:
         shapes.append(("residual banks", p.rows, p.cols * p.residual_bits, p.residual_depth,
-                       "ram"))
+                       "ram", 1))
     if p.attentions:
-        shapes.append(("value caches", p.rows, 2 * p.cols, p.v_depth, "ram"))
+        shapes.append(("value caches", p.rows, 2 * p.cols, p.v_depth, "ram", 1))
     if p.spike_table is not None:
-        shapes.append(("spike table", 1, 2 * p.embed_dim, p.table_depth, "rom"))
-
-    def brams(name, width, depth, kind):
-        if kind == "bank" and rom_in_logic(depth):
-            return 0
-        # the encoder's pooling reads the logit memory through a second port
-        ports = 2 if name == "logit memory" and p.bidirectional else 1
-        return target.brams_for(width, depth, writable=kind == "ram", read_ports=ports)
-
-    return tuple(MemoryPlan(name, count, width, depth, count * brams(name, width, depth, kind))
-                 for name, count, width, depth, kind in shapes)
+        shapes.append(("spike table", 1, 2 * p.embed_dim, p.table_depth, "rom", 1))
+    return tuple(
+        MemoryPlan(name, count, width, depth,
+                   0 if kind == "bank" and rom_in_logic(depth) else
+                   count * target.brams_for(width, depth, writable=kind == "ram",
+                                            read_ports=ports))
+        for name, count, width, depth, kind, ports in shapes)
 
 
 def plan_program(graph: Graph, rows: int, cols: int, target: Target,

@@ -127,8 +127,8 @@ def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print
             pack = [_tool("yowasp-icepack"), "top.asc", "top.bin"]
         progress("[3/3] packing the bitstream")
         _run(pack, work / "pack.log", "bitstream packing", work)
-    pnr_report, stat = work / "nextpnr.json", work / "stat.json"
-    result = figures(target, json.loads(pnr_report.read_text()), json.loads(stat.read_text()))
+    pnr = json.loads((work / "nextpnr.json").read_text())
+    result = figures(target, pnr, json.loads((work / "stat.json").read_text()))
     result.update(
         seconds=round(time.perf_counter() - start, 1),
         yosys_seconds=round(synthesized - start, 1),
@@ -139,8 +139,7 @@ def run_flow(work: Path, top: str, target: Target, seed: int = 1, progress=print
     if outreg is not None:
         result["bram_output_registers"] = outreg
     if target.family == "ecp5":
-        result["slow_registers"] = slow_registers(json.loads(pnr_report.read_text()),
-                                                  CONSTRAINT_MHZ[target.family], inside)
+        result["slow_registers"] = slow_registers(pnr, CONSTRAINT_MHZ[target.family], inside)
     return result
 
 
